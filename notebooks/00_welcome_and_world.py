@@ -1,0 +1,241 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Welcome to the fitting room, and the world it lives in
+#
+# This course builds **on-device virtual try-on** with diffusion models, step by step: you will
+# fine-tune a small Stable-Diffusion-style inpainting model on one garment (the *Mobile Fitting
+# Room* recipe), teach it to paste any product into a scene (*Diffuse to Choose*), shrink it with
+# palettization and chunking, draw masks in an app, and export models that run on a phone.
+#
+# Every notebook is thin: the code lives in the `tryon_lab` package, so what you run here is the
+# same code the tests check and the `tryon-lab` command line runs.
+#
+# **What you will learn in this notebook**
+# - how to check that your machine is ready, and which *profile* you are running;
+# - the synthetic world the course trains and tests on: people wearing garments, rooms with
+#   products, catalog shots, and the ground truth that comes with every sample;
+# - how a try-on sample is a triplet *scene → target, with a mask*, and why the held-out split
+#   holds combinations the training split never shows;
+# - the masks a try-on model sees: shape vs box, dilation, erosion, feathering, brush strokes,
+#   and the *collage* hint Diffuse to Choose builds from a catalog shot.
+#
+# **How long it takes**
+#
+# | profile | for | this notebook |
+# |---|---|---|
+# | `smoke` | CI: checks that the code runs | under 10 seconds |
+# | `quick` (default) | a 2-core laptop | about 15 seconds |
+# | `full` | a GPU machine (this notebook uses only the CPU) | about 20 seconds |
+#
+# Choose the profile before starting Jupyter, e.g. `TRYON_LAB_PROFILE=smoke jupyter lab`, or run
+# the whole course from a terminal with `tryon-lab course --profile quick`.
+
+# %% [markdown]
+# ## 1. Your environment
+#
+# The course runs on a CPU; a GPU only makes the `full` profile faster. Check the versions below
+# against `pyproject.toml` if something misbehaves. `torch_threads` is how many cores PyTorch
+# uses; `usable_cpus` is how many this process may use (containers often allow fewer than the
+# machine has).
+
+# %%
+from tryon_lab.environment import build_dir, environment_report, format_report
+
+print(format_report(environment_report()))
+
+# %% [markdown]
+# ## 2. The profile in use
+#
+# A profile changes sizes and step counts, never code. This notebook reads the `world` section:
+# how many samples to draw in each grid and how large a catalog to write.
+
+# %%
+from tryon_lab import current_profile
+
+profile = current_profile()
+settings = profile["world"]
+print(f"profile {profile.name!r}: {profile.description}")
+print(settings)
+n_grid = settings["grid_samples"]
+
+# %% [markdown]
+# ## 3. A tour of the world
+#
+# `World(seed, resolution)` renders every sample from its seed, split and index: the same call
+# always gives the same pixels, and every sample knows its ground truth. People wear garments
+# (tees, long sleeves, tanks, dresses, jackets, hoodies in ten colours and six patterns); rooms
+# hold products (mugs, lamps, vases, plants, bags, shoes, framed pictures, chairs).
+
+# %%
+from tryon_lab.data.world import World
+from tryon_lab.plotting import image_grid
+
+world = World(seed=0, resolution=128)
+people = [world.sample(i, kind="garment") for i in range(n_grid)]
+image_grid([s.target for s in people], [s.item.caption_phrase for s in people], ncols=4)
+
+# %%
+rooms = [world.sample(i, kind="product") for i in range(n_grid)]
+image_grid([s.target for s in rooms], [s.item.caption_phrase for s in rooms], ncols=4)
+
+# %% [markdown]
+# Each item also has a **catalog shot**: the flat-lay garment or the product on its own, on white
+# or (for some products) on a busy backdrop. This is the *reference* image a try-on model must
+# copy onto the person or into the room.
+
+# %%
+examples = people[: n_grid // 2] + rooms[: n_grid // 2]
+image_grid([s.reference for s in examples], [s.item.item_id for s in examples], ncols=4)
+
+# %% [markdown]
+# ### The triplet: scene, target, mask
+#
+# A sample shows the **scene** (the person in their own garment, or the room with another product
+# or an empty spot) and the **target**: the same picture with the reference item in place. The two
+# are identical outside the **shape mask**, so the shape mask is exactly what a model must repaint.
+# The **box mask** is its bounding box: the coarse mask a user drags on a phone.
+
+# %%
+from tryon_lab.data.masks import overlay
+
+for sample in (people[0], rooms[0]):
+    print(f"{sample.kind}: {sample.caption!r}")
+    print("  attributes:", sample.attributes)
+image_grid(
+    [
+        image
+        for s in (people[0], rooms[0])
+        for image in (s.scene, s.target, s.shape_mask, s.box_mask, s.reference)
+    ],
+    ["scene", "target", "shape mask", "box mask", "reference"] * 2,
+    ncols=5,
+)
+
+# %% [markdown]
+# ### Train and held-out
+#
+# The world keeps some (person, garment) and (room, product) combinations out of training: only
+# the `heldout` split shows them. A model that does well on held-out samples has learned to
+# *combine* a person and a garment it saw separately, not to recall a picture. Below, held-out
+# samples, and a check over a larger preview that no combination appears in both splits.
+
+# %%
+heldout = [world.sample(i, split="heldout") for i in range(n_grid)]
+image_grid([s.target for s in heldout], [f"held-out: {s.item.caption_phrase}" for s in heldout], ncols=4)
+
+
+# %%
+def combination(sample):
+    context = sample.attributes.get("person_id", sample.attributes.get("room_id"))
+    return sample.kind, context, sample.item.item_id
+
+
+n_preview = settings["dataset_preview"]
+train_combos = {combination(world.sample(i)) for i in range(n_preview)}
+heldout_combos = {combination(world.sample(i, split="heldout")) for i in range(n_preview)}
+print(f"{n_preview} samples per split; combinations in both: {len(train_combos & heldout_combos)}")
+
+# %% [markdown]
+# ## 4. Masks
+#
+# How large a region a model repaints matters: a tight shape mask keeps the person's arms and
+# the room intact, a box mask gives the model room to change the garment's silhouette. The
+# `tryon_lab.data.masks` tools grow a mask (**dilate**), shrink it (**erode**), soften its edge
+# for blending (**feather**), and paint one with a round brush the way the app does
+# (**stroke_mask**).
+
+# %%
+from tryon_lab.data.masks import dilate, erode, feather, largest_rectangle, make_collage, stroke_mask
+
+mask = people[0].shape_mask
+stroke = stroke_mask([(40, 40), (64, 70), (90, 50)], radius=9, size=(128, 128))
+image_grid(
+    [mask, dilate(mask, 4), erode(mask, 4), feather(mask, 4), overlay(people[0].scene, stroke)],
+    ["shape mask", "dilate 4 px", "erode 4 px", "feather 4 px", "a brush stroke"],
+    ncols=5,
+)
+
+# %% [markdown]
+# ### The Diffuse-to-Choose collage
+#
+# Diffuse to Choose gives its model a **hint**: the reference pasted into the largest rectangle
+# that fits inside the mask, on an otherwise empty image. The hint tells the model *where* the
+# item goes and *what* its fine details are.
+
+# %%
+collage_samples = rooms[: min(3, n_grid)]
+print("largest rectangle in the first mask (top, left, bottom, right):", largest_rectangle(rooms[0].shape_mask))
+image_grid(
+    [
+        image
+        for s in collage_samples
+        for image in (overlay(s.scene, s.shape_mask), s.reference, make_collage(s.reference, s.shape_mask))
+    ],
+    ["scene + mask", "reference", "collage hint"] * len(collage_samples),
+    ncols=3,
+)
+
+# %% [markdown]
+# ## 5. A catalog on disk
+#
+# Artifacts go to the build folder (`$TRYON_LAB_BUILD_DIR`, default `build/`). Here we write a
+# catalog (item images with a JSON index, and sample scenes with their masks), exactly as
+# `tryon-lab world render --out DIR` does from a terminal, and read it back.
+
+# %%
+from tryon_lab.data.catalog import load_catalog, write_catalog
+from tryon_lab.data.io import load_image
+
+catalog_dir = write_catalog(
+    build_dir() / "catalog",
+    world,
+    n_garments=settings["catalog_garments"],
+    n_products=settings["catalog_products"],
+    n_scenes=settings["catalog_scenes"],
+)
+entries = load_catalog(catalog_dir)
+print(f"wrote {len(entries)} catalog items and {settings['catalog_scenes']} scenes to {catalog_dir}")
+shown = entries[: n_grid // 2] + entries[-(n_grid // 2) :]  # garments come first, products last
+image_grid([load_image(e.file) for e in shown], [e.caption_phrase for e in shown], ncols=4)
+
+# %% [markdown]
+# ## 6. Exercise: the box of a mask
+#
+# The box mask above is the bounding box of the shape mask. Write `box_from_mask(mask)`: given a
+# bool `H x W` numpy array, return `(top, left, bottom, right)`, the tightest box around its
+# `True` pixels, with **`bottom` and `right` exclusive** like Python slices, so that
+# `mask[top:bottom, left:right]` holds every `True` pixel. An empty mask has no box: raise
+# `ValueError`.
+#
+# Hints: `mask.any(axis=1)` tells you which rows hold a pixel; `np.flatnonzero` lists the indices
+# of the `True` values. The checker tries your function on world masks, masks that touch the
+# image border, single pixels, and an empty mask. (The package has its own version; write yours
+# before you look for it.)
+
+# %%
+import numpy as np
+
+
+def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Return (top, left, bottom, right) of the True pixels, bottom and right exclusive."""
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+# %% tags=["raises-exception"]
+from tryon_lab.checks.ch00 import check_box_from_mask
+
+check_box_from_mask(box_from_mask)
+
+# %% [markdown]
+# When the check passes, you are ready for **01 · latent inpainting**, where a small diffusion
+# model learns to repaint exactly the pixels such a mask selects.

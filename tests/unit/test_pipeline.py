@@ -1,0 +1,125 @@
+"""TryOnInpaintPipeline on a tiny random checkpoint: exact paste-back, seeds, callbacks,
+schedulers, output types, bad input, and loading a folder in SD-1.5-inpainting's layout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler, StableDiffusionInpaintPipeline
+from PIL import Image
+
+from tryon_lab.errors import MaskError, TryOnInputError
+from tryon_lab.pipelines import TryOnInpaintPipeline, restore
+from tryon_lab.pipelines.latents import tensor_to_pil
+
+
+@pytest.fixture()
+def photo():
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, size=(90, 70, 3), dtype=np.uint8))
+    mask = np.zeros((90, 70), dtype=bool)
+    mask[20:60, 15:50] = True
+    return image, mask
+
+
+def test_pixels_outside_the_mask_come_back_exactly(tiny_pipeline, photo):
+    image, mask = photo
+    out = tiny_pipeline(image, mask, "a red tee", num_inference_steps=3, seed=1).images[0]
+    assert out.size == image.size
+    before, after = np.asarray(image), np.asarray(out)
+    assert np.array_equal(before[~mask], after[~mask])
+    assert (before[mask] != after[mask]).mean() > 0.5
+
+
+def test_same_seed_same_result_other_seed_differs(tiny_pipeline, photo):
+    image, mask = photo
+    run = lambda seed: np.asarray(tiny_pipeline(image, mask, "a tee", num_inference_steps=3, seed=seed).images[0])
+    assert np.array_equal(run(3), run(3))
+    assert not np.array_equal(run(3), run(4))
+
+
+def test_callback_sees_every_step_and_can_replace_latents(tiny_pipeline, photo):
+    image, mask = photo
+    seen = []
+
+    def callback(pipe, step, timestep, state):
+        seen.append((step, tuple(state["latents"].shape)))
+        return {"latents": torch.zeros_like(state["latents"])}
+
+    out = tiny_pipeline(image, mask, "a tee", num_inference_steps=4, seed=0, callback_on_step_end=callback)
+    assert [s for s, _ in seen] == [0, 1, 2, 3]
+    assert seen[0][1] == (1, 4, 8, 8)
+    zero = tiny_pipeline.decode_latents(torch.zeros(1, 4, 8, 8))[0]
+    assert np.array_equal(np.asarray(out.raw[0]), np.asarray(tensor_to_pil(zero)))
+
+
+@pytest.mark.parametrize("scheduler_cls", [DPMSolverMultistepScheduler, EulerDiscreteScheduler])
+def test_any_diffusers_scheduler_runs(tiny_pipeline, photo, scheduler_cls):
+    image, mask = photo
+    tiny_pipeline.scheduler = scheduler_cls.from_config(tiny_pipeline.scheduler.config)
+    out = tiny_pipeline(image, mask, "a tee", num_inference_steps=3, seed=0).images[0]
+    assert np.isfinite(np.asarray(out, dtype=float)).all()
+
+
+def test_prompt_embeds_equal_prompt(tiny_pipeline, photo):
+    image, mask = photo
+    embeds = tiny_pipeline.encode_prompt(["a blue mug"])
+    a = tiny_pipeline(image, mask, "a blue mug", num_inference_steps=2, seed=5).images[0]
+    b = tiny_pipeline(image, mask, prompt_embeds=embeds, num_inference_steps=2, seed=5).images[0]
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_batch_and_output_types(tiny_pipeline, photo):
+    image, mask = photo
+    out = tiny_pipeline([image, image], [mask, mask], ["a tee", "a mug"], num_inference_steps=2, seed=0, output_type="np")
+    assert out.images.shape == (2, 90, 70, 3) and out.images.dtype == np.float32
+    assert 0.0 <= out.images.min() and out.images.max() <= 1.0
+    pt = tiny_pipeline(image, mask, "a tee", num_inference_steps=2, seed=0, output_type="pt").images
+    assert tuple(pt.shape) == (1, 3, 90, 70)
+
+
+def test_bad_inputs_raise_typed_errors(tiny_pipeline, photo):
+    image, mask = photo
+    with pytest.raises(MaskError, match="size"):
+        tiny_pipeline(image, mask[:50], "a tee", num_inference_steps=1)
+    with pytest.raises(MaskError, match="empty"):
+        tiny_pipeline(image, np.zeros_like(mask), "a tee", num_inference_steps=1)
+    with pytest.raises(TryOnInputError, match="prompt has 3 entries"):
+        tiny_pipeline([image, image], [mask, mask], ["a", "b", "c"], num_inference_steps=1)
+    with pytest.raises(TryOnInputError, match="output_type"):
+        tiny_pipeline(image, mask, "a tee", num_inference_steps=1, output_type="jpeg")
+
+
+def test_restore_paints_original_pixels_back(tiny_pipeline, photo):
+    image, mask = photo
+    result = tiny_pipeline(image, mask, "a tee", num_inference_steps=2, seed=0).images[0]
+    eraser = np.zeros_like(mask)
+    eraser[30:40, 20:45] = True
+    restored = np.asarray(restore(result, image, eraser))
+    assert np.array_equal(restored[eraser], np.asarray(image)[eraser])
+    assert np.array_equal(restored[~eraser], np.asarray(result)[~eraser])
+
+
+def _as_sd_layout(folder, target):
+    """Copy our folder and rewrite model_index.json exactly as SD-1.5-inpainting ships it."""
+    shutil.copytree(folder, target)
+    index = json.loads((target / "model_index.json").read_text())
+    index.update({"_class_name": "StableDiffusionInpaintPipeline", "safety_checker": [None, None],
+                  "feature_extractor": [None, None], "requires_safety_checker": False})
+    (target / "model_index.json").write_text(json.dumps(index))
+    return target
+
+
+def test_loads_a_folder_in_sd15_inpainting_layout(tiny_pipeline_dir, tmp_path, photo):
+    sd_folder = _as_sd_layout(tiny_pipeline_dir, tmp_path / "sd-inpaint")
+    ours = TryOnInpaintPipeline.from_pretrained(sd_folder, local_files_only=True)
+    theirs = StableDiffusionInpaintPipeline.from_pretrained(sd_folder, local_files_only=True, safety_checker=None)
+    assert type(ours.unet) is type(theirs.unet)
+    assert torch.equal(ours.unet.conv_in.weight, theirs.unet.conv_in.weight)
+    image, mask = photo
+    ours.set_progress_bar_config(disable=True)
+    assert ours(image, mask, "a tee", num_inference_steps=2, seed=0).images[0].size == image.size

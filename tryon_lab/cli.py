@@ -1,0 +1,182 @@
+"""The ``tryon-lab`` command line.
+
+Each subcommand is one ``_add_<name>(subparsers)`` function that registers its parser (via
+``_command``, whose help ends with examples) and a handler ``_run_<name>(args) -> int``;
+handlers import their heavy modules inside, so ``tryon-lab --help`` stays fast. Input errors
+(``TryOnInputError``) become a one-line ``error: ...`` on stderr and exit status 2; a failed
+course notebook exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tryon_lab import __version__
+from tryon_lab.errors import TryOnInputError
+from tryon_lab.profiles import DEFAULT_PROFILE, PROFILE_NAMES
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the subcommand, return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except TryOnInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``tryon-lab`` parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="tryon-lab",
+        description="On-device diffusion virtual try-on: the course runner and toolkit.",
+        epilog="Run `tryon-lab <command> --help` for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="<command>", required=True)
+    for add in (_add_course, _add_world, _add_info):
+        add(subparsers)
+    return parser
+
+
+def _command(subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=f"examples:\n{examples}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_course(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "course",
+        "Execute the course notebooks in order and save executed copies.",
+        "  tryon-lab course                      # every notebook, quick profile\n"
+        "  tryon-lab course --profile smoke      # seconds per notebook (CI)\n"
+        "  tryon-lab course --only 00 02 --out build/try\n"
+        "  tryon-lab course --sync               # regenerate .ipynb files from their .py pairs",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        default=DEFAULT_PROFILE,
+        help="sizes and step counts to run with (default: %(default)s)",
+    )
+    parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebook numbers")
+    parser.add_argument(
+        "--out", default="build/course", help="where executed notebooks and artifacts go (default: %(default)s)"
+    )
+    parser.add_argument("--notebooks", help="folder of NN_*.ipynb notebooks (default: the course's own)")
+    parser.add_argument("--cell-timeout", type=float, help="seconds per cell (default: the profile's)")
+    parser.add_argument(
+        "--sync", action="store_true", help="update the .ipynb files from their .py scripts and exit"
+    )
+    parser.set_defaults(handler=_run_course)
+
+
+def _run_course(args: argparse.Namespace) -> int:
+    from tryon_lab import course
+
+    notebooks = args.notebooks or course.DEFAULT_NOTEBOOKS_DIR
+    if args.sync:
+        updated = course.sync_pairs(notebooks)
+        print(f"updated {len(updated)} file(s)" + "".join(f"\n  {p}" for p in updated))
+        return 0
+    try:
+        runs = course.run_course(
+            profile=args.profile,
+            only=args.only,
+            notebooks_dir=notebooks,
+            out_dir=args.out,
+            timeout_per_cell=args.cell_timeout,
+        )
+    except course.CourseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"executed {len(runs)} notebook(s) into {args.out}")
+    return 0
+
+
+def _add_world(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "world",
+        "The synthetic world: people, garments, rooms and products with ground truth.",
+        "  tryon-lab world render --out build/catalog\n"
+        "  tryon-lab world render --out /tmp/tiny --garments 4 --products 2 --scenes 1 --resolution 64",
+    )
+    actions = parser.add_subparsers(title="actions", metavar="<action>", required=True)
+    render = _command(
+        actions,
+        "render",
+        "Render a deterministic catalog of garments, products and scenes to a folder.",
+        "  tryon-lab world render --out build/catalog --seed 1",
+    )
+    render.add_argument("--out", required=True, help="folder to write the catalog to")
+    render.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
+    render.add_argument("--resolution", type=int, default=128, help="image side in pixels (default: %(default)s)")
+    render.add_argument("--garments", type=_count, default=24, help="garment items (default: %(default)s)")
+    render.add_argument("--products", type=_count, default=16, help="try-all products (default: %(default)s)")
+    render.add_argument(
+        "--scenes", type=_count, default=8, help="scenes, alternately people and rooms (default: %(default)s)"
+    )
+    render.set_defaults(handler=_run_world_render)
+
+
+def _run_world_render(args: argparse.Namespace) -> int:
+    from tryon_lab.data.catalog import write_catalog
+    from tryon_lab.data.world import World
+
+    path = write_catalog(
+        args.out,
+        World(seed=args.seed, resolution=args.resolution),
+        n_garments=args.garments,
+        n_products=args.products,
+        n_scenes=args.scenes,
+    )
+    print(
+        f"wrote a catalog to {path}: {args.garments} garments, {args.products} products, "
+        f"{args.scenes} scenes (seed {args.seed}, {args.resolution}px)"
+    )
+    return 0
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _add_info(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "info",
+        "Show versions, CPU/GPU, torch threads, the active profile and the build folder.",
+        "  tryon-lab info\n  TRYON_LAB_PROFILE=smoke tryon-lab info --json",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(handler=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    import json
+
+    from tryon_lab.environment import environment_report, format_report
+
+    report = environment_report()
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0

@@ -1,0 +1,84 @@
+"""Pieces every recipe shares: the accelerator, data loaders, atomic saving of finished models."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+
+def make_accelerator(seed: int = 0, gradient_accumulation_steps: int = 1) -> Accelerator:
+    """Return an Accelerator (CPU, GPU or ``accelerate launch`` multi-process) with seeds set."""
+    accelerator = Accelerator(gradient_accumulation_steps=gradient_accumulation_steps)
+    set_seed(seed, device_specific=True)
+    return accelerator
+
+
+def seeded_loader(dataset, batch_size: int, seed: int, num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """A shuffling DataLoader whose order is fixed by ``seed`` (epoch seeds come from the loop)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator,
+        num_workers=num_workers, persistent_workers=False,
+    )
+
+
+def loader_factory(accelerator: Accelerator, dataset, batch_size: int, num_workers: int = 0) -> Callable[[int], torch.utils.data.DataLoader]:
+    """``factory(epoch_seed)`` -> a loader sharded across accelerate processes."""
+
+    def factory(epoch_seed: int):
+        return accelerator.prepare_data_loader(seeded_loader(dataset, batch_size, epoch_seed, num_workers))
+
+    return factory
+
+
+def save_atomically(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_dir)`` then rename ``tmp_dir`` to ``out_dir`` (replacing it); returns out_dir."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".tmp-{out_dir.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        write(tmp)
+        if out_dir.exists():
+            old = out_dir.parent / f".old-{out_dir.name}-{os.getpid()}"
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out_dir
+
+
+def run_record(extra: dict) -> dict:
+    """What a model card needs to say how a model was made: command, versions, machine, plus ``extra``."""
+    import diffusers
+    import transformers
+
+    return {
+        "command": " ".join(["tryon-lab", *sys.argv[1:]]) if sys.argv else "",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"
+        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
+        **extra,
+    }
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    """Write ``payload`` as indented JSON."""
+    Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")

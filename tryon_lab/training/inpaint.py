@@ -1,0 +1,109 @@
+"""Recipe: train the 9-channel inpainting U-Net together with its CLIP text encoder.
+
+Each step: noise a target latent at a random timestep, give the U-Net the noisy latent, the
+masked-image latent and the latent mask, condition it on the caption (replaced by "" with
+probability ``caption_dropout`` so classifier-free guidance works), and regress the noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from tryon_lab.training.loop import LoopSettings
+
+
+class InpaintObjective(torch.nn.Module):
+    """Noise-prediction loss of the inpainting U-Net on a batch from a LatentCache."""
+
+    def __init__(self, unet: UNet2DConditionModel, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer,
+                 noise_scheduler: DDPMScheduler, caption_dropout: float = 0.1):
+        super().__init__()
+        self.unet, self.text_encoder = unet, text_encoder
+        self.tokenizer, self.noise_scheduler, self.caption_dropout = tokenizer, noise_scheduler, caption_dropout
+
+    def tokens(self, captions: list[str]) -> torch.Tensor:
+        """Token ids (B, max_length) with captions dropped to "" at the dropout rate."""
+        keep = torch.rand(len(captions)) >= self.caption_dropout
+        texts = [c if k else "" for c, k in zip(captions, keep.tolist())]
+        return self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length,
+                              truncation=True, return_tensors="pt").input_ids
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Returns (MSE between predicted and true noise, {})."""
+        latents = batch["latents"]
+        noise = torch.randn_like(latents)
+        steps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+        noisy = self.noise_scheduler.add_noise(latents, noise, steps)
+        hidden = self.text_encoder(self.tokens(batch["caption"]).to(latents.device))[0]
+        model_in = torch.cat([noisy, batch["masked_latents"], batch["mask"]], dim=1)
+        prediction = self.unet(model_in, steps, encoder_hidden_states=hidden, return_dict=False)[0]
+        return F.mse_loss(prediction, noise), {}
+
+
+@dataclass(frozen=True)
+class InpaintSettings:
+    """Sizes for one U-Net run (from the profile or the command line)."""
+
+    steps: int
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    caption_dropout: float = 0.1
+    ema_decay: float | None = 0.999
+    dataset_size: int = 24000
+    checkpoint_every: int = 500
+
+    def loop(self) -> LoopSettings:
+        """The generic loop settings of this run."""
+        return LoopSettings(steps=self.steps, learning_rate=self.learning_rate, checkpoint_every=self.checkpoint_every,
+                            ema_decay=self.ema_decay, warmup_steps=200, weight_decay=1e-2)
+
+
+def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings: InpaintSettings, seed: int = 0):
+    """Train (or resume) tokenizer, text encoder and U-Net of ``config`` on the world with a trained VAE.
+
+    Work files (tokenizer, latent cache, checkpoints, losses.csv) live in ``run_dir``; returns a
+    ``TryOnInpaintPipeline`` holding the EMA weights (if EMA is on), with a DDIM sampler.
+    """
+    from diffusers import AutoencoderKL, DDIMScheduler
+
+    from tryon_lab.data.datasets import InpaintDataset
+    from tryon_lab.data.world import World
+    from tryon_lab.models.components import build_scheduler, build_text_encoder, build_unet
+    from tryon_lab.models.tokenizer import train_tokenizer
+    from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
+    from tryon_lab.training.common import loader_factory, make_accelerator
+    from tryon_lab.training.latent_cache import LatentCache, build_latent_cache
+    from tryon_lab.training.loop import endless, run_loop
+
+    run_dir = Path(run_dir)
+    accelerator = make_accelerator(seed)
+    world = World(seed=seed, resolution=config.resolution)
+    vae = AutoencoderKL.from_pretrained(vae_dir).eval().requires_grad_(False)
+    tokenizer_dir, cache_dir = run_dir / "tokenizer", run_dir / "latent-cache"
+    with accelerator.main_process_first():
+        if accelerator.is_main_process and not (tokenizer_dir / "vocab.json").is_file():
+            captions = (world.sample(i).caption for i in range(settings.dataset_size))
+            train_tokenizer(captions, tokenizer_dir, vocab_size=config.tokenizer["vocab_size"],
+                            max_length=config.tokenizer["max_length"])
+        if accelerator.is_main_process and not (cache_dir / "latents.safetensors").is_file():
+            build_latent_cache(vae, InpaintDataset(world, split="train", length=settings.dataset_size), cache_dir)
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
+    cache = LatentCache(cache_dir)
+
+    torch.manual_seed(seed)
+    unet, text_encoder = build_unet(config), build_text_encoder(config, tokenizer)
+    noise_scheduler = build_scheduler(config)
+    objective = InpaintObjective(unet, text_encoder, tokenizer, noise_scheduler, settings.caption_dropout)
+    batches = endless(loader_factory(accelerator, cache, settings.batch_size))
+    result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="unet")
+    if result.ema is not None:
+        result.ema.copy_to(objective.parameters())
+    sampler = DDIMScheduler.from_config(noise_scheduler.config)
+    pipe = TryOnInpaintPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=sampler)
+    return pipe, result
