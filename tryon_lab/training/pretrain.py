@@ -48,8 +48,7 @@ def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, see
     section = profile["pretrain"]
     config = load_model_config(section["model"])
     settings = VAESettings(**section["vae"])
-    vae = train_vae(config, run_dir, out_dir, settings, seed=seed)
-    wall = float((Path(run_dir) / "wall_seconds.txt").read_text())
+    vae, wall = train_vae(config, run_dir, out_dir, settings, seed=seed)
     metrics = {"vae_heldout_psnr_db": vae_heldout_psnr(vae, World(seed, config.resolution), section["eval_samples"]),
                "scaling_factor": vae.config.scaling_factor}
     write_json(Path(out_dir) / TRAINING_RECORD, run_record({"component": "vae", "settings": settings.__dict__,

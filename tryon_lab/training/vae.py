@@ -4,6 +4,10 @@ Loss: mean squared error + L1 on pixels + a small KL term (the latent stays near
 Gaussian without blurring). Training runs on random crops: the VAE is fully convolutional apart
 from its mid-block attention, so crops cost a quarter of the compute and transfer to full images.
 After training, the latent scaling factor is measured (1 / std of the latents), as SD does.
+
+Phase 2 (``decoder_steps``) fine-tunes only the decoder, the encoder frozen, as Stability did for
+SD's ft-MSE decoder: the latent space stays fixed, so the U-Net can train on phase-1 latents
+while the decoder keeps sharpening.
 """
 
 from __future__ import annotations
@@ -54,19 +58,27 @@ class VAESettings:
     kl_weight: float = 1e-6
     dataset_size: int = 20000
     checkpoint_every: int = 500
+    decoder_steps: int = 0
 
 
 class VAEObjective(torch.nn.Module):
-    """Reconstruction (MSE + L1) plus ``kl_weight`` x KL of one batch of images in [-1, 1]."""
+    """Reconstruction (MSE + L1) plus ``kl_weight`` x KL of one batch of images in [-1, 1].
 
-    def __init__(self, vae: AutoencoderKL, kl_weight: float):
+    With ``decoder_only`` the encoder is frozen and the decoder reads the posterior's mode.
+    """
+
+    def __init__(self, vae: AutoencoderKL, kl_weight: float, decoder_only: bool = False):
         super().__init__()
-        self.vae, self.kl_weight = vae, kl_weight
+        self.vae, self.kl_weight, self.decoder_only = vae, kl_weight, decoder_only
+        for module in (vae.encoder, vae.quant_conv):
+            if module is not None:
+                module.requires_grad_(not decoder_only)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Returns (loss, logged values: mse, kl, psnr_db)."""
-        posterior = self.vae.encode(images).latent_dist
-        recon = self.vae.decode(posterior.sample()).sample
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.decoder_only):
+            posterior = self.vae.encode(images).latent_dist
+        recon = self.vae.decode(posterior.mode() if self.decoder_only else posterior.sample()).sample
         mse = F.mse_loss(recon, images)
         kl = posterior.kl().mean()
         psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # pixels span 2 units: peak^2 = 4
@@ -82,20 +94,30 @@ def measure_scaling_factor(vae: AutoencoderKL, world: World, samples: int = 64) 
     return float(1.0 / latents.std())
 
 
-def train_vae(config: ModelConfig, run_dir: str | Path, out_dir: str | Path, settings: VAESettings, seed: int = 0) -> AutoencoderKL:
-    """Train (or resume) a VAE of ``config``'s size; save it to ``out_dir`` with its scaling factor."""
-    accelerator = make_accelerator(seed)
+def train_vae(config: ModelConfig, run_dir: str | Path, out_dir: str | Path, settings: VAESettings,
+              seed: int = 0) -> tuple[AutoencoderKL, float]:
+    """Train (or resume) a VAE of ``config``'s size, then (phase 2) its decoder alone.
+
+    The VAE is saved to ``out_dir`` with its scaling factor after each phase (the phase-1 save
+    is enough for U-Net training to start). Returns (vae, wall seconds of both phases).
+    """
     world = World(seed=seed, resolution=config.resolution)
     vae = build_vae(config)
     dataset = WorldImages(world, settings.dataset_size, settings.crop)
-    batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
-    loop = LoopSettings(steps=settings.steps, learning_rate=settings.learning_rate,
-                        checkpoint_every=settings.checkpoint_every, warmup_steps=100)
-
-    result = run_loop(accelerator, run_dir, VAEObjective(vae, settings.kl_weight), batches, loop, progress_desc="vae")
-    vae.eval()
-    if accelerator.is_main_process:
-        vae.register_to_config(scaling_factor=measure_scaling_factor(vae, world))
-        save_atomically(out_dir, lambda tmp: vae.save_pretrained(tmp))
-        (Path(run_dir) / "wall_seconds.txt").write_text(f"{result.wall_seconds:.1f}\n")
-    return vae
+    phases = [(Path(run_dir), settings.steps, False, "vae")]
+    if settings.decoder_steps:
+        phases.append((Path(run_dir) / "decoder", settings.decoder_steps, True, "vae decoder"))
+    wall = 0.0
+    for phase_dir, steps, decoder_only, desc in phases:
+        accelerator = make_accelerator(seed)  # a fresh one: each phase checkpoints its own optimizer
+        batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
+        loop = LoopSettings(steps=steps, learning_rate=settings.learning_rate,
+                            checkpoint_every=settings.checkpoint_every, warmup_steps=100)
+        objective = VAEObjective(vae, settings.kl_weight, decoder_only=decoder_only)
+        wall += run_loop(accelerator, phase_dir, objective, batches, loop, progress_desc=desc).wall_seconds
+        vae.eval()
+        if accelerator.is_main_process:
+            if not decoder_only:
+                vae.register_to_config(scaling_factor=measure_scaling_factor(vae, world))
+            save_atomically(out_dir, lambda tmp: vae.save_pretrained(tmp))
+    return vae, wall

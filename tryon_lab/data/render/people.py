@@ -33,8 +33,8 @@ UPPER_ARM, FOREARM = 0.15, 0.14
 # a margin for raised and outstretched arms, the scale spends most of it on the garment.
 PERSON_SCALE = 1.08
 
-# half-widths of shoulders, waist; widths of arms, legs
-# Wider than life, so that a garment covers 15-35% of the image.
+# (shoulder half-width, waist half-width, arm width, leg width): wider than life, so that a
+# garment covers 15-35% of the image.
 BODY_SIZES = {
     "slim": (0.16, 0.135, 0.058, 0.075),
     "regular": (0.185, 0.155, 0.066, 0.085),
