@@ -48,7 +48,8 @@
 # machine has).
 
 # %%
-from tryon_lab.environment import build_dir, environment_report, format_report
+from tryon_lab.environment import environment_report, format_report
+from tryon_lab.paths import build_dir
 
 print(format_report(environment_report()))
 

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="<command>", required=True)
-    for add in (_add_course, _add_world, _add_pretrain, _add_tryon, _add_info):
+    for add in (_add_course, _add_world, _add_pretrain, _add_tryon, _add_dreambooth, _add_info, _add_export, _add_verify):
         add(subparsers)
     return parser
 
@@ -294,3 +294,120 @@ def _save_png(image, path: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _add_dreambooth(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "dreambooth",
+        "Teach the inpainting model one garment (DreamBooth): full fine-tuning or a LoRA adapter.",
+        "  tryon-lab dreambooth --garment garment-tee-red-stripes --out build/garments/red-tee\n"
+        "  tryon-lab dreambooth --garment garment-tee-red-stripes --lora-rank 8 --out build/garments/red-tee-lora\n"
+        "  tryon-lab dreambooth --images my_shirt/ --class-word tee --token zwx --lora-rank 8 --out build/garments/mine\n"
+        "A photo folder holds NAME.jpg/.png with masks NAME_mask.png (white = the garment).\n"
+        "Then: tryon-lab tryon --model OUT (full) ... --prompt 'a photo of a person wearing a sks tee'.\n"
+        "Interrupt at any time; the same command resumes from the newest checkpoint in --run-dir.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--garment", metavar="ID", help="catalog item id, e.g. garment-tee-red-stripes")
+    source.add_argument("--images", metavar="DIR", help="folder of your photos with NAME_mask.png masks")
+    parser.add_argument("--token", default="sks", help="the new identifier word (default: %(default)s)")
+    parser.add_argument("--class-word", help="what the garment is, e.g. tee (default: the item's category; "
+                                             "needed with --images)")
+    parser.add_argument("--lora-rank", type=_count, help="train LoRA adapters of this rank (default: the whole U-Net)")
+    parser.add_argument("--train-text-encoder", action="store_true", help="(full) also fine-tune the text encoder")
+    parser.add_argument("--steps", type=int, help="training steps (default: the profile's)")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
+                        help="sizes and step counts (default: %(default)s)")
+    parser.add_argument("--base", help="base pipeline folder (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--run-dir", help="class images, checkpoints, losses.csv (default: runs/<profile>/dreambooth/...)")
+    parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
+    parser.add_argument("--out", required=True, help="folder for the pipeline (full) or adapter (LoRA), written atomically")
+    parser.set_defaults(handler=_run_dreambooth)
+
+
+def _run_dreambooth(args: argparse.Namespace) -> int:
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.training.dreambooth.recipe import run_dreambooth
+
+    run = run_dreambooth(load_profile(args.profile), args.out, garment=args.garment, images=args.images,
+                         token=args.token, class_word=args.class_word, lora_rank=args.lora_rank,
+                         train_text_encoder=args.train_text_encoder, steps=args.steps, base=args.base,
+                         run_dir=args.run_dir, seed=args.seed)
+    print(run.summary)
+    return 0
+
+
+def _add_export(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "export",
+        "Export a try-on model as a phone bundle: Core ML packages, ExecuTorch programs, golden data.",
+        "  tryon-lab export --out build/bundle                       # shipped model, 6-bit U-Net\n"
+        "  tryon-lab export --model data/models/mini-sd-inpaint --out build/b --bits mixed --chunks 2\n"
+        "  tryon-lab export --model /path/to/sd-inpainting --out b --bits 4 --targets coreml\n"
+        "Then check it anywhere (no Mac needed): tryon-lab verify build/bundle",
+    )
+    parser.add_argument("--model", help="pipeline folder (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--out", required=True, help="bundle folder to write (replaced atomically)")
+    parser.add_argument("--bits", choices=("16", "8", "6", "4", "mixed"), default="6",
+                        help="U-Net palettization: 16 = none, or k-means bits, or per-layer mixed (default: %(default)s)")
+    parser.add_argument("--chunks", type=int, default=1, help="split the U-Net into N chunks (default: %(default)s)")
+    parser.add_argument("--targets", type=_targets, default=("coreml", "executorch"),
+                        help="comma-separated: coreml, executorch (default: both)")
+    parser.add_argument("--granularity", choices=("per_tensor", "per_grouped_channel"), default="per_grouped_channel",
+                        help="one palette per tensor or per group of output channels (default: %(default)s)")
+    parser.add_argument("--group-size", type=int, default=16, help="output channels per palette (default: %(default)s)")
+    goal = parser.add_mutually_exclusive_group()
+    goal.add_argument("--target-psnr", type=float, help="with --bits mixed: the U-Net PSNR to hold, dB (default: 30)")
+    goal.add_argument("--target-bits", type=float, help="with --bits mixed: the average bits to reach instead")
+    parser.add_argument("--quantize", choices=("none", "int8"), default="none",
+                        help="ExecuTorch weights: fp32 or int8 per channel (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps of the golden try-on (default: %(default)s)")
+    parser.set_defaults(handler=_run_export)
+
+
+def _targets(text: str) -> tuple[str, ...]:
+    targets = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = [t for t in targets if t not in ("coreml", "executorch")]
+    if unknown or not targets:
+        raise argparse.ArgumentTypeError(f"expected coreml and/or executorch, got {text!r}")
+    return targets
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import time
+
+    from tryon_lab.export.bundle import ExportOptions, export_bundle
+
+    target_psnr = args.target_psnr if args.target_psnr is not None else (None if args.target_bits else 30.0)
+    options = ExportOptions(bits=args.bits, chunks=args.chunks, targets=args.targets, granularity=args.granularity,
+                            group_size=args.group_size, target_psnr=target_psnr, target_bits=args.target_bits,
+                            quantization=args.quantize, steps=args.steps)
+    began = time.perf_counter()
+    path = export_bundle(args.model, args.out, options)
+    print(f"wrote bundle {path} in {time.perf_counter() - began:.0f} s; check it with: tryon-lab verify {path}")
+    return 0
+
+
+def _add_verify(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "verify",
+        "Check a phone bundle: file hashes, every component and a whole try-on against PyTorch.",
+        "  tryon-lab verify build/bundle\n"
+        "  tryon-lab verify build/bundle --backend mil     # the Linux MIL executor even on macOS\n"
+        "Exit status: 0 all checks pass, 1 a check fails, 2 the bundle cannot be read.",
+    )
+    parser.add_argument("bundle", help="bundle folder written by tryon-lab export")
+    parser.add_argument("--backend", choices=("auto", "mil", "coreml"), default="auto",
+                        help="how to run Core ML packages: Core ML on macOS, else the MIL executor (default: %(default)s)")
+    parser.set_defaults(handler=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from tryon_lab.export.verify import verify_bundle
+
+    report = verify_bundle(args.bundle, backend=args.backend)
+    print(report.table())
+    return 0 if report.passed else EXIT_FAILED

@@ -27,7 +27,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from tqdm.auto import tqdm
 
 import tryon_lab
-from tryon_lab.environment import BUILD_DIR_ENV
+from tryon_lab.paths import BUILD_DIR_ENV
 from tryon_lab.errors import ConfigError
 from tryon_lab.profiles import PROFILE_ENV, load_profile
 from tryon_lab.tables import format_table

@@ -9,19 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from tryon_lab import __version__
+from tryon_lab.paths import build_root
 from tryon_lab.profiles import current_profile
 from tryon_lab.tables import format_table
 
-BUILD_DIR_ENV = "TRYON_LAB_BUILD_DIR"
-DEFAULT_BUILD_DIR = "build"
 REPORTED_PACKAGES = ("torch", "diffusers", "transformers", "coremltools", "executorch")
-
-
-def build_dir(*parts: str) -> Path:
-    """Return (and create) ``$TRYON_LAB_BUILD_DIR/<parts...>``; the default root is ``build/``."""
-    path = _build_root().joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def package_version(name: str) -> str:
@@ -50,7 +42,7 @@ def environment_report() -> dict[str, Any]:
     )
     report.update(_torch_facts())
     report["profile"] = current_profile().name
-    report["build_dir"] = str(_build_root().resolve())
+    report["build_dir"] = str(build_root().resolve())
     return report
 
 
@@ -58,10 +50,6 @@ def format_report(report: dict[str, Any]) -> str:
     """Return ``report`` as a two-column text table."""
     rows = [[key, "-" if value is None else value] for key, value in report.items()]
     return format_table(rows, ["item", "value"])
-
-
-def _build_root() -> Path:
-    return Path(os.environ.get(BUILD_DIR_ENV) or DEFAULT_BUILD_DIR)
 
 
 def _torch_facts() -> dict[str, Any]:

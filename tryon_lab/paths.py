@@ -15,9 +15,19 @@ def data_dir() -> Path:
     return Path(os.environ.get("TRYON_LAB_DATA", REPO_ROOT / "data"))
 
 
-def build_dir() -> Path:
-    """Where notebooks and commands write artifacts: ``$TRYON_LAB_BUILD_DIR`` or ``build/``."""
-    return Path(os.environ.get("TRYON_LAB_BUILD_DIR", REPO_ROOT / "build"))
+BUILD_DIR_ENV = "TRYON_LAB_BUILD_DIR"
+
+
+def build_root() -> Path:
+    """Where notebooks and commands write artifacts: ``$TRYON_LAB_BUILD_DIR``, else ``build/`` here."""
+    return Path(os.environ.get(BUILD_DIR_ENV) or "build")
+
+
+def build_dir(*parts: str) -> Path:
+    """Return (and create) ``<build root>/<parts...>``."""
+    path = build_root().joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def shipped_model(name: str) -> Path:

@@ -63,7 +63,8 @@ def test_world_render_writes_a_catalog(tmp_path, capsys):
 
 
 def test_input_error_exits_2_with_a_one_line_message(tmp_path, capsys):
-    (tmp_path / "notes.txt").write_text("not a catalog")
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "notes.txt").write_text("not a catalog")
     assert main(["world", "render", "--out", str(tmp_path), "--garments", "1"]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and str(tmp_path) in captured.err

@@ -262,10 +262,20 @@ def test_catalog_errors_name_the_bad_field(world, tmp_path):
     index.write_text("{not json")
     with pytest.raises(ConfigError, match="JSON"):
         load_catalog(out)
-    (tmp_path / "precious").mkdir()
-    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    (tmp_path / "precious" / "catalog").mkdir(parents=True)
+    (tmp_path / "precious" / "catalog" / "notes.txt").write_text("keep me")
     with pytest.raises(ConfigError, match="not a catalog"):
         write_catalog(tmp_path / "precious", world)
+
+
+def test_rendering_into_data_keeps_its_other_folders(tmp_path):
+    (tmp_path / "models" / "mini").mkdir(parents=True)
+    (tmp_path / "models" / "mini" / "weights").write_text("keep me")
+    for garments in (2, 1):  # a second render replaces the first catalog
+        write_catalog(tmp_path, World(resolution=64), n_garments=garments, n_products=1, n_scenes=1)
+    assert (tmp_path / "models" / "mini" / "weights").read_text() == "keep me"
+    assert len(load_catalog(tmp_path)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog", "models", "scenes"]
 
 
 @pytest.mark.parametrize("resolution", [64, 256])

@@ -63,29 +63,28 @@ def write_catalog(
     """Write a catalog of ``n_garments`` + ``n_products`` items and ``n_scenes`` scenes
     (alternately people and rooms) rendered by ``world`` into ``out_dir``; return its path.
 
-    The files are written to a temporary folder next to ``out_dir`` that then replaces it, so a
-    reader never sees half a catalog. An existing ``out_dir`` is replaced only if it is empty
-    or holds a catalog; anything else raises ``ConfigError``.
+    Only the ``catalog/`` and ``scenes/`` subfolders are written; anything else in ``out_dir``
+    (e.g. ``data/models``) is kept. Both are rendered into a temporary folder first and then
+    swapped in, so a reader never sees half a catalog. An existing ``catalog/`` is replaced only
+    if it holds a catalog; anything else raises ``ConfigError``.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "catalog" / CATALOG_JSON).is_file():
-        raise ConfigError(f"{out_dir} exists and is not a catalog; refusing to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    existing = out_dir / "catalog"
+    if existing.exists() and any(existing.iterdir()) and not (existing / CATALOG_JSON).is_file():
+        raise ConfigError(f"{existing} exists and is not a catalog; refusing to replace it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".catalog-staging.", dir=out_dir))
     try:
         items = spread_items("garment", n_garments) + spread_items("product", n_products)
         _write_items(staging / "catalog", world, items)
         _write_scenes(staging / "scenes", world, n_scenes)
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            out_dir.rename(retired / out_dir.name)
-            staging.rename(out_dir)
-            shutil.rmtree(retired)
-        else:
-            staging.rename(out_dir)
-    except BaseException:
+        for name in ("catalog", "scenes"):
+            target = out_dir / name
+            if target.exists():
+                target.rename(staging / f"old-{name}")
+            (staging / name).rename(target)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -1,0 +1,58 @@
+"""``python -m benchmarks NAME [NAME ...]`` (or ``all``): run benchmarks, update RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import re
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+NAMES = ("inpainting", "export", "app")
+
+
+def _machine() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def render_section(name: str, rows: list[tuple], seconds: float) -> str:
+    """Markdown for one benchmark: a header line with date and machine, then a metric table."""
+    lines = [f"## {name}", "",
+             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {_machine()}; took {seconds:.0f} s.", "",
+             "| metric | value | note |", "|---|---|---|"]
+    for metric, value, note in rows:
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        lines.append(f"| {metric} | {shown} | {note} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_results(name: str, section: str, path: Path = RESULTS) -> None:
+    """Replace (or append) the ``## name`` section of RESULTS.md, keeping the others."""
+    text = path.read_text() if path.is_file() else "# Benchmark results\n\nWritten by `python -m benchmarks NAME`.\n\n"
+    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def main() -> None:
+    """Parse NAMEs, run each benchmark's ``run()``, print and record its rows."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("names", nargs="+", help=f"benchmarks to run: {', '.join(NAMES)} or all")
+    args = parser.parse_args()
+    for name in NAMES if args.names == ["all"] else args.names:
+        module = importlib.import_module(f"benchmarks.{name}")
+        began = time.perf_counter()
+        rows = module.run()
+        section = render_section(name, rows, time.perf_counter() - began)
+        update_results(name, section)
+        print(section)
+
+
+if __name__ == "__main__":
+    main()
