@@ -24,9 +24,9 @@ from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.training.pretrain import vae_heldout_psnr
 
-SAMPLES = 64
+SAMPLES = 48
 STEPS, GUIDANCE = 25, 4.0
-TIMING_REPEATS = 5
+TIMING_REPEATS = 3
 
 
 @torch.no_grad()

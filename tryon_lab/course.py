@@ -26,15 +26,13 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from tqdm.auto import tqdm
 
-import tryon_lab
-from tryon_lab.paths import BUILD_DIR_ENV
 from tryon_lab.errors import ConfigError
+from tryon_lab.paths import BUILD_DIR_ENV, REPO_ROOT
 from tryon_lab.profiles import PROFILE_ENV, load_profile
 from tryon_lab.tables import format_table
 
 NUMBERED = re.compile(r"^(\d\d)_.")  # a course file's stem: NN_name
-_SOURCE_ROOT = Path(tryon_lab.__file__).resolve().parent.parent
-DEFAULT_NOTEBOOKS_DIR = _SOURCE_ROOT / "notebooks"
+DEFAULT_NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 PAIR_FORMAT = "py:percent"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _SOURCE_LINES = 12
@@ -233,7 +231,7 @@ def _kernel_env(profile: str, workdir: Path) -> dict[str, str]:
     env[BUILD_DIR_ENV] = str(workdir)
     # The kernel starts in workdir; make sure it imports the runner's tryon_lab even when the
     # package is used from a source checkout rather than installed.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_SOURCE_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
 

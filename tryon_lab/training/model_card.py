@@ -30,6 +30,10 @@ def write_model_card(
     parts = [f"# {title}", "", summary, "", "## Metrics (measured, not configured)", "", _table(metrics), "",
              "## Recipe", "", _table(recipe), "", "## Run", "", _table(record), "",
              "## Reproduce", "", "```bash", *reproduce, "```", ""]
+    logs = sorted((Path(out_dir) / "logs").glob("*.csv"))
+    if logs:
+        parts += ["## Logs", "", "Loss per step, as logged during training:", ""]
+        parts += [f"- [{p.name}](logs/{p.name})" for p in logs] + [""]
     for caption, path in (images or {}).items():
         parts += [f"### {caption}", "", f"![{caption}]({path})", ""]
     path = Path(out_dir) / "MODEL_CARD.md"

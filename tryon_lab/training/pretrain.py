@@ -8,6 +8,7 @@ for shipped models, a ``MODEL_CARD.md``.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -20,6 +21,16 @@ from tryon_lab.training.common import run_record, save_atomically, write_json
 from tryon_lab.training.model_card import write_model_card
 
 TRAINING_RECORD = "training.json"
+LOGS = "logs"
+
+
+def copy_logs(target: Path, **runs: str | Path) -> None:
+    """Copy each run folder's ``losses.csv`` to ``target/logs/<name>_losses.csv`` (the log a card cites)."""
+    (target / LOGS).mkdir(exist_ok=True)
+    for name, run_dir in runs.items():
+        losses = Path(run_dir) / "losses.csv"
+        if losses.is_file():
+            shutil.copyfile(losses, target / LOGS / f"{name}_losses.csv")
 
 
 def _reproduce(component: str, profile: Profile, out_dir: Path, extra: str = "") -> list[str]:
@@ -51,8 +62,9 @@ def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, see
     vae, wall = train_vae(config, run_dir, out_dir, settings, seed=seed)
     metrics = {"vae_heldout_psnr_db": vae_heldout_psnr(vae, World(seed, config.resolution), section["eval_samples"]),
                "scaling_factor": vae.config.scaling_factor}
+    runs = {"vae": str(run_dir), "vae_decoder": str(Path(run_dir) / "decoder")}
     write_json(Path(out_dir) / TRAINING_RECORD, run_record({"component": "vae", "settings": settings.__dict__,
-                                                            "wall_seconds": wall, "metrics": metrics}))
+                                                            "wall_seconds": wall, "metrics": metrics, "runs": runs}))
     return Path(out_dir)
 
 
@@ -76,6 +88,7 @@ def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path,
 
     def write(tmp: Path) -> None:
         encoder.save_pretrained(tmp)
+        copy_logs(tmp, encoder=run_dir)
         write_json(tmp / TRAINING_RECORD, {**record, "settings": settings.__dict__, "metrics": metrics})
         write_model_card(
             tmp, "world-encoder: the course's judge",
@@ -130,7 +143,7 @@ def pretrain_unet(profile: Profile, run_dir: str | Path, vae_dir: str | Path, ou
     judge = WorldJudge.load(judge_dir) if judge_dir and Path(judge_dir, "config.json").is_file() else None
     metrics = {f"heldout_{k}": round(v, 4) for k, v in score_outputs(heldout, pipeline_method(pipe)(heldout), judge).items()}
     vae_record = json.loads((Path(vae_dir) / TRAINING_RECORD).read_text()) if (Path(vae_dir) / TRAINING_RECORD).is_file() else {}
-    metrics.update({f"vae_{k}": v for k, v in vae_record.get("metrics", {}).items()})
+    metrics.update(vae_record.get("metrics", {}))
     params = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) for name in ("unet", "text_encoder", "vae")}
     record = run_record({"component": "mini-sd-inpaint", "unet_steps": settings.steps,
                          "unet_wall_seconds": round(result.wall_seconds, 1),
@@ -142,6 +155,7 @@ def pretrain_unet(profile: Profile, run_dir: str | Path, vae_dir: str | Path, ou
 
     def write(tmp: Path) -> None:
         save_pipeline(pipe, tmp)
+        copy_logs(tmp, unet=run_dir, **{name: Path(path) for name, path in vae_record.get("runs", {}).items()})
         figure.savefig(tmp / "samples.png", dpi=80, bbox_inches="tight")
         write_json(tmp / TRAINING_RECORD, {**record, "settings": settings.__dict__, "metrics": metrics})
         write_model_card(
