@@ -150,8 +150,9 @@ def pretrain_unet(profile: Profile, run_dir: str | Path, vae_dir: str | Path, ou
                          "vae_steps": vae_record.get("settings", {}).get("steps"),
                          "vae_wall_seconds": vae_record.get("wall_seconds"),
                          "parameters": params})
-    figure = image_grid([img for row in sample_rows(pipe, heldout[:6]) for img in row],
-                        titles=["scene", "mask", "try-on", "ground truth"] * 6, ncols=4)
+    rows = sample_rows(pipe, heldout[:6])
+    figure = image_grid([img for row in rows for img in row],
+                        titles=["scene", "mask", "try-on", "ground truth"] * len(rows), ncols=4)
 
     def write(tmp: Path) -> None:
         save_pipeline(pipe, tmp)
