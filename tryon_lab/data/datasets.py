@@ -81,7 +81,9 @@ def _inpaint_item(sample: WorldSample, mask: np.ndarray, caption: str) -> dict:
 class _WorldDataset(Dataset):
     """``length`` samples of ``world`` in ``split``, each with its own mask random stream."""
 
-    def __init__(self, world: World, split: str, length: int, mask_mode: str) -> None:
+    def __init__(
+        self, world: World, split: str = "train", length: int = 10_000, mask_mode: str = "mixed"
+    ) -> None:
         if split not in SPLIT_CODES:
             raise ValueError(f"unknown split {split!r}; choose one of {tuple(SPLIT_CODES)}")
         if mask_mode not in MASK_MODES:
@@ -105,11 +107,6 @@ class InpaintDataset(_WorldDataset):
     """Text-conditioned inpainting pairs: ``pixel_values`` (the target), ``mask``,
     ``masked_pixel_values``, ``caption`` and ``labels`` (category, colour, pattern)."""
 
-    def __init__(
-        self, world: World, split: str = "train", length: int = 10_000, mask_mode: str = "mixed"
-    ) -> None:
-        super().__init__(world, split, length, mask_mode)
-
     def __getitem__(self, index: int) -> dict:
         sample, mask = self._sample_and_mask(index)
         return _inpaint_item(sample, mask, sample.caption)
@@ -119,11 +116,6 @@ class DTCPairDataset(_WorldDataset):
     """Diffuse-to-Choose pairs: the ``InpaintDataset`` fields plus ``reference`` (the catalog
     image at the world's resolution) and ``hint`` (the reference pasted into the mask's
     largest rectangle on black, see ``masks.make_collage``)."""
-
-    def __init__(
-        self, world: World, split: str = "train", length: int = 10_000, mask_mode: str = "mixed"
-    ) -> None:
-        super().__init__(world, split, length, mask_mode)
 
     def __getitem__(self, index: int) -> dict:
         sample, mask = self._sample_and_mask(index)

@@ -6,16 +6,13 @@ mask by max-pooling, so that any masked pixel marks its latent cell: thin brush 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from tryon_lab.data.datasets import image_to_tensor as pil_to_tensor  # one conversion for data and pipelines
 
-def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> float32 tensor (3, H, W) in [-1, 1]."""
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+__all__ = ["latent_mask", "pil_to_tensor", "tensor_to_pil"]
 
 
 def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
