@@ -113,7 +113,7 @@ def _add_world(subparsers) -> None:
         "world",
         "The synthetic world: people, garments, rooms and products with ground truth.",
         "  tryon-lab world render --out build/catalog\n"
-        "  tryon-lab world render --out /tmp/tiny --garments 4 --products 2 --scenes 1 --resolution 64",
+        "  tryon-lab world render --out build/tiny-world --garments 4 --products 2 --scenes 1 --resolution 64",
     )
     actions = parser.add_subparsers(title="actions", metavar="<action>", required=True)
     render = _command(
