@@ -191,7 +191,6 @@ def _add_pretrain(subparsers) -> None:
         "  tryon-lab pretrain encoder --profile quick --out data/models/world-encoder\n"
         "  tryon-lab pretrain unet --profile quick --vae runs/quick/vae/final \\\n"
         "      --judge data/models/world-encoder --out data/models/mini-sd-inpaint\n"
-        "  accelerate launch --cpu --num_processes 2 $(which tryon-lab) pretrain unet --profile smoke ...\n"
         "The quick profile's sizes are the recipe of the shipped checkpoints: hours on a 2-core CPU.\n"
         "Interrupt at any time; the same command resumes from the newest checkpoint in --run-dir.",
     )
