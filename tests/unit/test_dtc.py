@@ -1,0 +1,248 @@
+"""Diffuse to Choose on tiny random models: FiLM / addition start as the identity, shapes and
+weight copying, cached hint conditioning equals recomputation, save / load, exact paste-back,
+training lowers the loss, and the ablation runner end to end (resumable)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tryon_lab.data.world import World
+from tryon_lab.models.dtc import (
+    HintEncoder,
+    PerceptualNet,
+    ReferenceEncoder,
+    dtc_unet_forward,
+    skip_channels,
+    unet_encode,
+    unet_time_embedding,
+)
+from tryon_lab.pipelines.dtc import DTCPipeline
+
+
+@pytest.fixture(scope="module")
+def base(tiny_pipeline_dir):
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+
+    torch.manual_seed(0)
+    return load_inpaint_pipeline(tiny_pipeline_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def film_pipe(base):
+    torch.manual_seed(1)
+    pipe = DTCPipeline.from_base(base, "film")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture()
+def scene():
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, size=(90, 70, 3), dtype=np.uint8))
+    mask = np.zeros((90, 70), dtype=bool)
+    mask[20:60, 15:50] = True
+    reference = Image.fromarray(rng.integers(0, 255, size=(40, 30, 3), dtype=np.uint8))
+    return image, mask, reference
+
+
+def _perturb(module: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> None:
+    """Move the zero-initialised fusion layers away from the identity, so the hint matters."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.fusion_layers.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+
+
+def _inputs(unet, batch=2, tokens=65):
+    gen = torch.Generator().manual_seed(0)
+    sample = torch.randn(batch, 9, 8, 8, generator=gen)
+    context = torch.randn(batch, tokens, unet.config.cross_attention_dim, generator=gen)
+    hint = torch.rand(batch, 3, 64, 64, generator=gen) * 2 - 1
+    return sample, torch.tensor([20, 700]), context, hint
+
+
+@pytest.mark.parametrize("fusion,film_mode,timestep", [("film", "spatial", False), ("film", "channel", False),
+                                                       ("film", "spatial", True), ("add", "spatial", False)])
+def test_fusion_is_exactly_the_identity_at_init(base, fusion, film_mode, timestep):
+    unet = base.unet
+    hint_encoder = HintEncoder.from_unet(unet, fusion=fusion, film_mode=film_mode, timestep_conditioning=timestep)
+    sample, t, context, hint = _inputs(unet)
+    with torch.no_grad():
+        conditioning = hint_encoder(sample[:, 4:8], sample[:, 8:], hint, context, timestep=t if timestep else None)
+        plain = unet(sample, t, encoder_hidden_states=context).sample
+        fused = dtc_unet_forward(unet, sample, t, context, conditioning)
+    assert (conditioning.scales is None) == (fusion == "add")
+    if conditioning.scales is not None:
+        assert all(torch.equal(g, torch.ones_like(g)) for g in conditioning.scales)
+    assert all(torch.equal(b, torch.zeros_like(b)) for b in conditioning.shifts)
+    assert torch.equal(fused, plain)
+    _perturb(hint_encoder)
+    with torch.no_grad():
+        conditioning = hint_encoder(sample[:, 4:8], sample[:, 8:], hint, context, timestep=t if timestep else None)
+        assert not torch.allclose(dtc_unet_forward(unet, sample, t, context, conditioning), plain)
+
+
+def test_shapes_and_copied_weights(base):
+    unet = base.unet
+    hint_encoder = HintEncoder.from_unet(unet, fusion="film")
+    sample, t, context, hint = _inputs(unet)
+    with torch.no_grad():
+        emb = unet_time_embedding(unet, sample, t)
+        skips, mid = unet_encode(unet, sample, emb, context)
+        features = hint_encoder.features(sample[:, 4:8], sample[:, 8:], hint, context)
+        conditioning = hint_encoder.conditioning(features)
+    assert len(features) == len(skips) + 1 == len(skip_channels(unet)) == len(conditioning)
+    for feature, skip, gamma in zip(features, (*skips, mid), conditioning.scales):
+        assert feature.shape == skip.shape == gamma.shape
+    assert hint_encoder.adapter(hint).shape == (2, 4, 8, 8)
+    # the secondary encoder is a copy of the main encoder: down and mid blocks, mask/masked-latent input channels
+    for name in ("down_blocks", "mid_block"):
+        ours, theirs = getattr(hint_encoder.encoder, name).state_dict(), getattr(unet, name).state_dict()
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert torch.equal(hint_encoder.encoder.conv_in.weight, unet.conv_in.weight[:, 4:])
+    assert not hasattr(hint_encoder.encoder, "up_blocks")
+    # reference tokens: 8x8 cells + a pooled token, of the U-Net's cross-attention width
+    encoder = ReferenceEncoder(cross_attention_dim=32, image_size=32, channels=(16, 32))
+    tokens = encoder(torch.rand(3, 3, 50, 40) * 2 - 1)
+    assert tokens.shape == (3, 65, 32)
+    dropped = encoder.tokens(torch.rand(2, 3, 32, 32), drop=torch.tensor([True, False]))
+    assert torch.equal(dropped[0], encoder.null_tokens[0]) and not torch.equal(dropped[1], encoder.null_tokens[0])
+
+
+def test_cached_hint_conditioning_equals_recomputing_it(film_pipe, scene):
+    image, mask, reference = scene
+    _perturb(film_pipe.hint_encoder)
+    try:
+        cached = film_pipe(image, mask, reference, num_inference_steps=3, seed=2, output_type="np").images
+        again = film_pipe(image, mask, reference, num_inference_steps=3, seed=2, output_type="np", cache_hint=False).images
+        assert np.array_equal(cached, again)
+        # the hint matters once FiLM left the identity: another reference gives another result
+        other = film_pipe(image, mask, Image.new("RGB", (8, 8), (255, 0, 0)), num_inference_steps=3, seed=2,
+                          output_type="np").images
+        assert not np.array_equal(cached, other)
+    finally:
+        for layer in film_pipe.hint_encoder.fusion_layers:
+            torch.nn.init.zeros_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+
+
+def test_outside_the_mask_is_exact_and_seeds_callbacks_interrupt_work(film_pipe, scene):
+    image, mask, reference = scene
+    out = film_pipe(image, mask, reference, num_inference_steps=3, seed=1)
+    before, after = np.asarray(image), np.asarray(out.images[0])
+    assert after.shape == before.shape and np.array_equal(before[~mask], after[~mask])
+    assert (before[mask] != after[mask]).mean() > 0.5
+    assert out.raw[0].size == (64, 64)
+    again = film_pipe(image, mask, reference, num_inference_steps=3, seed=1).images[0]
+    assert np.array_equal(after, np.asarray(again))
+    seen = []
+
+    def callback(pipe, step, t, state):
+        seen.append(tuple(state["latents"].shape))
+        if step == 1:
+            pipe.interrupt()
+        return state
+
+    film_pipe([image, image], [mask, mask], reference, num_inference_steps=5, seed=0, callback_on_step_end=callback)
+    assert seen == [(2, 4, 8, 8)] * 2
+
+
+def test_timestep_conditioned_hint_encoder_runs_in_the_pipeline(base, scene):
+    image, mask, reference = scene
+    pipe = DTCPipeline.from_base(base, "film", timestep_conditioning=True)
+    pipe.set_progress_bar_config(disable=True)
+    assert "time_embedding" in dict(pipe.hint_encoder.encoder.named_children())
+    out = pipe(image, mask, reference, num_inference_steps=2, seed=0).images[0]
+    assert np.array_equal(np.asarray(out)[~mask], np.asarray(image)[~mask])
+
+
+@pytest.mark.parametrize("fusion", ["add", None])
+def test_save_load_round_trip(base, scene, tmp_path, fusion):
+    image, mask, reference = scene
+    pipe = DTCPipeline.from_base(base, fusion)
+    if fusion is not None:
+        _perturb(pipe.hint_encoder)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.save_pretrained(tmp_path / "dtc")
+    loaded = DTCPipeline.from_pretrained(tmp_path / "dtc", local_files_only=True)
+    loaded.set_progress_bar_config(disable=True)
+    assert (loaded.hint_encoder is None) == (fusion is None)
+    if fusion is not None:
+        assert loaded.hint_encoder.config.fusion == fusion
+        index = json.loads((tmp_path / "dtc" / "model_index.json").read_text())
+        assert index["hint_encoder"] == ["tryon_lab.models.dtc", "HintEncoder"]
+    a = pipe(image, mask, reference, num_inference_steps=2, seed=3, output_type="np").images
+    b = loaded(image, mask, reference, num_inference_steps=2, seed=3, output_type="np").images
+    assert np.array_equal(a, b)
+
+
+def test_a_few_training_steps_lower_the_loss(base, tmp_path):
+    from diffusers import DDPMScheduler
+
+    from tryon_lab.training.dtc import DTCCache, DTCObjective, ShapeOrBoxDTCDataset, build_dtc_cache
+
+    dataset = ShapeOrBoxDTCDataset(World(seed=0, resolution=64), "train", 4)
+    assert {dataset.uses_box(i) for i in range(16)} == {True, False}
+    cache = DTCCache(build_dtc_cache(base.vae, dataset, tmp_path / "cache", reference_size=32))
+    batch = next(iter(torch.utils.data.DataLoader(cache, batch_size=4)))
+    assert batch["hint"].dtype == torch.uint8 and batch["reference"].shape == (4, 3, 32, 32)
+    torch.manual_seed(0)
+    pipe = DTCPipeline.from_base(base, "film")
+    objective = DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder,
+                             DDPMScheduler.from_config(base.scheduler.config), vae=base.vae,
+                             perceptual=PerceptualNet(channels=(8, 8, 16, 16, 16)), perceptual_batch=2, drop_rate=0.5)
+
+    def loss_at_fixed_noise() -> float:
+        torch.manual_seed(123)
+        with torch.no_grad():
+            return float(objective(batch)[0])
+
+    before = loss_at_fixed_noise()
+    optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-3)
+    objective.train()
+    for step in range(12):
+        torch.manual_seed(step)
+        loss, logs = objective(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert set(logs) == {"diffusion", "perceptual"}
+    assert not any(p.requires_grad for p in objective.vae.parameters())
+    assert objective.hint_encoder.fusion_layers[0].weight.abs().sum() > 0  # FiLM left the identity
+    assert loss_at_fixed_noise() < before
+
+
+def test_ablation_runner_trains_scores_and_resumes(base, tiny_pipeline_dir, tmp_path):
+    from tryon_lab.training.dtc import (
+        AblationSettings,
+        DTCSettings,
+        PerceptualSettings,
+        ablation_table,
+        run_ablation,
+        train_dtc,
+        train_perceptual_net,
+    )
+
+    train_perceptual_net(tmp_path / "perc-run", PerceptualSettings(steps=1, batch_size=2, dataset_size=4, crop_size=32),
+                         resolution=64, out_dir=tmp_path / "perceptual")
+    settings = AblationSettings(
+        train=DTCSettings(steps=2, batch_size=2, dataset_size=4, checkpoint_every=1, perceptual_batch=1, warmup_steps=1),
+        variants=("baseline", "film+perceptual"), eval_samples=2, sample_steps=1, guidance_scale=2.0)
+    results = run_ablation(tiny_pipeline_dir, tmp_path / "ablation", settings, perceptual_dir=tmp_path / "perceptual")
+    assert list(results) == ["baseline", "film+perceptual"]
+    assert {"masked_psnr_db", "box_ssim", "train_wall_seconds"} <= set(results["film+perceptual"])
+    assert (tmp_path / "ablation" / "film+perceptual" / "pipeline" / "hint_encoder" / "config.json").is_file()
+    losses = (tmp_path / "ablation" / "film+perceptual" / "losses.csv").read_text()
+    assert "perceptual" in losses.splitlines()[0]
+    assert run_ablation(tiny_pipeline_dir, tmp_path / "ablation", settings, perceptual_dir=None) == results
+    # a variant's run resumes from its newest checkpoint instead of training again
+    _, loop = train_dtc(base, tmp_path / "ablation" / "baseline", settings.train, fusion=None,
+                        cache_dir=tmp_path / "ablation" / "dtc-cache")
+    assert loop.resumed_from == 2
+    table = ablation_table(results)
+    assert table.count("\n") == 3 and "film+perceptual" in table
