@@ -1,0 +1,58 @@
+"""ExecuTorch: components as XNNPACK .pte programs, run by the ExecuTorch runtime, against PyTorch.
+
+Lowering to XNNPACK takes ~10-60 s per component on 2 cores, so the fast tests export the two
+smallest components; the whole both-target bundle is a slow test.
+"""
+
+import pytest
+
+from tryon_lab.export.compare import relative_error, signal_psnr
+from tryon_lab.export.errors import ExportInputError
+from tryon_lab.export.executorch import PteRunner, export_pte
+
+FAST = ("TextEncoder", "VAEDecoder")
+
+
+@pytest.fixture(scope="session")
+def programs(tmp_path_factory, components, golden):
+    """{name: .pte path} for the fast components, fp32."""
+    folder = tmp_path_factory.mktemp("pte")
+    return {name: export_pte(components[name], golden.components[name][0], folder / f"{name}.pte") for name in FAST}
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fp32_programs_are_within_1e_3_relative_error_of_pytorch(name, programs, components, golden):
+    inputs, reference = golden.components[name]
+    outputs = PteRunner(programs[name], components[name].spec).predict(inputs)
+    for key, value in reference.items():
+        assert outputs[key].shape == value.shape
+        assert relative_error(outputs[key], value) <= 1e-3
+
+
+def test_int8_weights_shrink_the_program_and_stay_close(tmp_path, programs, components, golden):
+    inputs, reference = golden.components["TextEncoder"]
+    path = export_pte(components["TextEncoder"], inputs, tmp_path / "int8.pte", quantization="int8")
+    assert path.stat().st_size < programs["TextEncoder"].stat().st_size
+    output = PteRunner(path, components["TextEncoder"].spec).predict(inputs)["last_hidden_state"]
+    assert signal_psnr(output, reference["last_hidden_state"]) >= 25.0
+
+
+def test_an_unknown_quantization_is_refused(tmp_path, components, golden):
+    with pytest.raises(ExportInputError, match="quantization"):
+        export_pte(components["TextEncoder"], golden.components["TextEncoder"][0], tmp_path / "x.pte", "int3")
+
+
+@pytest.mark.slow
+def test_a_both_target_bundle_verifies_on_every_target(tmp_path, make_bundle):
+    """All four components lowered to XNNPACK (several minutes on 2 cores), then `verify`."""
+    from tryon_lab.export.verify import verify_bundle
+
+    bundle = make_bundle(tmp_path / "both")
+    assert sorted(p.name for p in (bundle / "executorch").iterdir()) == [
+        "TextEncoder.pte", "Unet.pte", "VAEDecoder.pte", "VAEEncoder.pte"]
+    report = verify_bundle(bundle, backend="mil")
+    assert report.passed, report.table()
+    rows = {(row.what, row.target): row for row in report.rows}
+    for name in ("TextEncoder", "Unet", "VAEEncoder", "VAEDecoder"):
+        assert rows[(name, "executorch")].relative_error <= 1e-3
+    assert ("try-on", "executorch") in rows

@@ -1,0 +1,12 @@
+"""Phone export: Core ML (fp16, palettized, chunked) and ExecuTorch, verified on any machine.
+
+Modules, in the order an export uses them:
+
+- ``contract``: the components (TextEncoder, Unet, VAEEncoder, VAEDecoder, ...) and their I/O;
+- ``wrappers``: the nn.Modules that are traced;  ``golden``: fixed inputs and PyTorch outputs;
+- ``coreml``: conversion with a measured fp16/fp32 choice;  ``palettize``: k-means palettes and
+  DKM fine-tuning;  ``mixed_bits``: sensitivity and allocation;  ``chunking``: N balanced chunks;
+- ``mil``: the Linux MIL executor;  ``executorch``: ``.pte`` programs;  ``runner``: the phone's loop;
+- ``bundle``: writing the bundle and its manifest;  ``verify``: checking a bundle;
+- ``compare``: PSNR and error measures;  ``figures``: the chapter's plots;  ``errors``.
+"""

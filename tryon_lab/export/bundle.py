@@ -1,0 +1,294 @@
+"""Write the phone bundle: Core ML packages, ExecuTorch programs, golden data and a manifest.
+
+Layout (DESIGN.md, Export)::
+
+    <bundle>/manifest.json            the fields listed below
+    <bundle>/coreml/<Name>.mlpackage  TextEncoder, Unet or UnetChunk1..N, VAEEncoder, VAEDecoder
+    <bundle>/coreml/vocab.json, merges.txt
+    <bundle>/executorch/<Name>.pte
+    <bundle>/golden/tryon.safetensors, golden/<Name>.safetensors
+
+The bundle is written to a temporary folder and renamed into place, so a failed export never
+leaves a half-written bundle. Bits and sizes in the manifest are read from the written programs.
+
+manifest.json fields::
+
+    format: "tryon-lab-bundle"; format_version: 1; created_by; created_at (UTC ISO 8601); source_model
+    runtime: resolution, latent_size, vae_scale_factor, vae_scaling_factor, token_length, unet_batch,
+             unet_channels, latent_mask, image_range
+    scheduler: the diffusers scheduler config (``_class_name`` names it)
+    tokenizer: {vocab, merges, max_length} (paths of the BPE files) or null without Core ML
+    targets: the targets written, of ["coreml", "executorch"]
+    components.<Name>: inputs, outputs ([{name, shape, dtype}]), golden (path),
+      coreml: {precision, deployment_target, conversion_psnr, psnr, compression, bits, size_bytes,
+               packages: [{name, path, inputs, outputs, bits, size_bytes}], chunking}
+        compression: {mode: "none"} or {mode: "kmeans", bits: 8|6|4|"mixed", granularity, group_size,
+                      weight_threshold[, target_psnr, target_bits, allocation]}
+        bits: {average, histogram: {"<bits>": elements}, weight_elements, weight_bytes}
+        chunking: null or {chunks, balance, max_abs_difference_vs_unchunked}
+      executorch: {path, quantization, size_bytes}
+    golden: {tryon, prompt, steps, guidance_scale, seed}
+    files: {"<relative path>": {sha256, bytes}} for every file but manifest.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tryon_lab import __version__
+from tryon_lab.export.chunking import Chunk, check_chunks, chunk_balance, chunk_program
+from tryon_lab.export.coreml import DEPLOYMENT_TARGET, Conversion, convert_measured, program_psnr
+from tryon_lab.export.contract import Component, TensorSpec, pipeline_components, runtime_contract
+from tryon_lab.export.errors import ExportInputError
+from tryon_lab.export.golden import Golden, component_arrays, make_golden, save_arrays
+from tryon_lab.export.mixed_bits import mixed_bit_palettize
+from tryon_lab.export.palettize import PaletteSettings, WeightReport, palettize, weight_report
+
+MANIFEST = "manifest.json"
+FORMAT = "tryon-lab-bundle"
+FORMAT_VERSION = 1
+TARGETS = ("coreml", "executorch")
+BITS_CHOICES = ("16", "8", "6", "4", "mixed")
+COMPRESSED_COMPONENTS = ("Unet",)  # palettized and chunked; the others ship at their measured precision
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export: ``bits`` (16, 8, 6, 4 or mixed) for the U-Net, its ``chunks``, the ``targets``,
+    palettization ``granularity`` / ``group_size``, the mixed-bit ``target_psnr`` or ``target_bits``,
+    ExecuTorch ``quantization`` (none or int8), and the golden try-on's ``steps``, ``guidance_scale``, ``seed``."""
+
+    bits: str = "6"
+    chunks: int = 1
+    targets: tuple[str, ...] = TARGETS
+    granularity: str = "per_grouped_channel"
+    group_size: int = 16
+    target_psnr: float | None = 30.0
+    target_bits: float | None = None
+    quantization: str = "none"
+    steps: int = 4
+    guidance_scale: float = 4.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bits", str(self.bits))  # 6 and "6" mean the same
+        object.__setattr__(self, "targets", tuple(self.targets))
+        if self.bits not in BITS_CHOICES:
+            raise ExportInputError(f"bits must be one of {', '.join(BITS_CHOICES)}, got {self.bits!r}")
+        unknown = set(self.targets) - set(TARGETS) if self.targets else {"(none)"}
+        if unknown:
+            raise ExportInputError(f"targets must be among {', '.join(TARGETS)}, got {sorted(unknown)}")
+        if self.chunks < 1 or self.steps < 1:
+            raise ExportInputError(f"chunks and steps must be >= 1, got {self.chunks} and {self.steps}")
+        if self.bits == "mixed" and (self.target_psnr is None) == (self.target_bits is None):
+            raise ExportInputError("mixed bits need exactly one of target_psnr and target_bits")
+
+    @property
+    def settings(self) -> PaletteSettings:
+        """The palettization settings these options ask for."""
+        return PaletteSettings(self.granularity, self.group_size)
+
+
+@dataclass
+class CoreMLComponent:
+    """One component ready to write: its ``conversion``, the ``compression`` record, the programs
+    to ship (``chunks``, one when unchunked), and the chained-vs-unchunked difference."""
+
+    conversion: Conversion
+    compression: dict[str, Any]
+    psnr: float
+    chunks: list[Chunk]
+    chunk_difference: float | None = None
+
+
+def compress_component(name: str, conversion: Conversion, golden: Golden, options: ExportOptions) -> CoreMLComponent:
+    """Palettize (then chunk) ``conversion``'s program as ``options`` say, if ``name`` is compressed;
+    measure the result against the golden PyTorch outputs."""
+    inputs, reference = golden.components[name]
+    if name not in COMPRESSED_COMPONENTS or options.bits == "16":
+        model, compression = conversion.model, {"mode": "none"}
+    else:
+        compression = {"mode": "kmeans", "bits": options.bits if options.bits == "mixed" else int(options.bits),
+                       "granularity": options.granularity, "group_size": options.group_size,
+                       "weight_threshold": options.settings.weight_threshold}
+        if options.bits == "mixed":
+            first = next(iter(reference.values()))
+            mixed = mixed_bit_palettize(conversion.model, inputs, first, options.target_psnr, options.target_bits,
+                                        options.settings)
+            model = mixed.model
+            compression.update(target_psnr=options.target_psnr, target_bits=options.target_bits,
+                               allocation=dict(sorted(mixed.allocation.items())))
+        else:
+            model = palettize(conversion.model, int(options.bits), options.settings)
+    psnr = program_psnr(model, inputs, reference)
+    n_chunks = options.chunks if name in COMPRESSED_COMPONENTS else 1
+    chunks = chunk_program(model, n_chunks)
+    difference = check_chunks(model, chunks, inputs) if n_chunks > 1 else None
+    return CoreMLComponent(conversion, compression, psnr, chunks, difference)
+
+
+def build_coreml(components: Mapping[str, Component], golden: Golden, options: ExportOptions,
+                 log: Callable[[str], None] = print) -> dict[str, CoreMLComponent]:
+    """Convert every component (fp16, or fp32 where measured necessary), then compress and chunk."""
+    built = {}
+    for name, component in components.items():
+        conversion = convert_measured(component, *golden.components[name])
+        log(f"  {name}: converted in {conversion.seconds:.1f} s, {conversion.precision}, {conversion.psnr:.1f} dB")
+        built[name] = compress_component(name, conversion, golden, options)
+    return built
+
+
+def export_bundle(model_path: str | Path | None, out: str | Path, options: ExportOptions = ExportOptions(),
+                  log: Callable[[str], None] = print) -> Path:
+    """Export the pipeline at ``model_path`` (default: the shipped model) to a bundle at ``out``; return it."""
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+
+    pipe = load_inpaint_pipeline(model_path, device="cpu")
+    components = pipeline_components(pipe)
+    golden = make_golden(pipe, components, options.steps, options.guidance_scale, options.seed)
+    coreml = build_coreml(components, golden, options, log) if "coreml" in options.targets else {}
+    return write_bundle(out, pipe, components, golden, coreml, options, source=str(model_path or "shipped"), log=log)
+
+
+def write_bundle(out: str | Path, pipe: Any, components: Mapping[str, Component], golden: Golden,
+                 coreml: Mapping[str, CoreMLComponent], options: ExportOptions, source: str = "",
+                 log: Callable[[str], None] = print) -> Path:
+    """Write the bundle folder ``out`` (atomically) from prepared parts; ExecuTorch programs are made here."""
+    from tryon_lab.training.common import save_atomically
+
+    def write(root: Path) -> None:
+        root.mkdir(parents=True)
+        entries = {}
+        for name, component in components.items():
+            entry: dict[str, Any] = {**component.spec.to_json(), "golden": f"golden/{name}.safetensors"}
+            (root / "golden").mkdir(exist_ok=True)
+            save_arrays(root / entry["golden"], component_arrays(*golden.components[name]))
+            if "coreml" in options.targets:
+                entry["coreml"] = _write_coreml(root, name, coreml[name])
+            if "executorch" in options.targets:
+                entry["executorch"] = _write_pte(root, component, golden, options)
+                log(f"  {name}: ExecuTorch program written ({options.quantization})")
+            entries[name] = entry
+        save_arrays(root / "golden" / "tryon.safetensors",
+                    {**golden.inputs.arrays(), **{f"result.{k}": v for k, v in golden.result.items()}})
+        if "coreml" in options.targets:
+            _write_tokenizer(pipe, root / "coreml")
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created_by": f"tryon_lab {__version__}",
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "source_model": source,
+            "runtime": runtime_contract(pipe),
+            "scheduler": _jsonable(dict(pipe.scheduler.config)),
+            "tokenizer": {"vocab": "coreml/vocab.json", "merges": "coreml/merges.txt",
+                          "max_length": int(pipe.tokenizer.model_max_length)} if "coreml" in options.targets else None,
+            "targets": [t for t in TARGETS if t in options.targets],
+            "components": entries,
+            "golden": {"tryon": "golden/tryon.safetensors", "prompt": golden.prompt, "steps": options.steps,
+                       "guidance_scale": options.guidance_scale, "seed": options.seed},
+            "files": file_hashes(root),
+        }
+        (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+    return save_atomically(out, write)
+
+
+def _write_coreml(root: Path, name: str, built: CoreMLComponent) -> dict[str, Any]:
+    folder = root / "coreml"
+    folder.mkdir(exist_ok=True)
+    packages = []
+    chunked = len(built.chunks) > 1
+    for index, chunk in enumerate(built.chunks, start=1):
+        package = f"{name}Chunk{index}" if chunked else name
+        path = folder / f"{package}.mlpackage"
+        chunk.model.save(str(path))
+        packages.append({"name": package, "path": path.relative_to(root).as_posix(), **package_io(chunk.model),
+                         "bits": weight_report(chunk.model).to_json(), "size_bytes": folder_bytes(path)})
+    return {
+        "precision": built.conversion.precision,
+        "deployment_target": DEPLOYMENT_TARGET,
+        "conversion_psnr": _number(built.conversion.psnr),
+        "psnr": _number(built.psnr),
+        "compression": built.compression,
+        "bits": _combined_bits(built.chunks),
+        "size_bytes": sum(p["size_bytes"] for p in packages),
+        "packages": packages,
+        "chunking": {"chunks": len(built.chunks), "balance": round(chunk_balance(built.chunks), 4),
+                     "max_abs_difference_vs_unchunked": built.chunk_difference} if chunked else None,
+    }
+
+
+def _combined_bits(chunks: list[Chunk]) -> dict[str, Any]:
+    return WeightReport(tuple(w for c in chunks for w in weight_report(c.model).weights)).to_json()
+
+
+def _write_pte(root: Path, component: Component, golden: Golden, options: ExportOptions) -> dict[str, Any]:
+    from tryon_lab.export.executorch import export_pte
+
+    folder = root / "executorch"
+    folder.mkdir(exist_ok=True)
+    path = export_pte(component, golden.components[component.name][0], folder / f"{component.name}.pte",
+                      options.quantization)
+    return {"path": path.relative_to(root).as_posix(), "quantization": options.quantization,
+            "size_bytes": path.stat().st_size}
+
+
+def _write_tokenizer(pipe: Any, folder: Path) -> None:
+    """Write the CLIP BPE files a phone tokenizer reads (Apple's layout), from the fast tokenizer's model."""
+    model = json.loads(pipe.tokenizer.backend_tokenizer.to_str())["model"]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    folder.mkdir(exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+
+
+def package_io(model) -> dict[str, list[dict[str, Any]]]:
+    """``{"inputs", "outputs"}`` of an ML Program as contract tensor entries, read from its description."""
+    from coremltools.proto import FeatureTypes_pb2
+
+    kinds = {FeatureTypes_pb2.ArrayFeatureType.FLOAT32: "float32", FeatureTypes_pb2.ArrayFeatureType.INT32: "int32",
+             FeatureTypes_pb2.ArrayFeatureType.FLOAT16: "float16"}
+
+    def entries(features) -> list[dict[str, Any]]:
+        return [TensorSpec(f.name, tuple(int(s) for s in f.type.multiArrayType.shape),
+                           kinds.get(f.type.multiArrayType.dataType, "unknown")).to_json() for f in features]
+
+    description = model.get_spec().description
+    return {"inputs": entries(description.input), "outputs": entries(description.output)}
+
+
+def folder_bytes(path: Path) -> int:
+    """Total size of the files under ``path`` (or of ``path`` itself)."""
+    path = Path(path)
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(root: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {sha256, bytes}}`` of every file under ``root`` except the manifest."""
+    return {p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.relative_to(root).as_posix() != MANIFEST}
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+
+def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(config, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))

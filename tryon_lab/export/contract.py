@@ -1,0 +1,177 @@
+"""The I/O contract of the phone components: names, shapes and dtypes a phone runner relies on.
+
+A *component* is one network a phone app calls: ``TextEncoder``, ``Unet``, ``VAEEncoder``,
+``VAEDecoder`` (and, for Diffuse to Choose, ``ImageEncoder`` / ``HintEncoder``). Each is built from
+a pipeline by a function registered with ``@register_component(name)``, which returns the
+component's ``ComponentSpec`` and a wrapper module whose ``forward`` takes the inputs in spec order
+and returns the outputs in spec order (one tensor or a tuple); a builder returns None when the
+pipeline lacks that part. Adding a component is one builder (and one wrapper) here.
+Shapes are fixed: phones run static-shape programs, one resolution per export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tryon_lab.export import wrappers
+from tryon_lab.export.errors import BundleError
+
+DTYPES = ("float32", "int32")
+UNET_BATCH = 2  # classifier-free guidance: unconditional and conditional rows in one call
+UNET_CHANNELS = ("noisy latent", "noisy latent", "noisy latent", "noisy latent",
+                 "masked-image latent", "masked-image latent", "masked-image latent", "masked-image latent",
+                 "latent mask")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named tensor of fixed ``shape`` and ``dtype`` (``float32`` or ``int32``)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def to_json(self) -> dict[str, Any]:
+        """Return ``{"name", "shape", "dtype"}``."""
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_json(cls, entry: Any) -> TensorSpec:
+        """Parse a manifest entry, raising ``BundleError`` if it is malformed."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise BundleError(f"a tensor entry must be an object with a name, got {entry!r:.80}")
+        shape, dtype = entry.get("shape"), entry.get("dtype")
+        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s < 2**20
+                                                  for s in shape):
+            raise BundleError(f"tensor {entry['name']!r}: shape must be a list of positive integers, got {shape!r:.80}")
+        if dtype not in DTYPES:
+            raise BundleError(f"tensor {entry['name']!r}: dtype must be one of {DTYPES}, got {dtype!r:.40}")
+        return cls(entry["name"], tuple(shape), dtype)
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A component's ``name`` and its ordered ``inputs`` and ``outputs``."""
+
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return ``{"inputs": [...], "outputs": [...]}`` (the name is the manifest key)."""
+        return {"inputs": [t.to_json() for t in self.inputs], "outputs": [t.to_json() for t in self.outputs]}
+
+    @classmethod
+    def from_json(cls, name: str, entry: Any) -> ComponentSpec:
+        """Parse a manifest component entry, raising ``BundleError`` if it is malformed."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("inputs"), list) \
+                or not isinstance(entry.get("outputs"), list):
+            raise BundleError(f"component {name!r} must list its inputs and outputs")
+        return cls(name, tuple(TensorSpec.from_json(t) for t in entry["inputs"]),
+                   tuple(TensorSpec.from_json(t) for t in entry["outputs"]))
+
+
+@dataclass(frozen=True)
+class Component:
+    """A contract ``spec`` with the PyTorch ``module`` that computes it."""
+
+    spec: ComponentSpec
+    module: torch.nn.Module
+
+    @property
+    def name(self) -> str:
+        """The component's contract name, e.g. ``"Unet"``."""
+        return self.spec.name
+
+
+Builder = Callable[[Any], "Component | None"]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register_component(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: ``builder(pipe) -> Component | None`` makes component ``name`` (in registration order)."""
+
+    def register(builder: Builder) -> Builder:
+        _BUILDERS[name] = builder
+        return builder
+
+    return register
+
+
+def component_names() -> tuple[str, ...]:
+    """Return every registered component name, in export order."""
+    return tuple(_BUILDERS)
+
+
+def pipeline_components(pipe: Any, only: tuple[str, ...] | None = None) -> dict[str, Component]:
+    """Return ``{name: Component}`` for every registered component ``pipe`` has (or just ``only``)."""
+    built = {}
+    for name, builder in _BUILDERS.items():
+        if only is not None and name not in only:
+            continue
+        component = builder(pipe)
+        if component is not None:
+            built[name] = component
+    return built
+
+
+def runtime_contract(pipe: Any) -> dict[str, Any]:
+    """Return what a phone runner needs besides the networks: sizes, scaling, U-Net channel order."""
+    return {
+        "resolution": int(pipe.resolution),
+        "latent_size": int(pipe.unet.config.sample_size),
+        "vae_scale_factor": int(pipe.vae_scale_factor),
+        "vae_scaling_factor": float(pipe.vae.config.scaling_factor),
+        "token_length": int(pipe.tokenizer.model_max_length),
+        "unet_batch": UNET_BATCH,
+        "unet_channels": list(UNET_CHANNELS),
+        "latent_mask": "max-pool of the pixel mask (1 = repaint) to the latent grid",
+        "image_range": [-1.0, 1.0],
+    }
+
+
+@register_component("TextEncoder")
+def _text_encoder(pipe: Any) -> Component | None:
+    if getattr(pipe, "text_encoder", None) is None:  # e.g. a pipeline conditioned on a reference image
+        return None
+    length = pipe.tokenizer.model_max_length
+    width = pipe.text_encoder.config.hidden_size
+    spec = ComponentSpec("TextEncoder", (TensorSpec("input_ids", (1, length), "int32"),),
+                         (TensorSpec("last_hidden_state", (1, length, width)),))
+    return Component(spec, wrappers.TextEncoderWrapper(pipe.text_encoder))
+
+
+@register_component("Unet")
+def _unet(pipe: Any) -> Component:
+    config = pipe.unet.config
+    side, length = config.sample_size, pipe.tokenizer.model_max_length
+    spec = ComponentSpec(
+        "Unet",
+        (TensorSpec("sample", (UNET_BATCH, config.in_channels, side, side)),
+         TensorSpec("timestep", (UNET_BATCH,)),
+         TensorSpec("encoder_hidden_states", (UNET_BATCH, length, config.cross_attention_dim))),
+        (TensorSpec("noise_pred", (UNET_BATCH, config.out_channels, side, side)),),
+    )
+    return Component(spec, wrappers.UnetWrapper(pipe.unet))
+
+
+@register_component("VAEEncoder")
+def _vae_encoder(pipe: Any) -> Component:
+    side, latent = pipe.resolution, pipe.unet.config.sample_size
+    channels = pipe.vae.config.latent_channels
+    spec = ComponentSpec("VAEEncoder", (TensorSpec("image", (1, 3, side, side)),),
+                         (TensorSpec("latent", (1, channels, latent, latent)),))
+    return Component(spec, wrappers.VAEEncoderWrapper(pipe.vae))
+
+
+@register_component("VAEDecoder")
+def _vae_decoder(pipe: Any) -> Component:
+    side, latent = pipe.resolution, pipe.unet.config.sample_size
+    channels = pipe.vae.config.latent_channels
+    spec = ComponentSpec("VAEDecoder", (TensorSpec("latent", (1, channels, latent, latent)),),
+                         (TensorSpec("image", (1, 3, side, side)),))
+    return Component(spec, wrappers.VAEDecoderWrapper(pipe.vae))

@@ -1,0 +1,112 @@
+"""Golden data: fixed inputs and the PyTorch outputs every export must reproduce.
+
+One try-on on a fixed world sample (photo, garment mask, caption, seeded noise) runs through the
+PyTorch components with the phone's loop (``runner.run_tryon``); each component's first call is
+recorded as its golden input and output, so the component checks use realistic tensors (the
+U-Net's are those of the first denoising step). Components the try-on does not call get seeded
+random inputs of their contract shapes. Stored as safetensors: arrays only, no pickles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tryon_lab.export.contract import Component, ComponentSpec
+from tryon_lab.export.runner import RecordingRunner, TorchRunner, TryOnInputs, run_tryon
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Golden:
+    """The try-on ``inputs``, its PyTorch ``result`` ({image, latents}), the ``prompt``, and
+    ``components``: {name: (inputs, outputs)} of each component's golden call."""
+
+    inputs: TryOnInputs
+    result: Arrays
+    prompt: str
+    components: dict[str, tuple[Arrays, Arrays]]
+
+
+def tryon_inputs(pipe: Any, steps: int = 4, guidance_scale: float = 4.0, seed: int = 0) -> tuple[TryOnInputs, str]:
+    """Return fixed try-on inputs for ``pipe``'s resolution (world sample ``seed``) and their prompt."""
+    from tryon_lab.data.world import World
+    from tryon_lab.pipelines.latents import pil_to_tensor
+
+    sample = World(seed=seed, resolution=pipe.resolution).sample(seed, kind="garment")
+
+    def tokens(text: str) -> np.ndarray:
+        ids = pipe.tokenizer([text], padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                             truncation=True, return_tensors="np").input_ids
+        return ids.astype(np.int32)
+
+    side = pipe.unet.config.sample_size
+    noise = torch.randn((1, pipe.unet.config.out_channels, side, side), generator=torch.Generator().manual_seed(seed))
+    inputs = TryOnInputs(
+        image=pil_to_tensor(sample.scene)[None].numpy(),
+        mask=np.asarray(sample.shape_mask, dtype=np.float32)[None, None],
+        input_ids=tokens(sample.caption),
+        negative_input_ids=tokens(""),
+        noise=noise.numpy(),
+        steps=steps,
+        guidance_scale=guidance_scale,
+    )
+    return inputs, sample.caption
+
+
+def random_inputs(spec: ComponentSpec, seed: int = 0) -> Arrays:
+    """Seeded inputs of ``spec``'s shapes: standard normal floats, token ids in [0, 100)."""
+    rng = np.random.default_rng(seed)
+    return {t.name: (rng.integers(0, 100, t.shape).astype(np.int32) if t.dtype == "int32"
+                     else rng.standard_normal(t.shape).astype(np.float32)) for t in spec.inputs}
+
+
+def make_golden(pipe: Any, components: Mapping[str, Component], steps: int = 4, guidance_scale: float = 4.0,
+                seed: int = 0) -> Golden:
+    """Run the fixed try-on through the PyTorch ``components`` and record the golden data."""
+    from diffusers import DDIMScheduler
+
+    inputs, prompt = tryon_inputs(pipe, steps, guidance_scale, seed)
+    recorders = {name: RecordingRunner(TorchRunner(c)) for name, c in components.items()}
+    result = run_tryon(recorders, inputs, DDIMScheduler.from_config(pipe.scheduler.config))
+    recorded = {}
+    for name, component in components.items():
+        if recorders[name].first is not None:
+            recorded[name] = recorders[name].first
+        else:
+            extra = random_inputs(component.spec, seed)
+            recorded[name] = (extra, TorchRunner(component).predict(extra))
+    return Golden(inputs, result, prompt, recorded)
+
+
+def save_arrays(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` to a safetensors file."""
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+
+
+def load_arrays(path: str | Path) -> Arrays:
+    """Read a safetensors file written by ``save_arrays``."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+def component_arrays(inputs: Arrays, outputs: Arrays) -> Arrays:
+    """Golden file content of one component: ``input.<name>`` and ``output.<name>``."""
+    return {**{f"input.{k}": v for k, v in inputs.items()}, **{f"output.{k}": v for k, v in outputs.items()}}
+
+
+def split_component_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[Arrays, Arrays]:
+    """Inverse of ``component_arrays``: (inputs, outputs)."""
+    def pick(prefix: str) -> Arrays:
+        return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+    return pick("input."), pick("output.")
