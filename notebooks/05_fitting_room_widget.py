@@ -1,0 +1,194 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · The Fitting Room widget
+#
+# The Mobile Fitting Room paper ends with an app: pick a garment, paint over yourself where it
+# should go, and watch the try-on appear. This notebook builds that app from the pieces of the
+# earlier chapters, as an ipywidgets application that runs in JupyterLab and, unchanged, as a
+# phone-shaped web page.
+#
+# **What you will learn in this notebook**
+# - how mouse and touch events on an ipycanvas canvas become a **bool mask at the photo's own
+#   size** (canvas pixels, photo pixels, and a round brush between them);
+# - how the app keeps the painting responsive while a model runs: generation on a **worker
+#   thread**, a progress bar, step previews, cancel, and errors that become messages;
+# - the three screens (**Garments**, **Personalize**, **Result**), the restore brush, and how to
+#   serve the app to a phone-sized browser with `tryon-lab app`.
+#
+# **How long it takes**
+#
+# | profile | for | model | this notebook |
+# |---|---|---|---|
+# | `smoke` | CI: checks that the code runs | a tiny random model (pictures are noise) | seconds |
+# | `quick` (default) | a 2-core laptop | the shipped mini model, 128x128 | about a minute |
+# | `full` | a GPU machine | the shipped mini model | about a minute |
+#
+# The widgets are live in JupyterLab: paint on them with the mouse (or a finger on a touch
+# screen). Every cell also drives them from Python, so the notebook runs without a browser too.
+
+# %% [markdown]
+# ## 1. A canvas that paints a mask
+#
+# `MaskCanvas` shows a photo on an ipycanvas `MultiCanvas` and keeps a bool mask **at the
+# photo's size**. The canvas has a fixed size in canvas pixels; the photo is fitted into it at
+# `scale` canvas pixels per photo pixel, centred with `offset`. Paint on it below.
+
+# %%
+from tryon_lab.app import MaskCanvas
+from tryon_lab.data.world import World
+
+person = World(seed=0, resolution=256).sample(0, kind="garment")
+demo = MaskCanvas(width=300, height=240)
+demo.set_photo(person.scene)
+print(f"photo {demo.photo.size}, canvas {demo.widget.width}x{demo.widget.height}, "
+      f"scale {demo.scale:.3f} canvas px per photo px, offset {demo.offset}")
+demo.widget
+
+# %% [markdown]
+# ### What the browser sends
+#
+# When you press, move and release the mouse on the canvas, the browser sends the kernel one
+# message per event: `mouse_down`, `mouse_move` (for every move, pressed or not), `mouse_up`,
+# each with `x, y` in **canvas pixels**. ipycanvas calls the handlers registered with
+# `on_mouse_down(handler)` etc. `MaskCanvas` registers handlers that call its `pointer(kind, x, y)`:
+#
+# 1. map the point to photo pixels: `((x - offset_x) / scale, (y - offset_y) / scale)`;
+# 2. on "down", stamp a disc of the brush radius; on each "move" while pressed, stamp the
+#    **segment** from the previous point (events arrive tens of pixels apart when the hand is
+#    fast, so dots alone would leave gaps);
+# 3. on "up", record the stroke as one undoable edit.
+#
+# The brush size is in canvas pixels, what the user sees, so its radius in photo pixels is
+# `brush_size / 2 / scale`. Here are the events of a quick drag, replayed from Python exactly
+# as ipycanvas would deliver them:
+
+# %%
+from tryon_lab.data.masks import overlay
+from tryon_lab.plotting import image_grid
+
+events = [("move", 60, 40), ("down", 110, 90), ("move", 150, 100), ("move", 190, 95), ("move", 200, 150),
+          ("up", 200, 150), ("move", 250, 200)]
+for kind, x, y in events:
+    demo.pointer(kind, x, y)
+print(f"painted {demo.mask.sum()} photo pixels ({100 * demo.coverage:.1f}% of the photo)")
+image_grid([person.scene, demo.mask, overlay(person.scene, demo.mask)], ["photo", "mask (photo pixels)", "overlay"],
+           ncols=3)
+
+# %% [markdown]
+# The eraser is the same brush painting `False`; undo and redo restore whole masks. The first
+# and last "move" above happened with the button up, so they painted nothing.
+
+# %%
+demo.tool = "eraser"
+demo.stroke([(150, 60), (150, 140)])
+erased = demo.mask
+demo.undo()
+print(f"after the eraser: {erased.sum()} px; after undo: {demo.mask.sum()} px; redo available: {demo.can_redo}")
+demo.tool = "brush"
+
+# %% [markdown]
+# Why this design? The mask lives in the kernel, at full photo resolution, so the model's input
+# never depends on the screen's size. The browser only draws feedback: each event's segment is
+# drawn back on a translucent layer. That round trip, browser → kernel → browser, is what the
+# app's browser test times: it must stay under 200 ms for painting to feel direct
+# (`benchmarks/app.py` records it).
+
+# %% [markdown]
+# ## 2. The app
+#
+# `FittingRoom(pipeline, catalog)` puts three screens behind a tab bar:
+#
+# - **Garments**: the catalog as a gallery, filtered by category; *add your own item* from an
+#   image and the words the prompt should use (a DreamBooth garment from chapter 02 is added the
+#   same way, with its identifier, e.g. `room.garments.add_item(img, "tee", "sks tee")`).
+# - **Personalize**: a sample photo or your own upload, the canvas, brush / eraser / size /
+#   undo / redo / clear, and **Suggest mask**: where an item of the chosen category usually
+#   goes, learned from the world, as a starting point to edit.
+# - **Result**: the try-on forming step by step, before/after, a **restore brush** that paints
+#   your original pixels back, seed and steps, save as PNG.
+#
+# Generation runs on a worker thread: the kernel keeps handling your strokes and clicks while
+# the model works, the progress bar and previews update, **Cancel** stops it after the current
+# step (`pipe.interrupt()`), and any error appears as a message in the app. The model is used
+# through a small interface, `generate(image, mask, prompt, steps, seed, on_step)`, so an
+# exported phone bundle can stand in for the PyTorch pipeline.
+
+# %%
+from IPython.display import Markdown
+
+from tryon_lab import current_profile
+from tryon_lab.app import FittingRoom
+from tryon_lab.paths import build_dir
+from tryon_lab.pipelines.inspect import course_pipeline, model_note
+
+settings = current_profile()["inpainting"]
+pipe = course_pipeline(settings["model"], build_dir())
+display(Markdown(model_note(settings["model"], pipe)))
+room = FittingRoom(pipe, steps=settings["steps"])
+room
+
+# %% [markdown]
+# ### Driving the app from Python
+#
+# Everything a click does is a method call, which is how the tests drive the app. Choose the
+# first garment, start from the suggested mask, try it on, and wait for the worker thread:
+
+# %%
+item = room.garments.select(next(i.id for i in room.garments.items.values() if i.kind == "garment"))
+room.personalize.suggest()
+room.try_on()
+room.wait()
+print(room.status.text)
+print(f"first preview after {room.runner.first_preview_seconds:.2f} s, result after {room.runner.seconds:.2f} s")
+photo = room.personalize.canvas.photo
+image_grid([photo, overlay(photo, room.personalize.canvas.mask), room.result.result],
+           ["photo", f"mask for a {item.category}", f"try-on: {item.phrase}"], ncols=3)
+
+# %% [markdown]
+# ### On a phone-sized page
+#
+# From a terminal, `tryon-lab app` serves the same widget as a Voila page on `127.0.0.1` and
+# prints its address; `--model` and `--catalog` choose what it shows. Open it in a narrow browser
+# window (or your browser's device mode) and it looks like the phone app. Nothing leaves your
+# machine: the page talks only to the local kernel that runs the model.
+
+# %% [markdown]
+# ## 3. Exercise: events to a mask
+#
+# Write `events_to_mask(events, radius, size)`: `events` is a list of `(kind, x, y)` with `kind`
+# one of `"down"`, `"move"`, `"up"`; `size` is `(width, height)`. Return a bool mask of shape
+# `(height, width)` painted by a round brush of `radius` pixels: a "down" paints a disc, every
+# "move" while the button is down paints the segment from the previous point, "up" ends the
+# stroke, and moves with the button up paint nothing. Points may lie outside the image.
+#
+# Hint: `tryon_lab.data.masks.add_stroke(mask, points, radius)` paints a polyline into a mask in
+# place. The checker tries a click, a fast drag, hovering, two strokes, a stroke that leaves the
+# image, and a non-square canvas.
+
+# %%
+import numpy as np
+
+
+def events_to_mask(events: list, radius: float, size: tuple[int, int]) -> np.ndarray:
+    """Return the bool (height, width) mask a round brush paints for these pointer events."""
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+# %% tags=["raises-exception"]
+from tryon_lab.checks.ch05 import check_events_to_mask
+
+check_events_to_mask(events_to_mask)
+
+# %% [markdown]
+# When the check passes, you are ready for **06 · exporting and verifying the phone models**,
+# where the model behind this app becomes Core ML and ExecuTorch programs for a real phone.

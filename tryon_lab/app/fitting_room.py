@@ -1,0 +1,133 @@
+"""``FittingRoom``: the whole app, its three screens behind a tab bar, in one widget."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from tryon_lab.app.backends import PyTorchBackend, TryOnBackend
+from tryon_lab.app.garments import GarmentsScreen
+from tryon_lab.app.items import (
+    GalleryItem,
+    SamplePhoto,
+    catalog_items,
+    catalog_samples,
+    matplotlib_sample,
+    world_items,
+    world_samples,
+)
+from tryon_lab.app.personalize import PersonalizeScreen
+from tryon_lab.app.result import ResultScreen
+from tryon_lab.app.style import style_widget
+from tryon_lab.app.ui import StatusLine
+from tryon_lab.data.catalog import CATALOG_JSON
+from tryon_lab.errors import ConfigError, TryOnInputError
+from tryon_lab.paths import data_dir
+
+GARMENTS, PERSONALIZE, RESULT = "Garments", "Personalize", "Result"
+
+
+class FittingRoom:
+    """The Fitting Room app: Garments, Personalize and Result screens.
+
+    ``pipeline``: None (the shipped mini model, if it is there), a pipeline folder, a loaded
+    ``TryOnInpaintPipeline``, or any ``TryOnBackend``. ``catalog``: None (``data/`` when it
+    holds a catalog, else a small gallery rendered by the world) or a catalog folder.
+    ``steps`` and ``seed`` start the Result screen's controls. Display it as a cell's value.
+    """
+
+    def __init__(self, pipeline: Any = None, catalog: str | Path | None = None, *, steps: int = 20,
+                 seed: int = 0) -> None:
+        self.backend, problem = resolve_backend(pipeline)
+        items, samples = resolve_catalog(catalog)
+        self.status = StatusLine()
+        self.garments = GarmentsScreen(items, self.status, self._selected)
+        self.personalize = PersonalizeScreen(samples, self.status, lambda: self.garments.selected, self.try_on)
+        self.result = ResultScreen(self.backend, self.status, self.try_on, steps=steps, seed=seed,
+                                   unavailable=problem or "")
+        self._auto_prompt = ""
+        if self.result.runner is not None:
+            self.result.runner.on_busy(lambda busy: setattr(self.personalize.try_on_button, "disabled", busy))
+        self.nav = widgets.ToggleButtons(options=[GARMENTS, PERSONALIZE, RESULT], value=GARMENTS)
+        self.nav.add_class("tryon-nav")
+        self.nav.observe(lambda change: self._show(change.new), "value")
+        self.body = widgets.Box(layout=widgets.Layout(width="100%"))
+        title = "no model loaded" if self.backend is None else html.escape(self.backend.name)
+        header = widgets.HTML(f"<h2>Fitting Room</h2><small>{title}</small>")
+        header.add_class("tryon-title")
+        self.widget = widgets.VBox([style_widget(), header, self.nav, self.body, self.status.widget])
+        self.widget.add_class("tryon-app")
+        self._show(GARMENTS)
+        if problem:
+            self.status.error(problem, "No model")
+        else:
+            self.status.show("Pick an item to try on.")
+
+    @property
+    def runner(self):
+        """The Result screen's ``Runner`` (None without a model)."""
+        return self.result.runner
+
+    def show(self, screen: str) -> None:
+        """Switch to ``screen``: "Garments", "Personalize" or "Result"."""
+        if screen not in self.nav.options:
+            raise TryOnInputError(f"unknown screen {screen!r}; choose one of {', '.join(self.nav.options)}")
+        self.nav.value = screen
+
+    def try_on(self) -> None:
+        """Start generating the selected item on the photo inside the mask; show the Result."""
+        item = self.garments.selected
+        if item is None:
+            raise TryOnInputError("choose an item in Garments first")
+        mask = self.personalize.canvas.mask
+        if not mask.any():
+            raise TryOnInputError("paint where the item goes first (or press Suggest mask)")
+        # Refill the prompt when the item or the photo's room changed; keep the user's edits otherwise.
+        prompt = item.prompt(self.personalize.room)
+        if prompt != self._auto_prompt:
+            self.result.prompt.value = self._auto_prompt = prompt
+        self.result.generate(self.personalize.canvas.photo, mask)
+        self.show(RESULT)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the running try-on ends (for scripts and tests); False on timeout."""
+        return self.runner is None or self.runner.wait(timeout)
+
+    def _selected(self, item: GalleryItem) -> None:
+        self.status.show(f"{item.phrase}: now paint where it goes, or press Suggest mask.")
+        self.show(PERSONALIZE)
+
+    def _show(self, screen: str) -> None:
+        pages = {GARMENTS: self.garments, PERSONALIZE: self.personalize, RESULT: self.result}
+        self.body.children = [pages[screen].widget]
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def resolve_backend(pipeline: Any) -> tuple[TryOnBackend | None, str | None]:
+    """Return ``(backend, None)``, or ``(None, why)`` when the default model is not there yet."""
+    if pipeline is None:
+        try:
+            return PyTorchBackend.from_path(), None
+        except ConfigError as error:
+            return None, str(error)
+    if isinstance(pipeline, (str, Path)):
+        return PyTorchBackend.from_path(pipeline), None
+    if isinstance(pipeline, TryOnBackend):
+        return pipeline, None
+    return PyTorchBackend(pipeline), None
+
+
+def resolve_catalog(catalog: str | Path | None) -> tuple[list[GalleryItem], list[SamplePhoto]]:
+    """Return the gallery items and sample photos for ``catalog`` (see ``FittingRoom``)."""
+    if catalog is None:
+        catalog = data_dir() if (data_dir() / "catalog" / CATALOG_JSON).is_file() else None
+    if catalog is None:
+        items, samples = world_items(), world_samples()
+    else:
+        items, samples = catalog_items(catalog), catalog_samples(catalog) or world_samples()
+    return items, [*samples, matplotlib_sample()]
