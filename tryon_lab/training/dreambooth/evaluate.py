@@ -1,0 +1,195 @@
+"""How well a DreamBooth garment works, measured on things training never saw.
+
+- ``heldout_cases``: the item on *held-out people* (person-item combinations only the held-out
+  split shows), with seen mask kinds (shape, box) and an unseen one (``brush``: a loose,
+  hand-drawn-looking region) - the *held-out masks*.
+- ``garment_scores``: masked PSNR / box SSIM against the ground truth and, with a judge,
+  attribute accuracy and reference similarity (``metrics.inpainting.score_outputs``), per mask kind.
+- ``before_after``: the base model with the class prompt (all it can be told without the
+  identifier), the base with the full descriptive caption (an upper reference), and the
+  fine-tuned model with the identifier prompt.
+- ``prior_diversity``: does the class prompt still give varied garments? Mean pairwise distance
+  of world-encoder embeddings and the entropy of predicted colours and patterns.
+- ``footprint``: full versus LoRA: trainable parameters, steps per second, size on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tryon_lab.data.attributes import ItemSpec
+from tryon_lab.data.masks import add_stroke, bounding_box, dilate
+from tryon_lab.data.world import World, WorldSample
+from tryon_lab.metrics.inpainting import score_outputs
+
+EVAL_MASK_KINDS = ("shape", "box", "brush")
+
+
+@dataclass
+class HeldOutCase:
+    """One evaluation input: a held-out sample and the mask the model is given."""
+
+    sample: WorldSample
+    mask: np.ndarray
+    mask_kind: str
+
+
+@dataclass
+class Scored:
+    """Scores per mask kind (plus "all"), with the generated images, in case order."""
+
+    scores: dict[str, dict[str, float]]
+    images: list[Image.Image] = field(default_factory=list)
+    cases: list[HeldOutCase] = field(default_factory=list)
+
+
+def brush_mask(sample: WorldSample, rng: np.random.Generator) -> np.ndarray:
+    """A loose region like a user's brush work: the item's shape grown by 3-6% of the image side,
+    plus one stroke across its box. Always covers the item."""
+    size = sample.shape_mask.shape[0]
+    mask = dilate(sample.shape_mask, rng.uniform(0.03, 0.06) * size)
+    top, left, bottom, right = bounding_box(sample.shape_mask)
+    points = [(rng.uniform(left, right), rng.uniform(top, bottom)) for _ in range(2)]
+    add_stroke(mask, points, radius=rng.uniform(0.04, 0.07) * size)
+    return mask
+
+
+def heldout_cases(world: World, item: ItemSpec, n_people: int = 6, mask_kinds: Sequence[str] = EVAL_MASK_KINDS,
+                  seed: int = 0) -> list[HeldOutCase]:
+    """``item`` on ``n_people`` held-out people, once per mask kind (shape, box, brush)."""
+    samples = world.instance_samples(item, n_people, "heldout")
+    rng = np.random.default_rng([world.seed, 11, seed])
+    cases = []
+    for kind in mask_kinds:
+        for sample in samples:
+            if kind == "shape":
+                mask = sample.shape_mask
+            elif kind == "box":
+                mask = sample.box_mask
+            elif kind == "brush":
+                mask = brush_mask(sample, rng)
+            else:
+                raise ValueError(f"unknown mask kind {kind!r}; choose from {EVAL_MASK_KINDS}")
+            cases.append(HeldOutCase(sample, mask, kind))
+    return cases
+
+
+def generate(pipe, cases: Sequence[HeldOutCase], prompt: str | None, steps: int = 25, guidance_scale: float = 4.0,
+             seed: int = 0, batch_size: int = 8) -> list[Image.Image]:
+    """Inpaint every case's mask on its scene with ``prompt`` (None: each sample's own caption)."""
+    outputs: list[Image.Image] = []
+    for start in range(0, len(cases), batch_size):
+        chunk = cases[start:start + batch_size]
+        prompts = [prompt if prompt is not None else c.sample.caption for c in chunk]
+        outputs += pipe([c.sample.scene for c in chunk], [c.mask for c in chunk], prompts,
+                        num_inference_steps=steps, guidance_scale=guidance_scale, seed=seed + start).images
+    return outputs
+
+
+def garment_scores(pipe, cases: Sequence[HeldOutCase], prompt: str | None, judge=None, steps: int = 25,
+                   guidance_scale: float = 4.0, seed: int = 0) -> Scored:
+    """Generate and score: {mask kind: score_outputs(...)} plus "all" over every case."""
+    images = generate(pipe, cases, prompt, steps, guidance_scale, seed)
+    scores: dict[str, dict[str, float]] = {}
+    for kind in dict.fromkeys(c.mask_kind for c in cases):
+        picked = [i for i, c in enumerate(cases) if c.mask_kind == kind]
+        scores[kind] = score_outputs([cases[i].sample for i in picked], [images[i] for i in picked], judge)
+    scores["all"] = score_outputs([c.sample for c in cases], images, judge)
+    return Scored(scores, images, list(cases))
+
+
+def before_after(base, tuned, cases: Sequence[HeldOutCase], instance_prompt: str, class_prompt: str, judge=None,
+                 steps: int = 25, guidance_scale: float = 4.0, seed: int = 0) -> dict[str, Scored]:
+    """Score the base model (class prompt; full caption) and the fine-tuned one (identifier prompt)
+    on the same cases and noise. ``base`` and ``tuned`` are pipelines (they may be one LoRA pipeline
+    only if the caller switches it; use two objects here)."""
+    return {
+        "base, class prompt": garment_scores(base, cases, class_prompt, judge, steps, guidance_scale, seed),
+        "base, full caption": garment_scores(base, cases, None, judge, steps, guidance_scale, seed),
+        "fine-tuned, identifier": garment_scores(tuned, cases, instance_prompt, judge, steps, guidance_scale, seed),
+    }
+
+
+def _entropy_bits(labels: np.ndarray, classes: int) -> float:
+    counts = np.bincount(labels, minlength=classes).astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: no "-0.0" for a single class
+
+
+@torch.no_grad()
+def prior_diversity(pipe, world: World, item: ItemSpec, class_prompt: str, judge, n: int = 12, steps: int = 25,
+                    guidance_scale: float = 4.0, seed: int = 0) -> Scored:
+    """Paint the class prompt on ``n`` held-out people (masks of ``item``'s category) and measure
+    how varied the results are: mean pairwise cosine distance of world-encoder embeddings of the
+    item crops, and the entropy (bits) of the predicted colours and patterns."""
+    from tryon_lab.training.dreambooth.instances import category_scenes
+
+    samples = category_scenes(world, item, n, "heldout")
+    cases = [HeldOutCase(s, s.shape_mask, "shape") for s in samples]
+    images = generate(pipe, cases, class_prompt, steps, guidance_scale, seed)
+    crops = judge.crops(images, [s.shape_mask for s in samples])
+    embeddings = judge.encoder.embed(crops)
+    cosine = embeddings @ embeddings.T
+    off = ~torch.eye(len(samples), dtype=torch.bool)
+    predicted = judge.encoder.predict(crops)
+    heads = judge.encoder.heads
+    scores = {
+        "mean_pairwise_distance": float((1.0 - cosine[off]).mean()) if len(samples) > 1 else 0.0,
+        "colour_entropy_bits": _entropy_bits(predicted["colour"].numpy(), heads["colour"].out_features),
+        "pattern_entropy_bits": _entropy_bits(predicted["pattern"].numpy(), heads["pattern"].out_features),
+        "images": float(len(samples)),
+    }
+    return Scored({"all": scores}, images, cases)
+
+
+def diversity_ratio(before: Scored, after: Scored) -> dict[str, float]:
+    """after / before for each diversity measure (1.0 = as varied as the base model)."""
+    b, a = before.scores["all"], after.scores["all"]
+    return {k: (a[k] / b[k] if b[k] else float("nan")) for k in b if k != "images"}
+
+
+def footprint(result, saved: str | Path | None = None) -> dict[str, float | int | str]:
+    """Full versus LoRA: mode, trainable parameters (and fraction of U-Net + text encoder),
+    steps per second, and the saved folder's size on disk in MB."""
+    from tryon_lab.training.dreambooth.train import folder_size
+
+    row: dict[str, float | int | str] = {
+        "mode": result.mode if not result.settings.lora_rank else f"lora r{result.settings.lora_rank}",
+        "trainable_parameters": int(result.trainable_parameters),
+        "trainable_fraction": result.trainable_parameters / max(1, result.total_parameters),
+        "steps_per_second": round(result.steps_per_second, 3),
+    }
+    if saved is not None:
+        row["size_on_disk_mb"] = round(folder_size(saved) / 2**20, 3)
+    return row
+
+
+@torch.no_grad()
+def denoising_loss(pipe, dataset, seed: int = 0, repeats: int = 4, outside_weight: float = 0.1) -> float:
+    """Mean masked noise-prediction loss of ``pipe`` on ``dataset`` (PairDataset) with fixed noise and
+    timesteps: the same draws for every model, so before/after values compare."""
+    from diffusers import DDPMScheduler
+
+    from tryon_lab.pipelines.latents import latent_mask
+    from tryon_lab.training.dreambooth.objective import DreamBoothObjective
+
+    objective = DreamBoothObjective(pipe.unet, pipe.text_encoder, pipe.tokenizer,
+                                    DDPMScheduler.from_config(pipe.scheduler.config), outside_weight=outside_weight)
+    items = [dataset[i] for i in range(len(dataset))]
+    pixels = torch.stack([x["pixel_values"] for x in items])
+    masks = torch.stack([x["mask"] for x in items])
+    latents = pipe.encode_images(pixels)
+    batch = {"latents": latents, "masked_latents": pipe.encode_images(torch.stack([x["masked_pixel_values"] for x in items])),
+             "mask": latent_mask(masks, latents.shape[-1]).to(latents), "caption": [x["caption"] for x in items]}
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        return float(torch.stack([objective.per_sample_loss(batch).mean() for _ in range(repeats)]).mean())
+    finally:
+        torch.random.set_rng_state(state)
