@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="<command>", required=True)
-    for add in (_add_course, _add_world, _add_pretrain, _add_tryon, _add_info):
+    for add in (_add_course, _add_world, _add_pretrain, _add_train_dtc, _add_tryon, _add_dreambooth, _add_info, _add_export, _add_verify, _add_app):
         add(subparsers)
     return parser
 
@@ -226,6 +226,40 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_dtc(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "train-dtc",
+        "Train Diffuse to Choose on the mini model: perceptual network, the paper's ablation, the shipped variant.",
+        "  tryon-lab train-dtc --profile quick --judge data/models/world-encoder --out data/models/dtc\n"
+        "  tryon-lab train-dtc --profile smoke --out build/dtc-smoke    # seconds, results not meaningful\n"
+        "Every variant of the ablation trains in --run-dir/ablation/<variant> and is scored on the same\n"
+        "held-out pairs (ablation.json). Interrupt at any time; the same command resumes.",
+    )
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
+                        help="sizes, step counts and variants (default: %(default)s)")
+    parser.add_argument("--out", required=True, help="folder for the shipped variant (written atomically)")
+    parser.add_argument("--base", metavar="DIR", help="text inpainting pipeline to build on (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--judge", metavar="DIR", help="world encoder folder: scores attribute accuracy, reference "
+                                                      "similarity and FID (default: masked PSNR / SSIM only)")
+    parser.add_argument("--run-dir", help="checkpoints, latent cache, ablation.json (default: runs/<profile>/dtc)")
+    parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
+    parser.set_defaults(handler=_run_train_dtc)
+
+
+def _run_train_dtc(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.training.dtc_recipe import train_dtc_recipe
+
+    profile = load_profile(args.profile)
+    run_dir = Path(args.run_dir or Path("runs") / profile.name / "dtc")
+    out = train_dtc_recipe(profile, args.out, run_dir, base=args.base, judge_dir=args.judge, seed=args.seed)
+    print(f"saved DTC to {out}; ablation table in {out / 'ablation.md'}")
+    return 0
+
+
 def _add_tryon(subparsers) -> None:
     parser = _command(
         subparsers,
@@ -293,3 +327,151 @@ def _save_png(image, path: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _add_dreambooth(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "dreambooth",
+        "Teach the inpainting model one garment (DreamBooth): full fine-tuning or a LoRA adapter.",
+        "  tryon-lab dreambooth --garment garment-tee-red-stripes --out build/garments/red-tee\n"
+        "  tryon-lab dreambooth --garment garment-tee-red-stripes --lora-rank 8 --out build/garments/red-tee-lora\n"
+        "  tryon-lab dreambooth --images my_shirt/ --class-word tee --token zwx --lora-rank 8 --out build/garments/mine\n"
+        "A photo folder holds NAME.jpg/.png with masks NAME_mask.png (white = the garment).\n"
+        "Then: tryon-lab tryon --model OUT (full) ... --prompt 'a photo of a person wearing a sks tee'.\n"
+        "Interrupt at any time; the same command resumes from the newest checkpoint in --run-dir.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--garment", metavar="ID", help="catalog item id, e.g. garment-tee-red-stripes")
+    source.add_argument("--images", metavar="DIR", help="folder of your photos with NAME_mask.png masks")
+    parser.add_argument("--token", default="sks", help="the new identifier word (default: %(default)s)")
+    parser.add_argument("--class-word", metavar="WORD", help="what the garment is, e.g. tee (default: the item's category; "
+                                             "needed with --images)")
+    parser.add_argument("--lora-rank", type=_count, metavar="N", help="train LoRA adapters of this rank (default: the whole U-Net)")
+    parser.add_argument("--train-text-encoder", action="store_true", help="(full) also fine-tune the text encoder")
+    parser.add_argument("--steps", type=int, metavar="N", help="training steps (default: the profile's)")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
+                        help="sizes and step counts (default: %(default)s)")
+    parser.add_argument("--base", metavar="DIR", help="base pipeline folder (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--run-dir", help="class images, checkpoints, losses.csv (default: runs/<profile>/dreambooth/...)")
+    parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
+    parser.add_argument("--out", required=True, help="folder for the pipeline (full) or adapter (LoRA), written atomically")
+    parser.set_defaults(handler=_run_dreambooth)
+
+
+def _run_dreambooth(args: argparse.Namespace) -> int:
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.training.dreambooth.recipe import run_dreambooth
+
+    run = run_dreambooth(load_profile(args.profile), args.out, garment=args.garment, images=args.images,
+                         token=args.token, class_word=args.class_word, lora_rank=args.lora_rank,
+                         train_text_encoder=args.train_text_encoder, steps=args.steps, base=args.base,
+                         run_dir=args.run_dir, seed=args.seed)
+    print(run.summary)
+    return 0
+
+
+def _add_export(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "export",
+        "Export a try-on model as a phone bundle: Core ML packages, ExecuTorch programs, golden data.",
+        "  tryon-lab export --out build/bundle                       # shipped model, 6-bit U-Net\n"
+        "  tryon-lab export --model data/models/mini-sd-inpaint --out build/b --bits mixed --chunks 2\n"
+        "  tryon-lab export --model /path/to/sd-inpainting --out b --bits 4 --targets coreml\n"
+        "Then check it anywhere (no Mac needed): tryon-lab verify build/bundle",
+    )
+    parser.add_argument("--model", help="pipeline folder (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--out", required=True, help="bundle folder to write (replaced atomically)")
+    parser.add_argument("--bits", choices=("16", "8", "6", "4", "mixed"), default="6",
+                        help="U-Net palettization: 16 = none, or k-means bits, or per-layer mixed (default: %(default)s)")
+    parser.add_argument("--chunks", type=int, default=1, help="split the U-Net into N chunks (default: %(default)s)")
+    parser.add_argument("--targets", type=_targets, default=("coreml", "executorch"),
+                        help="comma-separated: coreml, executorch (default: both)")
+    parser.add_argument("--granularity", choices=("per_tensor", "per_grouped_channel"), default="per_grouped_channel",
+                        help="one palette per tensor or per group of output channels (default: %(default)s)")
+    parser.add_argument("--group-size", type=int, default=16, help="output channels per palette (default: %(default)s)")
+    goal = parser.add_mutually_exclusive_group()
+    goal.add_argument("--target-psnr", type=float, help="with --bits mixed: the U-Net PSNR to hold, dB (default: 30)")
+    goal.add_argument("--target-bits", type=float, help="with --bits mixed: the average bits to reach instead")
+    parser.add_argument("--quantize", choices=("none", "int8"), default="none",
+                        help="ExecuTorch weights: fp32 or int8 per channel (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps of the golden try-on (default: %(default)s)")
+    parser.set_defaults(handler=_run_export)
+
+
+def _targets(text: str) -> tuple[str, ...]:
+    targets = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = [t for t in targets if t not in ("coreml", "executorch")]
+    if unknown or not targets:
+        raise argparse.ArgumentTypeError(f"expected coreml and/or executorch, got {text!r}")
+    return targets
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import time
+
+    from tryon_lab.export.bundle import ExportOptions, export_bundle
+
+    target_psnr = args.target_psnr if args.target_psnr is not None else (None if args.target_bits else 30.0)
+    options = ExportOptions(bits=args.bits, chunks=args.chunks, targets=args.targets, granularity=args.granularity,
+                            group_size=args.group_size, target_psnr=target_psnr, target_bits=args.target_bits,
+                            quantization=args.quantize, steps=args.steps)
+    began = time.perf_counter()
+    path = export_bundle(args.model, args.out, options)
+    print(f"wrote bundle {path} in {time.perf_counter() - began:.0f} s; check it with: tryon-lab verify {path}")
+    return 0
+
+
+def _add_verify(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "verify",
+        "Check a phone bundle: file hashes, every component and a whole try-on against PyTorch.",
+        "  tryon-lab verify build/bundle\n"
+        "  tryon-lab verify build/bundle --backend mil     # the Linux MIL executor even on macOS\n"
+        "Exit status: 0 all checks pass, 1 a check fails, 2 the bundle cannot be read.",
+    )
+    parser.add_argument("bundle", help="bundle folder written by tryon-lab export")
+    parser.add_argument("--backend", choices=("auto", "mil", "coreml"), default="auto",
+                        help="how to run Core ML packages: Core ML on macOS, else the MIL executor (default: %(default)s)")
+    parser.set_defaults(handler=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from tryon_lab.export.verify import verify_bundle
+
+    report = verify_bundle(args.bundle, backend=args.backend)
+    print(report.table())
+    return 0 if report.passed else EXIT_FAILED
+
+
+def _add_app(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "app",
+        "Serve the Fitting Room app as a phone-shaped Voila page on 127.0.0.1 and print its address.",
+        "  tryon-lab app                               # shipped model and data/ catalog, a free port\n"
+        "  tryon-lab app --port 8866 --model build/garments/red-tee --catalog build/catalog\n"
+        "Open the printed address in a browser (a phone-width window looks like the phone app); Ctrl-C stops it.",
+    )
+    parser.add_argument("--port", type=_count, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--model", help="pipeline folder (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--catalog", help="catalog folder from `tryon-lab world render` (default: data/)")
+    parser.set_defaults(handler=_run_app)
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tryon_lab.app.page import serve
+    from tryon_lab.data.catalog import load_catalog
+    from tryon_lab.errors import ConfigError
+
+    # Refuse bad paths here, not in a page that then shows an error to whoever opens it.
+    if args.model and not Path(args.model, "model_index.json").is_file():
+        raise ConfigError(f"--model {args.model} is not a pipeline folder (no model_index.json)")
+    if args.catalog:
+        load_catalog(args.catalog)
+    serve(args.port, args.model, args.catalog)
+    return 0
