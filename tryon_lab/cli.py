@@ -191,6 +191,8 @@ def _add_pretrain(subparsers) -> None:
         "  tryon-lab pretrain encoder --profile quick --out data/models/world-encoder\n"
         "  tryon-lab pretrain unet --profile quick --vae runs/quick/vae/final \\\n"
         "      --judge data/models/world-encoder --out data/models/mini-sd-inpaint\n"
+        "Data-parallel on 2 CPU processes (gloo) or GPUs, same command:\n"
+        "  accelerate launch --multi_gpu --num_processes 2 --no_python tryon-lab pretrain encoder --out OUT\n"
         "The quick profile's sizes are the recipe of the shipped checkpoints: hours on a 2-core CPU.\n"
         "Interrupt at any time; the same command resumes from the newest checkpoint in --run-dir.",
     )

@@ -11,13 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 
 
 def make_accelerator(seed: int = 0, gradient_accumulation_steps: int = 1) -> Accelerator:
     """Return an Accelerator (CPU, GPU or ``accelerate launch`` multi-process) with seeds set."""
-    accelerator = Accelerator(gradient_accumulation_steps=gradient_accumulation_steps)
+    # Without cpu=True, accelerate on a machine with no GPU ignores the launcher's process group
+    # and every process trains alone; with it, `accelerate launch` processes join a gloo group.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), gradient_accumulation_steps=gradient_accumulation_steps)
     set_seed(seed, device_specific=True)
     return accelerator
 
@@ -41,8 +43,14 @@ def loader_factory(accelerator: Accelerator, dataset, batch_size: int, num_worke
 
 
 def save_atomically(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_dir)`` then rename ``tmp_dir`` to ``out_dir`` (replacing it); returns out_dir."""
+    """Call ``write(tmp_dir)`` then rename ``tmp_dir`` to ``out_dir`` (replacing it); returns out_dir.
+
+    Under ``accelerate launch`` only the main process writes (the others return at once): every
+    process holds the same synchronised model, and two writers would race for ``out_dir``.
+    """
     out_dir = Path(out_dir)
+    if not PartialState().is_main_process:
+        return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".tmp-{out_dir.name}-{os.getpid()}"
     if tmp.exists():
