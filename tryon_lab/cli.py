@@ -270,17 +270,23 @@ def _add_tryon(subparsers) -> None:
         "  tryon-lab tryon --person me.jpg --mask auto --category tee \\\n"
         "      --prompt 'a photo of a person wearing a red striped tee' --out result.png\n"
         "  tryon-lab tryon --person me.jpg --mask my_mask.png --prompt '...' --out r.png --seed 3 --steps 40\n"
+        "  tryon-lab tryon --person room.jpg --mask box.png --reference lamp.png --out r.png   # any product (DTC)\n"
         "  tryon-lab tryon ... --model /path/to/stable-diffusion-inpainting   # any local SD-inpainting folder",
     )
     parser.add_argument("--person", required=True, help="the photo (any size or mode; EXIF rotation is applied)")
     parser.add_argument("--mask", required=True, help="mask image (white = repaint), or 'auto' to suggest one")
     parser.add_argument("--category", help="with --mask auto: the item category whose usual region to mask")
-    parser.add_argument("--prompt", required=True, help="what to paint, e.g. 'a photo of a person wearing a red tee'")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="what to paint, e.g. 'a photo of a person wearing a red tee'")
+    what.add_argument("--reference", metavar="ITEM.png", help="a picture of the item to insert (Diffuse to Choose; "
+                                                             "no text, no per-item training)")
     parser.add_argument("--out", required=True, help="where to save the PNG result")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=25, help="denoising steps (default: %(default)s)")
-    parser.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale (default: %(default)s)")
-    parser.add_argument("--model", help="pipeline folder (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: 4 with --prompt, "
+                                                       "5 with --reference)")
+    parser.add_argument("--model", help="pipeline folder (default: the shipped mini-sd-inpaint, or with --reference "
+                                        "the shipped dtc)")
     parser.set_defaults(handler=_run_tryon)
 
 
@@ -289,7 +295,7 @@ def _run_tryon(args: argparse.Namespace) -> int:
 
     from tryon_lab.data.io import load_image, load_mask
     from tryon_lab.errors import ConfigError
-    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    from tryon_lab.pipelines.loading import load_dtc_pipeline, load_inpaint_pipeline
 
     began = time.perf_counter()
     photo = load_image(args.person)
@@ -303,9 +309,14 @@ def _run_tryon(args: argparse.Namespace) -> int:
         mask = load_mask(args.mask, image=photo)
     if args.steps < 1:
         raise ConfigError(f"--steps must be at least 1, got {args.steps}")
-    pipe = load_inpaint_pipeline(args.model)
+    if args.reference is not None:
+        condition = load_image(args.reference, min_side=1)
+        pipe, guidance = load_dtc_pipeline(args.model), args.guidance if args.guidance is not None else 5.0
+    else:
+        condition = args.prompt
+        pipe, guidance = load_inpaint_pipeline(args.model), args.guidance if args.guidance is not None else 4.0
     loaded = time.perf_counter()
-    result = pipe(photo, mask, args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed)
+    result = pipe(photo, mask, condition, num_inference_steps=args.steps, guidance_scale=guidance, seed=args.seed)
     generated = time.perf_counter()
     _save_png(result.images[0], args.out)
     print(f"saved {args.out} ({photo.width}x{photo.height}); try-on {generated - loaded:.2f} s, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -11,6 +12,8 @@ from tryon_lab.paths import shipped_model
 from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
 
 SHIPPED_INPAINT = "mini-sd-inpaint"
+SHIPPED_DTC = "dtc"
+DTC_RECORD = "dtc.json"
 
 
 def load_inpaint_pipeline(path: str | Path | None = None, device: str | None = None,
@@ -25,4 +28,33 @@ def load_inpaint_pipeline(path: str | Path | None = None, device: str | None = N
         raise ConfigError(f"{folder} is not a diffusers pipeline folder (no model_index.json)")
     pipe = TryOnInpaintPipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return pipe.to(device)
+
+
+def load_dtc_pipeline(path: str | Path | None = None, base: str | Path | None = None, device: str | None = None,
+                      dtype: torch.dtype = torch.float32):
+    """Return a DTCPipeline (DDIM sampler) from ``path`` (default: the shipped ``dtc``), on ``device``.
+
+    ``path`` is either a full DTCPipeline folder (``model_index.json``) or a DTC parts folder
+    (``dtc.json`` + ``image_encoder/`` [+ ``hint_encoder/``]) whose main U-Net and VAE come from
+    ``base`` (default: the base that ``dtc.json`` names, among the shipped models).
+    """
+    from diffusers import DDIMScheduler
+
+    from tryon_lab.models.dtc import HintEncoder, ReferenceEncoder
+    from tryon_lab.pipelines.dtc import DTCPipeline
+
+    folder = Path(path) if path is not None else shipped_model(SHIPPED_DTC)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if (folder / "model_index.json").is_file():
+        return DTCPipeline.from_pretrained(folder, dtype=dtype, local_files_only=True).to(device)
+    if not (folder / DTC_RECORD).is_file():
+        raise ConfigError(f"{folder} is neither a DTC pipeline folder (model_index.json) nor DTC parts ({DTC_RECORD})")
+    record = json.loads((folder / DTC_RECORD).read_text())
+    base_pipe = load_inpaint_pipeline(base if base is not None else shipped_model(record["base"]), device, dtype)
+    image_encoder = ReferenceEncoder.from_pretrained(folder / "image_encoder", dtype=dtype)
+    hint_encoder = (HintEncoder.from_pretrained(folder / "hint_encoder", dtype=dtype)
+                    if (folder / "hint_encoder").is_dir() else None)
+    pipe = DTCPipeline(vae=base_pipe.vae, unet=base_pipe.unet, image_encoder=image_encoder, hint_encoder=hint_encoder,
+                       scheduler=DDIMScheduler.from_config(base_pipe.scheduler.config))
     return pipe.to(device)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from tryon_lab.pipelines.loading import DTC_RECORD
 from tryon_lab.profiles import Profile
 from tryon_lab.training.common import run_record, save_atomically, write_json
 from tryon_lab.training.dtc import (
@@ -28,7 +29,6 @@ from tryon_lab.training.dtc import (
 from tryon_lab.training.model_card import write_model_card
 from tryon_lab.training.pretrain import TRAINING_RECORD
 
-DTC_RECORD = "dtc.json"
 ABLATION_FILE = "ablation.md"
 
 
