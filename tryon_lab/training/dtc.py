@@ -325,20 +325,6 @@ class PerceptualSettings:
     checkpoint_every: int = 500
 
 
-class PerceptualObjective(torch.nn.Module):
-    """Summed attribute cross-entropy of the PerceptualNet's own heads (its pretraining task, as
-    ImageNet classification is VGG's)."""
-
-    def __init__(self, net: PerceptualNet):
-        super().__init__()
-        self.net = net
-
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = self.net(batch["image"])
-        loss = sum(F.cross_entropy(logits[name], batch["labels"][name]) for name in ATTRIBUTE_NAMES)
-        return loss, {f"acc_{n}": float((logits[n].argmax(-1) == batch["labels"][n]).float().mean()) for n in ATTRIBUTE_NAMES}
-
-
 def train_perceptual_net(run_dir: str | Path, settings: PerceptualSettings, resolution: int = 128,
                          out_dir: str | Path | None = None) -> PerceptualNet:
     """Train (or resume) the perceptual network on item crops of its own world (``world_seed``);
@@ -346,6 +332,7 @@ def train_perceptual_net(run_dir: str | Path, settings: PerceptualSettings, reso
     from tryon_lab.data.datasets import ItemCropDataset
     from tryon_lab.training.common import loader_factory, make_accelerator
     from tryon_lab.training.loop import endless, run_loop
+    from tryon_lab.training.world_encoder import AttributeObjective
 
     accelerator = make_accelerator(settings.world_seed)
     net = PerceptualNet.for_world()
@@ -354,7 +341,8 @@ def train_perceptual_net(run_dir: str | Path, settings: PerceptualSettings, reso
     batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
     loop = LoopSettings(steps=settings.steps, learning_rate=settings.learning_rate,
                         checkpoint_every=settings.checkpoint_every, warmup_steps=50, weight_decay=1e-4)
-    run_loop(accelerator, run_dir, PerceptualObjective(net), batches, loop, progress_desc="perceptual net")
+    # its pretraining task, as ImageNet classification is VGG's
+    run_loop(accelerator, run_dir, AttributeObjective(net), batches, loop, progress_desc="perceptual net")
     net = net.eval().requires_grad_(False)
     if out_dir is not None:
         save_atomically(out_dir, lambda tmp: net.save_pretrained(tmp))

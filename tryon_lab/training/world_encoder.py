@@ -18,9 +18,10 @@ from tryon_lab.training.loop import LoopSettings
 
 
 class AttributeObjective(torch.nn.Module):
-    """Summed cross-entropy of the encoder's three heads on a batch of labelled crops."""
+    """Summed cross-entropy of a classifier's attribute heads (the world encoder's, or the
+    perceptual network's) on a batch of labelled crops."""
 
-    def __init__(self, encoder: WorldEncoder):
+    def __init__(self, encoder: torch.nn.Module):
         super().__init__()
         self.encoder = encoder
 
