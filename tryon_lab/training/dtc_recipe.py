@@ -11,10 +11,12 @@ model) has no room for a second U-Net and VAE. ``load_dtc_pipeline`` puts the tw
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from tryon_lab.errors import ConfigError
 from tryon_lab.pipelines.loading import DTC_RECORD
 from tryon_lab.profiles import Profile
 from tryon_lab.training.common import run_record, save_atomically, write_json
@@ -51,10 +53,11 @@ def save_dtc_parts(pipe, out_dir: Path, base_name: str, fusion: str | None) -> N
 
 
 def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path, *, base: str | Path | None = None,
-                     judge_dir: str | Path | None = None, seed: int = 0) -> Path:
+                     judge_dir: str | Path | None = None, seed: int = 0,
+                     variants: Sequence[str] | None = None) -> Path:
     """Run the profile's ``[dtc]`` recipe on top of ``base`` (default: the shipped mini model) and
     ship its ``ship`` variant to ``out_dir`` with a model card, the ablation table and sample grid.
-    Returns ``out_dir``."""
+    ``variants`` narrows the ablation (default: the profile's list). Returns ``out_dir``."""
     from tryon_lab.data.world import World
     from tryon_lab.pipelines.dtc import DTCPipeline
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_inpaint_pipeline
@@ -62,12 +65,15 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
     from tryon_lab.training.pretrain import copy_logs
 
     section = profile["dtc"]
+    variants = tuple(variants or section["variants"])
+    if section["ship"] not in variants:
+        raise ConfigError(f"the variants {list(variants)} leave out {section['ship']!r}, the variant this recipe ships")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     base_pipe = load_inpaint_pipeline(base, device="cpu")
     resolution = base_pipe.unet.config.sample_size * 2 ** (len(base_pipe.vae.config.block_out_channels) - 1)
     perceptual_dir = ensure_perceptual_net(run_dir, PerceptualSettings(**section["perceptual"]), resolution)
     train = DTCSettings(**section["train"])
-    ablation = AblationSettings(train=train, variants=tuple(section["variants"]), eval_samples=section["eval_samples"],
+    ablation = AblationSettings(train=train, variants=variants, eval_samples=section["eval_samples"],
                                 sample_steps=section["sample_steps"], guidance_scale=section["guidance_scale"], seed=seed)
     results = run_ablation(base_pipe, run_dir / "ablation", ablation, perceptual_dir=perceptual_dir, judge_dir=judge_dir)
     shipped = section["ship"]
