@@ -1,0 +1,58 @@
+"""Chapter 06 checks: right answers pass; typical wrong ones get a message naming the problem."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tryon_lab.checks.ch06 import check_average_bits, check_tampered_files
+from tryon_lab.checks.core import ExerciseError
+
+
+def tampered_files(folder, files):
+    bad = []
+    for rel, entry in files.items():
+        path = Path(folder) / rel
+        if not path.is_file() or path.stat().st_size != entry["bytes"] \
+                or hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+            bad.append(rel)
+    return sorted(bad)
+
+
+def sizes_only(folder, files):
+    return sorted(rel for rel, e in files.items()
+                  if not (Path(folder) / rel).is_file() or (Path(folder) / rel).stat().st_size != e["bytes"])
+
+
+def average_bits(histogram):
+    if not histogram:
+        raise ValueError("empty histogram")
+    return sum(int(b) * n for b, n in histogram.items()) / sum(histogram.values())
+
+
+def test_right_answers_pass(capsys):
+    assert check_tampered_files(tampered_files)
+    assert check_average_bits(average_bits)
+    assert capsys.readouterr().out.count("✓") == 2
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (sizes_only, "went unnoticed"),
+    (lambda folder, files: sorted(files), "intact file"),
+    (lambda folder, files: tampered_files(folder, files)[::-1] or ["x"], "not sorted|not in the manifest"),
+    (lambda folder, files: {}, "expected a list"),
+])
+def test_wrong_integrity_checks_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_tampered_files(wrong)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda h: sum(int(b) for b in h) / len(h), "every width counts the same"),
+    (lambda h: sum(int(b) * n for b, n in h.items()) / sum(h.values()) if h else 0.0, "should raise ValueError"),
+    (lambda h: max(map(int, h)) + 1.0, "cannot be"),
+    (lambda h: "6", "expected a number"),
+])
+def test_wrong_averages_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_average_bits(wrong)
