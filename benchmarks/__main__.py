@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-NAMES = ("inpainting", "dtc", "export", "app")
+NAMES = ("inpainting", "dtc", "dreambooth", "export", "app")
 
 
 def _machine() -> str:

@@ -1,5 +1,7 @@
 """Issue-7 bars, measured in a real browser on the phone page (`tryon-lab app` in Voila):
-stroke-to-kernel latency (bar: 200 ms) and click-to-first-preview (bar: 1 s on the shipped model).
+stroke-to-kernel latency (bar: 200 ms) and click-to-first-preview (bar: 1 s on the shipped model);
+then the two back ends side by side, driven from Python: the PyTorch model and its exported
+ExecuTorch programs (``tryon-lab app --bundle``), first preview and result of the same try-on.
 
 Runs the shipped mini model when it is there, else a tiny random model (then the preview time
 says nothing about the bar and the note says so). Needs Debian's chromium.
@@ -17,6 +19,7 @@ from tryon_lab.paths import shipped_model
 
 DABS = [(40 + 12 * k, 110 + 9 * (k % 3)) for k in range(20)]  # canvas pixels, all on the photo
 STROKE = [(80, 200), (170, 260), (250, 330)]
+STEPS = 20  # the app's default
 
 
 def _model(folder: Path) -> tuple[Path, str]:
@@ -48,11 +51,36 @@ def run() -> list[tuple]:
             app.drag(STROKE)
             app.try_on()
             browser.close()
+        backends = _backend_rows(model, which, Path(tmp))
     latencies_ms = sorted(1000 * t for t in app.timings.stroke_latencies)
     round_trip = f"mousedown to the dab drawn back by the kernel, {len(latencies_ms)} dabs"
     return [
         ("stroke latency median (ms)", statistics.median(latencies_ms), round_trip + "; bar 200 ms"),
         ("stroke latency max (ms)", latencies_ms[-1], round_trip),
         ("click to first preview (s)", app.timings.first_preview, f"{which}; bar 1 s"),
-        ("click to result (s)", app.timings.result, f"{which}, the app's default 20 steps"),
+        ("click to result (s)", app.timings.result, f"{which}, the app's default {STEPS} steps"),
+        *backends,
     ]
+
+
+def _backend_rows(model: Path, which: str, scratch: Path) -> list[tuple]:
+    """Export ``model``'s ExecuTorch programs, then time one try-on (the second of two) on each
+    back end from Python: start to first preview, start to result."""
+    from tryon_lab.app import FittingRoom
+    from tryon_lab.export.bundle import ExportOptions, export_bundle
+
+    bundle = export_bundle(model, scratch / "bundle", ExportOptions(targets=("executorch",)), log=lambda _: None)
+    rows = []
+    for label, room in (("PyTorch", FittingRoom(model, steps=STEPS)),
+                        ("ExecuTorch", FittingRoom(bundle=bundle, steps=STEPS))):
+        room.garments.select(next(i.id for i in room.garments.items.values() if i.kind == "garment"))
+        room.personalize.suggest()
+        for _ in range(2):  # the first run pays for one-off set-up (XNNPACK packs its weights)
+            room.try_on()
+            room.wait()
+        if room.runner.error is not None:
+            raise room.runner.error
+        note = f"{which}, {STEPS} steps, app driven from Python (no browser)"
+        rows += [(f"{label} back end: first preview (s)", room.runner.first_preview_seconds, note),
+                 (f"{label} back end: result (s)", room.runner.seconds, note)]
+    return rows

@@ -22,7 +22,9 @@
 # - how the app keeps the painting responsive while a model runs: generation on a **worker
 #   thread**, a progress bar, step previews, cancel, and errors that become messages;
 # - the three screens (**Garments**, **Personalize**, **Result**), the restore brush, and how to
-#   serve the app to a phone-sized browser with `tryon-lab app`.
+#   serve the app to a phone-sized browser with `tryon-lab app`;
+# - how the same app runs your **exported phone model** (ExecuTorch) and switches your
+#   **fine-tuned garments** (LoRA adapters) without reloading the model.
 #
 # **How long it takes**
 #
@@ -107,9 +109,9 @@ demo.tool = "brush"
 #
 # `FittingRoom(pipeline, catalog)` puts three screens behind a tab bar:
 #
-# - **Garments**: the catalog as a gallery, filtered by category; *add your own item* from an
-#   image and the words the prompt should use (a DreamBooth garment from chapter 02 is added the
-#   same way, with its identifier, e.g. `room.garments.add_item(img, "tee", "sks tee")`).
+# - **Garments**: the catalog as a gallery, filtered by category, with your DreamBooth garments
+#   from chapter 02 first, marked *fine-tuned* (section 3); *add your own item* from an image and
+#   the words the prompt should use.
 # - **Personalize**: a sample photo or your own upload, the canvas, brush / eraser / size /
 #   undo / redo / clear, and **Suggest mask**: where an item of the chosen category usually
 #   goes, learned from the world, as a starting point to edit.
@@ -120,7 +122,7 @@ demo.tool = "brush"
 # the model works, the progress bar and previews update, **Cancel** stops it after the current
 # step (`pipe.interrupt()`), and any error appears as a message in the app. The model is used
 # through a small interface, `generate(image, mask, prompt, steps, seed, on_step)`, so an
-# exported phone bundle can stand in for the PyTorch pipeline.
+# exported phone bundle can stand in for the PyTorch pipeline (section 3).
 
 # %%
 from IPython.display import Markdown
@@ -157,12 +159,46 @@ image_grid([photo, overlay(photo, room.personalize.canvas.mask), room.result.res
 # ### On a phone-sized page
 #
 # From a terminal, `tryon-lab app` serves the same widget as a Voila page on `127.0.0.1` and
-# prints its address; `--model` and `--catalog` choose what it shows. Open it in a narrow browser
-# window (or your browser's device mode) and it looks like the phone app. Nothing leaves your
-# machine: the page talks only to the local kernel that runs the model.
+# prints its address; `--model` (or `--bundle`), `--catalog` and `--garments` choose what it
+# shows. Open it in a narrow browser window (or your browser's device mode) and it looks like the
+# phone app. Nothing leaves your machine: the page talks only to the local kernel that runs the
+# model.
 
 # %% [markdown]
-# ## 3. Exercise: events to a mask
+# ## 3. Your phone model and your fine-tuned garments
+#
+# **The phone model.** Chapter 06 exports the model as a bundle of ExecuTorch programs
+# (`tryon-lab export --out build/bundle`). `FittingRoom(bundle="build/bundle")` runs those
+# programs with the ExecuTorch runtime, the way the phone does: the same denoising loop
+# (`tryon_lab.export.runner.run_tryon`, with a per-step hook for previews and cancel), the
+# bundle's fixed resolution, the photo padded to the model's square and the result pasted back
+# inside your mask. Before anything runs, every file is checked against the manifest's SHA-256;
+# a missing, modified or ExecuTorch-less bundle opens the app with the reason on its status line.
+#
+# ```python
+# room = FittingRoom(bundle="build/bundle")     # ExecuTorchBackend.from_bundle(...) behind it
+# ```
+#
+# Exported in fp32, the programs paint what the PyTorch model paints from the same seed (the
+# app's tests check it to within 2 levels of 255); an int8 export shows you what quantization
+# costs, in your own try-ons.
+#
+# **Fine-tuned garments.** A DreamBooth LoRA run (`tryon-lab dreambooth --garment ... --lora-rank 4
+# --out build/garments/red-tee`) saves a small adapter folder with its identifier token.
+# `FittingRoom(garments_dir="build/garments")` loads every adapter in the folder into the one
+# base model (`GarmentAdapters`) and lists them first in the gallery, marked *fine-tuned*.
+# Choosing one activates its adapter and writes its identifier's embedding (milliseconds, no
+# reload), and the prompt becomes its identifier prompt, e.g. "a photo of a person wearing a sks
+# tee"; choosing a catalog item goes back to the base model. The paper trains one model per
+# garment; with adapters, a catalog of garments shares one base model.
+#
+# ```python
+# room = FittingRoom(catalog="build/catalog", garments_dir="build/garments")
+# room.finetuned.adapters.active      # the adapter in use, or None for the base model
+# ```
+
+# %% [markdown]
+# ## 4. Exercise: events to a mask
 #
 # Write `events_to_mask(events, radius, size)`: `events` is a list of `(kind, x, y)` with `kind`
 # one of `"down"`, `"move"`, `"up"`; `size` is `(width, height)`. Return a bool mask of shape

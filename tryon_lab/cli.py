@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="<command>", required=True)
-    for add in (_add_course, _add_world, _add_pretrain, _add_train_dtc, _add_tryon, _add_dreambooth, _add_info, _add_export, _add_verify, _add_app):
+    for add in (_add_course, _add_world, _add_pretrain, _add_train_dtc, _add_tryon, _add_dreambooth, _add_info, _add_export, _add_verify, _add_app, _add_grade):
         add(subparsers)
     return parser
 
@@ -245,6 +245,9 @@ def _add_train_dtc(subparsers) -> None:
     parser.add_argument("--judge", metavar="DIR", help="world encoder folder: scores attribute accuracy, reference "
                                                       "similarity and FID (default: masked PSNR / SSIM only)")
     parser.add_argument("--run-dir", help="checkpoints, latent cache, ablation.json (default: runs/<profile>/dtc)")
+    parser.add_argument("--variants", nargs="+", metavar="NAME",
+                        help="train and score only these ablation variants (default: the profile's); "
+                             "must include the profile's shipped variant")
     parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
     parser.set_defaults(handler=_run_train_dtc)
 
@@ -257,7 +260,8 @@ def _run_train_dtc(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.profile)
     run_dir = Path(args.run_dir or Path("runs") / profile.name / "dtc")
-    out = train_dtc_recipe(profile, args.out, run_dir, base=args.base, judge_dir=args.judge, seed=args.seed)
+    out = train_dtc_recipe(profile, args.out, run_dir, base=args.base, judge_dir=args.judge, seed=args.seed,
+                           variants=args.variants)
     print(f"saved DTC to {out}; ablation table in {out / 'ablation.md'}")
     return 0
 
@@ -392,9 +396,11 @@ def _add_export(subparsers) -> None:
         "  tryon-lab export --out build/bundle                       # shipped model, 6-bit U-Net\n"
         "  tryon-lab export --model data/models/mini-sd-inpaint --out build/b --bits mixed --chunks 2\n"
         "  tryon-lab export --model /path/to/sd-inpainting --out b --bits 4 --targets coreml\n"
+        "  tryon-lab export --model data/models/dtc --out build/dtc-bundle --bits 6 --chunks 2   # Diffuse to Choose\n"
         "Then check it anywhere (no Mac needed): tryon-lab verify build/bundle",
     )
-    parser.add_argument("--model", help="pipeline folder (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--model", help="pipeline folder: a text model, or a DTC parts (dtc.json) or DTCPipeline "
+                                         "folder (default: the shipped mini-sd-inpaint)")
     parser.add_argument("--out", required=True, help="bundle folder to write (replaced atomically)")
     parser.add_argument("--bits", choices=("16", "8", "6", "4", "mixed"), default="6",
                         help="U-Net palettization: 16 = none, or k-means bits, or per-layer mixed (default: %(default)s)")
@@ -466,11 +472,18 @@ def _add_app(subparsers) -> None:
         "Serve the Fitting Room app as a phone-shaped Voila page on 127.0.0.1 and print its address.",
         "  tryon-lab app                               # shipped model and data/ catalog, a free port\n"
         "  tryon-lab app --port 8866 --model build/garments/red-tee --catalog build/catalog\n"
+        "  tryon-lab app --bundle build/bundle         # your exported phone model, run by ExecuTorch\n"
+        "  tryon-lab app --garments build/garments     # DreamBooth LoRA garments in the gallery\n"
         "Open the printed address in a browser (a phone-width window looks like the phone app); Ctrl-C stops it.",
     )
     parser.add_argument("--port", type=_count, default=0, help="port on 127.0.0.1 (default: a free one)")
-    parser.add_argument("--model", help="pipeline folder (default: the shipped mini-sd-inpaint)")
+    backend = parser.add_mutually_exclusive_group()
+    backend.add_argument("--model", help="pipeline folder (default: the shipped mini-sd-inpaint)")
+    backend.add_argument("--bundle", help="phone bundle from `tryon-lab export` with ExecuTorch programs, run by "
+                                          "the ExecuTorch runtime instead of the PyTorch model")
     parser.add_argument("--catalog", help="catalog folder from `tryon-lab world render` (default: data/)")
+    parser.add_argument("--garments", help="folder of LoRA garments from `tryon-lab dreambooth --lora-rank N`, "
+                                           "shown as fine-tuned gallery entries (PyTorch model only)")
     parser.set_defaults(handler=_run_app)
 
 
@@ -481,10 +494,89 @@ def _run_app(args: argparse.Namespace) -> int:
     from tryon_lab.data.catalog import load_catalog
     from tryon_lab.errors import ConfigError
 
+    if args.garments and args.bundle:
+        raise ConfigError("--garments are LoRA adapters on the PyTorch model; a bundle cannot switch them "
+                          "(leave out --bundle, or export a fine-tuned model as its own bundle)")
     # Refuse bad paths here, not in a page that then shows an error to whoever opens it.
     if args.model and not Path(args.model, "model_index.json").is_file():
         raise ConfigError(f"--model {args.model} is not a pipeline folder (no model_index.json)")
+    if args.bundle:
+        from tryon_lab.app.executorch_backend import check_bundle
+
+        check_bundle(args.bundle)
     if args.catalog:
         load_catalog(args.catalog)
-    serve(args.port, args.model, args.catalog)
+    if args.garments:
+        from tryon_lab.training.adapters import finetuned_catalog
+
+        if not any(g.mode == "lora" for g in finetuned_catalog(args.garments)):
+            raise ConfigError(f"--garments {args.garments} holds no LoRA garment "
+                              "(folders written by `tryon-lab dreambooth --lora-rank N`)")
+    serve(args.port, args.model, args.catalog, bundle=args.bundle, garments=args.garments)
     return 0
+
+
+def _add_grade(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "grade",
+        "Grade students' phone bundles (folders or .zip files) against the course contract and a reference bundle.",
+        "  tryon-lab grade alice.zip --reference build/bundle\n"
+        "  tryon-lab grade alice.zip bob/ --reference build/bundle --json grades.json --html grades.html\n"
+        "  tryon-lab grade --class submissions/ --reference build/bundle --out build/grading --jobs 4\n"
+        "  tryon-lab grade alice.zip --rubric my_rubric.toml   # laid over tryon_lab/configs/rubric.toml\n"
+        "Each submission is unpacked into OUT/<student>/ and graded in its own process, with the rubric's\n"
+        "time and memory limits; nothing in it is imported, unpickled or executed. Every student gets\n"
+        "OUT/<student>/report.json and report.html; OUT/summary.csv and OUT/index.html list them all.\n"
+        "Exit status: 0 every submission passed, 1 a check failed, 2 an input could not be read.",
+    )
+    parser.add_argument("submissions", nargs="*", metavar="SUBMISSION", help="bundle folders or .zip files of them")
+    parser.add_argument("--class", dest="class_dir", metavar="DIR", help="grade every folder and .zip in DIR")
+    parser.add_argument("--reference", metavar="BUNDLE", help="the course's own bundle: the contract, golden inputs and "
+                                                             "golden try-on to meet (without it the try-on is skipped)")
+    parser.add_argument("--rubric", metavar="RUBRIC.toml", help="points, bars and limits to use instead of the defaults")
+    parser.add_argument("--out", default="build/grading", help="folder for the reports and unpacked copies "
+                                                              "(default: %(default)s)")
+    parser.add_argument("--json", metavar="OUT", help="also write the report as JSON here (several: a list)")
+    parser.add_argument("--html", metavar="OUT", help="also write the report as HTML here (several: a class page)")
+    parser.add_argument("--jobs", type=_count, help="submissions graded at once (default: one per CPU core)")
+    parser.add_argument("--timeout", type=float, help="seconds per submission (default: the rubric's limits)")
+    parser.add_argument("--keep-files", action="store_true", help="keep each unpacked copy in OUT/<student>/submission")
+    parser.set_defaults(handler=_run_grade)
+
+
+def _run_grade(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.grading.classroom import find_submissions, grade_class
+    from tryon_lab.grading.reference import load_reference
+    from tryon_lab.grading.report import render_class_html, render_html, write_json, write_text
+    from tryon_lab.grading.rubric import load_rubric
+
+    if bool(args.submissions) == bool(args.class_dir):
+        raise ConfigError("give SUBMISSION paths or --class DIR, not both and not neither")
+    rubric = load_rubric(args.rubric)
+    reference = load_reference(args.reference) if args.reference else None  # hashed once here, not per student
+    sources, notes = (find_submissions(args.class_dir, exclude=[args.out]) if args.class_dir
+                      else ([Path(s) for s in args.submissions], []))
+    if not sources:
+        raise ConfigError(f"{args.class_dir} holds no submissions (folders or .zip files)")
+    print(f"grading {len(sources)} submission(s) with {rubric.name!r}" + "".join(f"\n  {n}" for n in notes))
+    run = grade_class(sources, args.out, rubric, reference.path if reference else None, args.jobs, args.timeout,
+                      args.keep_files)
+    single = len(run.reports) == 1 and not args.class_dir
+    if single:
+        print(run.reports[0].table())
+    if args.json:
+        write_json(run.reports[0].to_json() if single else [r.to_json() for r in run.reports], Path(args.json))
+    if args.html:
+        html = Path(args.html)
+        links = {r.student: os.path.relpath(Path(args.out, r.student, "report.html"), html.parent.resolve())
+                 for r in run.reports}
+        write_text(html, render_html(run.reports[0]) if single else render_class_html(run.reports, links))
+    passed = sum(r.status == "passed" for r in run.reports)
+    print(f"{passed} of {len(run.reports)} passed in {run.seconds:.0f} s; reports in {args.out}/<student>/, "
+          f"summary {run.summary_csv} and {run.index_html}")
+    return run.exit_code

@@ -19,15 +19,6 @@ WAIT = 120  # seconds; generous, because CI machines may be busy
 NOW = datetime(2026, 1, 1)
 
 
-@pytest.fixture(scope="module")
-def small_catalog(tmp_path_factory):
-    """A catalog folder as `tryon-lab world render` writes it: 4 garments, 2 products, 2 scenes."""
-    from tryon_lab.data.catalog import write_catalog
-    from tryon_lab.data.world import World
-
-    return write_catalog(tmp_path_factory.mktemp("catalog"), World(0, 96), n_garments=4, n_products=2, n_scenes=2)
-
-
 @pytest.fixture()
 def room(tiny_backend, small_catalog):
     return FittingRoom(tiny_backend, small_catalog, steps=3)
@@ -37,12 +28,6 @@ def _upload(name, content):
     """One file as ipywidgets' FileUpload holds it."""
     return {"name": name, "type": "image/*", "size": len(content), "content": memoryview(content),
             "last_modified": NOW}
-
-
-def _paint_and_try(room, mouse, item="garment"):
-    room.garments.select(next(i for i in room.garments.items.values() if i.kind == item).id)
-    mouse.drag(room.personalize.canvas.widget, [(100, 150), (200, 200), (240, 300)])
-    room.personalize.try_on_button.click()
 
 
 class FailingBackend:
@@ -83,7 +68,7 @@ def test_catalog_items_and_scenes_fill_the_screens(room):
 
 
 def test_paint_try_on_and_get_a_result_off_the_main_thread(room, mouse):
-    _paint_and_try(room, mouse)
+    mouse.try_on(room)
     assert room.nav.value == "Result"
     assert room.wait(WAIT), room.status.text
     photo, mask = room.personalize.canvas.photo, room.personalize.canvas.mask
@@ -98,7 +83,7 @@ def test_paint_try_on_and_get_a_result_off_the_main_thread(room, mouse):
 
 
 def test_restore_brush_paints_the_original_back_and_before_after_toggles(room, mouse):
-    _paint_and_try(room, mouse)
+    mouse.try_on(room)
     assert room.wait(WAIT)
     canvas, photo = room.result.canvas, room.personalize.canvas.photo
     generated = np.asarray(room.result.generated)
@@ -117,7 +102,7 @@ def test_restore_brush_paints_the_original_back_and_before_after_toggles(room, m
 
 
 def test_save_writes_the_result_as_png(room, mouse, tmp_path):
-    _paint_and_try(room, mouse)
+    mouse.try_on(room)
     assert room.wait(WAIT)
     path = room.result.save(tmp_path / "out" / "tryon.png")
     np.testing.assert_array_equal(np.asarray(Image.open(path)), np.asarray(room.result.result))
@@ -126,7 +111,7 @@ def test_save_writes_the_result_as_png(room, mouse, tmp_path):
 def test_cancel_stops_the_run_and_discards_it(small_catalog, mouse):
     backend = GatedBackend()
     room = FittingRoom(backend, small_catalog, steps=50)
-    _paint_and_try(room, mouse)
+    mouse.try_on(room)
     assert backend.stepped.wait(WAIT) and room.runner.busy
     room.runner.cancel_button.click()
     assert room.wait(WAIT)
@@ -139,7 +124,7 @@ def test_cancel_interrupts_the_pytorch_pipeline(tiny_backend, small_catalog, mou
     seen = threading.Event()
     room.result.show_preview = lambda image: seen.set()
     room.runner.on_preview = room.result.show_preview
-    _paint_and_try(room, mouse)
+    mouse.try_on(room)
     assert seen.wait(WAIT)
     room.runner.cancel()
     assert room.wait(WAIT)
@@ -148,7 +133,7 @@ def test_cancel_interrupts_the_pytorch_pipeline(tiny_backend, small_catalog, mou
 
 def test_an_error_in_the_back_end_is_a_message_and_the_app_goes_on(small_catalog, mouse):
     room = FittingRoom(FailingBackend(), small_catalog)
-    _paint_and_try(room, mouse)
+    mouse.try_on(room)
     assert room.wait(WAIT)
     assert room.status.kind == "error"
     assert room.status.text == "Try-on failed: RuntimeError: the accelerator caught fire"
@@ -171,7 +156,7 @@ def test_without_a_model_the_app_opens_and_says_why(small_catalog, monkeypatch, 
     monkeypatch.setenv("TRYON_LAB_DATA", str(tmp_path))
     room = FittingRoom(catalog=small_catalog)
     assert room.backend is None and room.status.kind == "error" and "not found" in room.status.text
-    _paint_and_try(room, mouse)
+    mouse.try_on(room)
     assert "cannot try on" in room.status.text and room.nav.value == "Personalize"
 
 

@@ -1,6 +1,7 @@
-"""DreamBooth on tiny random checkpoints: the identifier token, what trains (full vs LoRA),
-the loss falling, resuming, saving and loading both kinds, switching LoRA garments on one base
-model, a user's photo folder, and the command line."""
+"""DreamBooth on tiny random checkpoints: the identifier token, what trains (full vs LoRA on
+attention only or on every layer, convolutions included), the loss falling, resuming, run names,
+saving and loading both kinds, switching LoRA garments on one base model, the evaluation's
+figures and tables, a user's photo folder, and the command line."""
 
 from __future__ import annotations
 
@@ -46,11 +47,15 @@ def instances(world):
 
 @pytest.fixture(scope="module")
 def trained(tiny_pipeline_dir, instances, tmp_path_factory):
-    """A full and a LoRA fine-tune of the tiny model on the red striped tee (8 steps each)."""
+    """A full and a LoRA fine-tune of the tiny model on the red striped tee (8 steps each); the LoRA
+    one on every layer (Conv2d adapters too) with alpha != rank, so saving must keep the scale."""
     runs = tmp_path_factory.mktemp("dreambooth")
-    full = train_dreambooth(tiny_pipeline_dir, instances, runs / "full", SETTINGS)
-    lora = train_dreambooth(tiny_pipeline_dir, instances, runs / "lora", replace(SETTINGS, lora_rank=4))
-    return {"full": full, "lora": lora, "runs": runs}
+    announced = []
+    full = train_dreambooth(tiny_pipeline_dir, instances, runs / "full", SETTINGS, on_step=announced.append)
+    lora = train_dreambooth(tiny_pipeline_dir, instances, runs / "lora",
+                            replace(SETTINGS, lora_rank=4, lora_alpha=8, lora_targets="all"),
+                            class_dir=runs / "full" / "class-images")
+    return {"full": full, "lora": lora, "runs": runs, "announced": announced}
 
 
 def _output(pipe, world, prompt, seed=0):
@@ -76,23 +81,41 @@ def test_identifier_token_is_added_with_the_class_words_embedding(tiny_pipeline)
             add_identifier_token(tokenizer, encoder, bad, "tee")
 
 
-def test_lora_trains_a_small_fraction_of_what_full_fine_tuning_trains(tiny_pipeline_dir):
+@pytest.mark.parametrize("targets", ["attention", "all"])
+def test_lora_trains_a_small_fraction_of_what_full_fine_tuning_trains(tiny_pipeline_dir, targets):
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
 
     counts = {}
     for rank in (None, 2, 8):
         pipe = load_inpaint_pipeline(tiny_pipeline_dir, device="cpu")
         token_id = add_identifier_token(pipe.tokenizer, pipe.text_encoder, "sks", "tee")
-        objective = build_objective(pipe, token_id, replace(SETTINGS, lora_rank=rank))
+        objective = build_objective(pipe, token_id, replace(SETTINGS, lora_rank=rank, lora_targets=targets))
         counts[rank] = trainable_parameters(objective)
         names = [n for n, p in objective.named_parameters() if p.requires_grad]
         if rank:
             assert all("lora_" in n or n == "token.delta" for n in names)
-            assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in names if "lora_" in n} >= {"to_q", "to_k", "to_v", "0"}
+            layers = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in names if "lora_" in n}
+            assert layers >= {"to_q", "to_k", "to_v", "0"}
+            assert ({"conv1", "conv2", "proj_in", "time_emb_proj"} <= layers) == (targets == "all")
     width = pipe.text_encoder.config.hidden_size
     assert counts[None] == sum(p.numel() for n, p in pipe.unet.named_parameters() if "lora_" not in n) + width
-    assert counts[2] < counts[8] < counts[None] / 10
+    assert counts[2] < counts[8] < counts[None] / (10 if targets == "attention" else 2)
     assert (counts[8] - width) == 4 * (counts[2] - width)  # LoRA parameters grow linearly with the rank
+
+
+def test_unknown_lora_targets_are_a_config_error():
+    with pytest.raises(ConfigError, match="lora_targets 'mlp' is not one of attention, transformer, all"):
+        replace(SETTINGS, lora_rank=4, lora_targets="mlp").check()
+
+
+def test_run_names_change_with_the_recipe_but_not_with_the_step_count(instances):
+    from tryon_lab.training.dreambooth.train import run_name
+
+    name = run_name(instances, SETTINGS)
+    assert name.startswith("garment-tee-red-stripes-sks-full-")
+    assert run_name(instances, replace(SETTINGS, steps=80, checkpoint_every=40)) == name  # resumes and goes on
+    assert run_name(instances, replace(SETTINGS, learning_rate=1e-3)) != name
+    assert "-lora-" in run_name(instances, replace(SETTINGS, lora_rank=4))
 
 
 def test_a_few_steps_reduce_the_loss(trained, instances, tiny_pipeline_dir):
@@ -108,17 +131,20 @@ def test_a_few_steps_reduce_the_loss(trained, instances, tiny_pipeline_dir):
         rows = read_losses(result.run_dir / "losses.csv")
         assert [r["step"] for r in rows] == list(range(1, 9)) and {"instance", "prior"} <= rows[0].keys()
     assert (trained["full"].run_dir / "class-images" / "manifest.json").is_file()
-    assert trained["lora"].trainable_parameters < trained["full"].trainable_parameters / 10
+    assert not (trained["lora"].run_dir / "class-images").exists()  # shared through class_dir
+    assert trained["lora"].trainable_parameters < trained["full"].trainable_parameters / 2
+    assert trained["announced"] == list(range(8))  # on_step before every step
 
 
 def test_a_run_resumes_from_its_newest_checkpoint(trained, instances, tiny_pipeline_dir, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(trained["lora"].run_dir, run_dir)
-    class_images = sorted((run_dir / "class-images").iterdir())
-    longer = train_dreambooth(tiny_pipeline_dir, instances, run_dir, replace(SETTINGS, lora_rank=4, steps=10))
+    class_images = sorted((trained["runs"] / "full" / "class-images").iterdir())
+    longer = train_dreambooth(tiny_pipeline_dir, instances, run_dir, replace(trained["lora"].settings, steps=10),
+                              class_dir=trained["runs"] / "full" / "class-images")
     assert longer.resumed_from == 8 and longer.steps == 10
     assert [r["step"] for r in read_losses(run_dir / "losses.csv")] == list(range(1, 11))
-    assert sorted((run_dir / "class-images").iterdir()) == class_images  # cached, not painted again
+    assert sorted((trained["runs"] / "full" / "class-images").iterdir()) == class_images  # cached, not painted again
     # the resumed adapter started from the trained one, not from a fresh initialisation
     trained_b = {n: p for n, p in trained["lora"].pipe.unet.named_parameters() if "lora_B" in n}
     resumed_b = {n: p for n, p in longer.pipe.unet.named_parameters() if "lora_B" in n}
@@ -188,6 +214,57 @@ def test_adapters_switch_without_reloading_and_restore_the_base(trained, instanc
     assert times["mean_s"] < 0.2  # the issue's bar (the mean: one preempted switch on a busy CI box is not a failure)
     with pytest.raises(ConfigError, match="no adapter named"):
         adapters.activate("garment-nope")
+
+    from tryon_lab.training.dreambooth.evaluate import garment_gallery, heldout_cases
+    from tryon_lab.training.dreambooth.figures import gallery_grid
+
+    cases = heldout_cases(world, item_from_id(RED_TEE), n_people=1, mask_kinds=("box",))
+    adapters.activate("garment-tee-blue-dots-zwx")
+    gallery = garment_gallery(adapters, cases, steps=2)
+    assert list(gallery) == adapters.names and adapters.active == "garment-tee-blue-dots-zwx"  # state restored
+    assert not np.array_equal(np.asarray(gallery[adapters.names[0]][0]), np.asarray(gallery[adapters.names[1]][0]))
+    figure = gallery_grid(cases, gallery, {e.id: Image.open(e.file) for e in entries})
+    assert len(figure.axes) == 2 * 3
+
+
+def test_evaluation_tables_and_figures(trained, world, tiny_pipeline):
+    from tryon_lab.training.dreambooth.evaluate import before_after, footprint, heldout_cases
+    from tryon_lab.training.dreambooth.figures import _spread, comparison_grid, cost_table, instance_grid, scores_table
+
+    result = trained["full"]
+    cases = heldout_cases(world, item_from_id(RED_TEE), n_people=2, mask_kinds=("shape", "brush"))
+    scored = before_after(tiny_pipeline, result.pipe, cases, result.instance_prompt,
+                          result.instances.class_prompt, steps=2)
+    table = scores_table(scored)
+    assert "masked PSNR dB" in table and "brush" in table and "all attributes" not in table  # no judge given
+    assert len(comparison_grid(cases, scored, rows=3).axes) == 3 * (2 + len(scored))
+    assert _spread(cases, 3) == [0, 2, 1]  # the grid takes the mask kinds in turn
+    assert len(instance_grid(result.instances).axes) >= len(result.instances.images) + 1
+    costs = cost_table([footprint(result), footprint(trained["lora"])])
+    assert "lora r4" in costs and "trainable params" in costs
+
+
+def test_live_loss_plot_draws_nothing_outside_a_notebook(trained):
+    from tryon_lab.training.dreambooth.live import LiveLossPlot, loss_figure
+
+    live = LiveLossPlot(trained["full"].run_dir, 8, every_s=0.0)
+    live(3)
+    live.finish()
+    assert live._handle is None
+    figure = loss_figure(trained["full"].run_dir / "losses.csv", 8, "full")
+    assert figure.axes[0].get_xlim() == (0.0, 8.0) and "step 8 of 8" in figure.axes[0].get_title()
+
+
+def test_base_model_dir_makes_random_models_once_and_checks_folders(tmp_path):
+    from tryon_lab.training.dreambooth.recipe import base_model_dir
+
+    folder = base_model_dir("random:tiny", tmp_path)
+    assert (folder / "model_index.json").is_file()
+    stamp = (folder / "model_index.json").stat().st_mtime_ns
+    assert base_model_dir("random:tiny", tmp_path) == folder and (folder / "model_index.json").stat().st_mtime_ns == stamp
+    assert base_model_dir(str(folder), tmp_path) == folder
+    with pytest.raises(ConfigError, match="not 'shipped'"):
+        base_model_dir(str(tmp_path / "nothing"), tmp_path)
 
 
 def _write_folder(folder, world, n=3):

@@ -5,8 +5,8 @@ calling ``on_step(step, total, preview)`` after every denoising step, where ``pr
 returns the photo with the current estimate painted in (decoded only when the app asks, so a
 back end never pays for previews nobody sees). ``cancel()`` asks a running ``generate`` to stop
 soon; it then raises ``GenerationCancelled``. ``PyTorchBackend`` wraps a
-``TryOnInpaintPipeline``; a back end for an exported phone bundle (ExecuTorch) implements the
-same two methods over the bundle's programs.
+``TryOnInpaintPipeline``; ``ExecuTorchBackend`` (``tryon_lab.app.executorch_backend``)
+implements the same two methods over an exported phone bundle's programs.
 """
 
 from __future__ import annotations

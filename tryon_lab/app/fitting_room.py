@@ -9,6 +9,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from tryon_lab.app.backends import PyTorchBackend, TryOnBackend
+from tryon_lab.app.executorch_backend import ExecuTorchBackend
+from tryon_lab.app.finetuned import FineTunedGarments
 from tryon_lab.app.garments import GarmentsScreen
 from tryon_lab.app.items import (
     GalleryItem,
@@ -25,6 +27,7 @@ from tryon_lab.app.style import style_widget
 from tryon_lab.app.ui import StatusLine
 from tryon_lab.data.catalog import CATALOG_JSON
 from tryon_lab.errors import ConfigError, TryOnInputError
+from tryon_lab.export.errors import BundleError
 from tryon_lab.paths import data_dir
 
 GARMENTS, PERSONALIZE, RESULT = "Garments", "Personalize", "Result"
@@ -34,15 +37,23 @@ class FittingRoom:
     """The Fitting Room app: Garments, Personalize and Result screens.
 
     ``pipeline``: None (the shipped mini model, if it is there), a pipeline folder, a loaded
-    ``TryOnInpaintPipeline``, or any ``TryOnBackend``. ``catalog``: None (``data/`` when it
-    holds a catalog, else a small gallery rendered by the world) or a catalog folder.
+    ``TryOnInpaintPipeline``, or any ``TryOnBackend``. ``bundle``: instead of a pipeline, a phone
+    bundle folder from ``tryon-lab export``, run by the ExecuTorch runtime (a bad bundle opens
+    the app with the reason on its status line). ``catalog``: None (``data/`` when it holds a
+    catalog, else a small gallery rendered by the world) or a catalog folder. ``garments_dir``:
+    a folder of DreamBooth LoRA garments (``tryon-lab dreambooth --lora-rank N``), shown first in
+    the gallery, marked fine-tuned; choosing one switches to its adapter on the PyTorch model.
     ``steps`` and ``seed`` start the Result screen's controls. Display it as a cell's value.
     """
 
-    def __init__(self, pipeline: Any = None, catalog: str | Path | None = None, *, steps: int = 20,
-                 seed: int = 0) -> None:
-        self.backend, problem = resolve_backend(pipeline)
+    def __init__(self, pipeline: Any = None, catalog: str | Path | None = None, *, bundle: str | Path | None = None,
+                 garments_dir: str | Path | None = None, steps: int = 20, seed: int = 0) -> None:
+        self.backend, problem = resolve_backend(pipeline, bundle)
         items, samples = resolve_catalog(catalog)
+        self.finetuned = None
+        if garments_dir is not None and self.backend is not None:
+            self.finetuned = FineTunedGarments(self.backend, garments_dir)
+            items = [*self.finetuned.items, *items]
         self.status = StatusLine()
         self.garments = GarmentsScreen(items, self.status, self._selected)
         self.personalize = PersonalizeScreen(samples, self.status, lambda: self.garments.selected, self.try_on)
@@ -56,15 +67,15 @@ class FittingRoom:
         self.nav.observe(lambda change: self._show(change.new), "value")
         self.body = widgets.Box(layout=widgets.Layout(width="100%"))
         title = "no model loaded" if self.backend is None else html.escape(self.backend.name)
-        header = widgets.HTML(f"<h2>Fitting Room</h2><small>{title}</small>")
-        header.add_class("tryon-title")
-        self.widget = widgets.VBox([style_widget(), header, self.nav, self.body, self.status.widget])
+        self.header = widgets.HTML(f"<h2>Fitting Room</h2><small>{title}</small>")
+        self.header.add_class("tryon-title")
+        self.widget = widgets.VBox([style_widget(), self.header, self.nav, self.body, self.status.widget])
         self.widget.add_class("tryon-app")
         self._show(GARMENTS)
         if problem:
             self.status.error(problem, "No model")
         else:
-            self.status.show("Pick an item to try on.")
+            self.status.show("Pick an item to try on." + self._finetuned_note())
 
     @property
     def runner(self):
@@ -85,6 +96,9 @@ class FittingRoom:
         mask = self.personalize.canvas.mask
         if not mask.any():
             raise TryOnInputError("paint where the item goes first (or press Suggest mask)")
+        if self.runner is not None and self.runner.busy:
+            raise TryOnInputError("a try-on is already running; cancel it or wait")
+        self._use_adapter(item)
         # Refill the prompt when the item or the photo's room changed; keep the user's edits otherwise.
         prompt = item.prompt(self.personalize.room)
         if prompt != self._auto_prompt:
@@ -97,8 +111,27 @@ class FittingRoom:
         return self.runner is None or self.runner.wait(timeout)
 
     def _selected(self, item: GalleryItem) -> None:
-        self.status.show(f"{item.phrase}: now paint where it goes, or press Suggest mask.")
+        switched = None
+        if self.runner is None or not self.runner.busy:  # never swap weights under a running try-on
+            switched = self._use_adapter(item)
+        adapter = f" (fine-tuned adapter on in {1000 * switched:.0f} ms, no reload)" \
+            if item.finetuned and switched is not None else ""
+        self.status.show(f"{item.phrase}{adapter}: now paint where it goes, or press Suggest mask.")
         self.show(PERSONALIZE)
+
+    def _use_adapter(self, item: GalleryItem) -> float | None:
+        """Switch the model to ``item``'s fine-tuned adapter (or back to the base model); the
+        seconds it took, or None when nothing changed."""
+        return None if self.finetuned is None else self.finetuned.use(item)
+
+    def _finetuned_note(self) -> str:
+        if self.finetuned is None:
+            return ""
+        count = len(self.finetuned.items)
+        note = f" {count} fine-tuned garment{'s' if count != 1 else ''} from {self.finetuned.folder}."
+        if self.finetuned.skipped:
+            note += f" Not loaded: {'; '.join(self.finetuned.skipped)}."
+        return note
 
     def _show(self, screen: str) -> None:
         pages = {GARMENTS: self.garments, PERSONALIZE: self.personalize, RESULT: self.result}
@@ -108,8 +141,16 @@ class FittingRoom:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def resolve_backend(pipeline: Any) -> tuple[TryOnBackend | None, str | None]:
-    """Return ``(backend, None)``, or ``(None, why)`` when the default model is not there yet."""
+def resolve_backend(pipeline: Any, bundle: str | Path | None = None) -> tuple[TryOnBackend | None, str | None]:
+    """Return ``(backend, None)``, or ``(None, why)`` when the default model is not there yet or
+    ``bundle`` cannot be run."""
+    if bundle is not None:
+        if pipeline is not None:
+            raise TryOnInputError("give a pipeline or a bundle, not both")
+        try:
+            return ExecuTorchBackend.from_bundle(bundle), None
+        except BundleError as error:
+            return None, str(error)
     if pipeline is None:
         try:
             return PyTorchBackend.from_path(), None

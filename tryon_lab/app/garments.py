@@ -1,4 +1,4 @@
-"""The Garments screen: a gallery of catalog items by category, and adding your own item."""
+"""The Garments screen: a gallery of catalog and fine-tuned items by category, and adding your own item."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tryon_lab.data.attributes import CATEGORIES
 from tryon_lab.errors import TryOnInputError
 
 ALL = "all"
+FINETUNED = "finetuned"  # the filter value that shows fine-tuned garments only
 
 
 class GarmentsScreen:
@@ -55,8 +56,8 @@ class GarmentsScreen:
     def add_item(self, image, category: str, phrase: str) -> GalleryItem:
         """Add an item (any image ``load_image`` reads) to the gallery and select it.
 
-        ``phrase`` is how prompts name it, e.g. "green checked tee"; a DreamBooth garment uses
-        its identifier, e.g. "sks tee"."""
+        ``phrase`` is how prompts name it, e.g. "green checked tee". DreamBooth LoRA garments
+        come in with their adapters instead: ``FittingRoom(garments_dir=...)``."""
         item = make_item(image, category, phrase)
         self._register(item)
         self._update_filter()
@@ -75,14 +76,23 @@ class GarmentsScreen:
         image = widgets.Image(value=item.thumbnail, format="png", layout=widgets.Layout(width="96px", height="96px"))
         pick = widgets.Button(description=item.phrase, tooltip=item.id)
         pick.on_click(self.status.guard(lambda _: self.select(item.id)))
-        card = widgets.VBox([image, pick])
+        parts = [image, pick]
+        if item.finetuned:
+            badge = widgets.HTML("fine-tuned")
+            badge.add_class("tryon-badge")
+            parts.insert(0, badge)
+        card = widgets.VBox(parts)
         card.add_class("tryon-card")
+        if item.finetuned:
+            card.add_class("tryon-finetuned")
         self._cards[item.id] = card
 
     def _update_filter(self) -> None:
         present = [c for c in CATEGORIES if any(i.category == c for i in self.items.values())]
         kinds = [(label, kind) for label, kind in (("Garments", "garment"), ("Products", "product"))
                  if any(i.kind == kind for i in self.items.values())]
+        if any(i.finetuned for i in self.items.values()):
+            kinds.insert(0, ("Fine-tuned", FINETUNED))
         current = self.filter.value or ALL
         self.filter.options = [("All items", ALL), *kinds, *((c, c) for c in present)]
         self.filter.value = current if current in (value for _, value in self.filter.options) else ALL
@@ -91,4 +101,4 @@ class GarmentsScreen:
     def _show_cards(self) -> None:
         wanted = self.filter.value or ALL
         self.grid.children = [self._cards[i.id] for i in self.items.values()
-                              if wanted in (ALL, i.kind, i.category)]
+                              if wanted in (ALL, i.kind, i.category) or (wanted == FINETUNED and i.finetuned)]

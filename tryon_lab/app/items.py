@@ -27,16 +27,29 @@ DEFAULT_ROOM = "living room"  # for a product on a photo whose room is unknown (
 
 @dataclass(frozen=True)
 class GalleryItem:
-    """One garment or product the user can try on; ``phrase`` names it in the prompt."""
+    """One garment or product the user can try on; ``phrase`` names it in the prompt.
+
+    A fine-tuned garment also names its LoRA ``adapter`` and the ``identifier_prompt`` it was
+    trained with (e.g. "a photo of a person wearing a sks tee")."""
 
     id: str
     kind: str
     category: str
     phrase: str
     thumbnail: bytes
+    adapter: str | None = None
+    identifier_prompt: str | None = None
+
+    @property
+    def finetuned(self) -> bool:
+        """Whether trying this item on needs its fine-tuned adapter."""
+        return self.adapter is not None
 
     def prompt(self, room: str | None = None) -> str:
-        """The prompt for this item: on a person, or (a product) in ``room``."""
+        """The prompt for this item: its identifier prompt when fine-tuned, else on a person,
+        or (a product) in ``room``."""
+        if self.identifier_prompt:
+            return self.identifier_prompt
         return caption_for(self.phrase, self.kind, room or DEFAULT_ROOM)
 
 

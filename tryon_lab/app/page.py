@@ -27,24 +27,31 @@ def page_style() -> widgets.HTML:
     return style_widget(PAGE_CSS)
 
 
-def page_notebook(model: str | Path | None = None, catalog: str | Path | None = None) -> nbformat.NotebookNode:
-    """The page's notebook: the app on ``model`` and ``catalog`` (None: the defaults)."""
-    model, catalog = (str(Path(p).resolve()) if p is not None else None for p in (model, catalog))
+def page_notebook(model: str | Path | None = None, catalog: str | Path | None = None,
+                  bundle: str | Path | None = None, garments: str | Path | None = None) -> nbformat.NotebookNode:
+    """The page's notebook: the app on ``model`` (or a phone ``bundle``), ``catalog`` and the
+    fine-tuned ``garments`` folder (None: the defaults, no fine-tuned garments)."""
+    model, catalog, bundle, garments = (str(Path(p).resolve()) if p is not None else None
+                                        for p in (model, catalog, bundle, garments))
+    arguments = f"pipeline={model!r}, catalog={catalog!r}"
+    arguments += "".join(f", {name}={value!r}" for name, value in (("bundle", bundle), ("garments_dir", garments))
+                         if value is not None)
     source = ("from tryon_lab.app import FittingRoom\n"
               "from tryon_lab.app.page import page_style\n\n"
               "display(page_style())\n"
-              f"room = FittingRoom(pipeline={model!r}, catalog={catalog!r})\n"
+              f"room = FittingRoom({arguments})\n"
               "room")
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     return notebook
 
 
-def write_page(folder: str | Path, model: str | Path | None = None, catalog: str | Path | None = None) -> Path:
-    """Write the page's notebook into ``folder`` and return its path."""
+def write_page(folder: str | Path, model: str | Path | None = None, catalog: str | Path | None = None,
+               bundle: str | Path | None = None, garments: str | Path | None = None) -> Path:
+    """Write the page's notebook (see ``page_notebook``) into ``folder`` and return its path."""
     path = Path(folder) / PAGE_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(page_notebook(model, catalog), path)
+    nbformat.write(page_notebook(model, catalog, bundle, garments), path)
     return path
 
 
@@ -67,14 +74,14 @@ def voila_arguments(notebook: Path, port: int, token: str, preheat: bool = True)
 
 
 def serve(port: int = 0, model: str | Path | None = None, catalog: str | Path | None = None,
-          preheat: bool = True) -> None:
-    """Serve the app on 127.0.0.1:``port`` (0: a free port), print its address, run until
-    interrupted (Ctrl-C)."""
+          preheat: bool = True, bundle: str | Path | None = None, garments: str | Path | None = None) -> None:
+    """Serve the app (see ``page_notebook``) on 127.0.0.1:``port`` (0: a free port), print its
+    address, run until interrupted (Ctrl-C)."""
     from voila.app import Voila
 
     port = port or free_port()
     token = secrets.token_urlsafe(12)
     with tempfile.TemporaryDirectory(prefix="tryon-app-") as folder:
-        notebook = write_page(folder, model, catalog)
+        notebook = write_page(folder, model, catalog, bundle, garments)
         print(f"Fitting Room: http://127.0.0.1:{port}/?token={token}", flush=True)
         Voila.launch_instance(argv=voila_arguments(notebook, port, token, preheat))

@@ -35,6 +35,11 @@ APP_CSS = f"""
   width: 100%; height: auto; min-height: 28px; padding: 2px 4px; font-size: 11px;
   white-space: normal; line-height: 1.2; background: transparent;
 }}
+.tryon-app .tryon-card.tryon-finetuned img {{ outline: 2px dashed #7a4dd8; outline-offset: -2px; }}
+.tryon-app .tryon-badge {{ align-self: flex-start; }}
+.tryon-app .tryon-badge .widget-html-content {{
+  font-size: 10px; line-height: 16px; padding: 0 6px; border-radius: 999px; background: #efe7ff; color: #4b2a99;
+}}
 .tryon-app .tryon-section {{ margin-top: 8px; font-weight: 600; }}
 .tryon-app .tryon-msg {{ padding: 6px 10px; border-radius: 10px; background: #f1f2f6; }}
 .tryon-app .tryon-ok {{ background: #e8f7ee; color: #145c32; }}

@@ -2,7 +2,9 @@
 
 Modules, in the order an export uses them:
 
-- ``contract``: the components (TextEncoder, Unet, VAEEncoder, VAEDecoder, ...) and their I/O;
+- ``contract``: the components (TextEncoder, Unet, VAEEncoder, VAEDecoder; ImageEncoder, HintEncoder
+  for Diffuse to Choose) and their I/O;  ``conditioning``: what a model is conditioned on (a prompt
+  or a reference image) and everything the export does differently for it;
 - ``wrappers``: the nn.Modules that are traced;  ``golden``: fixed inputs and PyTorch outputs;
 - ``coreml``: conversion with a measured fp16/fp32 choice;  ``palettize``: k-means palettes and
   DKM fine-tuning;  ``mixed_bits``: sensitivity and allocation;  ``chunking``: N balanced chunks;

@@ -3,8 +3,9 @@
 Layout (DESIGN.md, Export)::
 
     <bundle>/manifest.json            the fields listed below
-    <bundle>/coreml/<Name>.mlpackage  TextEncoder, Unet or UnetChunk1..N, VAEEncoder, VAEDecoder
-    <bundle>/coreml/vocab.json, merges.txt
+    <bundle>/coreml/<Name>.mlpackage  TextEncoder, Unet or UnetChunk1..N, VAEEncoder, VAEDecoder;
+                                      a DTC model: ImageEncoder, HintEncoder instead of TextEncoder
+    <bundle>/coreml/vocab.json, merges.txt   (text models only)
     <bundle>/executorch/<Name>.pte
     <bundle>/golden/tryon.safetensors, golden/<Name>.safetensors
 
@@ -14,10 +15,11 @@ leaves a half-written bundle. Bits and sizes in the manifest are read from the w
 manifest.json fields::
 
     format: "tryon-lab-bundle"; format_version: 1; created_by; created_at (UTC ISO 8601); source_model
-    runtime: resolution, latent_size, vae_scale_factor, vae_scaling_factor, token_length, unet_batch,
-             unet_channels, latent_mask, image_range
+    runtime: resolution, latent_size, vae_scale_factor, vae_scaling_factor, unet_batch, unet_channels,
+             latent_mask, image_range, conditioning ("text" or "reference"), then for text: token_length;
+             for reference (DTC): reference_tokens, reference, hint (how to make them), empty_hint
     scheduler: the diffusers scheduler config (``_class_name`` names it)
-    tokenizer: {vocab, merges, max_length} (paths of the BPE files) or null without Core ML
+    tokenizer: {vocab, merges, max_length} (paths of the BPE files), or null without Core ML or a text model
     targets: the targets written, of ["coreml", "executorch"]
     components.<Name>: inputs, outputs ([{name, shape, dtype}]), golden (path),
       coreml: {precision, deployment_target, conversion_psnr, psnr, compression, bits, size_bytes,
@@ -27,7 +29,7 @@ manifest.json fields::
         bits: {average, histogram: {"<bits>": elements}, weight_elements, weight_bytes}
         chunking: null or {chunks, balance, max_abs_difference_vs_unchunked}
       executorch: {path, quantization, size_bytes}
-    golden: {tryon, prompt, steps, guidance_scale, seed}
+    golden: {tryon, prompt (null for a DTC model), steps, guidance_scale, seed}
     files: {"<relative path>": {sha256, bytes}} for every file but manifest.json
 """
 
@@ -147,10 +149,11 @@ def build_coreml(components: Mapping[str, Component], golden: Golden, options: E
 
 def export_bundle(model_path: str | Path | None, out: str | Path, options: ExportOptions = ExportOptions(),
                   log: Callable[[str], None] = print) -> Path:
-    """Export the pipeline at ``model_path`` (default: the shipped model) to a bundle at ``out``; return it."""
-    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    """Export the pipeline at ``model_path`` (default: the shipped text model; a DTC parts or pipeline
+    folder gives a DTC bundle) to a bundle at ``out``; return it."""
+    from tryon_lab.pipelines.loading import load_pipeline
 
-    pipe = load_inpaint_pipeline(model_path, device="cpu")
+    pipe = load_pipeline(model_path, device="cpu")
     components = pipeline_components(pipe)
     golden = make_golden(pipe, components, options.steps, options.guidance_scale, options.seed)
     coreml = build_coreml(components, golden, options, log) if "coreml" in options.targets else {}
@@ -178,7 +181,8 @@ def write_bundle(out: str | Path, pipe: Any, components: Mapping[str, Component]
             entries[name] = entry
         save_arrays(root / "golden" / "tryon.safetensors",
                     {**golden.inputs.arrays(), **{f"result.{k}": v for k, v in golden.result.items()}})
-        if "coreml" in options.targets:
+        tokenizer = getattr(pipe, "tokenizer", None) if "coreml" in options.targets else None
+        if tokenizer is not None:
             _write_tokenizer(pipe, root / "coreml")
         manifest = {
             "format": FORMAT,
@@ -189,7 +193,7 @@ def write_bundle(out: str | Path, pipe: Any, components: Mapping[str, Component]
             "runtime": runtime_contract(pipe),
             "scheduler": _jsonable(dict(pipe.scheduler.config)),
             "tokenizer": {"vocab": "coreml/vocab.json", "merges": "coreml/merges.txt",
-                          "max_length": int(pipe.tokenizer.model_max_length)} if "coreml" in options.targets else None,
+                          "max_length": int(tokenizer.model_max_length)} if tokenizer is not None else None,
             "targets": [t for t in TARGETS if t in options.targets],
             "components": entries,
             "golden": {"tryon": "golden/tryon.safetensors", "prompt": golden.prompt, "steps": options.steps,

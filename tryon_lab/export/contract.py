@@ -7,6 +7,16 @@ component's ``ComponentSpec`` and a wrapper module whose ``forward`` takes the i
 and returns the outputs in spec order (one tensor or a tuple); a builder returns None when the
 pipeline lacks that part. Adding a component is one builder (and one wrapper) here.
 Shapes are fixed: phones run static-shape programs, one resolution per export.
+
+Diffuse to Choose (``DTCPipeline``) has no TextEncoder. Its ``ImageEncoder`` maps the reference
+(1, 3, R, R) to ``encoder_hidden_states`` (2, N, D), the null tokens then the reference's tokens;
+its ``HintEncoder`` maps (``masked_latent``, ``latent_mask``, ``hint``, ``encoder_hidden_states``),
+two guidance rows each, to the hint maps: per U-Net skip ``i`` (the conv_in output, every resnet and
+downsampler of the down blocks, the mid block last) ``scale_i`` and ``shift_i`` for FiLM, or
+``shift_i`` alone for direct addition. The hint encoder does not take the timestep, so a phone
+runs it once per try-on. The DTC main U-Net is the ``Unet`` component with those maps as extra
+inputs after ``encoder_hidden_states``, in the same order, so it is palettized and chunked as the
+text model's U-Net is.
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ from typing import Any
 import torch
 
 from tryon_lab.export import wrappers
-from tryon_lab.export.errors import BundleError
+from tryon_lab.export.conditioning import of_pipeline
+from tryon_lab.export.errors import BundleError, ExportInputError
 
 DTYPES = ("float32", "int32")
 UNET_BATCH = 2  # classifier-free guidance: unconditional and conditional rows in one call
@@ -120,18 +131,48 @@ def pipeline_components(pipe: Any, only: tuple[str, ...] | None = None) -> dict[
 
 
 def runtime_contract(pipe: Any) -> dict[str, Any]:
-    """Return what a phone runner needs besides the networks: sizes, scaling, U-Net channel order."""
+    """Return what a phone runner needs besides the networks: sizes, scaling, U-Net channel order,
+    and the conditioning's entries (``conditioning.Conditioning.runtime``)."""
     return {
         "resolution": int(pipe.resolution),
         "latent_size": int(pipe.unet.config.sample_size),
         "vae_scale_factor": int(pipe.vae_scale_factor),
         "vae_scaling_factor": float(pipe.vae.config.scaling_factor),
-        "token_length": int(pipe.tokenizer.model_max_length),
         "unet_batch": UNET_BATCH,
         "unet_channels": list(UNET_CHANNELS),
         "latent_mask": "max-pool of the pixel mask (1 = repaint) to the latent grid",
         "image_range": [-1.0, 1.0],
+        **of_pipeline(pipe).runtime(pipe),
     }
+
+
+def _hint_encoder_of(pipe: Any):
+    """``pipe``'s hint encoder, or None; ``ExportInputError`` for one that needs the timestep."""
+    encoder = getattr(pipe, "hint_encoder", None)
+    if encoder is not None and encoder.config.timestep_conditioning:
+        raise ExportInputError("a timestep-conditioned hint encoder would run at every step; the export supports "
+                               "hint encoders computed once per image (timestep_conditioning=False)")
+    return encoder
+
+
+def _tokens_spec(pipe: Any) -> TensorSpec:
+    return TensorSpec("encoder_hidden_states",
+                      (UNET_BATCH, of_pipeline(pipe).token_count(pipe), pipe.unet.config.cross_attention_dim))
+
+
+def _hint_specs(pipe: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """(inputs, outputs) of the HintEncoder; the map shapes are measured with one pass on zeros."""
+    side, latent = pipe.resolution, pipe.unet.config.sample_size
+    channels = pipe.unet.config.out_channels
+    inputs = (TensorSpec("masked_latent", (UNET_BATCH, channels, latent, latent)),
+              TensorSpec("latent_mask", (UNET_BATCH, 1, latent, latent)),
+              TensorSpec("hint", (UNET_BATCH, 3, side, side)),
+              _tokens_spec(pipe))
+    with torch.no_grad():
+        maps = wrappers.HintEncoderWrapper(pipe.hint_encoder)(*(torch.zeros(t.shape) for t in inputs))
+    kinds = ("scale", "shift") if pipe.hint_encoder.config.fusion == "film" else ("shift",)
+    names = [f"{kind}_{i}" for i in range(len(maps) // len(kinds)) for kind in kinds]
+    return inputs, tuple(TensorSpec(name, tuple(m.shape)) for name, m in zip(names, maps))
 
 
 @register_component("TextEncoder")
@@ -148,15 +189,17 @@ def _text_encoder(pipe: Any) -> Component | None:
 @register_component("Unet")
 def _unet(pipe: Any) -> Component:
     config = pipe.unet.config
-    side, length = config.sample_size, pipe.tokenizer.model_max_length
+    side = config.sample_size
+    hint = _hint_encoder_of(pipe)
+    maps = _hint_specs(pipe)[1] if hint is not None else ()
     spec = ComponentSpec(
         "Unet",
         (TensorSpec("sample", (UNET_BATCH, config.in_channels, side, side)),
          TensorSpec("timestep", (UNET_BATCH,)),
-         TensorSpec("encoder_hidden_states", (UNET_BATCH, length, config.cross_attention_dim))),
+         _tokens_spec(pipe), *maps),
         (TensorSpec("noise_pred", (UNET_BATCH, config.out_channels, side, side)),),
     )
-    return Component(spec, wrappers.UnetWrapper(pipe.unet))
+    return Component(spec, wrappers.UnetWrapper(pipe.unet, film=hint is not None and hint.config.fusion == "film"))
 
 
 @register_component("VAEEncoder")
@@ -175,3 +218,19 @@ def _vae_decoder(pipe: Any) -> Component:
     spec = ComponentSpec("VAEDecoder", (TensorSpec("latent", (1, channels, latent, latent)),),
                          (TensorSpec("image", (1, 3, side, side)),))
     return Component(spec, wrappers.VAEDecoderWrapper(pipe.vae))
+
+
+@register_component("ImageEncoder")
+def _image_encoder(pipe: Any) -> Component | None:
+    if getattr(pipe, "image_encoder", None) is None:  # a text-conditioned pipeline
+        return None
+    side = pipe.resolution
+    spec = ComponentSpec("ImageEncoder", (TensorSpec("reference", (1, 3, side, side)),), (_tokens_spec(pipe),))
+    return Component(spec, wrappers.ImageEncoderWrapper(pipe.image_encoder, side))
+
+
+@register_component("HintEncoder")
+def _hint_encoder(pipe: Any) -> Component | None:
+    if _hint_encoder_of(pipe) is None:  # a text pipeline, or the no-hint DTC baseline
+        return None
+    return Component(ComponentSpec("HintEncoder", *_hint_specs(pipe)), wrappers.HintEncoderWrapper(pipe.hint_encoder))

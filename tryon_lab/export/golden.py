@@ -1,9 +1,10 @@
 """Golden data: fixed inputs and the PyTorch outputs every export must reproduce.
 
-One try-on on a fixed world sample (photo, garment mask, caption, seeded noise) runs through the
-PyTorch components with the phone's loop (``runner.run_tryon``); each component's first call is
-recorded as its golden input and output, so the component checks use realistic tensors (the
-U-Net's are those of the first denoising step). Components the try-on does not call get seeded
+One try-on on a fixed world sample (photo, garment mask, the caption or, for a DTC model, the
+item's reference image and hint, seeded noise) runs through the PyTorch components with the
+phone's loop (``runner.run_tryon``); each component's first call is recorded as its golden input
+and output, so the component checks use realistic tensors (the U-Net's are those of the first
+denoising step). Components the try-on does not call get seeded
 random inputs of their contract shapes. Stored as safetensors: arrays only, no pickles.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tryon_lab.export.conditioning import TEXT, of_pipeline
 from tryon_lab.export.contract import Component, ComponentSpec
 from tryon_lab.export.runner import RecordingRunner, TorchRunner, TryOnInputs, run_tryon
 
@@ -25,39 +27,34 @@ Arrays = dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class Golden:
-    """The try-on ``inputs``, its PyTorch ``result`` ({image, latents}), the ``prompt``, and
-    ``components``: {name: (inputs, outputs)} of each component's golden call."""
+    """The try-on ``inputs``, its PyTorch ``result`` ({image, latents}), the ``prompt`` (None for a
+    model conditioned on a reference image), and ``components``: {name: (inputs, outputs)} of each
+    component's golden call."""
 
     inputs: TryOnInputs
     result: Arrays
-    prompt: str
+    prompt: str | None
     components: dict[str, tuple[Arrays, Arrays]]
 
 
-def tryon_inputs(pipe: Any, steps: int = 4, guidance_scale: float = 4.0, seed: int = 0) -> tuple[TryOnInputs, str]:
-    """Return fixed try-on inputs for ``pipe``'s resolution (world sample ``seed``) and their prompt."""
+def tryon_inputs(pipe: Any, steps: int = 4, guidance_scale: float = 4.0,
+                 seed: int = 0) -> tuple[TryOnInputs, str | None]:
+    """Return fixed try-on inputs for ``pipe``'s resolution and conditioning (world sample ``seed``)
+    and their prompt (None unless ``pipe`` is text-conditioned)."""
     from tryon_lab.data.world import World
     from tryon_lab.pipelines.latents import pil_to_tensor
 
     sample = World(seed=seed, resolution=pipe.resolution).sample(seed, kind="garment")
-
-    def tokens(text: str) -> np.ndarray:
-        ids = pipe.tokenizer([text], padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                             truncation=True, return_tensors="np").input_ids
-        return ids.astype(np.int32)
-
+    conditioning = of_pipeline(pipe)
     side = pipe.unet.config.sample_size
     noise = torch.randn((1, pipe.unet.config.out_channels, side, side), generator=torch.Generator().manual_seed(seed))
-    inputs = TryOnInputs(
-        image=pil_to_tensor(sample.scene)[None].numpy(),
-        mask=np.asarray(sample.shape_mask, dtype=np.float32)[None, None],
-        input_ids=tokens(sample.caption),
-        negative_input_ids=tokens(""),
-        noise=noise.numpy(),
-        steps=steps,
-        guidance_scale=guidance_scale,
-    )
-    return inputs, sample.caption
+    inputs = TryOnInputs.from_arrays(
+        {"image": pil_to_tensor(sample.scene)[None].numpy(),
+         "mask": np.asarray(sample.shape_mask, dtype=np.float32)[None, None],
+         "noise": noise.numpy(),
+         **conditioning.golden_inputs(pipe, sample)},
+        steps, guidance_scale)
+    return inputs, sample.caption if conditioning is TEXT else None
 
 
 def random_inputs(spec: ComponentSpec, seed: int = 0) -> Arrays:

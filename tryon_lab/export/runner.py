@@ -4,18 +4,20 @@ Every backend offers ``predict(inputs: dict[str, ndarray]) -> dict[str, ndarray]
 signature): ``TorchRunner`` (the PyTorch reference), ``mil.load_runner`` (Core ML packages),
 ``executorch.PteRunner`` (.pte files). ``ChainedRunner`` runs U-Net chunks with Apple's rule: chunk
 k sees only chunk k-1's outputs plus the original inputs. ``run_tryon`` is the phone's try-on loop,
-step for step what ``TryOnInpaintPipeline.__call__`` does on a model-sized square.
+step for step what ``TryOnInpaintPipeline.__call__`` (a prompt) or ``DTCPipeline.__call__`` (a
+reference image) does on a model-sized square; ``conditioning`` says how each makes its U-Net inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from tryon_lab.export.conditioning import REFERENCE, TEXT, Conditioning
 from tryon_lab.export.contract import Component
 from tryon_lab.pipelines.latents import latent_mask
 
@@ -73,54 +75,75 @@ class RecordingRunner:
         return outputs
 
 
+ARRAY_FIELDS = ("image", "mask", "input_ids", "negative_input_ids", "noise", "reference", "hint")
+
+
 @dataclass(frozen=True)
 class TryOnInputs:
     """Fixed inputs of one try-on: ``image`` (1, 3, H, W) in [-1, 1], ``mask`` (1, 1, H, W) in {0, 1},
-    token ids (1, L) int32 of the prompt and the negative prompt, initial ``noise`` (1, 4, h, w),
-    ``steps`` and ``guidance_scale``."""
+    initial ``noise`` (1, 4, h, w), ``steps``, ``guidance_scale``, and what the model is conditioned on:
+    a text model the token ids (1, L) int32 of the prompt and the negative prompt; a DTC model the
+    ``reference`` (1, 3, H, W) and its ``hint`` (1, 3, H, W), both in [-1, 1]."""
 
     image: np.ndarray
     mask: np.ndarray
-    input_ids: np.ndarray
-    negative_input_ids: np.ndarray
+    input_ids: np.ndarray | None
+    negative_input_ids: np.ndarray | None
     noise: np.ndarray
     steps: int
     guidance_scale: float
+    reference: np.ndarray | None = None
+    hint: np.ndarray | None = None
+
+    @property
+    def conditioning(self) -> Conditioning:
+        """Reference conditioning when a ``reference`` is given, else text."""
+        return REFERENCE if self.reference is not None else TEXT
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The array fields by name (what the bundle's golden file stores)."""
-        return {"image": self.image, "mask": self.mask, "input_ids": self.input_ids,
-                "negative_input_ids": self.negative_input_ids, "noise": self.noise}
+        """The array fields that are set, by name (what the bundle's golden file stores)."""
+        return {name: getattr(self, name) for name in ARRAY_FIELDS if getattr(self, name) is not None}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], steps: int, guidance_scale: float) -> TryOnInputs:
+        """Inverse of ``arrays`` (other keys are ignored); ``KeyError`` without image, mask or noise."""
+        optional = {name: arrays.get(name) for name in ("input_ids", "negative_input_ids", "reference", "hint")}
+        return cls(image=arrays["image"], mask=arrays["mask"], noise=arrays["noise"], steps=steps,
+                   guidance_scale=guidance_scale, **optional)
 
 
-def run_tryon(runners: Mapping[str, Runner], inputs: TryOnInputs, scheduler: Any) -> dict[str, np.ndarray]:
+def run_tryon(runners: Mapping[str, Runner], inputs: TryOnInputs, scheduler: Any,
+              on_step: Callable[[int, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
     """Inpaint ``inputs.image`` inside ``inputs.mask`` with the runners named by the contract
-    (TextEncoder, VAEEncoder, Unet, VAEDecoder); return ``{"image", "latents"}``.
+    (VAEEncoder, Unet, VAEDecoder, and TextEncoder or ImageEncoder [+ HintEncoder], as
+    ``inputs.conditioning`` needs); return ``{"image", "latents"}``.
 
     ``scheduler`` is a diffusers scheduler (DDIM in the shipped model); the loop is the pipeline's,
-    with classifier-free guidance in one batch of 2 (unconditional first).
+    with classifier-free guidance in one batch of 2 (unconditional first). ``on_step(step, latents)``,
+    if given, is called after every denoising step with the current latents (1, 4, h, w); an
+    exception it raises stops the loop (how an app cancels).
     """
-    encode = runners["TextEncoder"].predict
-    cond = encode({"input_ids": inputs.input_ids})["last_hidden_state"]
-    embeds = np.concatenate([encode({"input_ids": inputs.negative_input_ids})["last_hidden_state"], cond])
     masked = (inputs.image * (1.0 - inputs.mask)).astype(np.float32)
     masked_latent = runners["VAEEncoder"].predict({"image": masked})["latent"]
     lmask = latent_mask(torch.from_numpy(inputs.mask), masked_latent.shape[-1]).numpy()
     condition = np.concatenate([masked_latent, lmask], axis=1)
     condition = np.concatenate([condition, condition])
+    fixed = inputs.conditioning.unet_inputs(runners, inputs, condition)  # once per try-on, reused every step
 
     scheduler.set_timesteps(inputs.steps)
     latents = torch.from_numpy(inputs.noise) * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
+    for step, t in enumerate(scheduler.timesteps):
         scaled = scheduler.scale_model_input(torch.cat([latents, latents]), t).numpy()
         noise = runners["Unet"].predict({
             "sample": np.concatenate([scaled, condition], axis=1).astype(np.float32),
             "timestep": np.full((2,), float(t), dtype=np.float32),
-            "encoder_hidden_states": embeds.astype(np.float32),
+            **fixed,
         })["noise_pred"]
         uncond, cond = torch.from_numpy(noise).float().chunk(2)
         guided = uncond + inputs.guidance_scale * (cond - uncond)
         latents = scheduler.step(guided, t, latents, return_dict=False)[0]
+        if on_step is not None:
+            on_step(step, latents.float().numpy())
     latents = latents.float().numpy()
     image = runners["VAEDecoder"].predict({"latent": latents})["image"]
     return {"image": image, "latents": latents}

@@ -20,6 +20,7 @@ import numpy as np
 
 from tryon_lab.export.bundle import FORMAT, MANIFEST, sha256_file
 from tryon_lab.export.compare import CONVERSION_MIN_PSNR, max_abs_error, relative_error, signal_psnr
+from tryon_lab.export.conditioning import named
 from tryon_lab.export.contract import ComponentSpec, TensorSpec
 from tryon_lab.export.errors import BundleError
 from tryon_lab.export.golden import load_arrays, split_component_arrays
@@ -137,8 +138,10 @@ def verify_bundle(bundle: str | Path, backend: str = "auto") -> Report:
     try:
         for name, entry in manifest["components"].items():
             rows += _check_component(bundle, manifest["files"], name, entry, backend, runners)
+        conditioning = named(manifest["runtime"].get("conditioning", "text"))  # bundles before DTC export: text
+        needed = {"Unet", "VAEEncoder", "VAEDecoder", *conditioning.components}
         rows += [_tryon_row(bundle, manifest, target, found) for target, found in runners.items()
-                 if found and set(found) >= {"TextEncoder", "Unet", "VAEEncoder", "VAEDecoder"}]
+                 if found and set(found) >= needed]
     except (KeyError, TypeError, AttributeError) as err:
         raise BundleError(f"malformed manifest or golden data ({type(err).__name__}: {err})") from None
     return Report(bundle, (), tuple(rows))
@@ -152,7 +155,7 @@ def _check_component(bundle: Path, files: dict[str, Any], name: str, entry: dict
     rows = []
     if "coreml" in entry:
         coreml = entry["coreml"]
-        runners["coreml"][name] = _coreml_runner(bundle, files, coreml["packages"], backend)
+        runners["coreml"][name] = coreml_runner(bundle, files, coreml["packages"], backend)
         bar = PALETTIZED_MIN_PSNR if coreml["compression"]["mode"] != "none" else CONVERSION_MIN_PSNR
         chunks = len(coreml["packages"])
         note = f"{chunks} chained chunks" if chunks > 1 else coreml["precision"]
@@ -169,7 +172,8 @@ def _check_component(bundle: Path, files: dict[str, Any], name: str, entry: dict
     return rows
 
 
-def _coreml_runner(bundle: Path, files: dict[str, Any], packages: list, backend: str):
+def coreml_runner(bundle: Path, files: dict[str, Any], packages: list, backend: str):
+    """A runner of a component's Core ML packages (one, or chained chunks) with ``backend`` (auto, mil, coreml)."""
     from tryon_lab.export.mil import load_runner
     from tryon_lab.export.runner import ChainedRunner
 
@@ -221,8 +225,7 @@ def _tryon_row(bundle: Path, manifest: dict[str, Any], target: str, runners: dic
     steps = golden["steps"]
     if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise BundleError(f"golden steps must be an integer in [1, {MAX_STEPS}], got {steps!r:.40}")
-    inputs = TryOnInputs(arrays["image"], arrays["mask"], arrays["input_ids"], arrays["negative_input_ids"],
-                         arrays["noise"], steps, float(golden["guidance_scale"]))
+    inputs = TryOnInputs.from_arrays(arrays, steps, float(golden["guidance_scale"]))
     result = run_tryon(runners, inputs, make_scheduler(manifest["scheduler"]))
     mask = arrays["mask"][0, 0] > 0.5
     region = masked_psnr(to_image(result["image"]), to_image(arrays["result.image"]), mask)

@@ -58,3 +58,26 @@ def load_dtc_pipeline(path: str | Path | None = None, base: str | Path | None = 
     pipe = DTCPipeline(vae=base_pipe.vae, unet=base_pipe.unet, image_encoder=image_encoder, hint_encoder=hint_encoder,
                        scheduler=DDIMScheduler.from_config(base_pipe.scheduler.config))
     return pipe.to(device)
+
+
+def load_pipeline(path: str | Path | None = None, device: str | None = None, dtype: torch.dtype = torch.float32):
+    """Return the try-on pipeline at ``path`` whatever it is conditioned on, on ``device``.
+
+    A DTC parts folder (``dtc.json``) or a folder whose ``model_index.json`` names ``DTCPipeline``
+    gives a DTCPipeline (``load_dtc_pipeline``); any other pipeline folder, or None (the shipped
+    mini model), a TryOnInpaintPipeline (``load_inpaint_pipeline``).
+    """
+    folder = Path(path) if path is not None else None
+    if folder is not None and ((folder / DTC_RECORD).is_file() or _pipeline_class(folder) == "DTCPipeline"):
+        return load_dtc_pipeline(folder, device=device, dtype=dtype)
+    return load_inpaint_pipeline(folder, device, dtype)
+
+
+def _pipeline_class(folder: Path) -> str | None:
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return None
+    try:
+        return json.loads(index.read_text()).get("_class_name")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+        raise ConfigError(f"{index} is not a readable pipeline index: {err}") from None

@@ -12,6 +12,7 @@ entries for the app without loading any weights.
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -99,8 +100,10 @@ class GarmentAdapters:
                               f"model's text encoder uses {width}; it was trained on another base model")
         unet = self.pipe.unet
         try:
-            unet.load_lora_adapter(str(folder), adapter_name=name, prefix=None, weight_name=LORA_FILE,
-                                   local_files_only=True, use_safetensors=True)
+            with warnings.catch_warnings():  # several adapters on one U-Net is the point here
+                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                unet.load_lora_adapter(str(folder), adapter_name=name, prefix=None, weight_name=LORA_FILE,
+                                       local_files_only=True, use_safetensors=True)
         except (RuntimeError, ValueError) as err:
             raise ConfigError(f"{folder}: the LoRA weights do not fit this base model's U-Net ({err})") from None
         ensure_token(self.pipe.tokenizer, self.pipe.text_encoder, garment.token)

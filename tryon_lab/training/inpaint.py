@@ -34,15 +34,23 @@ class InpaintObjective(torch.nn.Module):
         return self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length,
                               truncation=True, return_tensors="pt").input_ids
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Returns (MSE between predicted and true noise, {})."""
+    def noise_prediction(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noise the batch's latents at random timesteps and run the U-Net on its 9-channel input.
+
+        Takes a LatentCache batch (latents, masked_latents, mask, caption); returns
+        (predicted noise, true noise), both shaped like the latents.
+        """
         latents = batch["latents"]
         noise = torch.randn_like(latents)
         steps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, steps)
         hidden = self.text_encoder(self.tokens(batch["caption"]).to(latents.device))[0]
         model_in = torch.cat([noisy, batch["masked_latents"], batch["mask"]], dim=1)
-        prediction = self.unet(model_in, steps, encoder_hidden_states=hidden, return_dict=False)[0]
+        return self.unet(model_in, steps, encoder_hidden_states=hidden, return_dict=False)[0], noise
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Returns (MSE between predicted and true noise, {})."""
+        prediction, noise = self.noise_prediction(batch)
         return F.mse_loss(prediction, noise), {}
 
 

@@ -6,7 +6,11 @@
 - ``objective``: the masked inpainting loss on instance + prior samples.
 - ``train``: ``train_dreambooth`` (full U-Net or peft LoRA, under accelerate, resumable),
   ``save_dreambooth`` / ``load_dreambooth`` (a pipeline folder or a LoRA adapter folder).
-- ``evaluate``: held-out people and masks, before/after, prior diversity, full versus LoRA.
+- ``evaluate``: held-out people and masks, before/after, prior diversity, full versus LoRA,
+  a gallery of LoRA garments.
+- ``live``: a loss plot that redraws itself while training runs (notebook 02).
+- ``figures``: the notebook's grids and tables of those results.
+- ``recipe``: ``run_dreambooth`` (the ``tryon-lab dreambooth`` command), ``base_model_dir``.
 Many garments on one base model: ``tryon_lab.training.adapters.GarmentAdapters``.
 """
 
@@ -19,7 +23,7 @@ from tryon_lab.training.dreambooth.instances import (
     item_from_id,
     world_instances,
 )
-from tryon_lab.training.dreambooth.objective import DreamBoothObjective
+from tryon_lab.training.dreambooth.objective import DreamBoothObjective, masked_noise_loss, prior_preservation_loss
 from tryon_lab.training.dreambooth.token import TokenVector, add_identifier_token, check_token, ensure_token
 from tryon_lab.training.dreambooth.train import (
     DreamBoothResult,
@@ -29,6 +33,7 @@ from tryon_lab.training.dreambooth.train import (
     load_dreambooth,
     lora_config,
     read_record,
+    run_name,
     save_dreambooth,
     train_dreambooth,
     trainable_parameters,
@@ -52,7 +57,10 @@ __all__ = [
     "item_from_id",
     "load_dreambooth",
     "lora_config",
+    "masked_noise_loss",
+    "prior_preservation_loss",
     "read_record",
+    "run_name",
     "save_dreambooth",
     "train_dreambooth",
     "trainable_parameters",

@@ -105,14 +105,15 @@ def garment_scores(pipe, cases: Sequence[HeldOutCase], prompt: str | None, judge
 
 
 def before_after(base, tuned, cases: Sequence[HeldOutCase], instance_prompt: str, class_prompt: str, judge=None,
-                 steps: int = 25, guidance_scale: float = 4.0, seed: int = 0) -> dict[str, Scored]:
-    """Score the base model (class prompt; full caption) and the fine-tuned one (identifier prompt)
-    on the same cases and noise. ``base`` and ``tuned`` are pipelines (they may be one LoRA pipeline
-    only if the caller switches it; use two objects here)."""
+                 steps: int = 25, guidance_scale: float = 4.0, seed: int = 0,
+                 tuned_name: str = "fine-tuned, identifier") -> dict[str, Scored]:
+    """Score the base model (class prompt; full caption) and the fine-tuned one (identifier prompt,
+    listed as ``tuned_name``) on the same cases and noise. ``base`` and ``tuned`` are pipelines
+    (they may be one LoRA pipeline only if the caller switches it; use two objects here)."""
     return {
         "base, class prompt": garment_scores(base, cases, class_prompt, judge, steps, guidance_scale, seed),
         "base, full caption": garment_scores(base, cases, None, judge, steps, guidance_scale, seed),
-        "fine-tuned, identifier": garment_scores(tuned, cases, instance_prompt, judge, steps, guidance_scale, seed),
+        tuned_name: garment_scores(tuned, cases, instance_prompt, judge, steps, guidance_scale, seed),
     }
 
 
@@ -193,3 +194,15 @@ def denoising_loss(pipe, dataset, seed: int = 0, repeats: int = 4, outside_weigh
         return float(torch.stack([objective.per_sample_loss(batch).mean() for _ in range(repeats)]).mean())
     finally:
         torch.random.set_rng_state(state)
+
+
+def garment_gallery(adapters, cases: Sequence[HeldOutCase], steps: int = 25, guidance_scale: float = 4.0,
+                    seed: int = 0) -> dict[str, list[Image.Image]]:
+    """Takes a ``GarmentAdapters`` and cases; returns {garment name: images}: each loaded garment,
+    switched on in turn, painted with its identifier prompt on the same cases and noise. The
+    adapters' previous state is restored."""
+    gallery = {}
+    for name in adapters.names:
+        with adapters.use(name) as pipe:
+            gallery[name] = generate(pipe, cases, adapters.prompt(name), steps, guidance_scale, seed)
+    return gallery

@@ -23,13 +23,13 @@ def run_dreambooth(profile, out_dir: str | Path, *, garment: str | None = None, 
                    run_dir: str | Path | None = None, seed: int = 0) -> DreamBoothRun:
     """Build the instance set (``garment`` id or ``images`` folder), train with the profile's
     ``dreambooth`` settings (``lora_rank`` 0/None = full), save to ``out_dir``; resumes from ``run_dir``
-    (default ``runs/<profile>/dreambooth/<adapter name>``)."""
+    (default ``runs/<profile>/dreambooth/<run_name>``: adapter name, mode, settings hash)."""
     from tryon_lab.data.world import World
     from tryon_lab.paths import shipped_model
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT
     from tryon_lab.training.dreambooth.instances import folder_instances, item_from_id, world_instances
     from tryon_lab.training.dreambooth.train import (
-        DreamBoothSettings, adapter_name_for, folder_size, save_dreambooth, train_dreambooth,
+        DreamBoothSettings, folder_size, run_name, save_dreambooth, train_dreambooth,
     )
 
     if (garment is None) == (images is None):
@@ -49,8 +49,7 @@ def run_dreambooth(profile, out_dir: str | Path, *, garment: str | None = None, 
                                     n_scenes=settings.num_class_images)
     else:
         instances = folder_instances(images, resolution, token=token, class_word=class_word)
-    name = adapter_name_for(instances)
-    run_dir = Path(run_dir) if run_dir else Path("runs") / profile.name / "dreambooth" / f"{name}-{settings.mode}"
+    run_dir = Path(run_dir) if run_dir else Path("runs") / profile.name / "dreambooth" / run_name(instances, settings)
     result = train_dreambooth(base_dir, instances, run_dir, settings, seed=seed)
     out = save_dreambooth(result, out_dir)
     kind = f"LoRA rank {settings.lora_rank}" if settings.lora_rank else "full U-Net" + (
@@ -60,6 +59,28 @@ def run_dreambooth(profile, out_dir: str | Path, *, garment: str | None = None, 
                f"{result.steps} steps, {result.steps_per_second:.2f} steps/s\n"
                f"  prompt: {instances.instance_prompt!r}")
     return DreamBoothRun(out, result, summary)
+
+
+def base_model_dir(model: str, build: str | Path) -> Path:
+    """The pipeline folder a profile's ``model`` names: ``"shipped"`` (the mini model in data/models;
+    ``ConfigError`` if missing), ``"random:<config>"`` (random weights, written once to
+    ``build/random-<config>``) or a folder path. Training loads fresh copies from it."""
+    from tryon_lab.models.tiny import make_random_pipeline
+    from tryon_lab.paths import shipped_model
+    from tryon_lab.pipelines.loading import SHIPPED_INPAINT
+
+    if model == "shipped":
+        return shipped_model(SHIPPED_INPAINT)
+    if model.startswith("random:"):
+        config = model.split(":", 1)[1]
+        folder = Path(build) / f"random-{config}"
+        if not (folder / "model_index.json").is_file():
+            make_random_pipeline(config, folder)
+        return folder
+    folder = Path(model)
+    if not (folder / "model_index.json").is_file():
+        raise ConfigError(f"model {model!r} is not 'shipped', 'random:<config>' or a diffusers pipeline folder")
+    return folder
 
 
 def _resolution(base_dir: Path) -> int:

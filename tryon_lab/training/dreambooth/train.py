@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,19 @@ TOKEN_FILE = "token_embedding.safetensors"
 LORA_FILE = "pytorch_lora_weights.safetensors"
 REFERENCE = "reference.png"
 FORMAT = "tryon-lab-dreambooth/1"
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections of every transformer block
+# LoRA target presets (peft matches a module whose name ends with one of these).
+LORA_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections of every transformer block
+LORA_TRANSFORMER = LORA_ATTENTION + ("proj_in", "proj_out", "ff.net.0.proj", "ff.net.2")  # + feed-forward, in/out
+LORA_ALL = LORA_TRANSFORMER + ("conv1", "conv2", "conv_shortcut", "time_emb_proj")  # + every resnet (Conv2d LoRA)
+LORA_PRESETS = {"attention": LORA_ATTENTION, "transformer": LORA_TRANSFORMER, "all": LORA_ALL}
 
 
 @dataclass(frozen=True)
 class DreamBoothSettings:
     """One DreamBooth run. ``lora_rank`` None (or 0) = full fine-tuning of the U-Net.
 
+    ``lora_targets``: which U-Net layers get adapters, a ``LORA_PRESETS`` name ("attention",
+    "transformer" or "all", which adds the resnets' convolutions).
     Learning rates: ``learning_rate`` (full), ``lora_learning_rate`` (adapters) and
     ``token_learning_rate`` (the identifier's embedding, when the text encoder is frozen).
     ``batch_size`` instance samples per step, plus as many class samples when prior
@@ -47,6 +54,7 @@ class DreamBoothSettings:
     lora_rank: int | None = None
     lora_alpha: float | None = None
     lora_learning_rate: float = 5e-4
+    lora_targets: str = "attention"
     train_text_encoder: bool = False
     train_token: bool = True
     token_learning_rate: float = 2e-3
@@ -81,6 +89,8 @@ class DreamBoothSettings:
             raise ConfigError(f"steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
         if self.lora_rank is not None and self.lora_rank < 0:
             raise ConfigError(f"lora_rank must be >= 1 (or 0/None for full fine-tuning), got {self.lora_rank}")
+        if self.lora_targets not in LORA_PRESETS:
+            raise ConfigError(f"lora_targets {self.lora_targets!r} is not one of {', '.join(LORA_PRESETS)}")
         if self.lora_rank and self.train_text_encoder:
             raise ConfigError("LoRA trains U-Net adapters and the identifier token; train_text_encoder needs full "
                               "fine-tuning (no --lora-rank)")
@@ -127,18 +137,36 @@ def adapter_name_for(instances: InstanceSet) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", f"{raw}-{instances.token}")
 
 
-def lora_config(rank: int, alpha: float | None = None):
-    """The peft LoraConfig of every adapter here: the attention projections, scale alpha / rank."""
+_RESUMABLE_FIELDS = ("steps", "checkpoint_every", "log_every")  # a longer run may resume a shorter one
+
+
+def run_name(instances: InstanceSet, settings: DreamBoothSettings) -> str:
+    """A run folder name: ``<adapter name>-<mode>-<hash>``, the hash over every setting that shapes
+    the result (not steps or checkpoint cadence), so changed settings never resume a stale run."""
+    import hashlib
+    import json
+
+    shaping = {k: v for k, v in asdict(settings).items() if k not in _RESUMABLE_FIELDS}
+    digest = hashlib.sha1(json.dumps(shaping, sort_keys=True, default=list).encode()).hexdigest()[:8]
+    return f"{adapter_name_for(instances)}-{settings.mode}-{digest}"
+
+
+def lora_config(rank: int, alpha: float | None = None, targets: str = "attention"):
+    """The peft LoraConfig of an adapter: rank ``rank`` on the ``targets`` preset's layers, scale
+    alpha / rank (``alpha`` None: 1)."""
     from peft import LoraConfig
 
-    return LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights="gaussian", target_modules=list(LORA_TARGETS))
+    if targets not in LORA_PRESETS:
+        raise ConfigError(f"LoRA targets {targets!r} is not one of {', '.join(LORA_PRESETS)}")
+    return LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights="gaussian",
+                      target_modules=list(LORA_PRESETS[targets]))
 
 
 def build_objective(pipe, token_id: int, settings: DreamBoothSettings, adapter_name: str = "default") -> DreamBoothObjective:
     """Set what trains on ``pipe``'s U-Net and text encoder and wrap them in the DreamBooth loss.
 
     Full: the whole U-Net (and text encoder if asked). LoRA: rank-``lora_rank`` adapters on the
-    attention projections, the U-Net frozen. In both, a frozen text encoder gets a ``TokenVector``
+    ``lora_targets`` layers, the U-Net frozen. In both, a frozen text encoder gets a ``TokenVector``
     for the identifier (unless ``train_token`` is False).
     """
     from diffusers import DDPMScheduler
@@ -148,7 +176,8 @@ def build_objective(pipe, token_id: int, settings: DreamBoothSettings, adapter_n
     pipe.text_encoder.requires_grad_(settings.train_text_encoder)
     if settings.lora_rank:
         pipe.unet.requires_grad_(False)
-        pipe.unet.add_adapter(lora_config(settings.lora_rank, settings.lora_alpha), adapter_name=adapter_name)
+        pipe.unet.add_adapter(lora_config(settings.lora_rank, settings.lora_alpha, settings.lora_targets),
+                              adapter_name=adapter_name)
     else:
         pipe.unet.requires_grad_(True)
     token = None
@@ -191,12 +220,26 @@ def _paired_batches(accelerator, instance_cache, class_cache, batch_size: int):
     return batches
 
 
+def _announcing(batches, on_step: Callable[[int], None]):
+    """``batches`` that call ``on_step(steps done so far)`` before handing out each step's batch."""
+
+    def wrapped(start: int):
+        for step, batch in enumerate(batches(start), start):
+            on_step(step)
+            yield batch
+
+    return wrapped
+
+
 def train_dreambooth(base_dir: str | Path, instances: InstanceSet, run_dir: str | Path,
-                     settings: DreamBoothSettings, seed: int = 0) -> DreamBoothResult:
+                     settings: DreamBoothSettings, seed: int = 0,
+                     on_step: Callable[[int], None] | None = None, class_dir: str | Path | None = None) -> DreamBoothResult:
     """Fine-tune a fresh copy of the pipeline in ``base_dir`` on ``instances`` (resumes from ``run_dir``).
 
-    ``run_dir`` keeps class-images/, the latent caches, step-NNNNNN checkpoints and losses.csv.
-    Returns a ``DreamBoothResult`` whose ``pipe`` generates the garment for
+    ``run_dir`` keeps class-images/ (or they are cached in ``class_dir``, which runs on the same
+    instance set may share), the latent caches, step-NNNNNN checkpoints and losses.csv.
+    ``on_step(steps done)`` runs before every step (e.g. ``LiveLossPlot``, which redraws
+    losses.csv). Returns a ``DreamBoothResult`` whose ``pipe`` generates the garment for
     ``result.instance_prompt``.
     """
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
@@ -218,7 +261,7 @@ def train_dreambooth(base_dir: str | Path, instances: InstanceSet, run_dir: str 
         pairs = None
         if use_prior:
             pipe.to(accelerator.device)
-            pairs = class_images(pipe, instances, settings.num_class_images, run_dir / "class-images",
+            pairs = class_images(pipe, instances, settings.num_class_images, Path(class_dir or run_dir / "class-images"),
                                  steps=settings.class_steps, guidance_scale=settings.class_guidance, seed=seed)
             pipe.to("cpu")
         caches = []
@@ -239,6 +282,8 @@ def train_dreambooth(base_dir: str | Path, instances: InstanceSet, run_dir: str 
     trainable = trainable_parameters(objective)
     total = sum(p.numel() for p in pipe.unet.parameters()) + sum(p.numel() for p in pipe.text_encoder.parameters())
     batches = _paired_batches(accelerator, instance_cache, class_cache, settings.batch_size)
+    if on_step is not None:
+        batches = _announcing(batches, on_step)
     began = time.perf_counter()
     loop = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc=f"dreambooth {settings.mode}")
     elapsed = time.perf_counter() - began

@@ -1,0 +1,729 @@
+"""The named checks of a submitted bundle, in the order they run.
+
+Each check is a function ``(Context) -> Outcome`` registered with ``@check(name, title, needs)``;
+``needs`` names the checks that must have passed first (otherwise it is *blocked*). A fault of
+the submission is a failed ``Outcome`` whose reason says what is wrong; a check raises only
+``Blocked`` (it lacks data an earlier check could not produce). Nothing from a submission is
+imported, unpickled or executed: files are read as data (JSON, safetensors, protobuf and weight
+blobs through ``packages``), and programs run only in the MIL executor, on tensors.
+
+Numerical agreement and the try-on reuse ``tryon_lab.export.verify``'s runners and comparisons,
+fed with the reference bundle's golden data when one is given (a submission's own golden files
+could be made to agree with anything).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from tryon_lab.export.bundle import FORMAT_VERSION, MANIFEST, TARGETS, folder_bytes
+from tryon_lab.export.conditioning import TEXT, Conditioning, named
+from tryon_lab.export.contract import ComponentSpec, TensorSpec, pipeline_components
+from tryon_lab.export.errors import BundleError
+from tryon_lab.export.palettize import PALETTE_BITS, WeightReport
+from tryon_lab.grading.errors import PackageError, SubmissionRejected
+from tryon_lab.grading.filetypes import MAX_JSON_BYTES, file_problem
+from tryon_lab.grading.packages import MODEL_FILE, WEIGHTS_FILE, LoadedPackage, load_package
+from tryon_lab.grading.reference import Reference
+from tryon_lab.grading.rubric import Rubric
+from tryon_lab.grading.submission import Unpacked, unpack_submission
+
+TOKENIZER_FILES = ("vocab.json", "merges.txt")
+CORE_COMPONENTS = ("Unet", "VAEEncoder", "VAEDecoder")  # every bundle; the conditioning adds its own
+TOP_LEVEL = {MANIFEST, "golden", *TARGETS}
+MAX_LISTED = 25  # problems listed per check; the rest are counted
+
+
+class Blocked(Exception):
+    """A check cannot run: something it needs (the unpacked copy, a readable manifest) is missing."""
+
+
+@dataclass
+class Outcome:
+    """What a check found: ``passed``, a one-line ``reason``, ``details`` (problems, or notes when
+    passed), measurement ``rows``; ``skipped`` marks a check that does not apply."""
+
+    passed: bool
+    reason: str
+    details: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: bool = False
+
+
+@dataclass
+class Context:
+    """What the checks share: the ``source`` submission, the ``work`` folder its copy goes to, the
+    ``rubric`` and ``reference``, and what earlier checks produced."""
+
+    source: Path
+    work: Path
+    rubric: Rubric
+    reference: Reference | None = None
+    unpacked: Unpacked | None = None
+    unreadable: bool = False
+    manifest: dict[str, Any] | None = None
+    packages: dict[str, LoadedPackage] = field(default_factory=dict)  # "coreml/X.mlpackage" -> read back
+    runners: dict[str, Any] = field(default_factory=dict)  # Core ML runners the numerics check built
+
+    @property
+    def root(self) -> Path:
+        """The bundle folder of the unpacked copy."""
+        if self.unpacked is None:
+            raise Blocked("the submission was not unpacked")
+        return self.unpacked.root
+
+    def need_manifest(self) -> dict[str, Any]:
+        """The parsed manifest, or ``Blocked`` if it could not be read."""
+        if self.manifest is None:
+            raise Blocked("not run: manifest.json could not be read")
+        return self.manifest
+
+    def relative(self, message: str) -> str:
+        """``message`` with the copy's absolute paths made relative to the bundle."""
+        return message.replace(f"{self.root}/", "").replace(str(self.root), ".") if self.unpacked else message
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registered check: ``name``, ``title`` for reports, the checks it ``needs``, and ``run``."""
+
+    name: str
+    title: str
+    needs: tuple[str, ...]
+    run: Callable[[Context], Outcome]
+
+
+CHECKS: list[Check] = []
+
+
+def check(name: str, title: str, needs: tuple[str, ...] = ("unpack",)) -> Callable:
+    """Decorator: register ``fn(context) -> Outcome`` as the check ``name`` (runs in registration order)."""
+
+    def register(fn: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
+        CHECKS.append(Check(name, title, needs, fn))
+        return fn
+
+    return register
+
+
+def verdict(problems: list[str], ok: str, rows: list[dict[str, Any]] | None = None) -> Outcome:
+    """Passed with reason ``ok`` if there are no ``problems``, else failed on the first of them."""
+    if not problems:
+        return Outcome(True, ok, rows=rows or [])
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    listed = problems[:MAX_LISTED] + ([f"... {len(problems) - MAX_LISTED} more"] if len(problems) > MAX_LISTED else [])
+    return Outcome(False, problems[0] + more, listed, rows or [])
+
+
+def component_packages(coreml: Path, name: str) -> list[Path]:
+    """The packages of component ``name`` in ``coreml/``: ``<name>.mlpackage`` or ``<name>Chunk1..N``."""
+    pattern = re.compile(rf"{re.escape(name)}Chunk(\d+)\.mlpackage")
+    chunks = sorted(((int(m.group(1)), p) for p in coreml.glob(f"{name}Chunk*.mlpackage")
+                     if (m := pattern.fullmatch(p.name))), key=lambda item: item[0])
+    single = coreml / f"{name}.mlpackage"
+    return [p for _, p in chunks] or ([single] if single.exists() else [])
+
+
+def _entry(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    entry = manifest["components"].get(name)
+    if not isinstance(entry, dict):
+        raise BundleError(f"the manifest has no component {name!r}")
+    return entry
+
+
+def _coreml_packages(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    packages = entry.get("coreml", {}).get("packages") if isinstance(entry.get("coreml"), dict) else None
+    if not isinstance(packages, list) or not packages or not all(isinstance(p, dict) for p in packages):
+        raise BundleError("its coreml entry lists no packages")
+    return packages
+
+
+def conditioning_of(manifest: Any) -> Conditioning:
+    """The conditioning a manifest's ``runtime.conditioning`` names (bundles that predate it are text);
+    ``BundleError`` for an unknown one."""
+    runtime = manifest.get("runtime") if isinstance(manifest, dict) else None
+    return named(runtime.get("conditioning", "text") if isinstance(runtime, dict) else "text")
+
+
+def submission_conditioning(context: Context) -> Conditioning:
+    """The reference bundle's conditioning, else what the submission's manifest declares (text if it cannot be read)."""
+    if context.reference:
+        return conditioning_of(context.reference.manifest)
+    path = context.root / MANIFEST
+    try:
+        return conditioning_of(context.manifest or ({} if _too_large(path) else json.loads(path.read_bytes())))
+    except (OSError, ValueError, RecursionError, BundleError):
+        return TEXT
+
+
+def _too_large(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > MAX_JSON_BYTES
+
+
+def expected_components(context: Context) -> list[str]:
+    """The components a submission must have: the reference bundle's, else those of its conditioning."""
+    if context.reference:
+        return list(context.reference.specs)
+    return [*submission_conditioning(context).components, *CORE_COMPONENTS]
+
+
+# ---- the checks, in order -----------------------------------------------------------------
+
+@check("unpack", "Safe unpacking: no escaping paths, links, special files or bombs; within the limits", needs=())
+def check_unpack(context: Context) -> Outcome:
+    """Copy or extract the submission into ``context.work`` (setting ``context.unpacked``); fails on the first unsafe entry."""
+    try:
+        context.unpacked = unpack_submission(context.source, context.work, context.rubric.limits)
+    except SubmissionRejected as err:
+        context.unreadable = err.unreadable
+        return Outcome(False, err.reason)
+    unpacked = context.unpacked
+    return Outcome(True, f"{unpacked.files} files, {unpacked.bytes} bytes", list(unpacked.notes))
+
+
+@check("file_types", "Every file is a bundle data format, judged by content (no pickles, executables, scripts)")
+def check_file_types(context: Context) -> Outcome:
+    """Judge every file by its content against the rubric's allowed formats; fails naming each foreign file."""
+    allowed = [s.lower() for s in context.rubric.get("file_types", "allowed_suffixes")]
+    files = sorted(p for p in context.root.rglob("*") if p.is_file())
+    problems = [p for p in (file_problem(f, f.relative_to(context.root).as_posix(), allowed) for f in files) if p]
+    return verdict(problems, f"{len(files)} files, all of them data in the bundle's formats")
+
+
+@check("structure", "The DESIGN.md layout: manifest, Core ML packages, tokenizer, ExecuTorch programs, golden data")
+def check_structure(context: Context) -> Outcome:
+    """Compare the copy's files and folders with the bundle layout for the expected components and targets."""
+    root = context.root
+    problems = []
+    if not (root / MANIFEST).is_file():
+        problems.append(f"{MANIFEST} is missing")
+    expected = expected_components(context)
+    targets = set(context.rubric.get("structure", "required_targets")) | {t for t in TARGETS if (root / t).is_dir()}
+    problems += [f"{entry.name}: not part of a bundle's layout" for entry in sorted(root.iterdir())
+                 if entry.name not in TOP_LEVEL]
+    if "coreml" in targets:
+        tokenizer = submission_conditioning(context) is TEXT
+        problems += _coreml_layout(root / "coreml", expected, tokenizer, strict=context.reference is not None)
+    if "executorch" in targets:
+        problems += [f"executorch/{name}.pte is missing" for name in expected
+                     if not (root / "executorch" / f"{name}.pte").is_file()]
+    golden = [f"golden/{name}.safetensors" for name in expected] + ["golden/tryon.safetensors"]
+    problems += [f"{path} is missing" for path in golden if not (root / path).is_file()]
+    return verdict(problems, f"{len(expected)} components laid out for {', '.join(sorted(targets))}")
+
+
+def _coreml_layout(coreml: Path, expected: list[str], tokenizer: bool, strict: bool) -> list[str]:
+    problems = [f"coreml/{name} is missing" for name in TOKENIZER_FILES if tokenizer and not (coreml / name).is_file()]
+    claimed = set()
+    for name in expected:
+        packages = component_packages(coreml, name)
+        claimed |= {p.name for p in packages}
+        if not packages:
+            problems.append(f"coreml/{name}.mlpackage (or {name}Chunk1..N.mlpackage) is missing")
+            continue
+        if len(packages) > 1 or packages[0].name != f"{name}.mlpackage":
+            numbers = [int(re.search(r"Chunk(\d+)", p.name).group(1)) for p in packages]
+            if numbers != list(range(1, len(numbers) + 1)):
+                problems.append(f"coreml/{name}Chunk*: chunks numbered {numbers}, not 1..{len(numbers)}")
+            if (coreml / f"{name}.mlpackage").exists():
+                problems.append(f"coreml/{name}.mlpackage and {name}Chunk* both present")
+        for package in packages:
+            problems += [f"coreml/{package.name}: missing {part}" for part in ("Manifest.json", MODEL_FILE, WEIGHTS_FILE)
+                         if not (package / part).is_file()]
+    if strict:
+        extra = sorted(p.name for p in coreml.glob("*.mlpackage") if p.name not in claimed)
+        problems += [f"coreml/{name}: no such component in the reference bundle" for name in extra]
+    return problems
+
+
+@check("manifest", "manifest.json parses; every file's sha256 and size match it; its paths stay inside")
+def check_manifest(context: Context) -> Outcome:
+    """Parse manifest.json (setting ``context.manifest``); fail on any hash, size or path it gets wrong."""
+    from tryon_lab.export.verify import check_files, read_manifest
+
+    root = context.root
+    if _too_large(root / MANIFEST):
+        return Outcome(False, f"{MANIFEST} is over {MAX_JSON_BYTES} bytes")
+    try:
+        manifest = read_manifest(root)
+    except BundleError as err:
+        return Outcome(False, context.relative(str(err)))
+    context.manifest = manifest
+    problems = []
+    if manifest.get("format_version") != FORMAT_VERSION:
+        problems.append(f"format_version is {manifest.get('format_version')!r:.20}, expected {FORMAT_VERSION}")
+    try:
+        problems += check_files(root, manifest)
+    except BundleError as err:
+        problems.append(str(err))
+    problems += _size_problems(root, manifest)
+    return verdict(problems, f"{len(manifest['files'])} files: every sha256 and size matches")
+
+
+def _size_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
+    """Sizes the manifest states (files' bytes, packages' and programs' size_bytes) against the disk."""
+    from tryon_lab.export.verify import bundle_path
+
+    files, problems = manifest["files"], []
+    for relative, entry in files.items():
+        try:
+            path = bundle_path(root, relative)
+        except BundleError:
+            continue  # check_files reports it
+        if isinstance(entry, dict) and path.is_file() and entry.get("bytes") != path.stat().st_size:
+            problems.append(f"{relative}: the manifest says {entry.get('bytes')!r:.20} bytes, the file has "
+                            f"{path.stat().st_size}")
+    for name, entry in manifest["components"].items():
+        try:
+            problems += _component_sizes(root, files, name, entry, bundle_path)
+        except (BundleError, KeyError, TypeError, AttributeError) as err:
+            problems.append(f"component {name!r:.40}: malformed entry ({err})")
+    return problems
+
+
+def _component_sizes(root: Path, files: dict, name: str, entry: dict, bundle_path: Callable) -> list[str]:
+    problems = []
+    coreml = entry.get("coreml")
+    if coreml is not None:
+        total = 0
+        for package in _coreml_packages(entry):
+            path = bundle_path(root, package["path"], files)
+            actual = folder_bytes(path) if path.exists() else 0
+            total += actual
+            if package.get("size_bytes") != actual:
+                problems.append(f"{package['path']}: size_bytes {package.get('size_bytes')!r:.20} in the manifest, "
+                                f"{actual} on disk")
+        if coreml.get("size_bytes") != total:
+            problems.append(f"component {name}: coreml size_bytes {coreml.get('size_bytes')!r:.20}, packages total {total}")
+    executorch = entry.get("executorch")
+    if executorch is not None:
+        path = bundle_path(root, executorch["path"], files)
+        actual = path.stat().st_size if path.is_file() else 0
+        if executorch.get("size_bytes") != actual:
+            problems.append(f"{executorch['path']}: size_bytes {executorch.get('size_bytes')!r:.20}, {actual} on disk")
+    bundle_path(root, entry["golden"], files)
+    return problems
+
+
+@check("programs", "Every Core ML package reads back as an ML Program (protobuf and weights), all weights finite")
+def check_programs(context: Context) -> Outcome:
+    """Read back every Core ML package as data (filling ``context.packages``); fail on unreadable ones and non-finite weights."""
+    coreml = context.root / "coreml"
+    packages = sorted(coreml.glob("*.mlpackage")) if coreml.is_dir() else []
+    if not packages:
+        return Outcome(False, "no Core ML packages (coreml/*.mlpackage) to read")
+    problems, rows = [], []
+    for package in packages:
+        relative = package.relative_to(context.root).as_posix()
+        if not package.is_dir():
+            problems.append(f"{relative}: not a package folder")
+            continue
+        try:
+            loaded = load_package(package)
+        except PackageError as err:
+            problems.append(f"{relative}: {err}")
+            continue
+        context.packages[relative] = loaded
+        if loaded.non_finite:
+            first = next(iter(loaded.non_finite))
+            problems.append(f"{relative}: {sum(loaded.non_finite.values())} NaN or infinite weight values in "
+                            f"{len(loaded.non_finite)} weights (first: {first})")
+        rows.append({"package": relative, "weights": loaded.weights.elements,
+                     "average bits": round(loaded.weights.average_bits, 3),
+                     "non-finite values": sum(loaded.non_finite.values())})
+    return verdict(problems, f"{len(packages)} packages read back, all weights finite", rows)
+
+
+def contract_specs(manifest: dict[str, Any]) -> dict[str, ComponentSpec]:
+    """The specs ``tryon_lab.export.contract`` gives a text pipeline of the sizes ``manifest`` declares.
+
+    The contract's builders read sizes from a pipeline; a stand-in carrying the manifest's runtime
+    sizes (resolution, latent size, token length, U-Net channels) and the widths it declares lets
+    them state exactly what such a bundle must look like. The text width and latent channels are
+    taken once (from the TextEncoder and VAEEncoder) and imposed on the U-Net, so the components
+    must agree with each other too. A reference-conditioned (DTC) bundle's specs depend on its
+    networks (the hint maps are measured), so they are checked against a reference bundle only:
+    ``BundleError`` here.
+    """
+    if conditioning_of(manifest) is not TEXT:
+        raise BundleError("a reference-conditioned (DTC) bundle's contract can only be checked against a "
+                          "reference bundle (--reference)")
+    runtime = manifest.get("runtime")
+    try:
+        sizes = {key: int(runtime[key]) for key in ("resolution", "latent_size", "token_length", "vae_scale_factor")}
+        channels = len(runtime["unet_channels"])
+    except (TypeError, KeyError, ValueError):
+        raise BundleError("the manifest's runtime lacks resolution, latent_size, token_length, vae_scale_factor "
+                          "or unet_channels") from None
+
+    def width(component: str, side: str, tensor: str, axis: int) -> int:
+        try:
+            spec = ComponentSpec.from_json(component, manifest["components"][component])
+            return next(t.shape[axis] for t in getattr(spec, side) if t.name == tensor)
+        except (KeyError, StopIteration, IndexError, BundleError):
+            return 1  # the component is missing or malformed: reported on its own
+
+    hidden = width("TextEncoder", "outputs", "last_hidden_state", 2)
+    latent_channels = width("VAEEncoder", "outputs", "latent", 1)
+    ns = SimpleNamespace
+    pipe = ns(resolution=sizes["resolution"], vae_scale_factor=sizes["vae_scale_factor"],
+              tokenizer=ns(model_max_length=sizes["token_length"]), text_encoder=ns(config=ns(hidden_size=hidden)),
+              unet=ns(config=ns(sample_size=sizes["latent_size"], in_channels=channels, out_channels=latent_channels,
+                                cross_attention_dim=hidden)),
+              vae=ns(config=ns(latent_channels=latent_channels, scaling_factor=1.0)))
+    return {name: component.spec for name, component in pipeline_components(pipe).items()}
+
+
+def spec_differences(got: ComponentSpec, expected: ComponentSpec, against: str) -> list[str]:
+    """How ``got`` differs from ``expected`` (names and order, shapes, dtypes), worded against ``against``."""
+    problems = []
+    for side in ("inputs", "outputs"):
+        mine, theirs = getattr(got, side), getattr(expected, side)
+        if [t.name for t in mine] != [t.name for t in theirs]:
+            problems.append(f"{got.name} {side} are {[t.name for t in mine]}, {against} has {[t.name for t in theirs]}")
+        named = {t.name: t for t in mine}
+        for tensor in theirs:
+            other = named.get(tensor.name)
+            if other is not None and (other.shape, other.dtype) != (tensor.shape, tensor.dtype):
+                problems.append(f"{got.name}.{tensor.name} is {list(other.shape)} {other.dtype}, {against} has "
+                                f"{list(tensor.shape)} {tensor.dtype}")
+    return problems
+
+
+@check("contract", "Component names, input and output names, shapes and dtypes: the contract, the reference, the programs")
+def check_contract(context: Context) -> Outcome:
+    """Compare the manifest's component specs with the expected ones, and the programs' own inputs and outputs with both."""
+    manifest = context.need_manifest()
+    components = manifest["components"]
+    try:
+        expected, against, notes = _expected_specs(context, manifest)
+    except BundleError as err:
+        return Outcome(False, str(err))
+    problems = [f"component {name} is missing from the manifest" for name in expected if name not in components]
+    if context.reference:
+        problems += [f"component {name!r:.40} is not in the reference bundle" for name in components if name not in expected]
+        problems += _runtime_differences(manifest.get("runtime"), context.reference.manifest["runtime"])
+    for name, spec in expected.items():
+        if name not in components:
+            continue
+        try:
+            declared = ComponentSpec.from_json(name, components[name])
+        except BundleError as err:
+            problems.append(str(err))
+            continue
+        if spec is not None:
+            problems += spec_differences(declared, spec, against)
+        if "coreml" in components[name]:
+            try:
+                problems += _program_differences(context, declared, _coreml_packages(components[name]))
+            except BundleError as err:
+                problems.append(f"component {name}: {err}")
+    outcome = verdict(problems, f"{len(expected)} components match {against} and their programs")
+    outcome.details = outcome.details or notes
+    return outcome
+
+
+def _expected_specs(context: Context, manifest: dict[str, Any]) -> tuple[dict[str, ComponentSpec | None], str, list[str]]:
+    """({component: the spec it must have, or None where only its programs can be compared}, what the
+    specs come from, notes); ``BundleError`` if the manifest cannot say."""
+    if context.reference:
+        return dict(context.reference.specs), "the reference bundle", []
+    if conditioning_of(manifest) is TEXT:
+        return dict(contract_specs(manifest)), "the contract", []
+    return ({name: None for name in expected_components(context)}, "the manifest",
+            ["no reference bundle: a DTC bundle's programs are compared with its own manifest only"])
+
+
+def _runtime_differences(runtime: Any, reference: dict[str, Any]) -> list[str]:
+    """Runtime entries that differ from the reference's: sizes, scaling, channel order, conditioning
+    (prose for people, like ``latent_mask``, is not compared)."""
+    if not isinstance(runtime, dict):
+        return ["the manifest has no runtime section"]
+    problems = []
+    for key, theirs in reference.items():
+        mine = runtime.get(key)
+        if isinstance(theirs, str) and key != "conditioning":
+            continue
+        same = isinstance(mine, (int, float)) and math.isclose(mine, theirs, rel_tol=1e-6) \
+            if isinstance(theirs, float) else mine == theirs
+        if not same:
+            problems.append(f"runtime.{key} is {mine!r:.60}, the reference bundle has {theirs!r:.60}")
+    return problems
+
+
+def _program_differences(context: Context, spec: ComponentSpec, packages: list[dict[str, Any]]) -> list[str]:
+    """What the programs themselves declare against the manifest's package entries and ``spec``."""
+    problems, produced = [], {}
+    inputs = {t.name: t for t in spec.inputs}
+    for index, package in enumerate(packages):
+        path = package.get("path")
+        loaded = context.packages.get(path)
+        if loaded is None:
+            problems.append(f"{path!r:.80}: no readable package at that path (see programs)")
+            return problems
+        for side in ("inputs", "outputs"):
+            if package.get(side) != loaded.io[side]:
+                problems.append(f"{path}: the manifest lists {side} {_shapes(package.get(side))}, the program declares "
+                                f"{_shapes(loaded.io[side])}")
+        for entry in loaded.io["inputs"]:
+            tensor = TensorSpec.from_json(entry)
+            known = produced.get(tensor.name) or inputs.get(tensor.name)
+            if known is None or known.shape != tensor.shape:
+                where = "the previous chunk" if index else "the component"
+                problems.append(f"{path}: input {tensor.name} {list(tensor.shape)} is not an output of {where} of that shape")
+        produced = {t.name: t for t in map(TensorSpec.from_json, loaded.io["outputs"])}
+    for tensor in spec.outputs:
+        if tensor.name not in produced or (produced[tensor.name].shape, produced[tensor.name].dtype) != \
+                (tensor.shape, tensor.dtype):
+            problems.append(f"{spec.name}: its last program does not output {tensor.name} {list(tensor.shape)} {tensor.dtype}")
+    return problems
+
+
+def _shapes(entries: Any) -> str:
+    if not isinstance(entries, list):
+        return repr(entries)[:80]
+    return ", ".join(f"{e.get('name')} {e.get('shape')} {e.get('dtype')}" if isinstance(e, dict) else repr(e)[:40]
+                     for e in entries)
+
+
+@check("bits", "Palettization read from the programs: the manifest's claims, and the rubric's widths and average")
+def check_bits(context: Context) -> Outcome:
+    """Hold the manifest's bits and compression claims, and the rubric's palette widths and average, against the programs."""
+    manifest = context.need_manifest()
+    settings = context.rubric.settings["bits"]
+    problems, rows = [], []
+    for name in settings["components"]:
+        if name not in manifest["components"]:
+            problems.append(f"component {name} is missing, so it cannot be palettized")
+    for name, entry in manifest["components"].items():
+        if not isinstance(entry, dict) or "coreml" not in entry:
+            continue
+        try:
+            report = _component_bits(context, name, entry, problems)
+        except BundleError as err:
+            problems.append(f"component {name}: {err}")
+            continue
+        if report is None:
+            continue
+        widths = sorted(b for b in report.histogram if b < 16)
+        rows.append({"component": name, "average bits": round(report.average_bits, 3),
+                     "palette widths": ", ".join(map(str, widths)) or "none",
+                     "claimed": _claim(entry["coreml"].get("compression"))})
+        if name in settings["components"]:
+            if not widths:
+                problems.append(f"{name} is not palettized (every weight is {max(report.histogram, default=16)}-bit)")
+            bad = [b for b in widths if b not in settings["allowed_bits"]]
+            if bad:
+                problems.append(f"{name} has {bad}-bit palettes; the rubric allows {settings['allowed_bits']}")
+            if report.average_bits > settings["max_average_bits"]:
+                problems.append(f"{name} averages {report.average_bits:.2f} bits per weight; the rubric allows at most "
+                                f"{settings['max_average_bits']:g}")
+    return verdict(problems, "bits read from the programs match the manifest and the rubric", rows)
+
+
+def _component_bits(context: Context, name: str, entry: dict[str, Any], problems: list[str]) -> WeightReport | None:
+    """The combined weight report of a component's programs, adding to ``problems`` where the manifest's
+    per-package and per-component bits or its compression claim do not hold; None if a program is unreadable."""
+    reports = []
+    for package in _coreml_packages(entry):
+        loaded = context.packages.get(package.get("path"))
+        if loaded is None:
+            problems.append(f"{package.get('path')!r:.80}: no readable program to read bits from (see programs)")
+            return None
+        reports.append(loaded.weights)
+        if not _same_bits(package.get("bits"), loaded.weights.to_json()):
+            problems.append(f"{package['path']}: the manifest claims {_describe(package.get('bits'))}, the program holds "
+                            f"{_describe(loaded.weights.to_json())}")
+    combined = WeightReport(tuple(w for r in reports for w in r.weights))
+    coreml = entry["coreml"]
+    if not _same_bits(coreml.get("bits"), combined.to_json()):
+        problems.append(f"component {name}: the manifest claims {_describe(coreml.get('bits'))}, its programs hold "
+                        f"{_describe(combined.to_json())}")
+    claim = coreml.get("compression")
+    widths = {b for b in combined.histogram if b < 16}
+    if not isinstance(claim, dict) or claim.get("mode") not in ("none", "kmeans"):
+        problems.append(f"component {name}: unknown compression claim {claim!r:.80}")
+        return combined
+    if claim["mode"] == "none":
+        permitted = set()
+    else:
+        permitted = set(PALETTE_BITS) if claim.get("bits") == "mixed" else {claim.get("bits")}
+    if not widths <= permitted or (claim["mode"] == "kmeans" and not widths):
+        held = f"{sorted(widths)}-bit palettes" if widths else "no palettes"
+        problems.append(f"component {name}: the manifest claims {_claim(claim)}, the programs hold {held}")
+    return combined
+
+
+def _same_bits(claimed: Any, actual: dict[str, Any]) -> bool:
+    if not isinstance(claimed, dict) or not isinstance(claimed.get("average"), (int, float)):
+        return False
+    return (math.isclose(claimed["average"], actual["average"], abs_tol=1e-3) and claimed.get("histogram") == actual["histogram"]
+            and claimed.get("weight_elements") == actual["weight_elements"])
+
+
+def _describe(bits: Any) -> str:
+    if not isinstance(bits, dict):
+        return f"{bits!r:.60}"
+    histogram = bits.get("histogram")
+    widths = ", ".join(f"{k}-bit {v}" for k, v in histogram.items()) if isinstance(histogram, dict) else "?"
+    return f"{bits.get('average')!r:.10} bits on average ({widths})"
+
+
+def _claim(compression: Any) -> str:
+    if not isinstance(compression, dict):
+        return f"{compression!r:.40}"
+    if compression.get("mode") == "none":
+        return "no palettization"
+    return f"{compression.get('mode')} {compression.get('bits')}-bit"
+
+
+@check("chunks", "The chunked component's pieces: how many, and the size of the largest on disk")
+def check_chunks(context: Context) -> Outcome:
+    """Count and measure the chunked component's packages on disk against the rubric and the manifest's claim."""
+    settings = context.rubric.settings["chunks"]
+    name = settings["component"]
+    packages = component_packages(context.root / "coreml", name)
+    if not packages:
+        return Outcome(False, f"no {name} package to measure")
+    sizes = {p.name: folder_bytes(p) for p in packages}
+    problems = []
+    if not settings["min_chunks"] <= len(packages) <= settings["max_chunks"]:
+        problems.append(f"{name} is in {len(packages)} chunks; the rubric wants {settings['min_chunks']} to "
+                        f"{settings['max_chunks']}")
+    biggest = max(sizes, key=sizes.get)
+    if sizes[biggest] > settings["max_chunk_bytes"]:
+        problems.append(f"coreml/{biggest} is {sizes[biggest]} bytes; the rubric allows {settings['max_chunk_bytes']} "
+                        "per chunk")
+    if context.manifest is not None and isinstance(context.manifest["components"].get(name), dict):
+        coreml = context.manifest["components"][name].get("coreml")
+        chunking = coreml.get("chunking") if isinstance(coreml, dict) else None
+        claimed = chunking.get("chunks") if isinstance(chunking, dict) else 1
+        if claimed != len(packages):
+            problems.append(f"the manifest says {name} is in {claimed!r:.20} chunks, the bundle has {len(packages)}")
+    rows = [{"package": f"coreml/{n}", "bytes": b} for n, b in sizes.items()]
+    return verdict(problems, f"{name}: {len(packages)} chunks, largest {sizes[biggest]} bytes", rows)
+
+
+@check("numerics", "Every component on the golden inputs against the PyTorch outputs (MIL executor, ExecuTorch)",
+       needs=("contract",))
+def check_numerics(context: Context) -> Outcome:
+    """Run every component on every graded target on the golden inputs; fail where the outputs miss the bars."""
+    manifest = context.need_manifest()
+    settings = context.rubric.settings["numerics"]
+    listed = manifest.get("targets") if isinstance(manifest.get("targets"), list) else []
+    targets = [t for t in settings["targets"] if t in listed]
+    if not targets:
+        return Outcome(False, f"the manifest lists none of the targets {settings['targets']}")
+    specs = context.reference.specs if context.reference else contract_specs(manifest)
+    problems, rows = [], []
+    for name, spec in specs.items():
+        try:
+            inputs, outputs = context.reference.golden(name) if context.reference else _own_golden(context, name)
+        except Exception as err:  # a damaged golden file: safetensors and numpy raise many types
+            problems.append(f"{name}: golden data unreadable ({type(err).__name__}: {context.relative(str(err))[:200]})")
+            continue
+        entry = manifest["components"][name]
+        for target in targets:
+            if target in entry:
+                row = _run_component(context, name, spec, entry, target, inputs, outputs)
+                rows.append(row)
+                if row["result"] != "ok":
+                    problems.append(f"{name} ({target}): {row['result']}")
+    source = "the reference bundle's" if context.reference else "the submission's own"
+    return verdict(problems, f"{len(rows)} component runs agree with PyTorch on {source} golden data", rows)
+
+
+def _own_golden(context: Context, name: str):
+    from tryon_lab.export.golden import load_arrays, split_component_arrays
+    from tryon_lab.export.verify import bundle_path
+
+    manifest = context.manifest
+    return split_component_arrays(load_arrays(bundle_path(context.root, _entry(manifest, name)["golden"],
+                                                          manifest["files"])))
+
+
+def _run_component(context: Context, name: str, spec: ComponentSpec, entry: dict[str, Any], target: str,
+                   inputs: dict, outputs: dict) -> dict[str, Any]:
+    """Run one component on one target; a row with its numbers, bar and ``result`` ("ok" or why not)."""
+    from tryon_lab.export.verify import _compare, coreml_runner, bundle_path
+
+    settings = context.rubric.settings["numerics"]
+    row: dict[str, Any] = {"component": name, "target": target}
+    try:
+        if target == "coreml":
+            packages = _coreml_packages(entry)
+            unread = [p.get("path") for p in packages if p.get("path") not in context.packages]
+            if unread:
+                return {**row, "result": f"not run: {unread[0]!r:.80} was not read back safely (see programs)"}
+            palettized = any(context.packages[p["path"]].palettized for p in packages)
+            runner = coreml_runner(context.root, context.manifest["files"], packages, "mil")
+            context.runners[name] = runner
+            psnr, error, relative = _compare(runner, inputs, outputs)
+            bar = settings["min_psnr_palettized"] if palettized else settings["min_psnr"]
+            row.update(psnr=psnr, max_abs_error=error, relative_error=relative, bar=f">= {bar:g} dB")
+            passed = psnr >= bar
+        else:
+            from tryon_lab.export.executorch import PteRunner
+
+            quantized = entry["executorch"].get("quantization") != "none"
+            runner = PteRunner(bundle_path(context.root, entry["executorch"]["path"], context.manifest["files"]), spec)
+            psnr, error, relative = _compare(runner, inputs, outputs)
+            if quantized:
+                bar = settings["min_psnr_palettized"]
+                row.update(psnr=psnr, max_abs_error=error, relative_error=relative, bar=f">= {bar:g} dB")
+                passed = psnr >= bar
+            else:
+                bar = settings["executorch_max_relative_error"]
+                row.update(psnr=psnr, max_abs_error=error, relative_error=relative, bar=f"rel <= {bar:g}")
+                passed = relative <= bar
+    except Exception as err:  # whatever a hostile program makes a kernel or runtime raise
+        return {**row, "result": f"could not run ({type(err).__name__}: {context.relative(str(err))[:200]})"}
+    return {**row, "result": "ok" if passed else f"misses the bar {row['bar']} (PSNR {psnr:.1f} dB, "
+                                                  f"relative error {relative:.3g})"}
+
+
+@check("tryon", "A whole try-on on the reference's golden inputs: PSNR of the generated region", needs=("contract",))
+def check_tryon(context: Context) -> Outcome:
+    """Run a whole try-on with the submission's Core ML components on the reference's golden inputs; fail below the PSNR bar."""
+    from tryon_lab.export.verify import coreml_runner, _tryon_row
+
+    if context.reference is None:
+        return Outcome(False, "no reference bundle given (--reference): nothing to compare a try-on with", skipped=True)
+    needed = [name for name in context.reference.specs if name in (*submission_conditioning(context).components,
+                                                                   *CORE_COMPONENTS, "HintEncoder")]
+    manifest = context.need_manifest()
+    runners = {}
+    for name in needed:
+        if name in context.runners:
+            runners[name] = context.runners[name]
+            continue
+        try:
+            packages = _coreml_packages(_entry(manifest, name))
+        except BundleError as err:
+            return Outcome(False, f"{name}: {err}")
+        unread = [p.get("path") for p in packages if p.get("path") not in context.packages]
+        if unread:
+            return Outcome(False, f"{name}: {unread[0]!r:.80} was not read back safely (see programs)")
+        try:
+            runners[name] = coreml_runner(context.root, manifest["files"], packages, "mil")
+        except Exception as err:
+            return Outcome(False, f"{name}: cannot be loaded ({type(err).__name__}: {context.relative(str(err))[:200]})")
+    bar = context.rubric.get("tryon", "min_psnr")
+    try:
+        row = _tryon_row(context.reference.path, context.reference.manifest, "coreml", runners)
+    except Exception as err:
+        return Outcome(False, f"the try-on could not run ({type(err).__name__}: {context.relative(str(err))[:200]})")
+    rows = [{"target": "coreml", "psnr": row.psnr, "max_abs_error": row.max_abs_error, "bar": f">= {bar:g} dB",
+             "note": row.note}]
+    if not row.psnr >= bar:
+        return Outcome(False, f"the try-on's generated region is {row.psnr:.1f} dB from the reference's; the rubric "
+                              f"wants >= {bar:g} dB", rows=rows)
+    return Outcome(True, f"the try-on's generated region is {row.psnr:.1f} dB from the reference's (bar {bar:g} dB)",
+                   rows=rows)

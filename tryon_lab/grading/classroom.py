@@ -1,0 +1,226 @@
+"""Grade many submissions: each in its own process, in parallel, with a time and memory limit.
+
+A submission is graded in a child process forked from a forkserver that imported the grader
+once, so starting one costs milliseconds while a crash in a native parser (coremltools,
+ExecuTorch), runaway memory or a hang costs that student's grade only: the parent kills the child
+after ``limits.timeout_seconds``, reads the partial report the child kept up to date, and marks
+the check that was running as failed. One bad submission never stops the run. The parent writes
+``summary.csv`` and ``index.html`` beside the students' folders. Children re-import the main
+module, so a script calling ``grade_class`` needs the usual ``if __name__ == "__main__":`` guard.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from tryon_lab.grading.errors import GradingInputError
+from tryon_lab.grading.report import (
+    CheckResult,
+    Report,
+    read_report,
+    render_class_html,
+    summary_csv,
+    write_json,
+    write_report,
+    write_text,
+)
+from tryon_lab.grading.rubric import Rubric
+from tryon_lab.grading.submission import student_name
+
+# Imported once by the forkserver, so every child starts with them loaded.
+PRELOAD = ["tryon_lab.grading.grader", "tryon_lab.export.verify", "tryon_lab.export.mil", "tryon_lab.export.runner",
+           "tryon_lab.metrics.image", "coremltools", "coremltools.converters.mil.frontend.milproto.load", "diffusers"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One submission to grade in a child process: ``source``, its output folder ``out``, the
+    ``student`` name, the ``rubric``, the ``reference`` bundle path, ``keep_files`` and the child's
+    torch ``threads``."""
+
+    source: Path
+    out: Path
+    student: str
+    rubric: Rubric
+    reference: Path | None
+    keep_files: bool
+    threads: int
+
+
+@dataclass(frozen=True)
+class ClassRun:
+    """The result of ``grade_class``: every student's ``reports`` (in input order), the
+    ``summary_csv`` and ``index_html`` written, the wall-clock ``seconds`` and ``notes``."""
+
+    reports: list[Report]
+    summary_csv: Path
+    index_html: Path
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """The worst student's exit code: 0 all passed, 1 a check failed, 2 a submission was unreadable."""
+        return max((r.exit_code for r in self.reports), default=0)
+
+
+def find_submissions(folder: str | Path, exclude: Sequence[str | Path] = ()) -> tuple[list[Path], list[str]]:
+    """The submissions in ``folder`` (each subfolder and ``.zip``, by name, but not the ``exclude``d paths,
+    e.g. the output folder) and notes on what was ignored."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GradingInputError(f"class folder {folder} is not a folder")
+    skip = {Path(p).resolve() for p in exclude}
+    found, notes = [], []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or entry.resolve() in skip:
+            continue
+        if entry.is_dir() or entry.suffix.lower() == ".zip":
+            found.append(entry)
+        else:
+            notes.append(f"ignored {entry.name}: not a folder or a .zip")
+    return found, notes
+
+
+def grade_job(job: Job) -> None:
+    """Child process entry: grade ``job`` into ``job.out`` (the report is the result)."""
+    import torch
+
+    from tryon_lab.grading.grader import grade_submission
+    from tryon_lab.grading.reference import load_reference
+
+    _limit_memory(job.rubric.limits.memory_bytes)
+    torch.set_num_threads(job.threads)
+    reference = load_reference(job.reference, check_hashes=False) if job.reference else None
+    grade_submission(job.source, job.out, job.rubric, reference, job.student, job.keep_files)
+
+
+def _limit_memory(limit: int) -> None:
+    if limit <= 0:
+        return
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):
+        pass  # not enforceable on this platform (macOS): the timeout still applies
+
+
+def grade_class(sources: Sequence[str | Path], out: str | Path, rubric: Rubric, reference: str | Path | None = None,
+                jobs: int | None = None, timeout: float | None = None, keep_files: bool = False,
+                worker: Callable[[Job], None] = grade_job,
+                log: Callable[[str], None] = print) -> ClassRun:
+    """Grade every submission in ``sources`` into ``out/<student>/`` with ``jobs`` processes at a time.
+
+    ``reference`` must already be checked (``load_reference``) by the caller; ``timeout`` (default:
+    the rubric's ``limits.timeout_seconds``) bounds each submission. ``worker`` runs in the child
+    (tests replace it). Returns the ``ClassRun``; per-student faults are in the reports, never raised.
+    """
+    out = Path(out)
+    for source in sources:
+        if out.resolve().is_relative_to(Path(source).resolve()):
+            raise GradingInputError(f"the output folder {out} is inside the submission {source}")
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    timeout = timeout or rubric.limits.timeout_seconds
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(sources) or 1))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    names = _unique_names(sources)
+    work = [Job(Path(s), out / name, name, rubric, Path(reference) if reference else None, keep_files, threads)
+            for s, name in zip(sources, names)]
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    reports: dict[str, Report] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_run_isolated, context, job, timeout, worker): job for job in work}
+        for future in as_completed(futures):
+            report = future.result()
+            reports[futures[future].student] = report
+            log(f"  {report.student}: {report.status} {report.score:g}/{report.max_score:g} ({report.seconds:.1f} s)"
+                + (f" [{report.aborted}]" if report.aborted else ""))
+    ordered = [reports[job.student] for job in work]
+    csv_path = write_text(out / "summary.csv", summary_csv(ordered))
+    html_path = write_text(out / "index.html", render_class_html(ordered, {r.student: f"{r.student}/report.html"
+                                                                          for r in ordered}))
+    write_json([r.to_json() for r in ordered], out / "summary.json")
+    return ClassRun(ordered, csv_path, html_path, time.perf_counter() - began)
+
+
+def _unique_names(sources: Sequence[str | Path]) -> list[str]:
+    names: list[str] = []
+    for source in sources:
+        name, n = student_name(source), 1
+        while (name if n == 1 else f"{name}-{n}") in names:
+            n += 1
+        names.append(name if n == 1 else f"{name}-{n}")
+    return names
+
+
+def _run_isolated(context, job: Job, timeout: float, worker: Callable[[Job], None]) -> Report:
+    """Run ``worker(job)`` in a child process with ``timeout``; return the report it wrote or one that says why not."""
+    job.out.mkdir(parents=True, exist_ok=True)
+    stale = job.out / "report.json"
+    if stale.exists():
+        stale.unlink()  # a previous run's report must not pass for this one's
+    began = time.perf_counter()
+    process = context.Process(target=worker, args=(job,), name=f"grade-{job.student}", daemon=True)
+    process.start()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        why = f"timed out after {timeout:g} s (limits.timeout_seconds)"
+    elif process.exitcode:
+        why = f"the grading process died ({_exit_name(process.exitcode)})"
+    else:
+        why = None
+    return finish_report(job, why, time.perf_counter() - began)
+
+
+def _exit_name(code: int) -> str:
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
+
+
+def finish_report(job: Job, why: str | None, seconds: float) -> Report:
+    """The report a child left in ``job.out``; if it did not finish (``why`` says what happened), its
+    partial report with the running check failed for that reason and the rest blocked."""
+    from tryon_lab.grading.checks import CHECKS
+
+    path = job.out / "report.json"
+    try:
+        report = read_report(path) if path.exists() else None
+    except (ValueError, KeyError, TypeError):
+        report = None
+    if report is not None and report.status != "running" and why is None:
+        return report
+    why = why or "the grading process ended without a report"
+    if report is None:
+        report = Report(job.student, str(job.source), job.rubric.name, str(job.reference) if job.reference else None)
+    done = {c.name for c in report.checks}
+    running = True  # the first check without a result is the one the process was in
+    for check in CHECKS:
+        if check.name in done:
+            continue
+        points = job.rubric.points(check.name)
+        if running:
+            report.checks.append(CheckResult(check.name, check.title, "failed", points, 0.0,
+                                             f"{why} during this check", error=why))
+            running = False
+        else:
+            report.checks.append(CheckResult(check.name, check.title, "blocked", points, 0.0,
+                                             "not run: the grading process stopped"))
+    report.status, report.aborted, report.seconds = "failed", why, seconds
+    write_report(report, job.out)
+    return report
