@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-NAMES = ("inpainting", "dtc", "dreambooth", "export", "app")
+NAMES = ("inpainting", "dtc", "dreambooth", "export", "app", "grade")
 
 
 def _machine() -> str:

@@ -123,3 +123,23 @@ def test_a_damaged_executorch_program_fails_numerics_without_crashing(corpus, co
     assert rows[("TextEncoder", "coreml")]["result"] == "ok"
     assert rows[("TextEncoder", "executorch")]["result"].startswith("could not run")
     assert report.check("numerics").status == "failed" and not any(c.error for c in report.checks)
+
+
+def test_a_manifest_whose_golden_replay_or_scheduler_is_unusable_fails(corpus, corpus_rubric, reference_bundle,
+                                                                        tmp_path):
+    import json
+    import shutil
+
+    from tryon_lab.grading.grader import grade_submission
+    from tryon_lab.grading.reference import load_reference
+
+    bundle = shutil.copytree(corpus["good-folder"].path, tmp_path / "lies")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["golden"]["steps"] = -1
+    manifest["scheduler"]["_class_name"] = "os.system"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    report = grade_submission(bundle, tmp_path / "out", corpus_rubric, load_reference(reference_bundle))
+    problems = report.check("manifest").details
+    assert any("golden.steps must be an integer" in p for p in problems)
+    assert any("scheduler 'os.system' is not one of" in p for p in problems)
+    assert any("scheduler._class_name is 'os.system'" in p for p in report.check("contract").details)

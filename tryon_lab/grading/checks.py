@@ -139,9 +139,11 @@ def _entry(manifest: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _coreml_packages(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """A component entry's Core ML packages, each a dict with a string ``path``; ``BundleError`` otherwise."""
     packages = entry.get("coreml", {}).get("packages") if isinstance(entry.get("coreml"), dict) else None
-    if not isinstance(packages, list) or not packages or not all(isinstance(p, dict) for p in packages):
-        raise BundleError("its coreml entry lists no packages")
+    if not isinstance(packages, list) or not packages or \
+            not all(isinstance(p, dict) and isinstance(p.get("path"), str) for p in packages):
+        raise BundleError("its coreml entry lists no packages (each an object with a path)")
     return packages
 
 
@@ -264,7 +266,27 @@ def check_manifest(context: Context) -> Outcome:
     except BundleError as err:
         problems.append(str(err))
     problems += _size_problems(root, manifest)
+    problems += _golden_problems(root, manifest)
     return verdict(problems, f"{len(manifest['files'])} files: every sha256 and size matches")
+
+
+def _golden_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
+    """What would stop ``tryon-lab verify`` from replaying the manifest's golden try-on."""
+    from tryon_lab.export.verify import MAX_STEPS, SCHEDULERS, bundle_path
+
+    golden, problems = manifest["golden"], []
+    try:
+        bundle_path(root, golden.get("tryon"), manifest["files"])
+    except BundleError as err:
+        problems.append(f"golden.tryon: {err}")
+    steps, scale = golden.get("steps"), golden.get("guidance_scale")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
+        problems.append(f"golden.steps must be an integer in [1, {MAX_STEPS}], got {steps!r:.40}")
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale):
+        problems.append(f"golden.guidance_scale must be a number, got {scale!r:.40}")
+    if manifest["scheduler"].get("_class_name") not in SCHEDULERS:
+        problems.append(f"scheduler {manifest['scheduler'].get('_class_name')!r:.60} is not one of {SCHEDULERS}")
+    return problems
 
 
 def _size_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
@@ -408,8 +430,17 @@ def check_contract(context: Context) -> Outcome:
         return Outcome(False, str(err))
     problems = [f"component {name} is missing from the manifest" for name in expected if name not in components]
     if context.reference:
+        theirs = context.reference.manifest
         problems += [f"component {name!r:.40} is not in the reference bundle" for name in components if name not in expected]
-        problems += _runtime_differences(manifest.get("runtime"), context.reference.manifest["runtime"])
+        problems += _section_differences("runtime", manifest.get("runtime"), theirs["runtime"], _prose)
+        problems += _section_differences("scheduler", manifest["scheduler"], theirs["scheduler"],
+                                         lambda key, value: key == "_diffusers_version")
+        try:
+            if conditioning_of(manifest) is not conditioning_of(theirs):
+                problems.append(f"runtime.conditioning is {conditioning_of(manifest).name}, the reference bundle's is "
+                                f"{conditioning_of(theirs).name}")
+        except BundleError as err:
+            problems.append(f"runtime: {err}")
     for name, spec in expected.items():
         if name not in components:
             continue
@@ -441,20 +472,26 @@ def _expected_specs(context: Context, manifest: dict[str, Any]) -> tuple[dict[st
             ["no reference bundle: a DTC bundle's programs are compared with its own manifest only"])
 
 
-def _runtime_differences(runtime: Any, reference: dict[str, Any]) -> list[str]:
-    """Runtime entries that differ from the reference's: sizes, scaling, channel order, conditioning
-    (prose for people, like ``latent_mask``, is not compared)."""
-    if not isinstance(runtime, dict):
-        return ["the manifest has no runtime section"]
+def _prose(key: str, value: Any) -> bool:
+    return isinstance(value, str) and key != "conditioning"  # runtime notes for people, e.g. latent_mask
+
+
+def _section_differences(section: str, mine: Any, theirs: dict[str, Any], ignore: Callable[[str, Any], bool]) -> list[str]:
+    """Entries of manifest section ``section`` that differ from the reference's (floats to 1e-6; entries
+    for which ``ignore(key, value)`` holds are not compared)."""
+    if not isinstance(mine, dict):
+        return [f"the manifest has no {section} section"]
     problems = []
-    for key, theirs in reference.items():
-        mine = runtime.get(key)
-        if isinstance(theirs, str) and key != "conditioning":
+    for key, value in theirs.items():
+        if ignore(key, value):
             continue
-        same = isinstance(mine, (int, float)) and math.isclose(mine, theirs, rel_tol=1e-6) \
-            if isinstance(theirs, float) else mine == theirs
+        other = mine.get(key)
+        if isinstance(value, float) and not isinstance(other, bool) and isinstance(other, (int, float)):
+            same = math.isclose(other, value, rel_tol=1e-6)
+        else:
+            same = other == value
         if not same:
-            problems.append(f"runtime.{key} is {mine!r:.60}, the reference bundle has {theirs!r:.60}")
+            problems.append(f"{section}.{key} is {other!r:.60}, the reference bundle has {value!r:.60}")
     return problems
 
 
@@ -463,7 +500,7 @@ def _program_differences(context: Context, spec: ComponentSpec, packages: list[d
     problems, produced = [], {}
     inputs = {t.name: t for t in spec.inputs}
     for index, package in enumerate(packages):
-        path = package.get("path")
+        path = package["path"]
         loaded = context.packages.get(path)
         if loaded is None:
             problems.append(f"{path!r:.80}: no readable package at that path (see programs)")
@@ -533,9 +570,9 @@ def _component_bits(context: Context, name: str, entry: dict[str, Any], problems
     per-package and per-component bits or its compression claim do not hold; None if a program is unreadable."""
     reports = []
     for package in _coreml_packages(entry):
-        loaded = context.packages.get(package.get("path"))
+        loaded = context.packages.get(package["path"])
         if loaded is None:
-            problems.append(f"{package.get('path')!r:.80}: no readable program to read bits from (see programs)")
+            problems.append(f"{package['path']!r:.80}: no readable program to read bits from (see programs)")
             return None
         reports.append(loaded.weights)
         if not _same_bits(package.get("bits"), loaded.weights.to_json()):
@@ -621,9 +658,10 @@ def check_numerics(context: Context) -> Outcome:
     targets = [t for t in settings["targets"] if t in listed]
     if not targets:
         return Outcome(False, f"the manifest lists none of the targets {settings['targets']}")
-    specs = context.reference.specs if context.reference else contract_specs(manifest)
+    expected, _, _ = _expected_specs(context, manifest)
     problems, rows = [], []
-    for name, spec in specs.items():
+    for name, spec in expected.items():
+        spec = spec or ComponentSpec.from_json(name, manifest["components"][name])  # the contract check passed
         try:
             inputs, outputs = context.reference.golden(name) if context.reference else _own_golden(context, name)
         except Exception as err:  # a damaged golden file: safetensors and numpy raise many types
@@ -659,7 +697,7 @@ def _run_component(context: Context, name: str, spec: ComponentSpec, entry: dict
     try:
         if target == "coreml":
             packages = _coreml_packages(entry)
-            unread = [p.get("path") for p in packages if p.get("path") not in context.packages]
+            unread = [p["path"] for p in packages if p["path"] not in context.packages]
             if unread:
                 return {**row, "result": f"not run: {unread[0]!r:.80} was not read back safely (see programs)"}
             palettized = any(context.packages[p["path"]].palettized for p in packages)
@@ -708,7 +746,7 @@ def check_tryon(context: Context) -> Outcome:
             packages = _coreml_packages(_entry(manifest, name))
         except BundleError as err:
             return Outcome(False, f"{name}: {err}")
-        unread = [p.get("path") for p in packages if p.get("path") not in context.packages]
+        unread = [p["path"] for p in packages if p["path"] not in context.packages]
         if unread:
             return Outcome(False, f"{name}: {unread[0]!r:.80} was not read back safely (see programs)")
         try:

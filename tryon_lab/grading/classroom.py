@@ -34,6 +34,7 @@ from tryon_lab.grading.report import (
 from tryon_lab.grading.rubric import Rubric
 from tryon_lab.grading.submission import student_name
 
+SUMMARY_FILES = ("summary.csv", "summary.json", "index.html")
 # Imported once by the forkserver, so every child starts with them loaded.
 PRELOAD = ["tryon_lab.grading.grader", "tryon_lab.export.verify", "tryon_lab.export.mil", "tryon_lab.export.runner",
            "tryon_lab.metrics.image", "coremltools", "coremltools.converters.mil.frontend.milproto.load", "diffusers"]
@@ -146,20 +147,23 @@ def grade_class(sources: Sequence[str | Path], out: str | Path, rubric: Rubric, 
             log(f"  {report.student}: {report.status} {report.score:g}/{report.max_score:g} ({report.seconds:.1f} s)"
                 + (f" [{report.aborted}]" if report.aborted else ""))
     ordered = [reports[job.student] for job in work]
-    csv_path = write_text(out / "summary.csv", summary_csv(ordered))
-    html_path = write_text(out / "index.html", render_class_html(ordered, {r.student: f"{r.student}/report.html"
-                                                                          for r in ordered}))
-    write_json([r.to_json() for r in ordered], out / "summary.json")
+    csv_name, json_name, html_name = SUMMARY_FILES
+    csv_path = write_text(out / csv_name, summary_csv(ordered))
+    html_path = write_text(out / html_name, render_class_html(ordered, {r.student: f"{r.student}/report.html"
+                                                                       for r in ordered}))
+    write_json([r.to_json() for r in ordered], out / json_name)
     return ClassRun(ordered, csv_path, html_path, time.perf_counter() - began)
 
 
 def _unique_names(sources: Sequence[str | Path]) -> list[str]:
     names: list[str] = []
+    taken = set(SUMMARY_FILES)
     for source in sources:
         name, n = student_name(source), 1
-        while (name if n == 1 else f"{name}-{n}") in names:
+        while (name if n == 1 else f"{name}-{n}") in taken:
             n += 1
         names.append(name if n == 1 else f"{name}-{n}")
+        taken.add(names[-1])
     return names
 
 
@@ -171,7 +175,10 @@ def _run_isolated(context, job: Job, timeout: float, worker: Callable[[Job], Non
         stale.unlink()  # a previous run's report must not pass for this one's
     began = time.perf_counter()
     process = context.Process(target=worker, args=(job,), name=f"grade-{job.student}", daemon=True)
-    process.start()
+    try:
+        process.start()
+    except OSError as err:
+        return finish_report(job, f"no grading process could be started ({err})", time.perf_counter() - began)
     process.join(timeout)
     if process.is_alive():
         process.kill()

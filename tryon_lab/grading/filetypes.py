@@ -112,14 +112,9 @@ def _pte(path: Path) -> str | None:
     return None
 
 
-def _protobuf(path: Path) -> str | None:
-    return None  # no signature to check; the programs check parses it
-
-
 VALIDATORS: dict[str, Callable[[Path], str | None]] = {
     ".json": _json, ".txt": _text, ".bin": _mil_blob, ".safetensors": _safetensors, ".pte": _pte,
-    ".mlmodel": _protobuf,
-}
+}  # a .mlmodel protobuf has no signature: the programs check parses it
 
 
 def file_problem(path: Path, relative: str, allowed: Sequence[str]) -> str | None:
@@ -135,8 +130,8 @@ def file_problem(path: Path, relative: str, allowed: Sequence[str]) -> str | Non
         return f"{relative}: {what}; only {', '.join(allowed)} files belong in a bundle"
     validator = VALIDATORS.get(suffix)
     problem = validator(path) if validator else None
-    if problem is None and kind is not None and suffix == ".mlmodel":
-        problem = "not a Core ML protobuf"
+    if problem is None and kind is not None and validator is None:
+        problem = kind
     if problem is None:
         return None
     return f"{relative}: {kind}, named {suffix}" if kind else f"{relative}: {problem}"

@@ -291,7 +291,7 @@ def _link_reason(source: Path, link: Path, relative: str) -> str:
 
 def _copy_file(path: Path, target: Path, size: int, relative: str) -> None:
     """Copy a regular file, refusing it if it turned into something else or grew meanwhile."""
-    try:
+    try:  # non-blocking: a file swapped for a FIFO after the walk must not hang the grader
         src = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except OSError as err:
         raise SubmissionRejected(f"{relative}: cannot be read ({err.strerror})") from None
