@@ -99,7 +99,7 @@ def run(profile_name: str = "quick") -> list[tuple[str, object, str]]:
                  "LoRA": save_dreambooth(lora, scratch / "out" / "lora" / lora.adapter_name)}
         costs = {"full fine-tune": footprint(full, saved["full fine-tune"]), "LoRA": footprint(lora, saved["LoRA"])}
 
-        more = replace(lora_settings, steps=db["adapter_steps"])
+        more = replace(lora_settings, steps=db["adapter_steps"], num_class_images=db["adapter_class_images"])
         for i, item_id in enumerate(MORE_GARMENTS):
             other = world_instances(world, item_from_id(item_id), settings.n_people, token=f"{instances.token}{i + 2}",
                                     mask_kinds=settings.mask_kinds, n_scenes=settings.num_class_images)

@@ -258,7 +258,8 @@ print(cost_table(rows))
 # ## 10. Many garments on one base model
 #
 # A catalog has hundreds of garments; a phone cannot hold a U-Net for each. With LoRA it holds one
-# base model and one small adapter per garment. Below, more garments are trained (shorter runs),
+# base model and one small adapter per garment. Below, more garments are trained (shorter runs,
+# without class images: here the lesson is switching, not quality),
 # all are loaded side by side into a single pipeline with `GarmentAdapters`, and switched on one at
 # a time: switching selects the adapter inside the U-Net (peft) and writes that garment's
 # identifier row into the embedding table; nothing is reloaded.
@@ -266,7 +267,7 @@ print(cost_table(rows))
 # %%
 from tryon_lab.training.adapters import GarmentAdapters
 
-more_settings = replace(lora_settings, steps=db["adapter_steps"])
+more_settings = replace(lora_settings, steps=db["adapter_steps"], num_class_images=db["adapter_class_images"])
 for i, item_id in enumerate(db["more_garments"]):
     other = world_instances(world, item_from_id(item_id), settings.n_people, token=f"{instances.token}{i + 2}",
                             mask_kinds=settings.mask_kinds, n_scenes=settings.num_class_images)

@@ -129,7 +129,8 @@ class GarmentAdapters:
             raise ConfigError(f"no adapter named {name!r}; loaded: {', '.join(self.names) or 'none'}")
         began = time.perf_counter()
         unet = self.pipe.unet
-        unet.enable_adapters()
+        if self.active is None:  # adapters are off (deactivate or fresh load); with one active they are on
+            unet.enable_adapters()
         unet.set_adapter(name)
         embeddings = self.pipe.text_encoder.get_input_embeddings().weight
         token_id = self.pipe.tokenizer.convert_tokens_to_ids(self.garments[name].token)
