@@ -32,8 +32,8 @@
 #
 # | profile | for | model | this notebook |
 # |---|---|---|---|
-# | `smoke` | CI: checks that the code runs | a tiny random model (pictures are noise) | under a minute |
-# | `quick` (default) | a 2-core laptop | the shipped mini model, 128x128 | about 5 minutes |
+# | `smoke` | CI: checks that the code runs | a tiny random model (pictures are noise) | about 20 seconds |
+# | `quick` (default) | a 2-core laptop | the shipped mini model, 128x128 | about 4 minutes (measured on one core) |
 # | `full` | a GPU machine | the shipped mini model, longer training, more held-out people | a few minutes |
 #
 # Everything here calls the `tryon_lab` package: `tryon-lab dreambooth --garment ID [--lora-rank N]`
