@@ -21,47 +21,14 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import torch
 
 from tryon_lab.checks.core import Case, check_function, describe
+from tryon_lab.checks.tensors import as_torch, max_error, tensor_problem
 
 UNET_INPUT = "unet_input"
 GUIDANCE = "guided_noise"
 BLEND = "blend"
 _TOLERANCE = 1e-5
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-def _as_torch(fn):
-    """Wrap ``fn`` so that numpy array arguments reach it as torch tensors sharing their memory."""
-    if not callable(fn):
-        return fn  # let check_function report it
-
-    def call(*args):
-        __tracebackhide__ = True
-        return fn(*(torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args))
-
-    return call
-
-
-def _tensor_problem(result, shape: tuple[int, ...], what: str) -> str | None:
-    if isinstance(result, np.ndarray):
-        return f"expected a torch tensor, got a numpy array of shape {result.shape}; stay in torch"
-    if not isinstance(result, torch.Tensor):
-        return f"expected a torch tensor, got {describe(result)}"
-    if tuple(result.shape) != shape:
-        return f"expected {what} of shape {shape}, got shape {tuple(result.shape)}"
-    if not result.is_floating_point():
-        return f"expected a float tensor, got dtype {result.dtype}"
-    if not torch.isfinite(result).all():
-        return "your result contains NaN or infinite values"
-    return None
-
-
-def _max_error(a: torch.Tensor, b: np.ndarray) -> float:
-    return float((a.detach().double() - torch.from_numpy(b).double()).abs().max())
 
 
 # --- exercise 1: the U-Net's 9-channel input -----------------------------------------------------
@@ -71,7 +38,7 @@ def check_unet_input(fn) -> bool:
     """Test the student's ``unet_input(noisy_latents, masked_image_latents, pixel_mask)`` on fixed
     latents and masks; return True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(UNET_INPUT, _as_torch(fn), unet_input_cases(), judge_unet_input)
+    return check_function(UNET_INPUT, as_torch(fn), unet_input_cases(), judge_unet_input)
 
 
 def _latent_mask(pixel_mask: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -121,19 +88,19 @@ def judge_unet_input(result, case: Case) -> str | None:
     """Return what is wrong with ``result`` as the U-Net input of ``case``, or None if it is right."""
     noisy, masked, pixel_mask = case.args
     b, c, h, w = noisy.shape
-    problem = _tensor_problem(result, (b, 2 * c + 1, h, w), "a (B, 9, h, w) tensor")
+    problem = tensor_problem(result, (b, 2 * c + 1, h, w), "a (B, 9, h, w) tensor")
     if problem:
         return problem
     groups = {"the noisy latent": noisy, "the masked-image latent": masked}
     for (name, expected), start in zip(groups.items(), (0, c)):
         got = result[:, start:start + c]
-        if _max_error(got, expected) <= _TOLERANCE:
+        if max_error(got, expected) <= _TOLERANCE:
             continue
         where = f"channels {start}-{start + c - 1}"
         for other_name, other in groups.items():
-            if other is not expected and _max_error(got, other) <= _TOLERANCE:
+            if other is not expected and max_error(got, other) <= _TOLERANCE:
                 return f"{where} hold {other_name}, but the U-Net was trained with {name} there"
-        return f"{where} should be {name} exactly as given; they differ from it by up to {_max_error(got, expected):.3g}"
+        return f"{where} should be {name} exactly as given; they differ from it by up to {max_error(got, expected):.3g}"
     return _mask_channel_problem(result[:, 2 * c].detach().double().numpy(), pixel_mask)
 
 
@@ -160,7 +127,7 @@ def check_guided_noise(fn) -> bool:
     """Test the student's ``guided_noise(noise_pred, guidance_scale)`` on fixed U-Net outputs and
     scales; return True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(GUIDANCE, _as_torch(fn), guidance_cases(), judge_guided_noise)
+    return check_function(GUIDANCE, as_torch(fn), guidance_cases(), judge_guided_noise)
 
 
 @lru_cache(maxsize=1)
@@ -190,24 +157,24 @@ def judge_guided_noise(result, case: Case) -> str | None:
     """Return what is wrong with ``result`` as the guided prediction of ``case``, or None."""
     noise_pred, scale = case.args
     half = noise_pred.shape[0] // 2
-    problem = _tensor_problem(result, (half, *noise_pred.shape[1:]),
+    problem = tensor_problem(result, (half, *noise_pred.shape[1:]),
                               f"one prediction per image (the input holds {noise_pred.shape[0]} rows for {half} image(s))")
     if problem:
         return problem
-    error = _max_error(result, _guided(noise_pred, scale))
+    error = max_error(result, _guided(noise_pred, scale))
     if error <= 1e-4:
         return None
     swapped = np.concatenate([noise_pred[half:], noise_pred[:half]])
-    if _max_error(result, _guided(swapped, scale)) <= 1e-4:
+    if max_error(result, _guided(swapped, scale)) <= 1e-4:
         return ("you treat the first half of the batch as the text-conditioned prediction; the pipeline "
                 "puts the unconditional (empty-prompt) half first")
     uncond, cond = np.split(noise_pred, 2)
     if scale == 1.0:
         return ("at guidance_scale 1 the result should be the text-conditioned prediction itself; "
-                f"yours differs from it by up to {_max_error(result, cond):.3g}")
+                f"yours differs from it by up to {max_error(result, cond):.3g}")
     if scale == 0.0:
         return ("at guidance_scale 0 the result should be the unconditional prediction itself; "
-                f"yours differs from it by up to {_max_error(result, uncond):.3g}")
+                f"yours differs from it by up to {max_error(result, uncond):.3g}")
     return (f"your guided prediction is off by up to {error:.3g}; guidance should move from the unconditional "
             "prediction towards (and past) the conditional one, further as the scale grows")
 

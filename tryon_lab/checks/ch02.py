@@ -23,8 +23,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from tryon_lab.checks.ch01 import _as_torch, _tensor_problem
 from tryon_lab.checks.core import Case, check_function, describe
+from tryon_lab.checks.tensors import as_torch, tensor_problem
 
 LORA_LINEAR = "lora_linear"
 LORA_COUNT = "lora_parameter_count"
@@ -48,7 +48,7 @@ def check_lora_linear(fn) -> bool:
     """Test the student's ``lora_linear(x, weight, bias, lora_A, lora_B, scale)`` on fixed layers
     and adapters; return True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(LORA_LINEAR, _as_torch(fn), lora_linear_cases(), judge_lora_linear)
+    return check_function(LORA_LINEAR, as_torch(fn), lora_linear_cases(), judge_lora_linear)
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +86,7 @@ def _lora_parts(x, weight, bias, lora_a, lora_b):
 def judge_lora_linear(result, case: Case) -> str | None:
     """Return what is wrong with ``result`` as the adapted layer's output for ``case``, or None."""
     x, weight, bias, lora_a, lora_b, scale = case.args
-    problem = _tensor_problem(result, (*x.shape[:-1], weight.shape[0]),
+    problem = tensor_problem(result, (*x.shape[:-1], weight.shape[0]),
                               "one output row per input row, with the layer's output width")
     if problem:
         return problem
@@ -200,7 +200,7 @@ def check_dreambooth_loss(fn) -> bool:
     """Test the student's ``dreambooth_loss(prediction, noise, mask, is_prior, prior_weight,
     outside_weight)`` on fixed batches; return True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(DREAMBOOTH_LOSS, _as_torch(fn), dreambooth_loss_cases(), judge_dreambooth_loss)
+    return check_function(DREAMBOOTH_LOSS, as_torch(fn), dreambooth_loss_cases(), judge_dreambooth_loss)
 
 
 @lru_cache(maxsize=1)
@@ -290,7 +290,7 @@ def judge_dreambooth_loss(result, case: Case) -> str | None:
     """Return what is wrong with ``result`` as the loss of ``case``'s batch, or None."""
     if isinstance(result, torch.Tensor) and result.numel() == 1 and result.dim() > 0:
         return f"expected a 0-d tensor (one number for the batch), got shape {tuple(result.shape)}; reduce it"
-    problem = _tensor_problem(result, (), "a 0-d tensor (one number for the batch)")
+    problem = tensor_problem(result, (), "a 0-d tensor (one number for the batch)")
     if problem:
         return problem
     expected = dreambooth_loss_reference(*case.args)

@@ -23,8 +23,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.checks.ch01 import _as_torch, _max_error, _tensor_problem
 from tryon_lab.checks.core import Case, check_function, describe
+from tryon_lab.checks.tensors import as_torch, max_error, tensor_problem
 
 FILM = "film"
 RECTANGLE = "largest_rectangle"
@@ -39,7 +39,7 @@ def check_film(fn) -> bool:
     """Test the student's ``film(skip, params)`` on fixed skips and FiLM parameters; return True
     (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(FILM, _as_torch(fn), film_cases(), judge_film)
+    return check_function(FILM, as_torch(fn), film_cases(), judge_film)
 
 
 @lru_cache(maxsize=1)
@@ -73,12 +73,12 @@ def _film(skip: np.ndarray, scale_change: np.ndarray, shift: np.ndarray) -> np.n
 def judge_film(result, case: Case) -> str | None:
     """Return what is wrong with ``result`` as FiLM of ``case``'s skip, or None if it is right."""
     skip, params = case.args
-    problem = _tensor_problem(result, skip.shape, "a tensor shaped like the skip")
+    problem = tensor_problem(result, skip.shape, "a tensor shaped like the skip")
     if problem:
         return problem
     c = skip.shape[1]
     first, second = params[:, :c].astype(np.float64), params[:, c:].astype(np.float64)
-    if _max_error(result, _film(skip, first, second)) <= _TOLERANCE:
+    if max_error(result, _film(skip, first, second)) <= _TOLERANCE:
         return None
     mistakes = {
         "you multiply the skip by the scale change itself; a zero-initialised fusion layer must leave the "
@@ -91,9 +91,9 @@ def judge_film(result, case: Case) -> str | None:
         "your result ignores the shift (the last C channels)": _film(skip, first, 0.0),
     }
     for message, wrong in mistakes.items():
-        if _max_error(result, np.asarray(wrong, dtype=np.float64)) <= _TOLERANCE:
+        if max_error(result, np.asarray(wrong, dtype=np.float64)) <= _TOLERANCE:
             return message
-    error = _max_error(result, _film(skip, first, second))
+    error = max_error(result, _film(skip, first, second))
     if not params.any():
         return (f"all-zero parameters must give back the skip itself, yours differs from it by up to {error:.3g}: "
                 "a new DTC model would not start from the base model's behaviour")
@@ -191,7 +191,7 @@ def check_predicted_x0(fn) -> bool:
     """Test the student's ``predicted_x0(noisy, noise_pred, alpha_bar)`` on fixed latents; return
     True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(X0, _as_torch(fn), x0_cases(), judge_x0)
+    return check_function(X0, as_torch(fn), x0_cases(), judge_x0)
 
 
 @lru_cache(maxsize=1)
@@ -226,20 +226,20 @@ def _x0(noisy: np.ndarray, eps: np.ndarray, a: np.ndarray) -> np.ndarray:
 def judge_x0(result, case: Case) -> str | None:
     """Return what is wrong with ``result`` as the predicted clean latents of ``case``, or None."""
     noisy, eps, alpha = case.args
-    problem = _tensor_problem(result, noisy.shape, "a tensor shaped like the noisy latents")
+    problem = tensor_problem(result, noisy.shape, "a tensor shaped like the noisy latents")
     if problem:
         return problem
     a = alpha.astype(np.float64)[:, None, None, None]
     expected = _x0(noisy, eps, a)
     tolerance = 1e-4 * max(1.0, float(np.abs(expected).max()))
-    if _max_error(result, expected) <= tolerance:
+    if max_error(result, expected) <= tolerance:
         return None
     with np.errstate(divide="ignore", invalid="ignore"):
         mistakes = _x0_mistakes(noisy, eps, alpha)
     for message, wrong in mistakes.items():
-        if _max_error(result, wrong) <= tolerance:
+        if max_error(result, wrong) <= tolerance:
             return message
-    per_sample = [_max_error(result[i:i + 1], expected[i:i + 1]) for i in range(len(alpha))]
+    per_sample = [max_error(result[i:i + 1], expected[i:i + 1]) for i in range(len(alpha))]
     wrong_samples = [i for i, e in enumerate(per_sample) if e > tolerance]
     return (f"sample(s) {wrong_samples} are off by up to {max(per_sample):.3g}; x_t = sqrt(alpha_bar) x0 + "
             "sqrt(1 - alpha_bar) eps, solved for x0, with each sample's own alpha_bar")
