@@ -15,7 +15,7 @@ from typing import Any
 from tryon_lab.errors import ConfigError
 from tryon_lab.export.verify import (
     bundle_path,
-    coreml_runner,
+    component_runners,
     load_arrays,
     make_scheduler,
     read_manifest,
@@ -119,19 +119,12 @@ def contract_table(bundle: str | Path) -> str:
 
 def bundle_runners(bundle: str | Path, backend: str = "auto") -> dict[str, dict[str, Any]]:
     """{target: {component: runner}} for every target (coreml, executorch) the bundle's components have."""
-    from tryon_lab.export.contract import ComponentSpec
-    from tryon_lab.export.executorch import PteRunner
-
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
-    files = manifest["files"]
     runners: dict[str, dict[str, Any]] = {}
     for name, entry in manifest["components"].items():
-        if "coreml" in entry:
-            runners.setdefault("coreml", {})[name] = coreml_runner(bundle, files, entry["coreml"]["packages"], backend)
-        if "executorch" in entry:
-            spec = ComponentSpec.from_json(name, entry)
-            runners.setdefault("executorch", {})[name] = PteRunner(bundle_path(bundle, entry["executorch"]["path"], files), spec)
+        for target, runner in component_runners(bundle, manifest["files"], name, entry, backend).items():
+            runners.setdefault(target, {})[name] = runner
     return runners
 
 

@@ -150,26 +150,36 @@ def verify_bundle(bundle: str | Path, backend: str = "auto") -> Report:
 def _check_component(bundle: Path, files: dict[str, Any], name: str, entry: dict[str, Any], backend: str,
                      runners: dict[str, dict[str, Any]]) -> list[CheckRow]:
     """Run one component on every target it has on its golden input; register its runners."""
-    spec = ComponentSpec.from_json(name, entry)
     inputs, outputs = split_component_arrays(load_arrays(bundle_path(bundle, entry["golden"], files)))
     rows = []
+    for target, runner in component_runners(bundle, files, name, entry, backend).items():
+        runners[target][name] = runner
+        if target == "coreml":
+            coreml = entry["coreml"]
+            bar = PALETTIZED_MIN_PSNR if coreml["compression"]["mode"] != "none" else CONVERSION_MIN_PSNR
+            chunks = len(coreml["packages"])
+            note = f"{chunks} chained chunks" if chunks > 1 else coreml["precision"]
+            rows.append(_psnr_row(name, "coreml", runner, inputs, outputs, bar, note))
+        elif entry["executorch"]["quantization"] == "none":
+            rows.append(_relative_row(name, runner, inputs, outputs))
+        else:
+            rows.append(_psnr_row(name, "executorch", runner, inputs, outputs, PALETTIZED_MIN_PSNR,
+                                  entry["executorch"]["quantization"]))
+    return rows
+
+
+def component_runners(bundle: Path, files: dict[str, Any], name: str, entry: dict[str, Any],
+                      backend: str = "auto") -> dict[str, Any]:
+    """{target: runner} for every target (coreml, executorch) manifest component ``name`` has."""
+    runners: dict[str, Any] = {}
     if "coreml" in entry:
-        coreml = entry["coreml"]
-        runners["coreml"][name] = coreml_runner(bundle, files, coreml["packages"], backend)
-        bar = PALETTIZED_MIN_PSNR if coreml["compression"]["mode"] != "none" else CONVERSION_MIN_PSNR
-        chunks = len(coreml["packages"])
-        note = f"{chunks} chained chunks" if chunks > 1 else coreml["precision"]
-        rows.append(_psnr_row(name, "coreml", runners["coreml"][name], inputs, outputs, bar, note))
+        runners["coreml"] = coreml_runner(bundle, files, entry["coreml"]["packages"], backend)
     if "executorch" in entry:
         from tryon_lab.export.executorch import PteRunner
 
-        runner = runners["executorch"][name] = PteRunner(bundle_path(bundle, entry["executorch"]["path"], files), spec)
-        quantization = entry["executorch"]["quantization"]
-        if quantization == "none":
-            rows.append(_relative_row(name, runner, inputs, outputs))
-        else:
-            rows.append(_psnr_row(name, "executorch", runner, inputs, outputs, PALETTIZED_MIN_PSNR, quantization))
-    return rows
+        spec = ComponentSpec.from_json(name, entry)
+        runners["executorch"] = PteRunner(bundle_path(bundle, entry["executorch"]["path"], files), spec)
+    return runners
 
 
 def coreml_runner(bundle: Path, files: dict[str, Any], packages: list, backend: str):
