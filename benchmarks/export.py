@@ -15,6 +15,8 @@ import torch
 
 from tryon_lab.errors import ConfigError
 
+GROUP_SIZES = (16, 32, 64)  # palette group sizes compared side by side (the export's default is 32)
+
 
 def _model_path(model: str | Path | None, scratch: Path) -> tuple[Path, str]:
     from tryon_lab.models.tiny import make_random_pipeline
@@ -36,6 +38,23 @@ def _seconds(fn, repeats: int = 3) -> float:
     for _ in range(repeats):
         fn()
     return (time.perf_counter() - began) / repeats
+
+
+def _group_size_rows(model, inputs, reference, fp16_package: Path, scratch: Path) -> list[tuple[str, object, str]]:
+    """The size / PSNR trade-off of the palette group size, unchunked, side by side."""
+    from tryon_lab.export.bundle import folder_bytes
+    from tryon_lab.export.coreml import program_psnr
+    from tryon_lab.export.palettize import PaletteSettings, palettize
+
+    rows = []
+    for group_size in GROUP_SIZES:
+        palettized = palettize(model, 6, PaletteSettings("per_grouped_channel", group_size))
+        package = scratch / f"Unet-6bit-g{group_size}.mlpackage"
+        palettized.save(str(package))
+        rows.append((f"U-Net 6-bit, palettes of {group_size} channels: size ratio / PSNR",
+                     f"{folder_bytes(package) / folder_bytes(fp16_package):.3f} / "
+                     f"{program_psnr(palettized, inputs, reference):.1f} dB", "unchunked, vs the fp16 package"))
+    return rows
 
 
 def run(model: str | Path | None = None) -> list[tuple[str, object, str]]:
@@ -73,7 +92,9 @@ def run(model: str | Path | None = None) -> list[tuple[str, object, str]]:
                               log=lambda _: None)
         six_bit = sum(folder_bytes(bundle / "coreml" / f"UnetChunk{i}.mlpackage") for i in (1, 2))
         rows.append(("U-Net 6-bit package / fp16 package", round(six_bit / folder_bytes(fp16_package), 3),
-                     f"{six_bit} / {folder_bytes(fp16_package)} bytes, grouped palettes of 16 channels; bar <= 0.40"))
+                     f"{six_bit} / {folder_bytes(fp16_package)} bytes, {options.chunks} chunks, palettes of "
+                     f"{options.group_size} output channels; bar <= 0.40"))
+        rows += _group_size_rows(conversions["Unet"].model, *golden.components["Unet"], fp16_package, scratch)
         rows.append(("U-Net fp16 PSNR", round(conversions["Unet"].psnr, 1), "one step vs fp32 PyTorch; bar >= 35 dB"))
         rows.append(("U-Net 6-bit PSNR", round(coreml["Unet"].psnr, 1), "bar >= 30 dB"))
 

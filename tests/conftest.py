@@ -19,11 +19,21 @@ def tiny_pipeline_dir(tmp_path_factory):
     return out
 
 
-@pytest.fixture()
-def tiny_pipeline(tiny_pipeline_dir):
-    """A freshly loaded tiny pipeline with its progress bar off."""
+def _load_quiet(folder):
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
 
-    pipe = load_inpaint_pipeline(tiny_pipeline_dir, device="cpu")
+    pipe = load_inpaint_pipeline(folder, device="cpu")
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture()
+def tiny_pipeline(tiny_pipeline_dir):
+    """A freshly loaded tiny pipeline with its progress bar off (tests may change it)."""
+    return _load_quiet(tiny_pipeline_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tiny_pipeline_dir):
+    """The tiny pipeline loaded once per session, for tests that only read it (export, DTC from_base)."""
+    return _load_quiet(tiny_pipeline_dir)

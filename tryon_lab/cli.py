@@ -409,7 +409,7 @@ def _add_export(subparsers) -> None:
                         help="comma-separated: coreml, executorch (default: both)")
     parser.add_argument("--granularity", choices=("per_tensor", "per_grouped_channel"), default="per_grouped_channel",
                         help="one palette per tensor or per group of output channels (default: %(default)s)")
-    parser.add_argument("--group-size", type=int, default=16, help="output channels per palette (default: %(default)s)")
+    parser.add_argument("--group-size", type=int, default=32, help="output channels per palette (default: %(default)s)")
     goal = parser.add_mutually_exclusive_group()
     goal.add_argument("--target-psnr", type=float, help="with --bits mixed: the U-Net PSNR to hold, dB (default: 30)")
     goal.add_argument("--target-bits", type=float, help="with --bits mixed: the average bits to reach instead")

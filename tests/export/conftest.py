@@ -8,13 +8,9 @@ GOLDEN_STEPS = 2
 
 
 @pytest.fixture(scope="session")
-def pipe(tiny_pipeline_dir):
+def pipe(tiny_base):
     """The tiny random pipeline on the CPU."""
-    from tryon_lab.pipelines.loading import load_inpaint_pipeline
-
-    pipeline = load_inpaint_pipeline(tiny_pipeline_dir, device="cpu")
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
+    return tiny_base
 
 
 @pytest.fixture(scope="session")

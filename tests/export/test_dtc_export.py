@@ -19,7 +19,7 @@ from tryon_lab.export.verify import read_manifest, verify_bundle
 from tryon_lab.export.wrappers import ImageEncoderWrapper, hint_conditioning, hint_maps, resize_matrix
 from tryon_lab.models.dtc import HintConditioning, resize_images
 from tryon_lab.pipelines.dtc import DTCPipeline
-from tryon_lab.pipelines.loading import load_inpaint_pipeline, load_pipeline
+from tryon_lab.pipelines.loading import load_pipeline
 
 NEW = ("ImageEncoder", "HintEncoder")
 GOLDEN_STEPS = 2
@@ -36,10 +36,10 @@ def _make_dtc(base, fusion: str, seed: int = 0) -> DTCPipeline:
 
 
 @pytest.fixture(scope="module")
-def dtc_dir(tiny_pipeline_dir, tmp_path_factory):
+def dtc_dir(tiny_base, tmp_path_factory):
     """A saved DTCPipeline folder (FiLM) on the tiny model."""
     out = tmp_path_factory.mktemp("dtc-model")
-    _make_dtc(load_inpaint_pipeline(tiny_pipeline_dir, device="cpu"), "film").save_pretrained(out)
+    _make_dtc(tiny_base, "film").save_pretrained(out)
     return out
 
 

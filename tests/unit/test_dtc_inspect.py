@@ -23,12 +23,8 @@ from tryon_lab.plotting import NotebookFigure
 
 
 @pytest.fixture(scope="module")
-def base(tiny_pipeline_dir):
-    from tryon_lab.pipelines.loading import load_inpaint_pipeline
-
-    pipe = load_inpaint_pipeline(tiny_pipeline_dir, device="cpu")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+def base(tiny_base):
+    return tiny_base
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ from tryon_lab.export.contract import Component, TensorSpec, pipeline_components
 from tryon_lab.export.errors import ExportInputError
 from tryon_lab.export.golden import Golden, component_arrays, make_golden, save_arrays
 from tryon_lab.export.mixed_bits import mixed_bit_palettize
-from tryon_lab.export.palettize import PaletteSettings, WeightReport, palettize, weight_report
+from tryon_lab.export.palettize import GROUP_SIZE, PaletteSettings, WeightReport, palettize, weight_report
 
 MANIFEST = "manifest.json"
 FORMAT = "tryon-lab-bundle"
@@ -71,7 +71,7 @@ class ExportOptions:
     chunks: int = 1
     targets: tuple[str, ...] = TARGETS
     granularity: str = "per_grouped_channel"
-    group_size: int = 16
+    group_size: int = GROUP_SIZE
     target_psnr: float | None = 30.0
     target_bits: float | None = None
     quantization: str = "none"
