@@ -33,7 +33,7 @@
 # | profile | models | this notebook |
 # |---|---|---|
 # | `smoke` | tiny random models, Core ML only | about a minute |
-# | `quick` (default) | your garment model (or the shipped base) and the shipped DTC | several minutes (two exports) |
+# | `quick` (default) | your garment model (or the shipped base) and the shipped DTC | about 9 minutes on 2 cores (two exports with Core ML and ExecuTorch, then verification) |
 # | `full` | the same, more golden steps | several minutes (CPU work) |
 
 # %% [markdown]
