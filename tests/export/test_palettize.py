@@ -34,6 +34,13 @@ def test_grouped_four_bit_palettes_are_per_group(conversions):
     assert report.average_bits < 8
 
 
+def test_a_group_size_that_does_not_divide_a_layer_still_palettizes_it(conversions):
+    """coremltools skips such a weight silently; every weight above the threshold must come back 6-bit."""
+    model = conversions["Unet"].model
+    odd = PaletteSettings("per_grouped_channel", group_size=48)  # the tiny U-Net's channels are 16 and 32
+    assert weight_report(palettize(model, 6, odd)).histogram == weight_report(palettize(model, 6, PaletteSettings("per_grouped_channel", 16))).histogram
+
+
 def test_bad_bits_are_refused(conversions):
     with pytest.raises(ExportInputError, match="bits"):
         palettize(conversions["VAEDecoder"].model, 5)

@@ -47,6 +47,20 @@ class PaletteSettings:
             raise ExportInputError("group_size must be >= 1 and weight_threshold >= 0")
 
 
+def _odd_group_sizes(model, settings: PaletteSettings) -> dict[str, int]:
+    """``{weight name: group size}`` for the weights above the threshold (embeddings aside) whose
+    output channels (axis 0, as coremltools reads conv and linear weights) ``group_size`` does not divide."""
+    odd = {}
+    for op in load_program(model).functions["main"].operations:
+        value = op.outputs[0].val if op.op_type == "const" else None
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.ndim < 2 \
+                or value.size <= settings.weight_threshold:
+            continue
+        if value.shape[0] % settings.group_size and all(c.op_type != "gather" for c in op.outputs[0].child_ops):
+            odd[op.name] = math.gcd(value.shape[0], settings.group_size)
+    return odd
+
+
 def _check_bits(nbits: int) -> int:
     if nbits not in PALETTE_BITS:
         raise ExportInputError(f"palettization bits must be one of {PALETTE_BITS}, got {nbits!r}")
@@ -58,19 +72,25 @@ def palettize(model, nbits: int | Mapping[str, int], settings: PaletteSettings =
 
     ``nbits`` is one width for every weight above the threshold, or ``{weight name: bits}``
     (16 = leave that weight fp16; unnamed weights stay fp16). Embedding tables (``gather``) are
-    never palettized.
+    never palettized. With grouped palettes, a weight whose output channels are not a multiple of
+    ``settings.group_size`` gets the largest group size that divides them (coremltools would
+    otherwise leave it fp16 without an error).
     """
     import coremltools.optimize.coreml as cto
 
-    def config(bits: int):
+    odd = _odd_group_sizes(model, settings) if settings.granularity == "per_grouped_channel" else {}
+
+    def config(bits: int, name: str | None = None):
         return cto.OpPalettizerConfig(mode="kmeans", nbits=_check_bits(bits), granularity=settings.granularity,
-                                      group_size=settings.group_size, weight_threshold=settings.weight_threshold)
+                                      group_size=odd.get(name, settings.group_size),
+                                      weight_threshold=settings.weight_threshold)
 
     if isinstance(nbits, Mapping):
-        names = {name: (None if bits == 16 else config(bits)) for name, bits in nbits.items()}
+        names = {name: (None if bits == 16 else config(bits, name)) for name, bits in nbits.items()}
         optimization = cto.OptimizationConfig(global_config=None, op_name_configs=names, op_type_configs={"gather": None})
     else:
-        optimization = cto.OptimizationConfig(global_config=config(nbits), op_type_configs={"gather": None})
+        optimization = cto.OptimizationConfig(global_config=config(nbits), op_type_configs={"gather": None},
+                                              op_name_configs={name: config(nbits, name) for name in odd})
     return cto.palettize_weights(model, optimization)
 
 
