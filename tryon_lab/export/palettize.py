@@ -26,7 +26,7 @@ PALETTE_BITS = (8, 6, 4)
 GRANULARITIES = ("per_tensor", "per_grouped_channel")
 WEIGHT_THRESHOLD = 2048  # coremltools' default: smaller tensors (norms, biases) stay fp16
 # One 2**bits-entry fp16 table per 32 output channels: at 16 the tables alone put the mini U-Net's
-# 6-bit package over 0.40x fp16 (0.401 vs 0.396) for 0.7 dB of PSNR (benchmarks/export.py measures 16, 32, 64).
+# 6-bit package over 0.40x fp16 (0.401 vs 0.396) for 0.6 dB of PSNR (benchmarks/export.py measures 16, 32, 64).
 GROUP_SIZE = 32
 PALETTIZED_SUFFIX = "_palettized"  # coremltools names the op of a palettized weight <const op name>_palettized
 
