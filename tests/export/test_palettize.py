@@ -38,7 +38,8 @@ def test_a_group_size_that_does_not_divide_a_layer_still_palettizes_it(conversio
     """coremltools skips such a weight silently; every weight above the threshold must come back 6-bit."""
     model = conversions["Unet"].model
     odd = PaletteSettings("per_grouped_channel", group_size=48)  # the tiny U-Net's channels are 16 and 32
-    assert weight_report(palettize(model, 6, odd)).histogram == weight_report(palettize(model, 6, PaletteSettings("per_grouped_channel", 16))).histogram
+    dividing = PaletteSettings("per_grouped_channel", group_size=16)
+    assert weight_report(palettize(model, 6, odd)).histogram == weight_report(palettize(model, 6, dividing)).histogram
 
 
 def test_bad_bits_are_refused(conversions):
