@@ -10,7 +10,7 @@ from accelerate import Accelerator
 
 from tryon_lab.profiles import load_profile
 from tryon_lab.training.checkpoints import checkpoint_dirs, resume_latest, save_checkpoint
-from tryon_lab.training.loop import LoopSettings, run_loop
+from tryon_lab.training.loop import LoopSettings, learning_rate_factor, run_loop
 from tryon_lab.training.losslog import read_losses
 
 
@@ -61,6 +61,35 @@ def test_a_half_written_checkpoint_is_ignored(tmp_path):
     (tmp_path / "step-000015").mkdir()  # no trainer state: incomplete
     assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-000005"]
     assert resume_latest(accelerator, tmp_path)["step"] == 5
+
+
+def test_annealed_learning_rate_warms_up_then_decays_to_zero():
+    annealed = LoopSettings(steps=100, learning_rate=1.0, warmup_steps=10, anneal=True)
+    factors = [learning_rate_factor(annealed, step) for step in range(101)]
+    assert factors[0] == pytest.approx(0.1, rel=1e-3)  # warmup: 1/10 of the rate at the first step
+    assert factors[50] == pytest.approx(0.5, rel=1e-6)
+    assert factors[100] == pytest.approx(0.0, abs=1e-12)
+    assert all(later <= earlier for earlier, later in zip(factors[9:], factors[10:]))
+    constant = LoopSettings(steps=100, learning_rate=1.0, warmup_steps=10)
+    assert learning_rate_factor(constant, 100) == 1.0
+
+
+def test_decoder_phases_train_the_decoder_and_keep_the_latent_space(tmp_path):
+    from dataclasses import replace
+
+    from tryon_lab.models.config import load_model_config
+    from tryon_lab.training.vae import VAESettings, train_vae
+
+    config = load_model_config("tiny")
+    encoder_only = VAESettings(steps=2, batch_size=2, crop=16, dataset_size=4)
+    first, _ = train_vae(config, tmp_path / "run", tmp_path / "vae", encoder_only)
+    # the same run dir: phase 1 resumes finished, then the two decoder phases train
+    third, _ = train_vae(config, tmp_path / "run", tmp_path / "vae", replace(encoder_only, decoder_steps=1, anneal_steps=2))
+    for name, weight in first.encoder.state_dict().items():
+        assert torch.equal(weight, third.encoder.state_dict()[name]), name
+    assert not all(torch.equal(w, third.decoder.state_dict()[n]) for n, w in first.decoder.state_dict().items())
+    assert [p.name for p in checkpoint_dirs(tmp_path / "run" / "anneal")] == ["step-000002"]
+    assert len(read_losses(tmp_path / "run" / "anneal" / "losses.csv")) == 1  # logged at its last step
 
 
 @pytest.mark.slow

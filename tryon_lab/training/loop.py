@@ -9,6 +9,7 @@ U-Net, DreamBooth and DTC.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class LoopSettings:
     ema_decay: float | None = None
     grad_clip: float = 1.0
     warmup_steps: int = 0
+    anneal: bool = False  # after warmup, a cosine decay of the learning rate to zero at ``steps``
 
 
 @dataclass
@@ -67,8 +69,7 @@ def run_loop(
     run_dir.mkdir(parents=True, exist_ok=True)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    warmup = max(1, settings.warmup_steps)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(settings, step))
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
     ema = None
     if settings.ema_decay is not None:
@@ -115,6 +116,14 @@ def run_loop(
         last_losses=last,
         ema=ema,
     )
+
+
+def learning_rate_factor(settings: LoopSettings, step: int) -> float:
+    """The multiplier of ``settings.learning_rate`` at ``step``: linear warmup, then 1 or a cosine to 0."""
+    factor = min(1.0, (step + 1) / max(1, settings.warmup_steps))
+    if settings.anneal:
+        factor *= 0.5 * (1.0 + math.cos(math.pi * min(step, settings.steps) / settings.steps))
+    return factor
 
 
 def endless(loader_factory: Callable[[int], torch.utils.data.DataLoader]) -> Callable[[int], Iterator[Any]]:

@@ -54,7 +54,7 @@ def vae_heldout_psnr(vae, world, samples: int) -> float:
 def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
     """Train the VAE of the profile's model config; save it to ``out_dir``; returns ``out_dir``."""
     from tryon_lab.data.world import World
-    from tryon_lab.training.vae import VAESettings, train_vae
+    from tryon_lab.training.vae import VAESettings, phases, train_vae
 
     section = profile["pretrain"]
     config = load_model_config(section["model"])
@@ -62,7 +62,8 @@ def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, see
     vae, wall = train_vae(config, run_dir, out_dir, settings, seed=seed)
     metrics = {"vae_heldout_psnr_db": vae_heldout_psnr(vae, World(seed, config.resolution), section["eval_samples"]),
                "scaling_factor": vae.config.scaling_factor}
-    runs = {"vae": str(run_dir), "vae_decoder": str(Path(run_dir) / "decoder")}
+    runs = {"vae" if phase.name == "vae" else f"vae_{phase.name}": str(phase.run_dir(run_dir))
+            for phase in phases(settings, config.resolution)}
     write_json(Path(out_dir) / TRAINING_RECORD, run_record({"component": "vae", "settings": settings.__dict__,
                                                             "wall_seconds": wall, "metrics": metrics, "runs": runs}))
     return Path(out_dir)

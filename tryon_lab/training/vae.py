@@ -7,7 +7,10 @@ After training, the latent scaling factor is measured (1 / std of the latents), 
 
 Phase 2 (``decoder_steps``) fine-tunes only the decoder, the encoder frozen, as Stability did for
 SD's ft-MSE decoder: the latent space stays fixed, so the U-Net can train on phase-1 latents
-while the decoder keeps sharpening.
+while the decoder keeps sharpening. Phase 3 (``anneal_steps``) goes on with the decoder alone on
+full-size images while the learning rate decays to zero: crops teach local detail cheaply, but
+the constant rate leaves the weights jittering around their optimum (colours off by a shade over
+whole garments), and annealing settles them. The latent space is still phase 1's.
 """
 
 from __future__ import annotations
@@ -59,6 +62,34 @@ class VAESettings:
     dataset_size: int = 20000
     checkpoint_every: int = 500
     decoder_steps: int = 0
+    anneal_steps: int = 0
+    anneal_learning_rate: float = 2e-4
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of VAE training: what trains, on what crops, at which learning rate."""
+
+    name: str
+    steps: int
+    decoder_only: bool
+    crop: int
+    learning_rate: float
+    anneal: bool = False
+
+    def run_dir(self, root: str | Path) -> Path:
+        """Where this phase checkpoints: phase 1 in ``root`` itself, decoder phases in ``root/name``."""
+        return Path(root) / self.name if self.decoder_only else Path(root)
+
+
+def phases(settings: VAESettings, resolution: int) -> list[Phase]:
+    """The phases ``settings`` asks for, in order (a phase of 0 steps is left out)."""
+    planned = [
+        Phase("vae", settings.steps, False, settings.crop, settings.learning_rate),
+        Phase("decoder", settings.decoder_steps, True, settings.crop, settings.learning_rate),
+        Phase("anneal", settings.anneal_steps, True, resolution, settings.anneal_learning_rate, anneal=True),
+    ]
+    return [phase for phase in planned if phase.steps]
 
 
 class VAEObjective(torch.nn.Module):
@@ -83,7 +114,7 @@ class VAEObjective(torch.nn.Module):
         kl = posterior.kl().mean()
         psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # pixels span 2 units: peak^2 = 4
         loss = mse + F.l1_loss(recon, images) + self.kl_weight * kl
-        return loss, {"mse": float(mse), "kl": float(kl), "psnr_db": float(psnr)}
+        return loss, {"mse": float(mse.detach()), "kl": float(kl.detach()), "psnr_db": float(psnr)}
 
 
 @torch.no_grad()
@@ -96,28 +127,26 @@ def measure_scaling_factor(vae: AutoencoderKL, world: World, samples: int = 64) 
 
 def train_vae(config: ModelConfig, run_dir: str | Path, out_dir: str | Path, settings: VAESettings,
               seed: int = 0) -> tuple[AutoencoderKL, float]:
-    """Train (or resume) a VAE of ``config``'s size, then (phase 2) its decoder alone.
+    """Train (or resume) a VAE of ``config``'s size, then (phases 2 and 3) its decoder alone.
 
     The VAE is saved to ``out_dir`` with its scaling factor after each phase (the phase-1 save
-    is enough for U-Net training to start). Returns (vae, wall seconds of both phases).
+    is enough for U-Net training to start). Returns (vae, wall seconds of all phases).
     """
     world = World(seed=seed, resolution=config.resolution)
     vae = build_vae(config)
-    dataset = WorldImages(world, settings.dataset_size, settings.crop)
-    phases = [(Path(run_dir), settings.steps, False, "vae")]
-    if settings.decoder_steps:
-        phases.append((Path(run_dir) / "decoder", settings.decoder_steps, True, "vae decoder"))
     wall = 0.0
-    for phase_dir, steps, decoder_only, desc in phases:
+    for phase in phases(settings, config.resolution):
         accelerator = make_accelerator(seed)  # a fresh one: each phase checkpoints its own optimizer
+        dataset = WorldImages(world, settings.dataset_size, phase.crop)
         batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
-        loop = LoopSettings(steps=steps, learning_rate=settings.learning_rate,
+        loop = LoopSettings(steps=phase.steps, learning_rate=phase.learning_rate, anneal=phase.anneal,
                             checkpoint_every=settings.checkpoint_every, warmup_steps=100)
-        objective = VAEObjective(vae, settings.kl_weight, decoder_only=decoder_only)
-        wall += run_loop(accelerator, phase_dir, objective, batches, loop, progress_desc=desc).wall_seconds
+        objective = VAEObjective(vae, settings.kl_weight, decoder_only=phase.decoder_only)
+        wall += run_loop(accelerator, phase.run_dir(run_dir), objective, batches, loop,
+                         progress_desc=f"{phase.name} phase").wall_seconds
         vae.eval()
         if accelerator.is_main_process:
-            if not decoder_only:
+            if not phase.decoder_only:
                 vae.register_to_config(scaling_factor=measure_scaling_factor(vae, world))
             save_atomically(out_dir, lambda tmp: vae.save_pretrained(tmp))
     return vae, wall
