@@ -46,20 +46,12 @@ def unet6(conversions):
 
 
 @pytest.fixture(scope="session")
-def make_bundle(pipe, components, golden, conversions):
-    """``make_bundle(out, **options)`` writes a 6-bit, 2-chunk bundle from the session's conversions
-    (``options`` override ``ExportOptions`` fields)."""
+def bundle(tmp_path_factory, pipe, components, golden, conversions):
+    """A 6-bit, 2-chunk Core ML bundle from the session's conversions (ExecuTorch lowering takes
+    minutes on 2 cores; test_executorch and the export benchmark's test cover it)."""
     from tryon_lab.export.bundle import ExportOptions, compress_component, write_bundle
 
-    def make(out, **options):
-        settings = ExportOptions(**{"bits": "6", "chunks": 2, "steps": GOLDEN_STEPS, **options})
-        coreml = {name: compress_component(name, conv, golden, settings) for name, conv in conversions.items()}
-        return write_bundle(out, pipe, components, golden, coreml, settings, source="tiny", log=lambda _: None)
-
-    return make
-
-
-@pytest.fixture(scope="session")
-def bundle(tmp_path_factory, make_bundle):
-    """A Core ML bundle (ExecuTorch lowering takes minutes on 2 cores; test_executorch covers it)."""
-    return make_bundle(tmp_path_factory.mktemp("bundles") / "tiny-bundle", targets=("coreml",))
+    settings = ExportOptions(bits="6", chunks=2, steps=GOLDEN_STEPS, targets=("coreml",))
+    coreml = {name: compress_component(name, conv, golden, settings) for name, conv in conversions.items()}
+    return write_bundle(tmp_path_factory.mktemp("bundles") / "tiny-bundle", pipe, components, golden, coreml, settings,
+                        source="tiny", log=lambda _: None)

@@ -1,7 +1,8 @@
 """ExecuTorch: components as XNNPACK .pte programs, run by the ExecuTorch runtime, against PyTorch.
 
 Lowering to XNNPACK takes ~10-60 s per component on 2 cores, so the fast tests export the two
-smallest components; the whole both-target bundle is a slow test.
+smallest components; whole both-target bundles are verified by the export benchmark's test (text)
+and test_dtc_export (DTC).
 """
 
 import pytest
@@ -40,19 +41,3 @@ def test_int8_weights_shrink_the_program_and_stay_close(tmp_path, programs, comp
 def test_an_unknown_quantization_is_refused(tmp_path, components, golden):
     with pytest.raises(ExportInputError, match="quantization"):
         export_pte(components["TextEncoder"], golden.components["TextEncoder"][0], tmp_path / "x.pte", "int3")
-
-
-@pytest.mark.slow
-def test_a_both_target_bundle_verifies_on_every_target(tmp_path, make_bundle):
-    """All four components lowered to XNNPACK (several minutes on 2 cores), then `verify`."""
-    from tryon_lab.export.verify import verify_bundle
-
-    bundle = make_bundle(tmp_path / "both")
-    assert sorted(p.name for p in (bundle / "executorch").iterdir()) == [
-        "TextEncoder.pte", "Unet.pte", "VAEDecoder.pte", "VAEEncoder.pte"]
-    report = verify_bundle(bundle, backend="mil")
-    assert report.passed, report.table()
-    rows = {(row.what, row.target): row for row in report.rows}
-    for name in ("TextEncoder", "Unet", "VAEEncoder", "VAEDecoder"):
-        assert rows[(name, "executorch")].relative_error <= 1e-3
-    assert ("try-on", "executorch") in rows
