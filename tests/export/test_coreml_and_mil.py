@@ -45,3 +45,28 @@ def test_an_op_without_a_kernel_is_named_in_the_error(conversions, monkeypatch):
 def test_missing_inputs_are_reported(conversions):
     with pytest.raises(KeyError, match="latent"):
         MILExecutor(conversions["VAEDecoder"].model).predict({})
+
+
+def test_a_group_norm_whose_variance_overflows_fp16_keeps_only_the_variance_in_fp32():
+    """Activations 400 from their group's mean square past fp16's 65504 (as in the shipped VAE
+    decoder): plain fp16 misses the bar, fp16 with the variance in fp32 meets it."""
+    import torch
+    from coremltools.converters.mil.mil import types
+
+    from tryon_lab.export.contract import Component, ComponentSpec, TensorSpec
+    from tryon_lab.export.coreml import VARIANCE_CHAIN, convert_measured
+    from tryon_lab.export.mil import load_program
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.GroupNorm(4, 8), torch.nn.SiLU()).eval()
+    spec = ComponentSpec("Norm", (TensorSpec("x", (1, 4, 16, 16)),), (TensorSpec("y", (1, 8, 16, 16)),))
+    x = np.random.default_rng(0).normal(0, 400, (1, 4, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        reference = {"y": module(torch.from_numpy(x)).numpy()}
+    conversion = convert_measured(Component(spec, module), {"x": x}, reference)
+    assert conversion.tried["float16"] < 35.0
+    assert conversion.precision == "float16+fp32-variance" and conversion.psnr >= 35.0
+    dtypes = {(op.op_type, types.builtin_to_string(op.outputs[0].dtype))
+              for op in load_program(conversion.model).functions["main"].operations if op.op_type != "const"}
+    assert {(name, "fp32") for name in VARIANCE_CHAIN} <= dtypes
+    assert ("conv", "fp16") in dtypes and ("conv", "fp32") not in dtypes

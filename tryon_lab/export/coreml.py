@@ -2,8 +2,11 @@
 
 Programs target iOS18 (grouped-channel palettization needs it) and compute in fp16 unless
 measurement says otherwise: ``convert_measured`` converts in fp16, runs the program (Core ML on
-macOS, the MIL executor elsewhere) against the PyTorch outputs, and falls back to fp32 when fp16
-costs more than the bar (an fp16 overflow shows up as a non-finite output, i.e. -inf dB).
+macOS, the MIL executor elsewhere) against the PyTorch outputs, and when fp16 costs more than the
+bar (an fp16 overflow shows up as a non-finite output, i.e. -inf dB) tries fp16 with every
+normalisation's variance in fp32, then fp32. The middle step exists because GroupNorm is lowered
+to square -> reduce_mean -> add -> sqrt: one activation 256 away from its group's mean squares
+past fp16's 65504, while the rest of the program is fine in fp16 (the shipped VAE decoder).
 Inputs and outputs stay fp32 (int32 for token ids) whatever the compute precision, so the
 contract does not depend on it.
 """
@@ -23,7 +26,38 @@ from tryon_lab.export.contract import Component
 from tryon_lab.export.errors import ExportInputError
 
 DEPLOYMENT_TARGET = "iOS18"
-PRECISIONS = ("float16", "float32")
+PRECISIONS = ("float16", "float16+fp32-variance", "float32")  # tried in this order
+VARIANCE_CHAIN = ("square", "reduce_mean", "add", "sqrt")  # a normalisation's variance, as lowered
+
+
+def _producer(var):
+    """The op that makes ``var``, looking through the casts the fp16 pass inserts."""
+    op = getattr(var, "op", None)
+    while op is not None and op.op_type == "cast":
+        op = getattr(op.inputs.get("x"), "op", None)
+    return op
+
+
+def in_variance_chain(op) -> bool:
+    """True for the ops of ``VARIANCE_CHAIN`` that compute a normalisation's variance (a ``square``
+    and what follows it, each fed by the one before)."""
+    types: list[str] = []
+    while op is not None and len(types) < len(VARIANCE_CHAIN):
+        types.append(op.op_type)
+        if op.op_type == VARIANCE_CHAIN[0]:
+            break
+        op = _producer(op.inputs.get("x"))
+    return tuple(reversed(types)) == VARIANCE_CHAIN[:len(types)]
+
+
+def _compute_precision(precision: str):
+    import coremltools as ct
+
+    if precision == "float32":
+        return ct.precision.FLOAT32
+    if precision == "float16":
+        return ct.precision.FLOAT16
+    return ct.transform.FP16ComputePrecision(op_selector=lambda op: not in_variance_chain(op))
 
 
 def convert_component(component: Component, inputs: Mapping[str, np.ndarray], precision: str = "float16",
@@ -44,7 +78,7 @@ def convert_component(component: Component, inputs: Mapping[str, np.ndarray], pr
         outputs=[ct.TensorType(name=t.name, dtype=np.float32) for t in spec.outputs],
         convert_to="mlprogram",
         minimum_deployment_target=getattr(ct.target, target),
-        compute_precision=ct.precision.FLOAT16 if precision == "float16" else ct.precision.FLOAT32,
+        compute_precision=_compute_precision(precision),
         skip_model_load=True,
     )
     model.short_description = f"tryon_lab {spec.name} ({precision})"
