@@ -191,6 +191,9 @@ def _add_pretrain(subparsers) -> None:
         "  tryon-lab pretrain encoder --profile quick --out data/models/world-encoder\n"
         "  tryon-lab pretrain unet --profile quick --vae runs/quick/vae/final \\\n"
         "      --judge data/models/world-encoder --out data/models/mini-sd-inpaint\n"
+        "Retrain a shipped decoder with one phase of the recipe; the latent space, and so the U-Net, stay:\n"
+        "  tryon-lab pretrain vae --init data/models/mini-sd-inpaint/vae --phases polish --out runs/quick/vae-polished \\\n"
+        "      --into data/models/mini-sd-inpaint --judge data/models/world-encoder\n"
         "Data-parallel on 2 CPU processes (gloo) or GPUs, same command:\n"
         "  accelerate launch --multi_gpu --num_processes 2 --no_python tryon-lab pretrain encoder --out OUT\n"
         "The quick profile's sizes are the recipe of the shipped checkpoints: hours on a 2-core CPU.\n"
@@ -202,7 +205,14 @@ def _add_pretrain(subparsers) -> None:
     parser.add_argument("--out", required=True, help="folder for the finished model (written atomically)")
     parser.add_argument("--run-dir", help="checkpoints and losses.csv (default: runs/<profile>/<component>)")
     parser.add_argument("--vae", help="(unet) folder of the trained VAE")
-    parser.add_argument("--judge", help="(unet) folder of the world encoder, to score the model card")
+    parser.add_argument("--judge", help="(unet, or vae with --into) folder of the world encoder, to score the model card")
+    parser.add_argument("--init", metavar="DIR", help="(vae) start from this saved VAE instead of random weights")
+    parser.add_argument("--phases", nargs="+", metavar="NAME",
+                        help="(vae) run only these phases of the recipe: vae, decoder, anneal, polish "
+                             "(with --init, continues a finished VAE)")
+    parser.add_argument("--into", metavar="PIPELINE",
+                        help="(vae) then put the VAE into this finished pipeline and re-score its model card; "
+                             "its encoder must be the pipeline's (a decoder-only retraining)")
     parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
     parser.set_defaults(handler=_run_pretrain)
 
@@ -217,7 +227,12 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     run_dir = Path(args.run_dir or Path("runs") / profile.name / args.component)
     if args.component == "vae":
-        out = pretrain.pretrain_vae(profile, run_dir, args.out, seed=args.seed)
+        if args.init and not Path(args.init, "config.json").is_file():
+            raise ConfigError(f"--init must name a saved VAE folder (with config.json); got {args.init!r}")
+        out = pretrain.pretrain_vae(profile, run_dir, args.out, seed=args.seed, init_dir=args.init, only=args.phases)
+        if args.into:
+            print(f"saved vae to {out}")
+            out = pretrain.swap_vae(profile, out, args.into, judge_dir=args.judge, seed=args.seed)
     elif args.component == "encoder":
         out = pretrain.pretrain_encoder(profile, run_dir, args.out, seed=args.seed)
     else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -75,8 +77,6 @@ def test_annealed_learning_rate_warms_up_then_decays_to_zero():
 
 
 def test_decoder_phases_train_the_decoder_and_keep_the_latent_space(tmp_path):
-    from dataclasses import replace
-
     from tryon_lab.models.config import load_model_config
     from tryon_lab.training.vae import VAESettings, train_vae
 
@@ -90,6 +90,54 @@ def test_decoder_phases_train_the_decoder_and_keep_the_latent_space(tmp_path):
     assert not all(torch.equal(w, third.decoder.state_dict()[n]) for n, w in first.decoder.state_dict().items())
     assert [p.name for p in checkpoint_dirs(tmp_path / "run" / "anneal")] == ["step-000002"]
     assert len(read_losses(tmp_path / "run" / "anneal" / "losses.csv")) == 1  # logged at its last step
+
+
+def test_init_and_only_continue_a_finished_vae_with_one_phase(tmp_path):
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.models.config import load_model_config
+    from tryon_lab.training.vae import VAESettings, selected_phases, train_vae
+
+    config = load_model_config("tiny")
+    recipe = VAESettings(steps=2, batch_size=2, crop=16, dataset_size=4, anneal_steps=1, polish_steps=2)
+    finished, _ = train_vae(config, tmp_path / "run", tmp_path / "vae", replace(recipe, polish_steps=0))
+    polished, _ = train_vae(config, tmp_path / "later", tmp_path / "polished", recipe,
+                            init_dir=tmp_path / "vae", only=["polish"])
+    for name, weight in finished.encoder.state_dict().items():
+        assert torch.equal(weight, polished.encoder.state_dict()[name]), name
+    assert not all(torch.equal(w, polished.decoder.state_dict()[n]) for n, w in finished.decoder.state_dict().items())
+    assert sorted(p.name for p in (tmp_path / "later").iterdir()) == ["polish"]  # phases 1 to 3 did not run again
+    assert [p.name for p in checkpoint_dirs(tmp_path / "later" / "polish")] == ["step-000002"]
+    with pytest.raises(ConfigError, match="no VAE phase named nope in this profile; it has vae, anneal, polish"):
+        selected_phases(recipe, 64, ["polish", "nope"])
+
+
+def test_swap_vae_ships_a_new_decoder_and_refuses_a_new_encoder(tiny_pipeline_dir, tmp_path):
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.training.pretrain import swap_vae
+
+    pipeline = shutil.copytree(tiny_pipeline_dir, tmp_path / "pipeline")
+    vae = AutoencoderKL.from_pretrained(pipeline / "vae")
+    with torch.no_grad():
+        vae.decoder.conv_out.weight.add_(0.05)  # a retrained decoder, the same encoder
+    vae.save_pretrained(tmp_path / "decoder")
+    assert swap_vae(load_profile("smoke"), tmp_path / "decoder", pipeline) == pipeline
+    shipped = AutoencoderKL.from_pretrained(pipeline / "vae")
+    assert torch.equal(shipped.decoder.conv_out.weight, vae.decoder.conv_out.weight.half().float())
+    unet_before = UNet2DConditionModel.from_pretrained(tiny_pipeline_dir / "unet").state_dict()
+    unet_after = UNet2DConditionModel.from_pretrained(pipeline / "unet", torch_dtype=torch.float32).state_dict()
+    assert all(torch.equal(unet_after[name], weight.half().float()) for name, weight in unet_before.items())
+    assert "vae_update" in json.loads((pipeline / "training.json").read_text())
+    assert (pipeline / "MODEL_CARD.md").is_file() and (pipeline / "samples.png").is_file()
+
+    with torch.no_grad():
+        vae.encoder.conv_in.weight.add_(0.05)  # a retrained encoder: another latent space
+    vae.save_pretrained(tmp_path / "encoder")
+    before = {p: p.read_bytes() for p in pipeline.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="another latent space .* encoder weights differ, first encoder.conv_in"):
+        swap_vae(load_profile("smoke"), tmp_path / "encoder", pipeline)
+    assert {p: p.read_bytes() for p in pipeline.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.slow

@@ -25,12 +25,21 @@ LOGS = "logs"
 
 
 def copy_logs(target: Path, **runs: str | Path) -> None:
-    """Copy each run folder's ``losses.csv`` to ``target/logs/<name>_losses.csv`` (the log a card cites)."""
+    """Copy each run's losses to ``target/logs/<name>_losses.csv`` (the log a card cites).
+
+    A run is a run folder (its ``losses.csv``) or a CSV file (a log an earlier card already cites).
+    """
     (target / LOGS).mkdir(exist_ok=True)
-    for name, run_dir in runs.items():
-        losses = Path(run_dir) / "losses.csv"
+    for name, run in runs.items():
+        losses = Path(run) if Path(run).suffix == ".csv" else Path(run) / "losses.csv"
         if losses.is_file():
             shutil.copyfile(losses, target / LOGS / f"{name}_losses.csv")
+
+
+def read_record(folder: str | Path) -> dict:
+    """The ``training.json`` of a trained folder ({} when it has none)."""
+    path = Path(folder) / TRAINING_RECORD
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _reproduce(component: str, profile: Profile, out_dir: Path, extra: str = "") -> list[str]:
@@ -51,21 +60,26 @@ def vae_heldout_psnr(vae, world, samples: int) -> float:
     return float(np.mean(scores))
 
 
-def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
-    """Train the VAE of the profile's model config; save it to ``out_dir``; returns ``out_dir``."""
+def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, seed: int = 0,
+                 init_dir: str | Path | None = None, only: list[str] | None = None) -> Path:
+    """Train the VAE of the profile's model config; save it to ``out_dir``; returns ``out_dir``.
+
+    ``init_dir`` and ``only`` continue a finished VAE with some of the recipe's phases (train_vae).
+    """
     from tryon_lab.data.world import World
-    from tryon_lab.training.vae import VAESettings, phases, train_vae
+    from tryon_lab.training.vae import VAESettings, selected_phases, train_vae
 
     section = profile["pretrain"]
     config = load_model_config(section["model"])
     settings = VAESettings(**section["vae"])
-    vae, wall = train_vae(config, run_dir, out_dir, settings, seed=seed)
+    vae, wall = train_vae(config, run_dir, out_dir, settings, seed=seed, init_dir=init_dir, only=only)
     metrics = {"vae_heldout_psnr_db": vae_heldout_psnr(vae, World(seed, config.resolution), section["eval_samples"]),
                "scaling_factor": vae.config.scaling_factor}
-    runs = {"vae" if phase.name == "vae" else f"vae_{phase.name}": str(phase.run_dir(run_dir))
-            for phase in phases(settings, config.resolution)}
-    write_json(Path(out_dir) / TRAINING_RECORD, run_record({"component": "vae", "settings": settings.__dict__,
-                                                            "wall_seconds": wall, "metrics": metrics, "runs": runs}))
+    run = selected_phases(settings, config.resolution, only)
+    runs = {"vae" if phase.name == "vae" else f"vae_{phase.name}": str(phase.run_dir(run_dir)) for phase in run}
+    write_json(Path(out_dir) / TRAINING_RECORD, run_record({
+        "component": "vae", "settings": settings.__dict__, "init": str(init_dir) if init_dir else None,
+        "phases": [phase.name for phase in run], "wall_seconds": wall, "metrics": metrics, "runs": runs}))
     return Path(out_dir)
 
 
@@ -128,44 +142,104 @@ def pretrain_unet(profile: Profile, run_dir: str | Path, vae_dir: str | Path, ou
     Evaluates on held-out samples (masked PSNR; with a judge, attribute accuracy) and writes the
     pipeline folder with MODEL_CARD.md, training.json and samples.png to ``out_dir``.
     """
-    from tryon_lab.data.world import World
-    from tryon_lab.metrics.inpainting import pipeline_method, score_outputs
-    from tryon_lab.metrics.judge import WorldJudge
-    from tryon_lab.plotting import image_grid
     from tryon_lab.training.inpaint import InpaintSettings, train_inpainting
 
     section = profile["pretrain"]
     config = load_model_config(section["model"])
     settings = InpaintSettings(**section["unet"])
     pipe, result = train_inpainting(config, run_dir, vae_dir, settings, seed=seed)
-    pipe.set_progress_bar_config(disable=True)
-    world = World(seed, config.resolution)
-    heldout = [world.sample(i, split="heldout") for i in range(section["eval_samples"])]
-    judge = WorldJudge.load(judge_dir) if judge_dir and Path(judge_dir, "config.json").is_file() else None
-    metrics = {f"heldout_{k}": round(v, 4) for k, v in score_outputs(heldout, pipeline_method(pipe)(heldout), judge).items()}
-    vae_record = json.loads((Path(vae_dir) / TRAINING_RECORD).read_text()) if (Path(vae_dir) / TRAINING_RECORD).is_file() else {}
-    metrics.update(vae_record.get("metrics", {}))
+    vae_record = read_record(vae_dir)
     params = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) for name in ("unet", "text_encoder", "vae")}
     record = run_record({"component": "mini-sd-inpaint", "unet_steps": settings.steps,
                          "unet_wall_seconds": round(result.wall_seconds, 1),
                          "vae_steps": vae_record.get("settings", {}).get("steps"),
                          "vae_wall_seconds": vae_record.get("wall_seconds"),
                          "parameters": params})
+    logs = {"unet": run_dir, **{name: Path(path) for name, path in vae_record.get("runs", {}).items()}}
+    return ship_pipeline(pipe, profile, out_dir, judge_dir, {**record, "settings": settings.__dict__},
+                         vae_record, logs, vae_dir, seed)
+
+
+def swap_vae(profile: Profile, vae_dir: str | Path, pipeline_dir: str | Path, judge_dir: str | Path | None = None,
+             seed: int = 0) -> Path:
+    """Put the VAE in ``vae_dir`` into the finished pipeline ``pipeline_dir``; re-score and re-write its card.
+
+    This ships a retrained decoder without retraining the U-Net, which is sound only while the
+    latent space is the one the U-Net learnt: the VAE must have the pipeline's encoder weights and
+    scaling factor, else ConfigError. Returns ``pipeline_dir``.
+    """
+    from diffusers import AutoencoderKL
+
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+
+    pipe = load_inpaint_pipeline(pipeline_dir, device="cpu")
+    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32)
+    changed = latent_space_changes(pipe.vae, vae)
+    if changed:
+        raise ConfigError(f"{vae_dir} encodes into another latent space than {pipeline_dir} ({changed}); "
+                          "its U-Net would need retraining: use `tryon-lab pretrain unet --vae ...`")
+    pipe.register_modules(vae=vae)
+    old, vae_record = read_record(pipeline_dir), read_record(vae_dir)
+    record = {**{key: value for key, value in old.items() if key != "metrics"},
+              "vae_wall_seconds": (old.get("vae_wall_seconds") or 0.0) + vae_record.get("wall_seconds", 0.0),
+              "vae_update": {key: vae_record.get(key) for key in ("command", "init", "phases", "wall_seconds")}}
+    logs = {path.stem.removesuffix("_losses"): path for path in sorted(Path(pipeline_dir, LOGS).glob("*.csv"))}
+    logs.update({name: Path(path) for name, path in vae_record.get("runs", {}).items()})
+    return ship_pipeline(pipe, profile, pipeline_dir, judge_dir, record, vae_record, logs, vae_dir, seed)
+
+
+def latent_space_changes(before, after) -> str:
+    """What differs between two AutoencoderKLs' encoders, quant convs and scaling factors ('' if nothing).
+
+    Weights are compared at fp16, the precision pipelines ship in.
+    """
+    if before.config.scaling_factor != after.config.scaling_factor:
+        return f"scaling factor {before.config.scaling_factor} -> {after.config.scaling_factor}"
+    old, new = before.state_dict(), after.state_dict()
+    encoding = [name for name in old if name.startswith(("encoder.", "quant_conv."))]
+    differ = [name for name in encoding if name not in new or old[name].shape != new[name].shape
+              or not torch.equal(old[name].half(), new[name].half())]
+    return f"{len(differ)} of {len(encoding)} encoder weights differ, first {differ[0]}" if differ else ""
+
+
+def ship_pipeline(pipe, profile: Profile, out_dir: str | Path, judge_dir: str | Path | None, record: dict,
+                  vae_record: dict, logs: dict[str, Path], vae_dir: str | Path, seed: int = 0) -> Path:
+    """Score ``pipe`` on held-out samples and write it to ``out_dir`` with logs, samples.png and its card.
+
+    ``record`` is the run record (with the U-Net ``settings``); ``vae_record`` the VAE's training.json;
+    ``logs`` name -> run folder or CSV for the card. Returns ``out_dir``.
+    """
+    from tryon_lab.data.world import World
+    from tryon_lab.metrics.inpainting import pipeline_method, score_outputs
+    from tryon_lab.metrics.judge import WorldJudge
+    from tryon_lab.plotting import image_grid
+
+    section = profile["pretrain"]
+    config = load_model_config(section["model"])
+    pipe.set_progress_bar_config(disable=True)
+    world = World(seed, config.resolution)
+    heldout = [world.sample(i, split="heldout") for i in range(section["eval_samples"])]
+    judge = WorldJudge.load(judge_dir) if judge_dir and Path(judge_dir, "config.json").is_file() else None
+    metrics = {f"heldout_{k}": round(v, 4) for k, v in score_outputs(heldout, pipeline_method(pipe)(heldout), judge).items()}
+    metrics.update(vae_record.get("metrics", {}))
     rows = sample_rows(pipe, heldout[:6])
     figure = image_grid([img for row in rows for img in row],
                         titles=["scene", "mask", "try-on", "ground truth"] * len(rows), ncols=4)
+    recipe = {**record.get("settings", {}), "model_config": config.name, "vae_recipe": vae_record.get("settings")}
+    run = {key: value for key, value in record.items() if key != "settings"}
 
     def write(tmp: Path) -> None:
         save_pipeline(pipe, tmp)
-        copy_logs(tmp, unet=run_dir, **{name: Path(path) for name, path in vae_record.get("runs", {}).items()})
+        copy_logs(tmp, **logs)
         figure.savefig(tmp / "samples.png", dpi=80, bbox_inches="tight")
-        write_json(tmp / TRAINING_RECORD, {**record, "settings": settings.__dict__, "metrics": metrics})
+        write_json(tmp / TRAINING_RECORD, {**record, "metrics": metrics})
         write_model_card(
             tmp, f"{Path(out_dir).name}: mini Stable Diffusion inpainting",
             f"A {config.resolution}x{config.resolution} text-guided inpainting model in the SD-1.5-inpainting layout "
             f"(9-channel UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer), trained from scratch "
             "on the synthetic world. Weights are stored in fp16; load with torch_dtype=torch.float32 on CPU.",
-            record, metrics, {**settings.__dict__, "model_config": config.name, "vae_recipe": vae_record.get("settings")},
+            run, metrics, recipe,
             [f"tryon-lab pretrain vae --profile {profile.name} --out {vae_dir}",
              f"tryon-lab pretrain encoder --profile {profile.name} --out {judge_dir}",
              f"tryon-lab pretrain unet --profile {profile.name} --vae {vae_dir} --judge {judge_dir} --out {out_dir}"],

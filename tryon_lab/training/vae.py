@@ -10,11 +10,15 @@ SD's ft-MSE decoder: the latent space stays fixed, so the U-Net can train on pha
 while the decoder keeps sharpening. Phase 3 (``anneal_steps``) goes on with the decoder alone on
 full-size images while the learning rate decays to zero: crops teach local detail cheaply, but
 the constant rate leaves the weights jittering around their optimum (colours off by a shade over
-whole garments), and annealing settles them. The latent space is still phase 1's.
+whole garments), and annealing settles them. Phase 4 (``polish_steps``) is a warm restart of
+phase 3 (SGDR): the rate climbs back to ``polish_learning_rate`` and decays to zero again over a
+longer cycle, since phase 3's reconstruction was still improving when its rate ran out. The
+latent space is still phase 1's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 from tryon_lab.data.world import World
+from tryon_lab.errors import ConfigError
 from tryon_lab.models.components import build_vae
 from tryon_lab.models.config import ModelConfig
 from tryon_lab.pipelines.latents import pil_to_tensor
@@ -64,6 +69,8 @@ class VAESettings:
     decoder_steps: int = 0
     anneal_steps: int = 0
     anneal_learning_rate: float = 2e-4
+    polish_steps: int = 0
+    polish_learning_rate: float = 1e-4
 
 
 @dataclass(frozen=True)
@@ -88,8 +95,21 @@ def phases(settings: VAESettings, resolution: int) -> list[Phase]:
         Phase("vae", settings.steps, False, settings.crop, settings.learning_rate),
         Phase("decoder", settings.decoder_steps, True, settings.crop, settings.learning_rate),
         Phase("anneal", settings.anneal_steps, True, resolution, settings.anneal_learning_rate, anneal=True),
+        Phase("polish", settings.polish_steps, True, resolution, settings.polish_learning_rate, anneal=True),
     ]
     return [phase for phase in planned if phase.steps]
+
+
+def selected_phases(settings: VAESettings, resolution: int, only: Collection[str] | None) -> list[Phase]:
+    """The phases of ``settings`` named in ``only`` (all when None); unknown names raise ConfigError."""
+    planned = phases(settings, resolution)
+    if only is None:
+        return planned
+    unknown = sorted(set(only) - {phase.name for phase in planned})
+    if unknown:
+        raise ConfigError(f"no VAE phase named {', '.join(unknown)} in this profile; "
+                          f"it has {', '.join(phase.name for phase in planned)}")
+    return [phase for phase in planned if phase.name in only]
 
 
 class VAEObjective(torch.nn.Module):
@@ -126,16 +146,19 @@ def measure_scaling_factor(vae: AutoencoderKL, world: World, samples: int = 64) 
 
 
 def train_vae(config: ModelConfig, run_dir: str | Path, out_dir: str | Path, settings: VAESettings,
-              seed: int = 0) -> tuple[AutoencoderKL, float]:
-    """Train (or resume) a VAE of ``config``'s size, then (phases 2 and 3) its decoder alone.
+              seed: int = 0, init_dir: str | Path | None = None,
+              only: Collection[str] | None = None) -> tuple[AutoencoderKL, float]:
+    """Train (or resume) a VAE of ``config``'s size, then (phases 2 to 4) its decoder alone.
 
-    The VAE is saved to ``out_dir`` with its scaling factor after each phase (the phase-1 save
-    is enough for U-Net training to start). Returns (vae, wall seconds of all phases).
+    ``init_dir`` starts from a saved VAE instead of random weights and ``only`` runs just the
+    named phases: together they continue a finished recipe with a later phase. The VAE is saved to
+    ``out_dir`` with its scaling factor after each phase (the phase-1 save is enough for U-Net
+    training to start). Returns (vae, wall seconds of the phases run).
     """
     world = World(seed=seed, resolution=config.resolution)
-    vae = build_vae(config)
+    vae = AutoencoderKL.from_pretrained(init_dir, torch_dtype=torch.float32) if init_dir else build_vae(config)
     wall = 0.0
-    for phase in phases(settings, config.resolution):
+    for phase in selected_phases(settings, config.resolution, only):
         accelerator = make_accelerator(seed)  # a fresh one: each phase checkpoints its own optimizer
         dataset = WorldImages(world, settings.dataset_size, phase.crop)
         batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
