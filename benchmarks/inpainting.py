@@ -22,9 +22,11 @@ from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.paths import shipped_model
 from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
-from tryon_lab.training.pretrain import vae_heldout_psnr
+from tryon_lab.training.pretrain import vae_heldout_psnrs
 
 SAMPLES = 48
+# 48 images put a standard error of about 0.3 dB on the VAE's mean PSNR, as wide as its margin to the bar
+VAE_SAMPLES = 256
 STEPS, GUIDANCE = 25, 4.0
 TIMING_REPEATS = 10
 
@@ -70,8 +72,11 @@ def run() -> list[tuple]:
     pipe.set_progress_bar_config(disable=True)
     world = World(seed=0, resolution=pipe.resolution)
     judge = WorldJudge.load(shipped_model("world-encoder"))
+    vae_scores = vae_heldout_psnrs(pipe.vae, world, VAE_SAMPLES)
     rows: list[tuple] = [
-        ("VAE PSNR, held-out world targets (dB)", vae_heldout_psnr(pipe.vae, world, SAMPLES), f"{SAMPLES} images, bar >= 27"),
+        ("VAE PSNR, held-out world targets (dB)", float(np.mean(vae_scores)),
+         f"{VAE_SAMPLES} images, standard error {np.std(vae_scores, ddof=1) / np.sqrt(VAE_SAMPLES):.2f} dB "
+         f"(the first {SAMPLES}: {np.mean(vae_scores[:SAMPLES]):.2f} dB); bar >= 27"),
         ("VAE PSNR, real photo (dB)", _real_photo_psnr(pipe.vae, pipe.resolution), "matplotlib's grace_hopper.jpg, 128 px"),
     ]
     garments = [world.sample(i, split="heldout", kind="garment") for i in range(SAMPLES)]

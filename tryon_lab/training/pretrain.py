@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,8 @@ def _reproduce(component: str, profile: Profile, out_dir: Path, extra: str = "")
 
 
 @torch.no_grad()
-def vae_heldout_psnr(vae, world, samples: int) -> float:
-    """Mean PSNR (dB) of VAE reconstructions of full held-out targets (mode of the posterior)."""
+def vae_heldout_psnrs(vae, world, samples: int) -> list[float]:
+    """PSNR (dB) of the VAE reconstruction (mode of the posterior) of each of the first ``samples`` held-out targets."""
     from tryon_lab.metrics.image import psnr
     from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 
@@ -57,7 +58,12 @@ def vae_heldout_psnr(vae, world, samples: int) -> float:
         targets = [world.sample(i, split="heldout").target for i in range(start, min(samples, start + 16))]
         recon = vae.decode(vae.encode(torch.stack([pil_to_tensor(t) for t in targets])).latent_dist.mode()).sample
         scores += [psnr(tensor_to_pil(r), t) for r, t in zip(recon, targets)]
-    return float(np.mean(scores))
+    return scores
+
+
+def vae_heldout_psnr(vae, world, samples: int) -> float:
+    """Mean PSNR (dB) of VAE reconstructions of the first ``samples`` full held-out targets."""
+    return float(np.mean(vae_heldout_psnrs(vae, world, samples)))
 
 
 def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, seed: int = 0,
@@ -126,13 +132,16 @@ def sample_rows(pipe, samples, steps: int = 25, guidance_scale: float = 4.0, see
     return [[s.scene, overlay(s.scene, s.shape_mask), out, s.target] for s, out in zip(samples, result.images)]
 
 
-def save_pipeline(pipe, out_dir: Path, dtype: torch.dtype = torch.float16) -> None:
-    """Save ``pipe`` in diffusers layout with weights in ``dtype`` (fp16 halves the shipped size)."""
-    pipe.to(dtype)
+def save_pipeline(model, out_dir: Path, dtype: torch.dtype = torch.float16) -> None:
+    """Save a pipeline (or one of its models) in diffusers layout with weights in ``dtype``.
+
+    fp16 halves the shipped size; the model in memory stays float32.
+    """
+    model.to(dtype)
     try:
-        pipe.save_pretrained(out_dir, safe_serialization=True)
+        model.save_pretrained(out_dir, safe_serialization=True)
     finally:
-        pipe.to(torch.float32)
+        model.to(torch.float32)
 
 
 def pretrain_unet(profile: Profile, run_dir: str | Path, vae_dir: str | Path, out_dir: str | Path,
@@ -186,7 +195,15 @@ def swap_vae(profile: Profile, vae_dir: str | Path, pipeline_dir: str | Path, ju
               "vae_update": {key: vae_record.get(key) for key in ("command", "init", "phases", "wall_seconds")}}
     logs = {path.stem.removesuffix("_losses"): path for path in sorted(Path(pipeline_dir, LOGS).glob("*.csv"))}
     logs.update({name: Path(path) for name, path in vae_record.get("runs", {}).items()})
-    return ship_pipeline(pipe, profile, pipeline_dir, judge_dir, record, vae_record, logs, vae_dir, seed)
+
+    def save_new_vae(pipe, tmp: Path) -> None:
+        # every other component byte for byte: re-saving would rewrite their configs with new defaults
+        shutil.copytree(pipeline_dir, tmp)
+        shutil.rmtree(tmp / "vae")
+        save_pipeline(pipe.vae, tmp / "vae")
+
+    return ship_pipeline(pipe, profile, pipeline_dir, judge_dir, record, vae_record, logs, vae_dir, seed,
+                         save=save_new_vae)
 
 
 def latent_space_changes(before, after) -> str:
@@ -204,11 +221,13 @@ def latent_space_changes(before, after) -> str:
 
 
 def ship_pipeline(pipe, profile: Profile, out_dir: str | Path, judge_dir: str | Path | None, record: dict,
-                  vae_record: dict, logs: dict[str, Path], vae_dir: str | Path, seed: int = 0) -> Path:
+                  vae_record: dict, logs: dict[str, Path], vae_dir: str | Path, seed: int = 0,
+                  save: Callable[..., None] | None = None) -> Path:
     """Score ``pipe`` on held-out samples and write it to ``out_dir`` with logs, samples.png and its card.
 
     ``record`` is the run record (with the U-Net ``settings``); ``vae_record`` the VAE's training.json;
-    ``logs`` name -> run folder or CSV for the card. Returns ``out_dir``.
+    ``logs`` name -> run folder or CSV for the card; ``save(pipe, folder)`` writes the weights
+    (default: save_pipeline). Returns ``out_dir``.
     """
     from tryon_lab.data.world import World
     from tryon_lab.metrics.inpainting import pipeline_method, score_outputs
@@ -230,7 +249,7 @@ def ship_pipeline(pipe, profile: Profile, out_dir: str | Path, judge_dir: str | 
     run = {key: value for key, value in record.items() if key != "settings"}
 
     def write(tmp: Path) -> None:
-        save_pipeline(pipe, tmp)
+        (save or save_pipeline)(pipe, tmp)
         copy_logs(tmp, **logs)
         figure.savefig(tmp / "samples.png", dpi=80, bbox_inches="tight")
         write_json(tmp / TRAINING_RECORD, {**record, "metrics": metrics})
