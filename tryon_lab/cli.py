@@ -226,20 +226,26 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.profile)
     run_dir = Path(args.run_dir or Path("runs") / profile.name / args.component)
+    what = args.component
     if args.component == "vae":
         if args.init and not Path(args.init, "config.json").is_file():
             raise ConfigError(f"--init must name a saved VAE folder (with config.json); got {args.init!r}")
+        if args.into and (args.phases is None or "vae" in args.phases):
+            # refused before hours of training, not after: phase 1 retrains the encoder
+            raise ConfigError("--into ships a retrained decoder only, and phase 'vae' retrains the encoder: "
+                              "choose decoder phases with --phases (e.g. --phases polish)")
         out = pretrain.pretrain_vae(profile, run_dir, args.out, seed=args.seed, init_dir=args.init, only=args.phases)
         if args.into:
             print(f"saved vae to {out}")
             out = pretrain.swap_vae(profile, out, args.into, judge_dir=args.judge, seed=args.seed)
+            what = "the pipeline with the new vae"
     elif args.component == "encoder":
         out = pretrain.pretrain_encoder(profile, run_dir, args.out, seed=args.seed)
     else:
         if not args.vae or not Path(args.vae, "config.json").is_file():
             raise ConfigError(f"--vae must name a trained VAE folder (with config.json); got {args.vae!r}")
         out = pretrain.pretrain_unet(profile, run_dir, args.vae, args.out, judge_dir=args.judge, seed=args.seed)
-    print(f"saved {args.component} to {out}")
+    print(f"saved {what} to {out}")
     return 0
 
 

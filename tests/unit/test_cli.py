@@ -71,6 +71,14 @@ def test_input_error_exits_2_with_a_one_line_message(tmp_path, capsys):
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
 
 
+def test_into_refuses_a_vae_run_that_retrains_the_encoder_before_training(tmp_path, capsys):
+    args = ["pretrain", "vae", "--profile", "smoke", "--out", str(tmp_path / "vae"), "--into", str(tmp_path / "pipe")]
+    assert main(args) == 2
+    assert main(args + ["--phases", "vae", "polish"]) == 2
+    assert "--into ships a retrained decoder only" in capsys.readouterr().err
+    assert not (tmp_path / "vae").exists() and not (tmp_path / "pipe").exists()
+
+
 def test_bad_argument_values_are_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["world", "render", "--out", str(tmp_path), "--garments", "-1"])

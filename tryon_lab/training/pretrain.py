@@ -190,8 +190,8 @@ def swap_vae(profile: Profile, vae_dir: str | Path, pipeline_dir: str | Path, ju
                           "its U-Net would need retraining: use `tryon-lab pretrain unet --vae ...`")
     pipe.register_modules(vae=vae)
     old, vae_record = read_record(pipeline_dir), read_record(vae_dir)
+    # vae_wall_seconds stays the recipe run's: adding the update's would count it again at every re-run
     record = {**{key: value for key, value in old.items() if key != "metrics"},
-              "vae_wall_seconds": (old.get("vae_wall_seconds") or 0.0) + vae_record.get("wall_seconds", 0.0),
               "vae_update": {key: vae_record.get(key) for key in ("command", "init", "phases", "wall_seconds")}}
     logs = {path.stem.removesuffix("_losses"): path for path in sorted(Path(pipeline_dir, LOGS).glob("*.csv"))}
     logs.update({name: Path(path) for name, path in vae_record.get("runs", {}).items()})
