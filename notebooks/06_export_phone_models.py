@@ -131,9 +131,13 @@ for name, bundle in bundles.items():
 # never imports, unpickles or runs anything from a submission: it reads the manifest and the
 # programs as data, refuses links and paths that leave the submission, caps sizes (zip bombs),
 # and runs the numeric checks through the same verifier you just used. Each named check is worth
-# points set by a rubric (`tryon_lab/configs/rubric.toml`). Here your garment bundle is graded with
-# the course rubric, and the DTC bundle is graded again after one of its weight files is
-# tampered with, to see what a fault looks like.
+# points set by a rubric (`tryon_lab/configs/rubric.toml`): the course's recipe is a U-Net
+# palettized at 6 bits or fewer on average, in 2 to 4 chunks. Here your garment bundle is graded
+# with the course rubric, and the DTC bundle is graded again after one of its weight files is
+# tampered with, to see what a fault looks like. You grade without your instructor's reference
+# bundle, so the checks that could only compare your bundle with itself (its numbers against its
+# own golden data, the try-on, and a DTC bundle's contract) are "not verified (no reference)" and
+# earn no points: expect less than full marks here, and a warning at the top of the report.
 
 # %%
 from tryon_lab.export.finale import tamper_copy
@@ -194,4 +198,5 @@ check_average_bits(average_bits)
 
 # %% [markdown]
 # That is the course. Your bundles are in `build/finale/`; hand in a folder or a zip of one, and
-# run `tryon-lab grade YOUR_BUNDLE` first to see what your instructor will see.
+# run `tryon-lab grade YOUR_BUNDLE` first to see what your instructor will see, less the checks
+# that need the reference bundle.

@@ -554,7 +554,8 @@ def _add_grade(subparsers) -> None:
     parser.add_argument("submissions", nargs="*", metavar="SUBMISSION", help="bundle folders or .zip files of them")
     parser.add_argument("--class", dest="class_dir", metavar="DIR", help="grade every folder and .zip in DIR")
     parser.add_argument("--reference", metavar="BUNDLE", help="the course's own bundle: the contract, golden inputs and "
-                                                             "golden try-on to meet (without it the try-on is skipped)")
+                                                             "golden try-on to meet (without it, checks that can only "
+                                                             "compare a submission with itself earn no points)")
     parser.add_argument("--rubric", metavar="RUBRIC.toml", help="points, bars and limits to use instead of the defaults")
     parser.add_argument("--out", default="build/grading", help="folder for the reports and unpacked copies "
                                                               "(default: %(default)s)")
@@ -573,7 +574,7 @@ def _run_grade(args: argparse.Namespace) -> int:
     from tryon_lab.errors import ConfigError
     from tryon_lab.grading.classroom import find_submissions, grade_class
     from tryon_lab.grading.reference import load_reference
-    from tryon_lab.grading.report import render_class_html, render_html, write_json, write_text
+    from tryon_lab.grading.report import NO_REFERENCE, render_class_html, render_html, write_json, write_text
     from tryon_lab.grading.rubric import load_rubric
 
     if bool(args.submissions) == bool(args.class_dir):
@@ -585,6 +586,8 @@ def _run_grade(args: argparse.Namespace) -> int:
     if not sources:
         raise ConfigError(f"{args.class_dir} holds no submissions (folders or .zip files)")
     print(f"grading {len(sources)} submission(s) with {rubric.name!r}" + "".join(f"\n  {n}" for n in notes))
+    if reference is None:
+        print(f"{NO_REFERENCE}.")
     run = grade_class(sources, args.out, rubric, reference.path if reference else None, args.jobs, args.timeout,
                       args.keep_files)
     single = len(run.reports) == 1 and not args.class_dir

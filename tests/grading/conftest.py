@@ -1,14 +1,13 @@
-"""Grading fixtures: one tiny bundle exported per session, a corpus of submissions made from it, graded once.
+"""Grading fixtures: tiny bundles exported once per session, a corpus of submissions made from one, graded once.
 
-Exporting converts every component with coremltools (a minute or more on 2 cores), so the bundle
-is also kept in pytest's cache under a hash of the code and versions that make it; ``pytest
+Exporting converts every component with coremltools (half a minute or more on 2 cores), so each
+bundle is also kept in pytest's cache under a hash of the code and versions that make it; ``pytest
 --cache-clear`` forces a fresh export.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_STEPS = 2
-# What the bundle's bytes depend on: the export code, the tiny model and its world, and the libraries.
+# What the bundles' bytes depend on: the export code, the tiny model and its world, and the libraries
+# (and this file, which holds the export options).
 BUNDLE_SOURCES = ("tryon_lab/export", "tryon_lab/models", "tryon_lab/pipelines", "tryon_lab/data")
 
 
@@ -26,6 +26,7 @@ def _bundle_key() -> str:
     import torch
 
     digest = hashlib.sha256(f"{torch.__version__} {coremltools.__version__} {diffusers.__version__}".encode())
+    digest.update(Path(__file__).read_bytes())
     for folder in BUNDLE_SOURCES:
         for path in sorted((ROOT / folder).rglob("*")):
             if path.suffix in (".py", ".json", ".toml") and "__pycache__" not in path.parts:
@@ -33,29 +34,40 @@ def _bundle_key() -> str:
     return digest.hexdigest()[:16]
 
 
-def _export(pipeline_dir: Path, out: Path) -> Path:
+def _cached_export(request, tmp_path_factory, name: str, bits: str, chunks: int) -> Path:
+    """A fresh copy of the tiny pipeline exported (Core ML only) with ``bits`` and ``chunks``, taken
+    from pytest's cache (as ``name``) when the code that makes it has not changed."""
     from tryon_lab.export.bundle import ExportOptions, export_bundle
 
-    options = ExportOptions(bits="6", chunks=2, targets=("coreml",), steps=GOLDEN_STEPS)
-    return export_bundle(pipeline_dir, out, options, log=lambda _: None)
+    def export(out: Path) -> Path:
+        options = ExportOptions(bits=bits, chunks=chunks, targets=("coreml",), steps=GOLDEN_STEPS)
+        return export_bundle(request.getfixturevalue("tiny_pipeline_dir"), out, options, log=lambda _: None)
+
+    copy = tmp_path_factory.mktemp(name) / "bundle"
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return export(copy)
+    root, key = cache.mkdir("tryon-lab-grading-bundle"), _bundle_key()
+    cached = root / key / name
+    if not (cached / "manifest.json").is_file():
+        for stale in root.iterdir():  # bundles of code that has changed since
+            if stale.name != key:
+                shutil.rmtree(stale, ignore_errors=True)
+        export(cached)  # written to a temporary folder, renamed into place when complete
+    return shutil.copytree(cached, copy)
 
 
 @pytest.fixture(scope="session")
 def reference_bundle(request, tmp_path_factory) -> Path:
-    """The tiny random pipeline exported once: Core ML, 6-bit U-Net in 2 chunks, a 2-step golden try-on."""
-    cache = getattr(request.config, "cache", None)
-    if cache is None:
-        return _export(request.getfixturevalue("tiny_pipeline_dir"), tmp_path_factory.mktemp("reference") / "bundle")
-    cached = cache.mkdir("tryon-lab-grading-bundle") / _bundle_key()
-    if not (cached / "manifest.json").is_file():
-        staging = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        _export(request.getfixturevalue("tiny_pipeline_dir"), staging)
-        for stale in cached.parent.iterdir():  # bundles of code that has changed since
-            if stale != staging:
-                shutil.rmtree(stale, ignore_errors=True)
-        staging.rename(cached)
-    return shutil.copytree(cached, tmp_path_factory.mktemp("reference") / "bundle")
+    """The tiny random pipeline exported to the course recipe: Core ML, 6-bit U-Net in 2 chunks, a
+    2-step golden try-on."""
+    return _cached_export(request, tmp_path_factory, "reference", "6", 2)
+
+
+@pytest.fixture(scope="session")
+def eight_bit_bundle(request, tmp_path_factory) -> Path:
+    """The same pipeline exported off the course recipe: an 8-bit U-Net, unchunked."""
+    return _cached_export(request, tmp_path_factory, "eight-bit", "8", 1)
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,20 @@ import zipfile
 
 import pytest
 
+from tryon_lab.export.palettize import WEIGHT_THRESHOLD, WeightInfo, WeightReport
+from tryon_lab.grading.checks import graded_average_bits
 from tryon_lab.grading.errors import RubricError, SubmissionRejected
 from tryon_lab.grading.filetypes import file_problem
-from tryon_lab.grading.report import CheckResult, Report, read_report, render_html, summary_csv, write_report
+from tryon_lab.grading.report import (
+    NOT_VERIFIED,
+    CheckResult,
+    Report,
+    read_report,
+    render_class_html,
+    render_html,
+    summary_csv,
+    write_report,
+)
 from tryon_lab.grading.rubric import CHECK_NAMES, load_rubric
 from tryon_lab.grading.submission import student_name, unpack_submission
 
@@ -21,12 +32,31 @@ def test_the_default_rubric_scores_every_check_out_of_100():
     assert rubric.get("chunks", "component") == "Unet" and rubric.limits.max_compression_ratio > 1
 
 
+def test_the_default_rubric_holds_the_course_recipe():
+    rubric = load_rubric()
+    assert rubric.get("bits", "components") == ["Unet"] and rubric.get("bits", "max_average_bits") == 6.0
+    assert rubric.get("chunks", "min_chunks") == 2
+    # The course's 6-bit U-Net is 7.1 MB (3.6 MB a chunk in two); its fp16 one (17.9 MB) in two is over the limit.
+    assert 4_000_000 < rubric.get("chunks", "max_chunk_bytes") < 17_951_090 / 2
+
+
 def test_a_rubric_file_is_laid_over_the_default(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('name = "mine"\n[numerics]\npoints = 40\n[limits]\nmax_files = 10\n')
+    path.write_text('name = "mine"\n[numerics]\npoints = 40\n[limits]\nmax_files = 10\n'
+                    '[bits]\nmax_average_bits = 8\n[chunks]\nmin_chunks = 1\n')
     rubric = load_rubric(path)
     assert rubric.name == "mine" and rubric.points("numerics") == 40.0 and rubric.limits.max_files == 10
+    assert rubric.get("bits", "max_average_bits") == 8.0 and rubric.get("chunks", "min_chunks") == 1
     assert rubric.points("tryon") == load_rubric().points("tryon") and rubric.source == str(path)
+    assert rubric.get("chunks", "max_chunk_bytes") == load_rubric().get("chunks", "max_chunk_bytes")
+
+
+def test_the_graded_average_leaves_out_only_small_uncompressed_tensors():
+    big, small = WEIGHT_THRESHOLD * 3, WEIGHT_THRESHOLD
+    palettized = WeightInfo("conv", big, 6, 0)
+    assert graded_average_bits(WeightReport((palettized, WeightInfo("norm", small, 16, 0)))) == 6.0
+    assert graded_average_bits(WeightReport((palettized, WeightInfo("proj", big, 16, 0)))) == 11.0
+    assert graded_average_bits(WeightReport((palettized, WeightInfo("tiny lut", small, 4, 0)))) == 5.5
 
 
 @pytest.mark.parametrize("text, message", [
@@ -124,12 +154,12 @@ def test_file_types_are_judged_by_content(tmp_path):
     assert "a Windows executable" in problem("coreml/x.mlmodel", b"MZ\x90\x00")
 
 
-def _report(reason="fine"):
-    report = Report("bob", "/subs/bob.zip", "course", None, status="failed")
+def _report(reason="fine", reference=None):
+    report = Report("bob", "/subs/bob.zip", "course", reference, status="failed")
     report.checks = [CheckResult("unpack", "Unpacking", "passed", 5.0, 5.0, "ok"),
                      CheckResult("numerics", "Numbers", "failed", 20.0, 0.0, reason,
                                  rows=[{"component": "Unet", "psnr": float("-inf")}]),
-                     CheckResult("tryon", "Try-on", "skipped", 10.0, 0.0, "no reference")]
+                     CheckResult("tryon", "Try-on", "unverified", 10.0, 0.0, "no reference")]
     return report
 
 
@@ -137,9 +167,23 @@ def test_a_report_round_trips_through_json_with_infinite_numbers(tmp_path):
     report = _report()
     json_path, html_path = write_report(report, tmp_path)
     again = read_report(json_path)
-    assert again.checks[1].rows[0]["psnr"] == "-inf" and again.score == 5 and again.max_score == 25
+    assert again.checks[1].rows[0]["psnr"] == "-inf" and again.score == 5 and again.max_score == 35
     assert again.exit_code == 1 and again.failed_checks() == ["numerics"]
     assert html_path.read_text().count("<tr>") >= 4
+
+
+def test_a_report_without_a_reference_says_so_at_the_top(tmp_path):
+    report = _report()
+    warning = report.warning
+    assert f"{NOT_VERIFIED}: tryon (10 points)" in warning and "no bundle gets full marks" in warning
+    assert _report(reference="/ref").warning is None
+    data = json.loads(write_report(report, tmp_path)[0].read_text())
+    assert list(data)[:3] == ["format", "format_version", "warning"] and data["warning"] == warning
+    assert report.table().splitlines()[1] == warning and NOT_VERIFIED in report.table().splitlines()[-2]
+    page = render_html(report)
+    assert page.index(warning) < page.index("<table>") and f'class="unverified">{NOT_VERIFIED}<' in page
+    class_page = render_class_html([report, _report(reference="/ref")])
+    assert class_page.index("Graded without a reference bundle") < class_page.index("<table>")
 
 
 def test_submission_text_is_escaped_in_html_and_defused_in_csv():

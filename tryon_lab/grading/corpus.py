@@ -40,9 +40,6 @@ max_total_bytes = 33_554_432      # 32 MiB
 max_compression_ratio = 100.0
 timeout_seconds = 300.0
 
-[bits]
-max_average_bits = 9.0            # a tiny U-Net's small tensors stay fp16: 6-bit palettes average 8.6 bits
-
 [chunks]
 max_chunk_bytes = 1_048_576       # 1 MiB
 """

@@ -32,9 +32,10 @@ def grade_submission(source: str | Path, out: str | Path, rubric: Rubric | None 
                      keep_files: bool = False) -> Report:
     """Grade the folder or zip ``source`` into the folder ``out``; return its ``Report``.
 
-    ``rubric`` defaults to the course rubric; without ``reference`` the numerics use the
-    submission's own golden data and the try-on check is skipped. A fault of the submission
-    never raises: it is a failed check. ``keep_files`` keeps the unpacked copy in ``out/submission``.
+    ``rubric`` defaults to the course rubric. Without ``reference``, checks that can only compare
+    the submission with itself (numerics on its own golden data, the try-on, a DTC bundle's
+    contract) are ``unverified`` when they pass and earn no points. A fault of the submission never
+    raises: it is a failed check. ``keep_files`` keeps the unpacked copy in ``out/submission``.
     """
     source, out = Path(source), Path(out)
     rubric = rubric or load_rubric()
@@ -66,7 +67,7 @@ def run_check(check, context: Context, report: Report, rubric: Rubric) -> CheckR
     """Run one registered check (or block it if a check it needs did not pass) into a ``CheckResult``."""
     points = rubric.points(check.name)
     done = {c.name: c.status for c in report.checks}
-    failed = [name for name in check.needs if done.get(name) != "passed"]
+    failed = [name for name in check.needs if done.get(name) not in ("passed", "unverified")]
     if failed:
         return CheckResult(check.name, check.title, "blocked", points, 0.0, f"not run: {failed[0]} did not pass")
     began = time.perf_counter()
@@ -79,7 +80,7 @@ def run_check(check, context: Context, report: Report, rubric: Rubric) -> CheckR
         outcome = Outcome(False, f"the grader could not complete this check ({type(err).__name__}: {err})"[:300])
         error = "".join(traceback.format_exception(err)[-3:])[-2000:]
     if status is None:
-        status = "skipped" if outcome.skipped else ("passed" if outcome.passed else "failed")
+        status = "failed" if not outcome.passed else ("unverified" if outcome.unverified else "passed")
     earned = points if status == "passed" else 0.0
     return CheckResult(check.name, check.title, status, points, earned, context.relative(outcome.reason),
                        [context.relative(d) for d in outcome.details], outcome.rows,

@@ -1,10 +1,12 @@
 """A student's report and a class summary: JSON for tools, HTML for people, CSV and text for the terminal.
 
 A report lists every named check with its status (``passed``, ``failed``, ``blocked``: not run
-because a check it needs failed, ``skipped``: not applicable, e.g. the try-on without a reference
-bundle), points, reason and details. ``blocked`` checks earn nothing but count in the total;
-``skipped`` ones count in neither. Everything a submission controls (file names, messages) is
-escaped in HTML; non-finite numbers are written to JSON as strings (``"inf"``).
+because a check it needs failed, ``unverified``: passed, but only against the submission's own
+data, for want of a reference bundle; shown as "not verified (no reference)"), points, reason and
+details. Only ``passed`` checks earn points; every check counts in the total, so a submission
+graded without a reference bundle never gets full marks, and its report says so at the top.
+Everything a submission controls (file names, messages) is escaped in HTML; non-finite numbers
+are written to JSON as strings (``"inf"``).
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ from tryon_lab import __version__
 from tryon_lab.tables import format_table
 
 FORMAT = "tryon-lab-grade"
-CHECK_STATUSES = ("passed", "failed", "blocked", "skipped")
+CHECK_STATUSES = ("passed", "failed", "blocked", "unverified")
 EXIT_CODES = {"passed": 0, "failed": 1, "unreadable": 2, "running": 1}
+NOT_VERIFIED = "not verified (no reference)"  # how reports show the status "unverified"
+NO_REFERENCE = ("Graded without a reference bundle (--reference): checks that can only compare a submission with "
+                "itself earn no points, so no bundle gets full marks")
 
 
 @dataclass
 class CheckResult:
-    """One named check: ``status`` (passed / failed / blocked / skipped), ``points`` it is worth and
+    """One named check: ``status`` (passed / failed / blocked / unverified), ``points`` it is worth and
     ``earned``, a one-line ``reason``, ``details`` (problems or notes), measurement ``rows``, its
     ``seconds``, and ``error``: set when the grader itself hit an unexpected exception."""
 
@@ -71,8 +76,18 @@ class Report:
 
     @property
     def max_score(self) -> float:
-        """Points of every check that applies (skipped ones excluded)."""
-        return sum(c.points for c in self.checks if c.status != "skipped")
+        """Points of every check."""
+        return sum(c.points for c in self.checks)
+
+    @property
+    def warning(self) -> str | None:
+        """What the report opens with when it was graded without a reference bundle, else None."""
+        if self.reference is not None:
+            return None
+        unverified = [c for c in self.checks if c.status == "unverified"]
+        listed = (f"; {NOT_VERIFIED}: {', '.join(c.name for c in unverified)} "
+                  f"({_num(sum(c.points for c in unverified))} points)") if unverified else ""
+        return f"{NO_REFERENCE}{listed}."
 
     @property
     def exit_code(self) -> int:
@@ -92,7 +107,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready data (score and exit code included)."""
-        data = {"format": FORMAT, "format_version": 1, **asdict(self), "score": self.score,
+        data = {"format": FORMAT, "format_version": 2, "warning": self.warning, **asdict(self), "score": self.score,
                 "max_score": self.max_score, "exit_code": self.exit_code}
         return _jsonable(data)
 
@@ -105,15 +120,21 @@ class Report:
 
     def table(self) -> str:
         """The checks as a text table, with a result line."""
-        rows = [[c.name, c.status.upper() if c.status == "failed" else c.status, f"{_num(c.earned)}/{_num(c.points)}",
-                 c.reason[:110]] for c in self.checks]
-        lines = [f"{self.student}: {self.submission}", format_table(rows, ["check", "result", "points", "reason"])]
+        rows = [[c.name, c.status.upper() if c.status == "failed" else status_label(c.status),
+                 f"{_num(c.earned)}/{_num(c.points)}", c.reason[:110]] for c in self.checks]
+        lines = [f"{self.student}: {self.submission}", *([self.warning] if self.warning else []),
+                 format_table(rows, ["check", "result", "points", "reason"])]
         lines.append(f"{self.status.upper()}  {_num(self.score)}/{_num(self.max_score)} points")
         return "\n".join(lines)
 
 
 def _num(value: float) -> str:
     return f"{value:g}"
+
+
+def status_label(status: str) -> str:
+    """How reports show a check's ``status``."""
+    return NOT_VERIFIED if status == "unverified" else status
 
 
 def _jsonable(value: Any) -> Any:
@@ -161,7 +182,8 @@ table { border-collapse: collapse; margin: .6em 0 1.2em; }
 th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 .passed { color: #0a6b2d; font-weight: 600; } .failed, .unreadable, .blocked { color: #b00020; font-weight: 600; }
-.skipped, .running { color: #777; } .num { text-align: right; font-variant-numeric: tabular-nums; }
+.unverified { color: #8a5a00; font-weight: 600; } .running { color: #777; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { background: #f5f5f5; padding: 0 .2em; } small { color: #666; }
 """
 
@@ -189,11 +211,12 @@ def render_html(report: Report) -> str:
     e = html.escape
     summary = "".join(
         f"<tr><td><a href=\"#{e(c.name)}\">{e(c.name)}</a></td><td>{e(c.title)}</td>"
-        f"<td class=\"{e(c.status)}\">{e(c.status)}</td><td class=\"num\">{_num(c.earned)} / {_num(c.points)}</td>"
-        f"<td>{e(c.reason)}</td></tr>" for c in report.checks)
+        f"<td class=\"{e(c.status)}\">{e(status_label(c.status))}</td>"
+        f"<td class=\"num\">{_num(c.earned)} / {_num(c.points)}</td><td>{e(c.reason)}</td></tr>" for c in report.checks)
     sections = []
     for c in report.checks:
-        parts = [f"<h3 id=\"{e(c.name)}\">{e(c.name)} <small class=\"{e(c.status)}\">{e(c.status)}</small></h3>",
+        parts = [f"<h3 id=\"{e(c.name)}\">{e(c.name)} "
+                 f"<small class=\"{e(c.status)}\">{e(status_label(c.status))}</small></h3>",
                  f"<p>{e(c.reason)} <small>({c.seconds:.1f} s)</small></p>"]
         if c.details:
             parts.append("<ul>" + "".join(f"<li><code>{e(d)}</code></li>" for d in c.details) + "</ul>")
@@ -204,7 +227,8 @@ def render_html(report: Report) -> str:
         sections.append("\n".join(parts))
     notes = "".join(f"<li>{e(n)}</li>" for n in report.notes)
     body = (f"<h1>{e(report.student)} <span class=\"{e(report.status)}\">{e(report.status.upper())}</span></h1>\n"
-            f"<p><b>{_num(report.score)} / {_num(report.max_score)}</b> points &middot; submission "
+            + (f"<p class=\"unverified\">{e(report.warning)}</p>\n" if report.warning else "")
+            + f"<p><b>{_num(report.score)} / {_num(report.max_score)}</b> points &middot; submission "
             f"<code>{e(report.submission)}</code> &middot; rubric {e(report.rubric)} &middot; reference "
             f"<code>{e(report.reference or 'none')}</code> &middot; graded {e(report.graded_at)} in "
             f"{report.seconds:.1f} s by {e(report.grader)}</p>\n"
@@ -228,8 +252,9 @@ def render_class_html(reports: list[Report], links: dict[str, str] | None = None
         rows.append(f"<tr><td>{student}</td><td class=\"{e(r.status)}\">{e(r.status)}</td>"
                     f"<td class=\"num\">{_num(r.score)} / {_num(r.max_score)}</td>{cells}</tr>")
     passed = sum(r.status == "passed" for r in reports)
-    body = (f"<h1>Class grading: {passed} of {len(reports)} passed</h1>\n<table><tr><th>student</th><th>result</th>"
-            f"<th>points</th>{head}</tr>{''.join(rows)}</table>")
+    warning = f"<p class=\"unverified\">{e(NO_REFERENCE)}.</p>\n" if any(r.warning for r in reports) else ""
+    body = (f"<h1>Class grading: {passed} of {len(reports)} passed</h1>\n{warning}"
+            f"<table><tr><th>student</th><th>result</th><th>points</th>{head}</tr>{''.join(rows)}</table>")
     return _page("class grading", body)
 
 
@@ -238,7 +263,8 @@ def _check_cell(report: Report, name: str) -> str:
         c = report.check(name)
     except KeyError:
         return "<td></td>"
-    return f"<td class=\"{html.escape(c.status)}\" title=\"{html.escape(c.reason)}\">{html.escape(c.status)}</td>"
+    return (f"<td class=\"{html.escape(c.status)}\" title=\"{html.escape(c.reason)}\">"
+            f"{html.escape(status_label(c.status))}</td>")
 
 
 def summary_csv(reports: list[Report]) -> str:
