@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-NAMES = ("inpainting", "dtc", "dreambooth", "export", "app", "grade")
+NAMES = ("inpainting", "dtc", "dreambooth", "export", "app", "grade", "channel-order")
+EXTRA = ("export-sd15",)  # long (tens of minutes, SD-1.5 size): run by name only, never by `all`
 
 
 def _machine() -> str:
@@ -43,10 +44,11 @@ def update_results(name: str, section: str, path: Path = RESULTS) -> None:
 def main() -> None:
     """Parse NAMEs, run each benchmark's ``run()``, print and record its rows."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("names", nargs="+", help=f"benchmarks to run: {', '.join(NAMES)} or all")
+    parser.add_argument("names", nargs="+", choices=(*NAMES, *EXTRA, "all"), metavar="NAME",
+                        help=f"benchmarks to run: {', '.join(NAMES)} or all (all of those); also {', '.join(EXTRA)}")
     args = parser.parse_args()
     for name in NAMES if args.names == ["all"] else args.names:
-        module = importlib.import_module(f"benchmarks.{name}")
+        module = importlib.import_module(f"benchmarks.{name.replace('-', '_')}")
         began = time.perf_counter()
         rows = module.run()
         section = render_section(name, rows, time.perf_counter() - began)

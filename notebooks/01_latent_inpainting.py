@@ -22,8 +22,8 @@
 #   on a world image and on a real photo;
 # - the noise schedule: how much signal is left at each timestep t, and what a noisy latent
 #   looks like when decoded;
-# - the inpainting U-Net's **9 input channels**: noisy latent (4) + masked-image latent (4) +
-#   mask (1);
+# - the inpainting U-Net's **9 input channels**, in Stable Diffusion's order: noisy latent (4) +
+#   mask (1) + masked-image latent (4);
 # - sampling step by step, watched through `callback_on_step_end`: the latent at each step and
 #   the clean picture the U-Net predicts from it;
 # - three samplers (DDIM, DPM-Solver++, Euler) on the same seed and the same step budget;
@@ -164,8 +164,16 @@ image_grid(noisy, [f"t = {t}  (SNR {schedule.snr[t]:.2g})" for t in timesteps], 
 # | channels | what | where it comes from |
 # |---|---|---|
 # | 0–3 | the noisy latent x_t | the sampler (in training: the target's latent, noised to t) |
-# | 4–7 | the masked-image latent | the VAE latent of the photo with the mask's pixels blanked to gray |
-# | 8 | the mask | the pixel mask brought to latent size: a cell is masked if *any* of its pixels is |
+# | 4 | the mask | the pixel mask brought to latent size: in this course a cell is masked if *any* of its pixels is |
+# | 5–8 | the masked-image latent | the VAE latent of the photo with the mask's pixels blanked to gray |
+#
+# The order is Stable Diffusion's: every SD-inpainting checkpoint, and diffusers'
+# `StableDiffusionInpaintPipeline`, expects exactly these channels in exactly this order (feed a
+# real checkpoint another order and it paints nonsense). How the mask reaches latent size is a
+# choice: this course's models are trained with "any pixel masked" (max-pooling), so a thin
+# brush stroke survives; diffusers resizes the mask with nearest-neighbour interpolation, which
+# can drop a stroke thinner than a cell. `TryOnInpaintPipeline` follows the loaded model's rule
+# (`pipe.inpaint_rule`): a real SD folder gets diffusers' rule.
 #
 # The last 5 channels never change during sampling: they tell the U-Net what to keep and where to
 # paint. Below, a held-out scene (the person in their own garment), its ground-truth target, the
@@ -186,7 +194,7 @@ image_grid([sample.scene, sample.target, unet_in.masked_image], ["scene (input)"
 image_grid(channel_images(unet_in.sample), unet_in.titles(), ncols=9, size=1.4)
 
 # %% [markdown]
-# Channels 4–7 look like channels 0–3 of a picture with a hole in it; channel 8 is the mask,
+# Channels 5–8 look like channels 0–3 of a picture with a hole in it; channel 4 is the mask,
 # coarser than the pixel mask because every latent cell covers 8x8 pixels. The U-Net's first
 # convolution has 9 input channels; everything after it is the ordinary Stable Diffusion U-Net.
 
@@ -297,8 +305,8 @@ parts.figure()
 # Write `unet_input(noisy_latents, masked_image_latents, pixel_mask)`. The latents are float
 # tensors of shape `(B, 4, h, w)`; `pixel_mask` is a float tensor `(B, 1, H, W)` of 0s and 1s at
 # pixel resolution, with `H = 8h` and `W = 8w` (images need not be square). Return the
-# `(B, 9, h, w)` U-Net input: the noisy latent, the masked-image latent, and the mask at latent
-# size, in that order, where a latent cell is 1 if **any** of its pixels is masked.
+# `(B, 9, h, w)` U-Net input: the noisy latent, the mask at latent size (a latent cell is 1 if
+# **any** of its pixels is masked, the course's rule), and the masked-image latent, in that order.
 #
 # Hints: `torch.cat(tensors, dim=...)`; `torch.nn.functional` has pooling layers. Think about a
 # one-pixel brush stroke: it must not vanish.

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="<command>", required=True)
-    for add in (_add_course, _add_world, _add_pretrain, _add_train_dtc, _add_tryon, _add_dreambooth, _add_info, _add_export, _add_verify, _add_app, _add_grade):
+    for add in (_add_course, _add_world, _add_pretrain, _add_train_dtc, _add_tryon, _add_dreambooth, _add_info, _add_export, _add_verify, _add_app, _add_grade, _add_upgrade):
         add(subparsers)
     return parser
 
@@ -604,3 +604,34 @@ def _run_grade(args: argparse.Namespace) -> int:
     print(f"{passed} of {len(run.reports)} passed in {run.seconds:.0f} s; reports in {args.out}/<student>/, "
           f"summary {run.summary_csv} and {run.index_html}")
     return run.exit_code
+
+
+def _add_upgrade(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "upgrade",
+        "Convert a model folder saved by an earlier tryon-lab to diffusers' U-Net channel order "
+        "(an exact permutation of conv_in's input channels: the model computes what it did).",
+        "  tryon-lab upgrade build/course/02_dreambooth/garment-full\n"
+        "  tryon-lab upgrade my-dtc-parts/",
+    )
+    parser.add_argument("folders", nargs="+", metavar="FOLDER",
+                        help="a pipeline folder (model_index.json) or DTC parts folder (dtc.json) to upgrade in place")
+    parser.set_defaults(handler=_run_upgrade)
+
+
+def _run_upgrade(args: argparse.Namespace) -> int:
+    from tryon_lab.pipelines.upgrade import legacy_record, upgrade_folder
+
+    stale = [folder for folder in args.folders if legacy_record(folder) is None]
+    if stale:  # checked for every folder before any is changed
+        from tryon_lab.errors import ConfigError
+
+        raise ConfigError(f"not a model folder in the old channel order (nothing to upgrade): {', '.join(stale)}")
+    for folder in args.folders:
+        changed = upgrade_folder(folder)
+        print(f"upgraded {folder} to diffusers' channel order (inpaint_rule 'tryon-lab')")
+        for name, hashes in changed.items():
+            print(f"  {name}: sha256 {hashes}")
+    return 0
+

@@ -12,6 +12,7 @@ import pytest
 from tryon_lab.app import ExecuTorchBackend, FittingRoom, GenerationCancelled
 from tryon_lab.app.executorch_backend import bundle_tokenizer
 from tryon_lab.cli import main
+from tryon_lab.export.bundle import FORMAT_VERSION
 from tryon_lab.export.errors import BundleError
 
 WAIT = 120  # seconds; generous, because CI machines may be busy
@@ -23,10 +24,10 @@ def phone_backend(tiny_bundle):
     return ExecuTorchBackend.from_bundle(tiny_bundle)
 
 
-def _fake_bundle(folder, components=None, runtime=None):
+def _fake_bundle(folder, components=None, runtime=None, version=FORMAT_VERSION):
     folder.mkdir()
-    manifest = {"format": "tryon-lab-bundle", "components": components or {}, "files": {}, "golden": {},
-                "scheduler": {}, "runtime": runtime or {}}
+    manifest = {"format": "tryon-lab-bundle", "format_version": version, "components": components or {}, "files": {},
+                "golden": {}, "scheduler": {}, "runtime": runtime or {}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -127,6 +128,8 @@ def test_a_bad_bundle_path_is_a_typed_error_and_a_message_in_the_app(tmp_path, s
         ExecuTorchBackend.from_bundle(coreml_only)
     with pytest.raises(BundleError, match="conditioned on 'reference', not on a prompt"):
         ExecuTorchBackend.from_bundle(_fake_bundle(tmp_path / "dtc", runtime={"conditioning": "reference"}))
+    with pytest.raises(BundleError, match="format_version 1 cannot be read .* diffusers' order"):
+        ExecuTorchBackend.from_bundle(_fake_bundle(tmp_path / "old", version=1))
     room = FittingRoom(bundle=tmp_path / "nope", catalog=small_catalog)
     assert room.backend is None and room.runner is None
     assert room.status.kind == "error" and room.status.text.startswith("No model: bundle ")

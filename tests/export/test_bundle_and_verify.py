@@ -35,7 +35,7 @@ def test_the_manifest_records_contract_bits_sizes_and_chunks(bundle):
     import coremltools as ct
 
     manifest = read_manifest(bundle)
-    assert manifest["format_version"] == 1 and manifest["targets"] == ["coreml"]
+    assert manifest["format_version"] == 2 and manifest["targets"] == ["coreml"]
     unet = manifest["components"]["Unet"]
     assert [t["name"] for t in unet["inputs"]] == ["sample", "timestep", "encoder_hidden_states"]
     coreml = unet["coreml"]
@@ -95,6 +95,11 @@ def test_a_malformed_manifest_is_a_bundle_error(bundle_copy, tmp_path, capsys):
     manifest_path.write_text("{not json")
     with pytest.raises(BundleError, match="not valid JSON"):
         verify_bundle(bundle_copy)
+    manifest_path.write_text(json.dumps({**manifest, "format_version": 1}))
+    with pytest.raises(BundleError, match=r"format_version 1 cannot be read .* reads version 2 \(version 1 fed the U-Net"):
+        verify_bundle(bundle_copy)
+    assert main(["verify", str(bundle_copy)]) == 2
+    assert "tryon-lab export" in capsys.readouterr().err
     assert main(["verify", str(tmp_path / "nothing-here")]) == 2
     assert "no manifest.json" in capsys.readouterr().err
 

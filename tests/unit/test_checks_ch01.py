@@ -20,6 +20,7 @@ from tryon_lab.checks.ch01 import (
     guidance_cases,
     unet_input_cases,
 )
+from tryon_lab.models.channels import inpaint_channels
 from tryon_lab.pipelines.compositing import blend as package_blend
 from tryon_lab.pipelines.latents import latent_mask
 
@@ -28,7 +29,7 @@ from tryon_lab.pipelines.latents import latent_mask
 
 def unet_input(noisy, masked, pixel_mask):
     small = F.adaptive_max_pool2d(pixel_mask, noisy.shape[-2:])
-    return torch.cat([noisy, masked, small], dim=1)
+    return torch.cat([noisy, small, masked], dim=1)
 
 
 def unet_input_package(noisy, masked, pixel_mask):
@@ -37,19 +38,23 @@ def unet_input_package(noisy, masked, pixel_mask):
         small = latent_mask(pixel_mask, noisy.shape[-1])
     else:
         small = F.max_pool2d(pixel_mask, pixel_mask.shape[-1] // noisy.shape[-1])
-    return torch.cat([noisy, masked, small], dim=1)
+    return torch.cat([noisy, inpaint_channels(small, masked)], dim=1)
 
 
 def order_swapped(noisy, masked, pixel_mask):
     return unet_input(masked, noisy, pixel_mask)
 
 
+def mask_last(noisy, masked, pixel_mask):
+    return torch.cat([noisy, masked, F.adaptive_max_pool2d(pixel_mask, noisy.shape[-2:])], dim=1)
+
+
 def average_pooled(noisy, masked, pixel_mask):
-    return torch.cat([noisy, masked, F.adaptive_avg_pool2d(pixel_mask, noisy.shape[-2:])], dim=1)
+    return torch.cat([noisy, F.adaptive_avg_pool2d(pixel_mask, noisy.shape[-2:]), masked], dim=1)
 
 
 def nearest_resized(noisy, masked, pixel_mask):
-    return torch.cat([noisy, masked, F.interpolate(pixel_mask, size=noisy.shape[-2:], mode="nearest")], dim=1)
+    return torch.cat([noisy, F.interpolate(pixel_mask, size=noisy.shape[-2:], mode="nearest"), masked], dim=1)
 
 
 def inverted_mask(noisy, masked, pixel_mask):
@@ -58,7 +63,7 @@ def inverted_mask(noisy, masked, pixel_mask):
 
 def square_only(noisy, masked, pixel_mask):
     size = noisy.shape[-1]
-    return torch.cat([noisy, masked, F.adaptive_max_pool2d(pixel_mask, size)], dim=1)
+    return torch.cat([noisy, F.adaptive_max_pool2d(pixel_mask, size), masked], dim=1)
 
 
 def concat_on_batch(noisy, masked, pixel_mask):
@@ -92,6 +97,7 @@ def test_unet_input_right_answers_pass(capsys):
     "wrong, says",
     [
         (order_swapped, "hold the masked-image latent"),
+        (mask_last, "expects the mask right after the noisy latent, at channel 4"),
         (average_pooled, "other than 0 and 1"),
         (nearest_resized, "as kept although some of their pixels are masked"),
         (inverted_mask, "masked"),

@@ -122,7 +122,8 @@ def test_unet_input_is_what_the_pipeline_feeds_the_unet(tiny_pipeline, photo):
     assert torch.allclose(built.sample[:, 4:], fed[:, 4:], atol=1e-6), "conditioning channels differ"
     assert set(built.mask.unique().tolist()) <= {0.0, 1.0} and 0 < built.mask.mean() < 1
     assert built.masked_image.size == (64, 64)
-    assert len(built.titles()) == 9 and built.titles()[-1] == "8: mask"
+    assert len(built.titles()) == 9 and built.titles()[4] == "4: mask" and built.titles()[-1] == "8: masked-image latent ch 3"
+    assert torch.equal(built.sample[:, 4:5], built.mask)
 
 
 def test_unet_input_noisy_latent_is_the_target_noised(tiny_pipeline, photo):

@@ -1,9 +1,9 @@
 """Chapter 01 exercises: the U-Net's 9-channel input, classifier-free guidance, the paste-back blend.
 
 1. ``unet_input(noisy_latents, masked_image_latents, pixel_mask)``: tensors (B, 4, h, w),
-   (B, 4, h, w) and (B, 1, H, W) with H, W a multiple of h, w -> the (B, 9, h, w) U-Net input:
-   the noisy latent, the masked-image latent, and the mask brought to latent size so that a
-   latent cell counts as masked when any of its pixels is.
+   (B, 4, h, w) and (B, 1, H, W) with H, W a multiple of h, w -> the (B, 9, h, w) U-Net input in
+   diffusers' order: the noisy latent, the mask brought to latent size so that a latent cell
+   counts as masked when any of its pixels is (the course's rule), and the masked-image latent.
 2. ``guided_noise(noise_pred, guidance_scale)``: the U-Net's output for the doubled batch
    (B unconditional rows, then B text-conditioned rows) -> the (B, ...) guided prediction.
 3. ``blend(original, generated, alpha)``: uint8 HxWx3 images and float HxW weights -> the uint8
@@ -91,8 +91,11 @@ def judge_unet_input(result, case: Case) -> str | None:
     problem = tensor_problem(result, (b, 2 * c + 1, h, w), "a (B, 9, h, w) tensor")
     if problem:
         return problem
+    if max_error(result[:, c:2 * c], masked) <= _TOLERANCE:
+        return (f"channels {c}-{2 * c - 1} hold the masked-image latent and the mask comes last; Stable Diffusion "
+                f"inpainting (and this U-Net) expects the mask right after the noisy latent, at channel {c}")
     groups = {"the noisy latent": noisy, "the masked-image latent": masked}
-    for (name, expected), start in zip(groups.items(), (0, c)):
+    for (name, expected), start in zip(groups.items(), (0, c + 1)):
         got = result[:, start:start + c]
         if max_error(got, expected) <= _TOLERANCE:
             continue
@@ -101,14 +104,14 @@ def judge_unet_input(result, case: Case) -> str | None:
             if other is not expected and max_error(got, other) <= _TOLERANCE:
                 return f"{where} hold {other_name}, but the U-Net was trained with {name} there"
         return f"{where} should be {name} exactly as given; they differ from it by up to {max_error(got, expected):.3g}"
-    return _mask_channel_problem(result[:, 2 * c].detach().double().numpy(), pixel_mask)
+    return _mask_channel_problem(result[:, c].detach().double().numpy(), pixel_mask, c)
 
 
-def _mask_channel_problem(channel: np.ndarray, pixel_mask: np.ndarray) -> str | None:
+def _mask_channel_problem(channel: np.ndarray, pixel_mask: np.ndarray, index: int) -> str | None:
     expected = _latent_mask(pixel_mask, *channel.shape[1:])[:, 0]
     if not np.isin(channel, (0.0, 1.0)).all():
         odd = channel[~np.isin(channel, (0.0, 1.0))]
-        return (f"the mask channel (channel 8) holds values other than 0 and 1 (e.g. {odd.flat[0]:.3g}); "
+        return (f"the mask channel (channel {index}) holds values other than 0 and 1 (e.g. {odd.flat[0]:.3g}); "
                 "a latent cell is either repainted or kept, so a cell with any masked pixel counts as masked")
     missed = int(((expected == 1) & (channel == 0)).sum())
     extra = int(((expected == 0) & (channel == 1)).sum())

@@ -14,7 +14,7 @@ leaves a half-written bundle. Bits and sizes in the manifest are read from the w
 
 manifest.json fields::
 
-    format: "tryon-lab-bundle"; format_version: 1; created_by; created_at (UTC ISO 8601); source_model
+    format: "tryon-lab-bundle"; format_version: 2; created_by; created_at (UTC ISO 8601); source_model
     runtime: resolution, latent_size, vae_scale_factor, vae_scaling_factor, unet_batch, unet_channels,
              latent_mask, image_range, conditioning ("text" or "reference"), then for text: token_length;
              for reference (DTC): reference_tokens, reference, hint (how to make them), empty_hint
@@ -35,7 +35,6 @@ manifest.json fields::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -52,10 +51,14 @@ from tryon_lab.export.errors import ExportInputError
 from tryon_lab.export.golden import Golden, component_arrays, make_golden, save_arrays
 from tryon_lab.export.mixed_bits import mixed_bit_palettize
 from tryon_lab.export.palettize import GROUP_SIZE, PaletteSettings, WeightReport, palettize, weight_report
+from tryon_lab.paths import sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "tryon-lab-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Why an older bundle cannot be read: its programs expect other inputs than this version feeds them.
+RETIRED_FORMATS = {1: "version 1 fed the U-Net [noisy latent, masked-image latent, mask]; "
+                      "version 2 uses diffusers' order [noisy latent, mask, masked-image latent]"}
 TARGETS = ("coreml", "executorch")
 BITS_CHOICES = ("16", "8", "6", "4", "mixed")
 COMPRESSED_COMPONENTS = ("Unet",)  # palettized and chunked; the others ship at their measured precision
@@ -273,15 +276,6 @@ def folder_bytes(path: Path) -> int:
     """Total size of the files under ``path`` (or of ``path`` itself)."""
     path = Path(path)
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_hashes(root: Path) -> dict[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tryon_lab.export.errors import BundleError, ExportInputError
+from tryon_lab.models.channels import split_inpaint_channels
 from tryon_lab.models.dtc import EMPTY_HINT
 
 if TYPE_CHECKING:
@@ -98,7 +99,8 @@ class ReferenceConditioning:
         if "HintEncoder" not in runners:
             return {"encoder_hidden_states": tokens}
         hints = np.concatenate([np.full_like(inputs.hint, EMPTY_HINT), inputs.hint]).astype(np.float32)
-        maps = runners["HintEncoder"].predict({"masked_latent": condition[:, :-1], "latent_mask": condition[:, -1:],
+        masked_latent, latent_mask = split_inpaint_channels(condition)
+        maps = runners["HintEncoder"].predict({"masked_latent": masked_latent, "latent_mask": latent_mask,
                                               "hint": hints, "encoder_hidden_states": tokens})
         return {"encoder_hidden_states": tokens, **maps}
 

@@ -30,12 +30,12 @@ import torch
 from tryon_lab.export import wrappers
 from tryon_lab.export.conditioning import of_pipeline
 from tryon_lab.export.errors import BundleError, ExportInputError
+from tryon_lab.models.channels import CHANNEL_GROUPS
 
 DTYPES = ("float32", "int32")
 UNET_BATCH = 2  # classifier-free guidance: unconditional and conditional rows in one call
-UNET_CHANNELS = ("noisy latent", "noisy latent", "noisy latent", "noisy latent",
-                 "masked-image latent", "masked-image latent", "masked-image latent", "masked-image latent",
-                 "latent mask")
+# diffusers' order, which every SD-inpainting checkpoint expects
+UNET_CHANNELS = tuple(name for name, count in CHANNEL_GROUPS for _ in range(count))
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,8 @@ def runtime_contract(pipe: Any) -> dict[str, Any]:
         "vae_scaling_factor": float(pipe.vae.config.scaling_factor),
         "unet_batch": UNET_BATCH,
         "unet_channels": list(UNET_CHANNELS),
-        "latent_mask": "max-pool of the pixel mask (1 = repaint) to the latent grid",
+        "latent_mask": "max-pool of the pixel mask (1 = repaint) to the latent grid; masked-image latent: "
+                       "the VAEEncoder's posterior mode",
         "image_range": [-1.0, 1.0],
         **of_pipeline(pipe).runtime(pipe),
     }

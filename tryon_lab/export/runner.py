@@ -19,6 +19,7 @@ import torch
 
 from tryon_lab.export.conditioning import REFERENCE, TEXT, Conditioning
 from tryon_lab.export.contract import Component
+from tryon_lab.models.channels import inpaint_channels
 from tryon_lab.pipelines.latents import latent_mask
 
 
@@ -119,14 +120,16 @@ def run_tryon(runners: Mapping[str, Runner], inputs: TryOnInputs, scheduler: Any
     ``inputs.conditioning`` needs); return ``{"image", "latents"}``.
 
     ``scheduler`` is a diffusers scheduler (DDIM in the shipped model); the loop is the pipeline's,
-    with classifier-free guidance in one batch of 2 (unconditional first). ``on_step(step, latents)``,
+    with classifier-free guidance in one batch of 2 (unconditional first) and the U-Net's channels
+    in diffusers' order. The latent mask and masked-image latent follow the course's rule (max-pool,
+    posterior mode): a phone draws no randomness it does not need. ``on_step(step, latents)``,
     if given, is called after every denoising step with the current latents (1, 4, h, w); an
     exception it raises stops the loop (how an app cancels).
     """
     masked = (inputs.image * (1.0 - inputs.mask)).astype(np.float32)
     masked_latent = runners["VAEEncoder"].predict({"image": masked})["latent"]
     lmask = latent_mask(torch.from_numpy(inputs.mask), masked_latent.shape[-1]).numpy()
-    condition = np.concatenate([masked_latent, lmask], axis=1)
+    condition = inpaint_channels(lmask, masked_latent)
     condition = np.concatenate([condition, condition])
     fixed = inputs.conditioning.unet_inputs(runners, inputs, condition)  # once per try-on, reused every step
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tryon_lab.export.bundle import FORMAT, MANIFEST, sha256_file
+from tryon_lab.export.bundle import FORMAT, FORMAT_VERSION, MANIFEST, RETIRED_FORMATS, sha256_file
 from tryon_lab.export.compare import CONVERSION_MIN_PSNR, max_abs_error, relative_error, signal_psnr
 from tryon_lab.export.conditioning import named
 from tryon_lab.export.contract import ComponentSpec, TensorSpec
@@ -76,7 +76,8 @@ class Report:
 
 
 def read_manifest(bundle: str | Path) -> dict[str, Any]:
-    """Parse ``bundle/manifest.json``; ``BundleError`` if it is missing, not JSON or not a bundle manifest."""
+    """Parse ``bundle/manifest.json``; ``BundleError`` if it is missing, not JSON, not a bundle manifest or
+    of another ``format_version`` (naming the version and why it cannot be read)."""
     path = Path(bundle) / MANIFEST
     if not path.is_file():
         raise BundleError(f"{bundle} is not a bundle: it has no {MANIFEST}")
@@ -86,6 +87,11 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
         raise BundleError(f"{path} is not valid JSON: {err}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{path} is not a {FORMAT} manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        why = f" ({RETIRED_FORMATS[version]})" if isinstance(version, int) and version in RETIRED_FORMATS else ""
+        raise BundleError(f"{path}: bundle format_version {version!r:.20} cannot be read by this tryon-lab, which reads "
+                          f"version {FORMAT_VERSION}{why}; export the model again with `tryon-lab export`")
     for key, kind in (("components", dict), ("files", dict), ("golden", dict), ("scheduler", dict)):
         if not isinstance(manifest.get(key), kind):
             raise BundleError(f"{path}: {key!r} must be a JSON {kind.__name__}")

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from tryon_lab.export.bundle import FORMAT_VERSION, MANIFEST, TARGETS, folder_bytes
+from tryon_lab.export.bundle import MANIFEST, TARGETS, folder_bytes
 from tryon_lab.export.conditioning import TEXT, Conditioning, named
 from tryon_lab.export.contract import ComponentSpec, TensorSpec, pipeline_components
 from tryon_lab.export.errors import BundleError
@@ -262,8 +262,6 @@ def check_manifest(context: Context) -> Outcome:
         return Outcome(False, context.relative(str(err)))
     context.manifest = manifest
     problems = []
-    if manifest.get("format_version") != FORMAT_VERSION:
-        problems.append(f"format_version is {manifest.get('format_version')!r:.20}, expected {FORMAT_VERSION}")
     try:
         problems += check_files(root, manifest)
     except BundleError as err:

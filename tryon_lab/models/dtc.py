@@ -1,6 +1,6 @@
 """Diffuse to Choose (DTC): reference tokens, the collage hint, a hint encoder and FiLM skip fusion.
 
-The parts, as in Seyfioglu et al. 2024 (shared/research/papers.md section 2):
+The parts, as in Seyfioglu et al. 2024 (Diffuse to Choose):
 
 - ``ReferenceEncoder``: the reference (catalog) image -> N tokens of the U-Net's
   ``cross_attention_dim``, replacing the text prompt (Paint-by-Example style). DTC uses a frozen
@@ -20,7 +20,7 @@ The parts, as in Seyfioglu et al. 2024 (shared/research/papers.md section 2):
   FiLM needs the skips themselves, so the U-Net is run in two halves (``unet_encode`` ->
   modulate every skip -> ``unet_decode``) with the U-Net's own blocks.
 
-Timestep: the hint encoder's input (masked latent + adapted hint + mask, and the reference
+Timestep: the hint encoder's input (mask + masked latent + adapted hint, and the reference
 tokens) never depends on the noisy latent, and by default it does not take the timestep either
 (``timestep_conditioning=False``: its resnets get a learned constant time embedding, initialised
 from the main U-Net's embedding of t=0). Its FiLM parameters are then computed once per image
@@ -44,6 +44,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from tryon_lab.models.channels import inpaint_channels
 from tryon_lab.errors import ConfigError
 
 FUSIONS = ("film", "add")
@@ -319,7 +320,7 @@ class HintEncoder(ModelMixin, ConfigMixin):
         if film_mode not in FILM_MODES:
             raise ConfigError(f"unknown film_mode {film_mode!r}; choose one of {FILM_MODES}")
         latent_channels = unet_config["out_channels"]
-        # A U-Net of the main one's layout whose decoder is removed: conv_in (masked latent + mask),
+        # A U-Net of the main one's layout whose decoder is removed: conv_in (mask, masked latent + hint),
         # time embedding (kept only with timestep conditioning), down blocks and mid block.
         encoder = UNet2DConditionModel.from_config({**unet_config, "in_channels": latent_channels + 1})
         check_unet_supported(encoder)
@@ -346,8 +347,8 @@ class HintEncoder(ModelMixin, ConfigMixin):
     def from_unet(cls, unet: UNet2DConditionModel, fusion: str = "film", film_mode: str = "spatial",
                   timestep_conditioning: bool = False, vae_scale_factor: int = 8,
                   adapter_channels: tuple[int, ...] = (16, 32, 64)) -> "HintEncoder":
-        """A hint encoder whose secondary encoder is a copy of ``unet``'s conv_in (its masked-latent
-        and mask channels), down blocks, mid block and (with timestep conditioning) time embedding."""
+        """A hint encoder whose secondary encoder is a copy of ``unet``'s conv_in (its mask and
+        masked-latent channels), down blocks, mid block and (with timestep conditioning) time embedding."""
         check_unet_supported(unet)
         model = cls(unet_init_config(unet), fusion=fusion, film_mode=film_mode,
                     timestep_conditioning=timestep_conditioning, vae_scale_factor=vae_scale_factor,
@@ -379,7 +380,7 @@ class HintEncoder(ModelMixin, ConfigMixin):
         ``timestep_conditioning``.
         """
         dtype = masked_latents.dtype
-        sample = torch.cat([masked_latents + self.adapter(hint.to(dtype)), mask.to(dtype)], dim=1)
+        sample = inpaint_channels(mask, masked_latents + self.adapter(hint.to(dtype)))
         if self.config.timestep_conditioning:
             if timestep is None:
                 raise ConfigError("this HintEncoder was built with timestep_conditioning=True: pass the timestep")

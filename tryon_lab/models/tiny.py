@@ -16,10 +16,12 @@ from tryon_lab.models.components import build_scheduler, build_text_encoder, bui
 from tryon_lab.models.config import load_model_config
 from tryon_lab.models.tokenizer import train_tokenizer
 from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
+from tryon_lab.pipelines.latents import COURSE_RULE
 
 
 def make_random_pipeline(config_name: str, out_dir: str | Path, seed: int = 0, captions: int = 200) -> TryOnInpaintPipeline:
-    """Build a random-weight TryOnInpaintPipeline of ``config_name``, save it to ``out_dir``, return it."""
+    """Build a random-weight TryOnInpaintPipeline of ``config_name`` (the course's ``inpaint_rule``), save it
+    to ``out_dir``, return it."""
     config = load_model_config(config_name)
     out_dir = Path(out_dir)
     world = World(seed=seed, resolution=64)
@@ -29,6 +31,7 @@ def make_random_pipeline(config_name: str, out_dir: str | Path, seed: int = 0, c
     pipe = TryOnInpaintPipeline(
         vae=build_vae(config), text_encoder=build_text_encoder(config, tokenizer), tokenizer=tokenizer,
         unet=build_unet(config), scheduler=DDIMScheduler.from_config(build_scheduler(config).config),
+        inpaint_rule=COURSE_RULE,
     )
     pipe.save_pretrained(out_dir)
     return pipe

@@ -1,7 +1,8 @@
-"""What every masked-latent try-on pipeline shares: input loading, VAE helpers, the 5 conditioning
-channels, the guided denoising loop (progress bar, seeds, interrupt, step callbacks) and exact
-paste-back. ``TryOnInpaintPipeline`` (text) and ``DTCPipeline`` (reference image) subclass it and
-only say how to predict the noise.
+"""What every masked-latent try-on pipeline shares: input loading, VAE helpers, the 5 inpainting
+channels (latent mask and masked-image latent, by the model's ``inpaint_rule``), the guided
+denoising loop (progress bar, seeds, interrupt, step callbacks) and exact paste-back.
+``TryOnInpaintPipeline`` (text) and ``DTCPipeline`` (reference image) subclass it and only say how
+to predict the noise.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from PIL import Image
 from tryon_lab.data.io import load_image, load_mask
 from tryon_lab.errors import TryOnInputError
 from tryon_lab.pipelines.compositing import paste_back
-from tryon_lab.pipelines.latents import latent_mask, pil_to_tensor, tensor_to_pil
+from tryon_lab.models.channels import inpaint_channels
+from tryon_lab.pipelines.latents import InpaintRule, latent_mask, pil_to_tensor, tensor_to_pil
 
 # noise = predict(model_input, t): model_input is the 9-channel U-Net input (2B rows when guided).
 NoisePredictor = Callable[[torch.Tensor, Any], torch.Tensor]
@@ -46,6 +48,12 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
+    def inpaint_rule(self) -> InpaintRule:
+        """How this model was trained to see the mask and the masked image ("diffusers" or "tryon-lab";
+        see ``tryon_lab.pipelines.latents``)."""
+        return self.config.inpaint_rule
+
+    @property
     def resolution(self) -> int:
         """Side of the square the model works at (128 for mini, 512 for SD-1.5)."""
         return self.unet.config.sample_size * self.vae_scale_factor
@@ -65,12 +73,41 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
         """Decode scaled latents to images in [-1, 1] (B, 3, H, W)."""
         return self.vae.decode(latents / self.vae.config.scaling_factor).sample.clamp(-1, 1)
 
-    def _condition(self, images: list[Image.Image], masks: list[np.ndarray]) -> torch.Tensor:
-        """Return the 5 conditioning channels: masked-image latent (4) + latent mask (1)."""
+    @torch.no_grad()
+    def _inpaint_channels(self, images: list[Image.Image], masks: list[np.ndarray],
+                          generator: torch.Generator | None) -> torch.Tensor:
+        """The (B, 5, s, s) channels after the noisy latent: latent mask and masked-image latent, made
+        by ``inpaint_rule`` (the "diffusers" rule samples the posterior with ``generator``)."""
         pixels = torch.stack([pil_to_tensor(img) for img in images])
         pixel_masks = torch.stack([torch.from_numpy(m.astype(np.float32))[None] for m in masks])
-        masked_latents = self.encode_images(pixels * (1.0 - pixel_masks))
-        return torch.cat([masked_latents, latent_mask(pixel_masks, masked_latents.shape[-1]).to(masked_latents)], dim=1)
+        masked = (pixels * (1.0 - pixel_masks)).to(self.device, self.vae.dtype)
+        posterior = self.vae.encode(masked).latent_dist
+        sampled = posterior.sample(generator) if self.inpaint_rule == "diffusers" else posterior.mode()
+        masked_latents = sampled * self.vae.config.scaling_factor
+        return inpaint_channels(latent_mask(pixel_masks, masked_latents.shape[-1], self.inpaint_rule), masked_latents)
+
+    def _initial_latents(self, batch: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Noise (B, 4, s, s) from ``generator``, scaled for the scheduler: drawn before the inpainting
+        channels, as diffusers draws them, so one generator gives diffusers' numbers."""
+        size = self.unet.config.sample_size
+        shape = (batch, self.unet.config.out_channels, size, size)
+        noise = randn_tensor(shape, generator=generator, device=self.device, dtype=self.unet.dtype)
+        return noise * self.scheduler.init_noise_sigma
+
+    @staticmethod
+    def _generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator | None:
+        """``generator`` if given, else a CPU generator seeded with ``seed`` (None: unseeded)."""
+        if generator is None and seed is not None:
+            return torch.Generator("cpu").manual_seed(seed)
+        return generator
+
+    def _prepare(self, images: list[Image.Image], masks: list[np.ndarray], steps: int,
+                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set the scheduler's ``steps`` and return (initial latents, inpainting channels) for the
+        model squares ``images``/``masks``, drawing from ``generator`` in diffusers' order."""
+        self.scheduler.set_timesteps(steps, device=self.device)
+        latents = self._initial_latents(len(images), generator)
+        return latents, self._inpaint_channels(images, masks, generator)
 
     def _check_callback_inputs(self, names: Sequence[str]) -> None:
         unknown = set(names) - set(self._callback_tensor_inputs)
@@ -79,31 +116,24 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
 
     def _denoise(
         self,
-        condition: torch.Tensor,
+        latents: torch.Tensor,
+        channels: torch.Tensor,
         predict: NoisePredictor,
         *,
-        num_inference_steps: int,
         guidance_scale: float,
         generator: torch.Generator | None,
-        seed: int | None,
         callback_on_step_end: Callable[[Any, int, Any, dict], dict] | None,
     ) -> torch.Tensor:
-        """Sample latents (B, 4, s, s) from noise with the scheduler.
+        """Denoise ``latents`` (B, 4, s, s) from ``_prepare`` over the scheduler's timesteps.
 
-        ``condition``: the B-row 5-channel conditioning; with ``guidance_scale`` > 1 ``predict``
+        ``channels``: the B-row inpainting channels; with ``guidance_scale`` > 1 ``predict``
         receives 2B rows (unconditional first, then conditional) and the two predictions are mixed.
-        Honours ``seed``/``generator``, the progress bar, ``interrupt()`` and the step callback.
+        Honours the progress bar, ``interrupt()`` and the step callback.
         """
         guided = guidance_scale > 1.0
         if guided:
-            condition = torch.cat([condition, condition])
-        if generator is None and seed is not None:
-            generator = torch.Generator("cpu").manual_seed(seed)
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        batch = condition.shape[0] // (2 if guided else 1)
-        shape = (batch, self.unet.config.out_channels, self.unet.config.sample_size, self.unet.config.sample_size)
-        latents = randn_tensor(shape, generator=generator, device=self.device, dtype=condition.dtype)
-        latents = latents * self.scheduler.init_noise_sigma
+            channels = torch.cat([channels, channels])
+        channels = channels.to(latents.dtype)
 
         self._interrupt = False
         timesteps = self.scheduler.timesteps
@@ -112,7 +142,7 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
                 if self._interrupt:
                     break
                 model_in = torch.cat([latents, latents]) if guided else latents
-                model_in = torch.cat([self.scheduler.scale_model_input(model_in, t), condition], dim=1)
+                model_in = torch.cat([self.scheduler.scale_model_input(model_in, t), channels], dim=1)
                 noise = predict(model_in, t)
                 if guided:
                     uncond, cond = noise.chunk(2)

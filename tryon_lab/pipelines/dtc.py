@@ -50,7 +50,8 @@ from tryon_lab.models.dtc import (
 )
 from tryon_lab.pipelines.base import MaskedInpaintPipelineBase, TryOnPipelineOutput
 from tryon_lab.pipelines.compositing import to_model_square
-from tryon_lab.pipelines.latents import pil_to_tensor
+from tryon_lab.models.channels import split_inpaint_channels
+from tryon_lab.pipelines.latents import InpaintRule, check_inpaint_rule, pil_to_tensor
 
 
 def default_reference_encoder(unet: UNet2DConditionModel, resolution: int) -> ReferenceEncoder:
@@ -76,11 +77,13 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         image_encoder: ReferenceEncoder,
         scheduler: KarrasDiffusionSchedulers,
         hint_encoder: HintEncoder | None = None,
+        inpaint_rule: str = "diffusers",
     ):
         super().__init__()
         check_unet_supported(unet)
         self.register_modules(vae=vae, unet=unet, image_encoder=image_encoder, hint_encoder=hint_encoder,
                               scheduler=scheduler)
+        self.register_to_config(inpaint_rule=check_inpaint_rule(inpaint_rule))
         self._interrupt = False
 
     @classmethod
@@ -91,7 +94,8 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         The main U-Net is a copy of ``base.unet`` (training DTC leaves ``base`` untouched), the VAE
         is shared, the hint encoder's secondary encoder copies the U-Net's down and mid blocks
         (``fusion`` "film" or "add"; None builds the no-hint baseline) and the reference encoder is
-        fresh (``default_reference_encoder``) unless given. Scheduler: ``base``'s unless given.
+        fresh (``default_reference_encoder``) unless given. Scheduler and ``inpaint_rule``: ``base``'s
+        (the scheduler unless given).
         """
         unet = copy.deepcopy(base.unet)
         vae_factor = 2 ** (len(base.vae.config.block_out_channels) - 1)
@@ -103,7 +107,7 @@ class DTCPipeline(MaskedInpaintPipelineBase):
             hint = HintEncoder.from_unet(unet, fusion=fusion, film_mode=film_mode,
                                          timestep_conditioning=timestep_conditioning, vae_scale_factor=vae_factor)
         return cls(vae=base.vae, unet=unet, image_encoder=image_encoder, hint_encoder=hint,
-                   scheduler=scheduler if scheduler is not None else base.scheduler)
+                   scheduler=scheduler if scheduler is not None else base.scheduler, inpaint_rule=base.inpaint_rule)
 
     # -- conditioning -------------------------------------------------------------------------
 
@@ -132,10 +136,10 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         originals, masks = self._load_inputs(image, mask_image)
         references = self._broadcast(reference, len(originals), "reference")
         squares = [to_model_square(img, m, self.resolution) for img, m in zip(originals, masks)]
-        condition = self._condition([s[0] for s in squares], [s[1] for s in squares])
-        hints = self.make_hints(references, [s[1] for s in squares]).to(self.device, condition.dtype)
+        channels = self._inpaint_channels([s[0] for s in squares], [s[1] for s in squares], generator=None)
+        hints = self.make_hints(references, [s[1] for s in squares]).to(self.device, channels.dtype)
         tokens = self.encode_reference(references)
-        return self.hint_encoder(condition[:, :-1], condition[:, -1:], hints, tokens, timestep=timestep)
+        return self.hint_encoder(*split_inpaint_channels(channels), hints, tokens, timestep=timestep)
 
     # -- sampling -----------------------------------------------------------------------------
 
@@ -171,36 +175,37 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         batch = len(originals)
         references = self._broadcast(reference, batch, "reference")
         squares = [to_model_square(img, m, self.resolution) for img, m in zip(originals, masks)]
-        condition = self._condition([s[0] for s in squares], [s[1] for s in squares])
-        tokens = self.encode_reference(references).to(condition.dtype)
+        generator = self._generator(generator, seed)
+        latents, channels = self._prepare([s[0] for s in squares], [s[1] for s in squares], num_inference_steps,
+                                          generator)
+        tokens = self.encode_reference(references).to(channels.dtype)
         hints = None
         if self.hint_encoder is not None:
-            hints = self.make_hints(references, [s[1] for s in squares]).to(self.device, condition.dtype)
+            hints = self.make_hints(references, [s[1] for s in squares]).to(self.device, channels.dtype)
         guided = guidance_scale > 1.0
-        hint_condition = condition
+        hint_channels = channels
         if guided:
             tokens = torch.cat([self.image_encoder.null(batch).to(tokens), tokens])
-            hint_condition = torch.cat([condition, condition])
+            hint_channels = torch.cat([channels, channels])
             if hints is not None:
                 hints = torch.cat([torch.full_like(hints, EMPTY_HINT), hints])
-        conditioning = self._conditioning_fn(hint_condition, hints, tokens, cache_hint)
+        conditioning = self._conditioning_fn(hint_channels, hints, tokens, cache_hint)
 
         def predict(model_in: torch.Tensor, t) -> torch.Tensor:
             return dtc_unet_forward(self.unet, model_in, t, tokens, conditioning(t))
 
-        latents = self._denoise(condition, predict, num_inference_steps=num_inference_steps,
-                                guidance_scale=guidance_scale, generator=generator, seed=seed,
+        latents = self._denoise(latents, channels, predict, guidance_scale=guidance_scale, generator=generator,
                                 callback_on_step_end=callback_on_step_end)
         return self._finish(latents, originals, masks, feather_px, output_type, return_dict)
 
-    def _conditioning_fn(self, condition: torch.Tensor, hints: torch.Tensor | None, tokens: torch.Tensor,
+    def _conditioning_fn(self, channels: torch.Tensor, hints: torch.Tensor | None, tokens: torch.Tensor,
                          cache: bool) -> Callable[[Any], HintConditioning | None]:
         """``fn(t)`` giving the hint conditioning at step ``t``: None without a hint encoder, computed
         once when it does not depend on t (and ``cache``), else recomputed at every call."""
         encoder = self.hint_encoder
         if encoder is None:
             return lambda t: None
-        masked, mask = condition[:, :-1], condition[:, -1:]
+        masked, mask = split_inpaint_channels(channels)
         if encoder.config.timestep_conditioning:
             return lambda t: encoder(masked, mask, hints, tokens, timestep=t)
         if not cache:

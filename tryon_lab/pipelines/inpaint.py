@@ -1,9 +1,15 @@
 """TryOnInpaintPipeline: text-guided latent inpainting with exact paste-back.
 
-The U-Net sees 9 channels per latent cell: the noisy latent (4), the VAE latent of the photo
-with the masked region blanked (4) and the mask itself (1), as in Stable Diffusion inpainting.
-The same class loads the shipped mini model and a real SD-1.5-inpainting folder. The loop,
-paste-back and input handling live in ``MaskedInpaintPipelineBase`` (shared with DTCPipeline).
+The U-Net sees 9 channels per latent cell, in diffusers' order: the noisy latent (4), the mask
+(1) and the VAE latent of the photo with the masked region blanked (4), as in Stable Diffusion
+inpainting. The same class loads the shipped mini model and a real SD-1.5-inpainting folder; given
+the same generator, prompt, steps and guidance, an SD folder computes what diffusers'
+``StableDiffusionInpaintPipeline`` computes (``inpaint_rule`` "diffusers", the default). The
+shipped models are trained with the course's rule ("tryon-lab", recorded in their
+``model_index.json``): a latent cell is masked when any of its pixels is, and the masked image's
+latent is the VAE posterior's mode. Unlike diffusers, the result is also pasted back into the
+photo outside the mask (``raw`` holds the model's own squares). The loop, paste-back and input
+handling live in ``MaskedInpaintPipelineBase`` (shared with DTCPipeline).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from tryon_lab.errors import TryOnInputError
 from tryon_lab.pipelines.base import MaskedInpaintPipelineBase, TryOnPipelineOutput
 from tryon_lab.pipelines.compositing import to_model_square
+from tryon_lab.pipelines.latents import InpaintRule, check_inpaint_rule
 
 __all__ = ["TryOnInpaintPipeline", "TryOnPipelineOutput"]
 
@@ -37,9 +44,11 @@ class TryOnInpaintPipeline(MaskedInpaintPipelineBase):
         tokenizer: CLIPTokenizer,
         unet: UNet2DConditionModel,
         scheduler: KarrasDiffusionSchedulers,
+        inpaint_rule: str = "diffusers",
     ):
         super().__init__()
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+        self.register_to_config(inpaint_rule=check_inpaint_rule(inpaint_rule))
         self._interrupt = False
 
     @torch.no_grad()
@@ -98,12 +107,13 @@ class TryOnInpaintPipeline(MaskedInpaintPipelineBase):
             embeds = prompt_embeds.to(self.device)
 
         squares = [to_model_square(img, m, self.resolution) for img, m in zip(originals, masks)]
-        condition = self._condition([s[0] for s in squares], [s[1] for s in squares])
+        generator = self._generator(generator, seed)
+        latents, channels = self._prepare([s[0] for s in squares], [s[1] for s in squares], num_inference_steps,
+                                          generator)
 
         def predict(model_in: torch.Tensor, t) -> torch.Tensor:
             return self.unet(model_in, t, encoder_hidden_states=embeds, return_dict=False)[0]
 
-        latents = self._denoise(condition, predict, num_inference_steps=num_inference_steps,
-                                guidance_scale=guidance_scale, generator=generator, seed=seed,
+        latents = self._denoise(latents, channels, predict, guidance_scale=guidance_scale, generator=generator,
                                 callback_on_step_end=callback_on_step_end)
         return self._finish(latents, originals, masks, feather_px, output_type, return_dict)

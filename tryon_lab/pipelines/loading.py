@@ -10,10 +10,10 @@ import torch
 from tryon_lab.errors import ConfigError
 from tryon_lab.paths import shipped_model
 from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
+from tryon_lab.pipelines.upgrade import DTC_RECORD, check_not_legacy
 
 SHIPPED_INPAINT = "mini-sd-inpaint"
 SHIPPED_DTC = "dtc"
-DTC_RECORD = "dtc.json"
 
 
 def load_inpaint_pipeline(path: str | Path | None = None, device: str | None = None,
@@ -21,11 +21,13 @@ def load_inpaint_pipeline(path: str | Path | None = None, device: str | None = N
     """Return a TryOnInpaintPipeline from ``path`` (default: the shipped mini model), on ``device``.
 
     Works for any diffusers folder with vae, text_encoder, tokenizer, unet and scheduler
-    (e.g. a local copy of SD-1.5-inpainting); never downloads.
+    (e.g. a local copy of SD-1.5-inpainting, which computes what diffusers does); never downloads.
+    ``ConfigError`` for a folder saved in the old channel order (``tryon-lab upgrade`` converts it).
     """
     folder = Path(path) if path is not None else shipped_model(SHIPPED_INPAINT)
     if not (folder / "model_index.json").is_file():
         raise ConfigError(f"{folder} is not a diffusers pipeline folder (no model_index.json)")
+    check_not_legacy(folder)
     pipe = TryOnInpaintPipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return pipe.to(device)
@@ -46,6 +48,7 @@ def load_dtc_pipeline(path: str | Path | None = None, base: str | Path | None = 
 
     folder = Path(path) if path is not None else shipped_model(SHIPPED_DTC)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_not_legacy(folder)
     if (folder / "model_index.json").is_file():
         return DTCPipeline.from_pretrained(folder, dtype=dtype, local_files_only=True).to(device)
     if not (folder / DTC_RECORD).is_file():
@@ -56,7 +59,7 @@ def load_dtc_pipeline(path: str | Path | None = None, base: str | Path | None = 
     hint_encoder = (HintEncoder.from_pretrained(folder / "hint_encoder", dtype=dtype)
                     if (folder / "hint_encoder").is_dir() else None)
     pipe = DTCPipeline(vae=base_pipe.vae, unet=base_pipe.unet, image_encoder=image_encoder, hint_encoder=hint_encoder,
-                       scheduler=DDIMScheduler.from_config(base_pipe.scheduler.config))
+                       scheduler=DDIMScheduler.from_config(base_pipe.scheduler.config), inpaint_rule=base_pipe.inpaint_rule)
     return pipe.to(device)
 
 

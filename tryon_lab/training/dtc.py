@@ -42,7 +42,8 @@ from tryon_lab.models.dtc import (
     dtc_unet_forward,
     resize_images,
 )
-from tryon_lab.pipelines.latents import latent_mask
+from tryon_lab.models.channels import inpaint_channels
+from tryon_lab.pipelines.latents import InpaintRule, latent_mask
 from tryon_lab.training.common import save_atomically
 from tryon_lab.training.loop import LoopSettings
 
@@ -96,8 +97,9 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def build_dtc_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, reference_size: int, batch_size: int = 32) -> Path:
-    """Encode a DTC pair dataset once: latents, masked latents, latent masks (float), and the
+def build_dtc_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, reference_size: int, *,
+                    inpaint_rule: InpaintRule, batch_size: int = 32) -> Path:
+    """Encode a DTC pair dataset once: latents, masked latents, latent masks (float, by ``inpaint_rule``), and the
     target, hint (full size) and reference (``reference_size``) as uint8. Written atomically to
     ``out_dir/dtc.safetensors``; returns ``out_dir``."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
@@ -109,7 +111,7 @@ def build_dtc_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, reference_
         parts["latents"].append(latents.float().cpu())
         masked = vae.encode(batch["masked_pixel_values"].to(vae.device, vae.dtype)).latent_dist.mode() * scale
         parts["masked_latents"].append(masked.float().cpu())
-        parts["masks"].append(latent_mask(batch["mask"], latents.shape[-1]))
+        parts["masks"].append(latent_mask(batch["mask"], latents.shape[-1], inpaint_rule))
         parts["targets"].append(_to_uint8(batch["pixel_values"]))
         parts["hints"].append(_to_uint8(batch["hint"]))
         parts["references"].append(_to_uint8(resize_images(batch["reference"], reference_size)))
@@ -190,7 +192,7 @@ class DTCObjective(torch.nn.Module):
                                _to_float(batch["hint"]))
             timestep = steps if self.hint_encoder.config.timestep_conditioning else None
             conditioning = self.hint_encoder(masked, mask, hint, tokens, timestep=timestep)
-        model_in = torch.cat([noisy, masked, mask], dim=1)
+        model_in = torch.cat([noisy, inpaint_channels(mask, masked)], dim=1)
         prediction = dtc_unet_forward(self.unet, model_in, steps, tokens, conditioning)
         diffusion = F.mse_loss(prediction, noise)
         logs = {"diffusion": float(diffusion.detach())}
@@ -248,12 +250,13 @@ class DTCSettings:
 
 
 def ensure_dtc_cache(accelerator, vae: AutoencoderKL, world: World, cache_dir: str | Path, dataset_size: int,
-                     reference_size: int) -> DTCCache:
+                     reference_size: int, inpaint_rule: InpaintRule) -> DTCCache:
     """Build the latent cache of ``dataset_size`` training pairs once (main process), then load it."""
     cache_dir = Path(cache_dir)
     with accelerator.main_process_first():
         if accelerator.is_main_process and not (cache_dir / CACHE_FILE).is_file():
-            build_dtc_cache(vae, ShapeOrBoxDTCDataset(world, "train", dataset_size), cache_dir, reference_size)
+            build_dtc_cache(vae, ShapeOrBoxDTCDataset(world, "train", dataset_size), cache_dir, reference_size,
+                            inpaint_rule=inpaint_rule)
     cache = DTCCache(cache_dir)
     if len(cache) < dataset_size:
         raise ValueError(f"{cache_dir} holds {len(cache)} pairs but the run asks for {dataset_size}: remove it to rebuild")
@@ -290,7 +293,7 @@ def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str |
                                  scheduler=DDIMScheduler.from_config(base.scheduler.config))
     world = World(seed=seed, resolution=pipe.resolution)
     cache = ensure_dtc_cache(accelerator, vae, world, cache_dir or run_dir / "dtc-cache", settings.dataset_size,
-                             pipe.image_encoder.config.image_size)
+                             pipe.image_encoder.config.image_size, base.inpaint_rule)
     noise_scheduler = DDPMScheduler.from_config(base.scheduler.config)
     objective = DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder, noise_scheduler, vae=vae,
                              perceptual=perceptual, perceptual_weight=settings.perceptual_weight,

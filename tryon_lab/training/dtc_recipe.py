@@ -49,7 +49,8 @@ def save_dtc_parts(pipe, out_dir: Path, base_name: str, fusion: str | None) -> N
         if module is not None:
             module.to(torch.float16).save_pretrained(out_dir / name)
             module.to(torch.float32)
-    write_json(out_dir / DTC_RECORD, {"base": base_name, "fusion": fusion, "main_unet": "the base model's, frozen"})
+    write_json(out_dir / DTC_RECORD, {"base": base_name, "fusion": fusion, "main_unet": "the base model's, frozen",
+                                      "inpaint_rule": pipe.inpaint_rule})
 
 
 def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path, *, base: str | Path | None = None,

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from tryon_lab.models.channels import inpaint_channels
+from tryon_lab.pipelines.latents import COURSE_RULE
 from tryon_lab.training.loop import LoopSettings
 
 
@@ -45,7 +47,7 @@ class InpaintObjective(torch.nn.Module):
         steps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, steps)
         hidden = self.text_encoder(self.tokens(batch["caption"]).to(latents.device))[0]
-        model_in = torch.cat([noisy, batch["masked_latents"], batch["mask"]], dim=1)
+        model_in = torch.cat([noisy, inpaint_channels(batch["mask"], batch["masked_latents"])], dim=1)
         return self.unet(model_in, steps, encoder_hidden_states=hidden, return_dict=False)[0], noise
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
@@ -100,7 +102,8 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
             train_tokenizer(captions, tokenizer_dir, vocab_size=config.tokenizer["vocab_size"],
                             max_length=config.tokenizer["max_length"])
         if accelerator.is_main_process and not (cache_dir / "latents.safetensors").is_file():
-            build_latent_cache(vae, InpaintDataset(world, split="train", length=settings.dataset_size), cache_dir)
+            build_latent_cache(vae, InpaintDataset(world, split="train", length=settings.dataset_size), cache_dir,
+                               inpaint_rule=COURSE_RULE)
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
     cache = LatentCache(cache_dir)
 
@@ -113,5 +116,6 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
     if result.ema is not None:
         result.ema.copy_to(objective.parameters())
     sampler = DDIMScheduler.from_config(noise_scheduler.config)
-    pipe = TryOnInpaintPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=sampler)
+    pipe = TryOnInpaintPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=sampler,
+                                inpaint_rule=COURSE_RULE)
     return pipe, result

@@ -14,13 +14,15 @@ from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from tryon_lab.pipelines.latents import latent_mask
+from tryon_lab.pipelines.latents import InpaintRule, latent_mask
 from tryon_lab.training.common import save_atomically
 
 
 @torch.no_grad()
-def build_latent_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, batch_size: int = 32) -> Path:
-    """Encode every item of an inpainting dataset (pixel_values, mask, masked_pixel_values, caption).
+def build_latent_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, *, inpaint_rule: InpaintRule,
+                       batch_size: int = 32) -> Path:
+    """Encode every item of an inpainting dataset (pixel_values, mask, masked_pixel_values, caption);
+    latent masks follow the model's ``inpaint_rule``, masked latents are the posterior's mode.
 
     Writes ``latents.safetensors`` (latents, masked_latents, masks, labels_*) and ``captions.json``
     to ``out_dir`` atomically; returns ``out_dir``.
@@ -33,7 +35,7 @@ def build_latent_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, batch_s
         latents = vae.encode(batch["pixel_values"]).latent_dist.mode() * scale
         parts["latents"].append(latents)
         parts["masked_latents"].append(vae.encode(batch["masked_pixel_values"]).latent_dist.mode() * scale)
-        parts["masks"].append(latent_mask(batch["mask"], latents.shape[-1]))
+        parts["masks"].append(latent_mask(batch["mask"], latents.shape[-1], inpaint_rule))
         for name, labels in batch.get("labels", {}).items():
             parts.setdefault(f"labels_{name}", []).append(labels)
         captions.extend(batch["caption"])

@@ -187,7 +187,7 @@ def denoising_loss(pipe, dataset, seed: int = 0, repeats: int = 4, outside_weigh
     masks = torch.stack([x["mask"] for x in items])
     latents = pipe.encode_images(pixels)
     batch = {"latents": latents, "masked_latents": pipe.encode_images(torch.stack([x["masked_pixel_values"] for x in items])),
-             "mask": latent_mask(masks, latents.shape[-1]).to(latents), "caption": [x["caption"] for x in items]}
+             "mask": latent_mask(masks, latents.shape[-1], pipe.inpaint_rule).to(latents), "caption": [x["caption"] for x in items]}
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)

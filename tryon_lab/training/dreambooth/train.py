@@ -271,7 +271,7 @@ def train_dreambooth(base_dir: str | Path, instances: InstanceSet, run_dir: str 
                 continue
             cache_dir = run_dir / f"{label}-latents-{data.fingerprint()}"
             if not (cache_dir / "latents.safetensors").is_file():
-                build_latent_cache(pipe.vae, data, cache_dir)
+                build_latent_cache(pipe.vae, data, cache_dir, inpaint_rule=pipe.inpaint_rule)
             caches.append(LatentCache(cache_dir))
     instance_cache, class_cache = caches
 
