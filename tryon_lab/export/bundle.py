@@ -45,8 +45,8 @@ from typing import Any
 
 from tryon_lab import __version__
 from tryon_lab.export.chunking import Chunk, check_chunks, chunk_balance, chunk_program
-from tryon_lab.export.coreml import DEPLOYMENT_TARGET, Conversion, convert_measured, program_psnr
 from tryon_lab.export.contract import Component, TensorSpec, pipeline_components, runtime_contract
+from tryon_lab.export.coreml import DEPLOYMENT_TARGET, Conversion, convert_measured, program_psnr
 from tryon_lab.export.errors import ExportInputError
 from tryon_lab.export.golden import Golden, component_arrays, make_golden, save_arrays
 from tryon_lab.export.mixed_bits import mixed_bit_palettize

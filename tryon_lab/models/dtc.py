@@ -44,8 +44,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from tryon_lab.models.channels import inpaint_channels
 from tryon_lab.errors import ConfigError
+from tryon_lab.models.channels import inpaint_channels
 
 FUSIONS = ("film", "add")
 FILM_MODES = ("spatial", "channel")

@@ -20,8 +20,8 @@ from PIL import Image
 
 from tryon_lab.data.io import load_image, load_mask
 from tryon_lab.errors import TryOnInputError
-from tryon_lab.pipelines.compositing import paste_back
 from tryon_lab.models.channels import inpaint_channels
+from tryon_lab.pipelines.compositing import paste_back
 from tryon_lab.pipelines.latents import InpaintRule, latent_mask, pil_to_tensor, tensor_to_pil
 
 # noise = predict(model_input, t): model_input is the 9-channel U-Net input (2B rows when guided).

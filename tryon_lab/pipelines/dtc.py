@@ -40,6 +40,7 @@ from diffusers.schedulers import KarrasDiffusionSchedulers
 from tryon_lab.data.io import fit_image, load_image
 from tryon_lab.data.masks import make_collage
 from tryon_lab.errors import TryOnInputError
+from tryon_lab.models.channels import split_inpaint_channels
 from tryon_lab.models.dtc import (
     EMPTY_HINT,
     HintConditioning,
@@ -50,8 +51,7 @@ from tryon_lab.models.dtc import (
 )
 from tryon_lab.pipelines.base import MaskedInpaintPipelineBase, TryOnPipelineOutput
 from tryon_lab.pipelines.compositing import to_model_square
-from tryon_lab.models.channels import split_inpaint_channels
-from tryon_lab.pipelines.latents import InpaintRule, check_inpaint_rule, pil_to_tensor
+from tryon_lab.pipelines.latents import check_inpaint_rule, pil_to_tensor
 
 
 def default_reference_encoder(unet: UNet2DConditionModel, resolution: int) -> ReferenceEncoder:

@@ -25,7 +25,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from tryon_lab.errors import TryOnInputError
 from tryon_lab.pipelines.base import MaskedInpaintPipelineBase, TryOnPipelineOutput
 from tryon_lab.pipelines.compositing import to_model_square
-from tryon_lab.pipelines.latents import InpaintRule, check_inpaint_rule
+from tryon_lab.pipelines.latents import check_inpaint_rule
 
 __all__ = ["TryOnInpaintPipeline", "TryOnPipelineOutput"]
 

@@ -23,9 +23,9 @@ from PIL import Image
 from tryon_lab.data.io import fit_image, load_image, load_mask
 from tryon_lab.errors import ConfigError, TryOnInputError
 from tryon_lab.metrics.image import psnr
+from tryon_lab.models.channels import inpaint_channels, split_inpaint_channels
 from tryon_lab.pipelines.compositing import seam_alpha, to_model_square
 from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline, TryOnPipelineOutput
-from tryon_lab.models.channels import inpaint_channels, split_inpaint_channels
 from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 from tryon_lab.plotting import NotebookFigure, image_grid
 

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from tryon_lab.data.attributes import ATTRIBUTE_NAMES
 from tryon_lab.data.datasets import DTCPairDataset
 from tryon_lab.data.world import SPLIT_CODES, World
+from tryon_lab.models.channels import inpaint_channels
 from tryon_lab.models.dtc import (
     EMPTY_HINT,
     HintEncoder,
@@ -42,7 +43,6 @@ from tryon_lab.models.dtc import (
     dtc_unet_forward,
     resize_images,
 )
-from tryon_lab.models.channels import inpaint_channels
 from tryon_lab.pipelines.latents import InpaintRule, latent_mask
 from tryon_lab.training.common import save_atomically
 from tryon_lab.training.loop import LoopSettings
