@@ -612,7 +612,7 @@ def _add_upgrade(subparsers) -> None:
         "upgrade",
         "Convert a model folder saved by an earlier tryon-lab to diffusers' U-Net channel order "
         "(an exact permutation of conv_in's input channels: the model computes what it did).",
-        "  tryon-lab upgrade build/course/02_dreambooth/garment-full\n"
+        "  tryon-lab upgrade build/course/quick/02_dreambooth_garment/garment-full\n"
         "  tryon-lab upgrade my-dtc-parts/",
     )
     parser.add_argument("folders", nargs="+", metavar="FOLDER",

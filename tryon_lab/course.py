@@ -1,8 +1,10 @@
 """Run the course notebooks in order and keep their ``.ipynb`` / ``.py`` pairs in sync.
 
 Each notebook runs in a fresh kernel of this Python interpreter, with ``$TRYON_LAB_PROFILE`` set
-and its own working and build directory ``<out_dir>/<notebook stem>/``, so ``--only NN`` runs a
-notebook exactly as the full course would. The executed copy goes to ``<out_dir>/<name>.ipynb``.
+and its own working and build directory ``<out_dir>/<profile>/<notebook stem>/``, so ``--only NN``
+runs a notebook exactly as the full course would, and one profile's checkpoints and caches never
+meet another's (a smoke run's tiny checkpoints would not load into a quick run's models). The
+executed copy goes to ``<out_dir>/<name>.ipynb``.
 The ``.py`` script (jupytext ``py:percent``) is the source a notebook is edited in; the
 committed ``.ipynb`` is generated from it, without outputs.
 """
@@ -122,8 +124,8 @@ def run_course(
 
 
 def run_notebook(path: Path, out_dir: Path, profile: str, timeout: float) -> NotebookRun:
-    """Execute one notebook in ``out_dir/<stem>/`` and write it to ``out_dir/<name>``."""
-    workdir = out_dir / path.stem
+    """Execute one notebook in ``out_dir/<profile>/<stem>/`` and write it to ``out_dir/<name>``."""
+    workdir = out_dir / profile / path.stem
     workdir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
     nb = nbformat.read(path, as_version=4)

@@ -50,9 +50,12 @@ def test_passing_notebook_runs_in_its_own_build_dir(tmp_path, capsys):
     assert [run.name for run in runs] == ["00_hello"]
     assert sorted(runs[0].cell_seconds) == [1, 2, 3]
     executed = nbformat.read(out / "00_hello.ipynb", as_version=4)
-    workdir = out / "00_hello"
+    workdir = out / "smoke" / "00_hello"  # one folder per profile: checkpoints and caches never mix
     assert outputs_text(executed.cells[2]).split() == ["smoke", str(workdir), str(workdir)]
     assert outputs_text(executed.cells[3]) == "42\n"
+    run_course(profile="quick", notebooks_dir=folder, out_dir=out)
+    executed = nbformat.read(out / "00_hello.ipynb", as_version=4)
+    assert outputs_text(executed.cells[2]).split()[1] == str(out / "quick" / "00_hello")
     table = capsys.readouterr().out
     assert "00_hello" in table and "total" in table and "seconds" in table
 

@@ -253,3 +253,23 @@ def test_ablation_runner_trains_scores_and_resumes(base, tiny_pipeline_dir, tmp_
     assert loop.resumed_from == 2
     table = ablation_table(results)
     assert table.count("\n") == 3 and "film+perceptual" in table
+
+
+def test_a_cache_built_with_other_settings_is_rebuilt_not_refused(base, tmp_path, capsys):
+    """One profile's DTC cache, then another profile's run in the same folder (the course re-runs cleanly)."""
+    from accelerate import Accelerator
+
+    from tryon_lab.training.dtc import ensure_dtc_cache
+
+    accelerator, world = Accelerator(cpu=True), World(seed=0, resolution=64)
+    smoke = ensure_dtc_cache(accelerator, base.vae, world, tmp_path / "cache", 4, 32, base.inpaint_rule)
+    assert len(smoke) == 4 and smoke.record["pairs"] == "4"
+    stamp = (tmp_path / "cache" / "dtc.safetensors").stat().st_mtime_ns
+    assert len(ensure_dtc_cache(accelerator, base.vae, world, tmp_path / "cache", 4, 32, base.inpaint_rule)) == 4
+    assert (tmp_path / "cache" / "dtc.safetensors").stat().st_mtime_ns == stamp, "a matching cache is reused"
+    bigger = ensure_dtc_cache(accelerator, base.vae, world, tmp_path / "cache", 6, 32, base.inpaint_rule)
+    assert len(bigger) == 6 and "rebuilding" in capsys.readouterr().out
+    other_world = ensure_dtc_cache(accelerator, base.vae, World(seed=1, resolution=64), tmp_path / "cache", 6, 32,
+                                   base.inpaint_rule)
+    assert other_world.record["world"] == repr(World(seed=1, resolution=64))
+    assert not torch.equal(other_world.tensors["latents"], bigger.tensors["latents"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -90,3 +91,14 @@ def run_record(extra: dict) -> dict:
 def write_json(path: str | Path, payload: dict) -> None:
     """Write ``payload`` as indented JSON."""
     Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def module_fingerprint(module: torch.nn.Module) -> str:
+    """First 16 hex digits of the sha256 over a module's parameter and buffer names, shapes and values:
+    what a cache built with the module records, so a changed module (e.g. a new VAE) rebuilds it."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+

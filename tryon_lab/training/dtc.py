@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
@@ -44,7 +45,7 @@ from tryon_lab.models.dtc import (
     resize_images,
 )
 from tryon_lab.pipelines.latents import InpaintRule, latent_mask
-from tryon_lab.training.common import save_atomically
+from tryon_lab.training.common import module_fingerprint, save_atomically
 from tryon_lab.training.loop import LoopSettings
 
 _SHAPE_OR_BOX_STREAM = 11  # random stream code (world.py and datasets.py use 0-6)
@@ -98,10 +99,10 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def build_dtc_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, reference_size: int, *,
-                    inpaint_rule: InpaintRule, batch_size: int = 32) -> Path:
+                    inpaint_rule: InpaintRule, batch_size: int = 32, record: dict[str, str] | None = None) -> Path:
     """Encode a DTC pair dataset once: latents, masked latents, latent masks (float, by ``inpaint_rule``), and the
     target, hint (full size) and reference (``reference_size``) as uint8. Written atomically to
-    ``out_dir/dtc.safetensors``; returns ``out_dir``."""
+    ``out_dir/dtc.safetensors``, with ``record`` (what it was built from) in its metadata; returns ``out_dir``."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     scale = vae.config.scaling_factor
     names = ("latents", "masked_latents", "masks", "targets", "hints", "references")
@@ -121,7 +122,7 @@ def build_dtc_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, reference_
 
     def write(tmp: Path) -> None:
         tmp.mkdir(parents=True)
-        save_file(tensors, tmp / CACHE_FILE, metadata={"reference_size": str(reference_size)})
+        save_file(tensors, tmp / CACHE_FILE, metadata={"reference_size": str(reference_size), **(record or {})})
 
     return save_atomically(out_dir, write)
 
@@ -131,7 +132,10 @@ class DTCCache(Dataset):
     (images uint8 (3, H, W); the objective converts them to [-1, 1])."""
 
     def __init__(self, cache_dir: str | Path):
-        self.tensors = load_file(Path(cache_dir) / CACHE_FILE)
+        path = Path(cache_dir) / CACHE_FILE
+        self.tensors = load_file(path)
+        with safe_open(path, "pt") as file:
+            self.record: dict[str, str] = file.metadata() or {}
 
     def __len__(self) -> int:
         return len(self.tensors["latents"])
@@ -251,16 +255,22 @@ class DTCSettings:
 
 def ensure_dtc_cache(accelerator, vae: AutoencoderKL, world: World, cache_dir: str | Path, dataset_size: int,
                      reference_size: int, inpaint_rule: InpaintRule) -> DTCCache:
-    """Build the latent cache of ``dataset_size`` training pairs once (main process), then load it."""
+    """Load the latent cache of ``dataset_size`` training pairs from ``cache_dir``, building it first (main
+    process) when it is missing or was built from anything else (another size, world, VAE or rule: e.g.
+    by another profile), so a course run never stops on a stale cache."""
     cache_dir = Path(cache_dir)
+    wanted = {"pairs": str(dataset_size), "reference_size": str(reference_size), "world": repr(world),
+              "inpaint_rule": inpaint_rule, "vae": module_fingerprint(vae)}
     with accelerator.main_process_first():
-        if accelerator.is_main_process and not (cache_dir / CACHE_FILE).is_file():
-            build_dtc_cache(vae, ShapeOrBoxDTCDataset(world, "train", dataset_size), cache_dir, reference_size,
-                            inpaint_rule=inpaint_rule)
-    cache = DTCCache(cache_dir)
-    if len(cache) < dataset_size:
-        raise ValueError(f"{cache_dir} holds {len(cache)} pairs but the run asks for {dataset_size}: remove it to rebuild")
-    return cache
+        if accelerator.is_main_process:
+            held = DTCCache(cache_dir).record if (cache_dir / CACHE_FILE).is_file() else None
+            if held != wanted:
+                if held is not None:
+                    changed = sorted(k for k in wanted if held.get(k) != wanted[k])
+                    print(f"rebuilding {cache_dir}: it was built with another {', '.join(changed)}")
+                build_dtc_cache(vae, ShapeOrBoxDTCDataset(world, "train", dataset_size), cache_dir, reference_size,
+                                inpaint_rule=inpaint_rule, record=wanted)
+    return DTCCache(cache_dir)
 
 
 def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str | None = "film",
