@@ -239,8 +239,13 @@ image_grid([im for s in diversity.values() for im in s.images[:n_show]],
 # ## 9. Full fine-tuning versus LoRA: what each costs
 #
 # Both are saved the way a shop would ship them: the full fine-tune as a whole diffusers
-# pipeline folder (fp16 weights), the LoRA garment as an adapter folder (its matrices and the
-# identifier's embedding) that loads onto the unchanged base model.
+# pipeline folder (fp16 weights), the LoRA garment as an adapter folder that loads onto the
+# unchanged base model. The adapter folder is in diffusers' own layout, so plain diffusers loads it
+# too: `pytorch_lora_weights.safetensors` holds the matrices (keys prefixed `unet.`, rank and alpha
+# in its metadata) for `pipe.load_lora_weights(folder)`, and `learned_embeds.safetensors` the
+# identifier's embedding for `pipe.load_textual_inversion(folder)`; `dreambooth.json` records the
+# token, the prompts and the cost. (A LoRA trained with diffusers' own DreamBooth-LoRA script loads
+# into `GarmentAdapters` and the app as well.)
 
 # %%
 from tryon_lab.training.dreambooth import save_dreambooth

@@ -168,7 +168,7 @@ def test_full_fine_tune_saves_as_a_pipeline_folder_that_loads_with_its_token(tra
 def test_lora_saves_as_an_adapter_that_loads_onto_the_base(trained, world, tiny_pipeline_dir, tmp_path):
     result = trained["lora"]
     out = save_dreambooth(result, tmp_path / "red-tee-lora")
-    assert {"pytorch_lora_weights.safetensors", "token_embedding.safetensors", "dreambooth.json"} <= {p.name for p in out.iterdir()}
+    assert {"pytorch_lora_weights.safetensors", "learned_embeds.safetensors", "dreambooth.json"} <= {p.name for p in out.iterdir()}
     assert not (out / "unet").exists()
     loaded = load_dreambooth(out, base=tiny_pipeline_dir, device="cpu")
     loaded.set_progress_bar_config(disable=True)

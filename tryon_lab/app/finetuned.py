@@ -1,8 +1,9 @@
 """Fine-tuned garments in the app: DreamBooth LoRA adapters as gallery entries.
 
 ``FineTunedGarments(backend, folder)`` loads every LoRA garment saved under ``folder`` (what
-``tryon-lab dreambooth --lora-rank N --out DIR`` writes) into the PyTorch back end's pipeline
-once, through ``GarmentAdapters``, and lists them as gallery items marked fine-tuned. Before a
+``tryon-lab dreambooth --lora-rank N --out DIR`` writes, or a folder from diffusers' DreamBooth-LoRA
+script, named after its garment: see ``FineTunedGarment.from_folder``) into the PyTorch back end's
+pipeline once, through ``GarmentAdapters``, and lists them as gallery items marked fine-tuned. Before a
 try-on, ``use(item)`` makes that item's adapter the active one (or, for any other item, goes
 back to the base model): a switch of adapter and identifier embedding, never a reload.
 """

@@ -6,6 +6,8 @@
 - ``objective``: the masked inpainting loss on instance + prior samples.
 - ``train``: ``train_dreambooth`` (full U-Net or peft LoRA, under accelerate, resumable),
   ``save_dreambooth`` / ``load_dreambooth`` (a pipeline folder or a LoRA adapter folder).
+- ``lora_files``: a LoRA garment's files in diffusers' layout (plain diffusers loads them with
+  ``load_lora_weights`` and ``load_textual_inversion``), and reading LoRA folders into a pipeline.
 - ``evaluate``: held-out people and masks, before/after, prior diversity, full versus LoRA,
   a gallery of LoRA garments.
 - ``live``: a loss plot that redraws itself while training runs (notebook 02).

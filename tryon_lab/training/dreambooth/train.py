@@ -4,7 +4,8 @@
 pipeline, paints and caches the class images, adds the identifier token, encodes instance and
 class images once to latents, and runs the shared ``run_loop`` (accelerate, resumable
 checkpoints, losses.csv). ``save_dreambooth`` writes a diffusers pipeline folder (full) or a
-LoRA adapter folder that loads onto the unchanged base (``load_dreambooth``, ``GarmentAdapters``).
+LoRA adapter folder that loads onto the unchanged base (``load_dreambooth``, ``GarmentAdapters``,
+and diffusers' own ``load_lora_weights`` + ``load_textual_inversion``: see ``lora_files``).
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ import torch
 
 from tryon_lab.errors import ConfigError
 from tryon_lab.training.dreambooth.instances import InstanceSet, class_images
+from tryon_lab.training.dreambooth.lora_files import save_lora_garment
 from tryon_lab.training.dreambooth.objective import DreamBoothObjective
 from tryon_lab.training.dreambooth.token import TokenVector, add_identifier_token, check_token
 from tryon_lab.training.loop import LoopSettings
 
 RECORD = "dreambooth.json"
-TOKEN_FILE = "token_embedding.safetensors"
-LORA_FILE = "pytorch_lora_weights.safetensors"
 REFERENCE = "reference.png"
-FORMAT = "tryon-lab-dreambooth/1"
+FORMAT = "tryon-lab-dreambooth/2"
+FORMATS = (FORMAT, "tryon-lab-dreambooth/1")  # readable; 1: the LoRA layout plain diffusers cannot load
 # LoRA target presets (peft matches a module whose name ends with one of these).
 LORA_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections of every transformer block
 LORA_TRANSFORMER = LORA_ATTENTION + ("proj_in", "proj_out", "ff.net.0.proj", "ff.net.2")  # + feed-forward, in/out
@@ -323,10 +324,9 @@ def _record(result: DreamBoothResult, extra: dict | None = None) -> dict:
 def save_dreambooth(result: DreamBoothResult, out_dir: str | Path, dtype: torch.dtype = torch.float16,
                     metrics: dict | None = None) -> Path:
     """Save atomically: full = a diffusers pipeline folder (weights in ``dtype``); LoRA = an adapter
-    folder (``pytorch_lora_weights.safetensors`` + the identifier's embedding). Both carry
-    ``dreambooth.json`` (token, prompts, item, cost, ``metrics``) and ``reference.png``. Returns ``out_dir``."""
-    from safetensors.torch import save_file
-
+    folder in diffusers' layout (``pytorch_lora_weights.safetensors`` + the identifier's embedding,
+    ``learned_embeds.safetensors``; see ``lora_files``). Both carry ``dreambooth.json`` (token,
+    prompts, item, cost, ``metrics``) and ``reference.png``. Returns ``out_dir``."""
     from tryon_lab.training.common import save_atomically, write_json
     from tryon_lab.training.pretrain import save_pipeline
 
@@ -338,10 +338,7 @@ def save_dreambooth(result: DreamBoothResult, out_dir: str | Path, dtype: torch.
         if result.mode == "full":
             save_pipeline(pipe, tmp, dtype=dtype)
         else:
-            pipe.unet.save_lora_adapter(tmp, adapter_name=result.adapter_name, weight_name=LORA_FILE)
-            token_id = pipe.tokenizer.convert_tokens_to_ids(result.instances.token)
-            vector = pipe.text_encoder.get_input_embeddings().weight[token_id].detach().float().cpu().contiguous()
-            save_file({result.instances.token: vector}, tmp / TOKEN_FILE)
+            save_lora_garment(pipe, result.adapter_name, result.instances.token, tmp)
         if result.instances.reference is not None:
             result.instances.reference.save(tmp / REFERENCE)
         write_json(tmp / RECORD, record)
@@ -360,8 +357,8 @@ def read_record(folder: str | Path) -> dict:
         raise ConfigError(f"{folder} is not a DreamBooth output (no {RECORD})") from None
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path} is not readable JSON: {err}") from None
-    if record.get("format") != FORMAT:
-        raise ConfigError(f"{path}: format {record.get('format')!r} is not {FORMAT!r}")
+    if record.get("format") not in FORMATS:
+        raise ConfigError(f"{path}: format {record.get('format')!r} is not one of {', '.join(map(repr, FORMATS))}")
     return record
 
 
