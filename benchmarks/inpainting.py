@@ -85,14 +85,18 @@ def run() -> list[tuple]:
         "no text (empty prompt)": pipeline_method(pipe, STEPS, GUIDANCE, use_text=False),
         "OpenCV Telea": lambda samples: [telea_inpaint(s.scene, s.shape_mask) for s in samples],
     }
-    for method, scores in evaluate_methods(methods, garments, judge).items():
+    for method, scores in evaluate_methods(methods, garments, judge, intervals=True).items():
         note = f"{SAMPLES} held-out garment try-ons; judge = world encoder"
+
+        def interval(name: str) -> str:
+            return f"{note}; 95% bootstrap interval [{scores[name + '_lo']:.4g}, {scores[name + '_hi']:.4g}]"
+
         rows += [
-            (f"{method}: masked PSNR (dB)", scores["masked_psnr_db"], note),
-            (f"{method}: garment attribute accuracy, all three", scores["attr_acc_all"], note),
+            (f"{method}: masked PSNR (dB)", scores["masked_psnr_db"], interval("masked_psnr_db")),
+            (f"{method}: garment attribute accuracy, all three", scores["attr_acc_all"], interval("attr_acc_all")),
             (f"{method}: category / colour / pattern accuracy",
              f"{scores['attr_acc_category']:.2f} / {scores['attr_acc_colour']:.2f} / {scores['attr_acc_pattern']:.2f}", note),
-            (f"{method}: reference similarity (world-encoder cosine)", scores["ref_similarity"], note),
+            (f"{method}: reference similarity (world-encoder cosine)", scores["ref_similarity"], interval("ref_similarity")),
         ]
     ours, theirs = _timings(pipe, garments[0])
     threads = torch.get_num_threads()

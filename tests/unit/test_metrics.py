@@ -77,3 +77,29 @@ def test_fid_on_world_encoder_features_is_zero_for_the_same_set_and_larger_for_n
     noise = [Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in images]
     assert same == pytest.approx(0.0, abs=1e-2)
     assert judge.fid(images, masks, noise, masks) > same + 1e-3
+
+
+def test_judge_features_are_one_row_per_crop_from_the_pooled_backbone(judge):
+    world = World(resolution=64)
+    samples = [world.sample(i) for i in range(8)]
+    images, masks = [s.target for s in samples], [s.item_mask for s in samples]
+    features = judge.features(images, masks)
+    assert features.shape == (8, judge.encoder.config.channels[-1])
+    with torch.no_grad():
+        direct = judge.encoder.features(judge.crops(images, masks)).numpy()
+    assert np.abs(features - direct).max() < 0.05  # only the 8-bit rounding FID's input goes through
+
+
+def test_score_outputs_with_intervals_brackets_every_mean(judge):
+    from tryon_lab.metrics.inpainting import score_outputs
+
+    world = World(resolution=64)
+    samples = [world.sample(i) for i in range(6)]
+    rng = np.random.default_rng(0)
+    outputs = [Image.fromarray(np.clip(np.asarray(s.target, np.int16) + rng.integers(-40, 40, (64, 64, 3)), 0, 255)
+                               .astype(np.uint8)) for s in samples]
+    plain = score_outputs(samples, outputs, judge)
+    scores = score_outputs(samples, outputs, judge, intervals=True)
+    assert {k: scores[k] for k in plain} == plain
+    for name, value in plain.items():
+        assert scores[f"{name}_lo"] <= value <= scores[f"{name}_hi"], name

@@ -11,23 +11,38 @@ from PIL import Image
 from tryon_lab.data.world import WorldSample
 from tryon_lab.metrics.image import box_ssim, masked_psnr
 from tryon_lab.metrics.judge import WorldJudge
+from tryon_lab.metrics.stats import bootstrap
 
 Method = Callable[[Sequence[WorldSample]], list[Image.Image]]
 
 
-def score_outputs(samples: Sequence[WorldSample], outputs: Sequence[Image.Image], judge: WorldJudge | None) -> dict[str, float]:
-    """Mean masked PSNR (dB), box SSIM and, with a judge, attribute accuracy and reference similarity."""
+def per_sample_scores(samples: Sequence[WorldSample], outputs: Sequence[Image.Image],
+                      judge: WorldJudge | None) -> dict[str, np.ndarray]:
+    """Per try-on: masked PSNR (dB), box SSIM and, with a judge, attribute hits and reference similarity."""
     masks = [s.shape_mask for s in samples]
-    scores = {
-        "masked_psnr_db": float(np.mean([masked_psnr(o, s.target, m) for o, s, m in zip(outputs, samples, masks)])),
-        "box_ssim": float(np.mean([box_ssim(o, s.target, m) for o, s, m in zip(outputs, samples, masks)])),
+    values = {
+        "masked_psnr_db": np.array([masked_psnr(o, s.target, m) for o, s, m in zip(outputs, samples, masks)]),
+        "box_ssim": np.array([box_ssim(o, s.target, m) for o, s, m in zip(outputs, samples, masks)]),
     }
     if judge is not None:
         # The judge looks where the reference item should now be, not at the union with the old one.
         items = [s.item_mask for s in samples]
-        accuracy = judge.attribute_accuracy(outputs, items, [s.item for s in samples])
-        scores.update({f"attr_acc_{name}": value for name, value in accuracy.items()})
-        scores["ref_similarity"] = judge.reference_similarity(outputs, items, [s.reference for s in samples])
+        hits = judge.attribute_hits(outputs, items, [s.item for s in samples])
+        values.update({f"attr_acc_{name}": h.astype(float) for name, h in hits.items()})
+        values["ref_similarity"] = judge.reference_similarities(outputs, items, [s.reference for s in samples])
+    return values
+
+
+def score_outputs(samples: Sequence[WorldSample], outputs: Sequence[Image.Image], judge: WorldJudge | None,
+                  intervals: bool = False) -> dict[str, float]:
+    """Mean masked PSNR (dB), box SSIM and, with a judge, attribute accuracy and reference similarity;
+    with ``intervals``, each also gets ``<name>_lo`` / ``<name>_hi``, its 95% bootstrap interval."""
+    scores: dict[str, float] = {}
+    for name, values in per_sample_scores(samples, outputs, judge).items():
+        scores[name] = float(np.mean(values))
+        if intervals:
+            interval = bootstrap(np.mean, values)
+            scores[f"{name}_lo"], scores[f"{name}_hi"] = interval.lo, interval.hi
     return scores
 
 
@@ -49,6 +64,7 @@ def pipeline_method(pipe, steps: int = 25, guidance_scale: float = 4.0, use_text
     return run
 
 
-def evaluate_methods(methods: dict[str, Method], samples: Sequence[WorldSample], judge: WorldJudge | None) -> dict[str, dict[str, float]]:
-    """Run every method on the same samples; returns {method name: scores}."""
-    return {name: score_outputs(samples, method(samples), judge) for name, method in methods.items()}
+def evaluate_methods(methods: dict[str, Method], samples: Sequence[WorldSample], judge: WorldJudge | None,
+                     intervals: bool = False) -> dict[str, dict[str, float]]:
+    """Run every method on the same samples; returns {method name: scores} (``score_outputs``)."""
+    return {name: score_outputs(samples, method(samples), judge, intervals) for name, method in methods.items()}

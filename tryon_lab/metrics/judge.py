@@ -60,27 +60,42 @@ class WorldJudge:
         return torch.stack([item_crop(img, m, self.size) for img, m in zip(images, masks)])
 
     @torch.no_grad()
-    def attribute_accuracy(self, images, masks, items: Sequence[ItemSpec]) -> dict[str, float]:
-        """Fraction of try-ons whose crop is recognised as the intended item, per attribute and for all three."""
+    def attribute_hits(self, images, masks, items: Sequence[ItemSpec]) -> dict[str, np.ndarray]:
+        """Per try-on, whether its crop is recognised as the intended item: per attribute and "all" three."""
         predicted = self.encoder.predict(self.crops(images, masks))
         truth = [attribute_labels(item) for item in items]
         hits = {name: np.array([int(predicted[name][i]) == t[name] for i, t in enumerate(truth)]) for name in ATTRIBUTE_NAMES}
-        scores = {name: float(h.mean()) for name, h in hits.items()}
-        scores["all"] = float(np.logical_and.reduce([hits[n] for n in ATTRIBUTE_NAMES]).mean())
-        return scores
+        hits["all"] = np.logical_and.reduce([hits[n] for n in ATTRIBUTE_NAMES])
+        return hits
+
+    def attribute_accuracy(self, images, masks, items: Sequence[ItemSpec]) -> dict[str, float]:
+        """Fraction of try-ons whose crop is recognised as the intended item, per attribute and for all three."""
+        return {name: float(h.mean()) for name, h in self.attribute_hits(images, masks, items).items()}
 
     @torch.no_grad()
-    def reference_similarity(self, images, masks, references: Sequence[Image.Image]) -> float:
-        """Mean cosine between world-encoder embeddings of each try-on crop and its catalog reference."""
+    def reference_similarities(self, images, masks, references: Sequence[Image.Image]) -> np.ndarray:
+        """Per try-on, the cosine between world-encoder embeddings of its crop and its catalog reference."""
         generated = self.encoder.embed(self.crops(images, masks))
         refs = self.encoder.embed(torch.stack([reference_crop(r, self.size) for r in references]))
-        return float((generated * refs).sum(-1).mean())
+        return (generated * refs).sum(-1).numpy()
+
+    def reference_similarity(self, images, masks, references: Sequence[Image.Image]) -> float:
+        """Mean cosine between world-encoder embeddings of each try-on crop and its catalog reference."""
+        return float(self.reference_similarities(images, masks, references).mean())
+
+    def _uint8_crops(self, images, masks) -> torch.Tensor:
+        return ((self.crops(images, masks) + 1.0) * 127.5).round().to(torch.uint8)
+
+    @torch.no_grad()
+    def features(self, images, masks) -> np.ndarray:
+        """World-encoder features (N, d) of the item crops, as FID sees them: the input to
+        ``metrics.stats.kid`` / ``fid`` / ``noise_floor``."""
+        return _Features(self.encoder)(self._uint8_crops(images, masks)).numpy()
 
     @torch.no_grad()
     def fid(self, real_images, real_masks, fake_images, fake_masks) -> float:
         """FID on world-encoder features between real and generated item crops (torchmetrics)."""
         metric = FrechetInceptionDistance(feature=_Features(self.encoder), normalize=False)
         for images, masks, real in ((real_images, real_masks, True), (fake_images, fake_masks, False)):
-            crops = ((self.crops(images, masks) + 1.0) * 127.5).round().to(torch.uint8)
-            metric.update(crops, real=real)
+            metric.update(self._uint8_crops(images, masks), real=real)
         return float(metric.compute())
