@@ -91,3 +91,17 @@ def test_the_shipped_models_paint_what_they_painted_before_the_upgrade():
     for model, row in differences(tryons_now(count=1)).items():
         assert row["max_levels"] <= 1, model  # fp32 summation order inside conv_in, nothing more
         assert row["values_differing"] <= row["values"] // 1000, model
+
+
+def test_the_grader_names_an_old_bundle_format(tmp_path):
+    from tryon_lab.grading.grader import grade_submission
+
+    bundle = tmp_path / "old-bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text(json.dumps({
+        "format": "tryon-lab-bundle", "format_version": 1, "components": {}, "files": {}, "golden": {},
+        "scheduler": {}, "runtime": {}}))
+    report = grade_submission(bundle, tmp_path / "report")
+    manifest = next(check for check in report.checks if check.name == "manifest")
+    assert manifest.status == "failed"
+    assert "format_version 1 cannot be read" in manifest.reason and "diffusers' order" in manifest.reason
