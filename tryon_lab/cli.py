@@ -311,13 +311,15 @@ def _add_tryon(subparsers) -> None:
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: 4 with --prompt, "
                                                        "5 with --reference)")
     parser.add_argument("--model", help="pipeline folder (default: the shipped mini-sd-inpaint, or with --reference "
-                                        "the shipped dtc)")
+                                        "the shipped dtc; both know only the course's synthetic world: for real "
+                                        "photos, --prompt with a local SD-1.5-inpainting folder)")
     parser.set_defaults(handler=_run_tryon)
 
 
 def _run_tryon(args: argparse.Namespace) -> int:
     import time
 
+    from tryon_lab.data.domain import is_shipped_model, looks_like_world_render, outside_world_note
     from tryon_lab.data.io import load_image, load_mask
     from tryon_lab.errors import ConfigError
     from tryon_lab.pipelines.loading import load_dtc_pipeline, load_inpaint_pipeline
@@ -340,6 +342,8 @@ def _run_tryon(args: argparse.Namespace) -> int:
     else:
         condition = args.prompt
         pipe, guidance = load_inpaint_pipeline(args.model), args.guidance if args.guidance is not None else 4.0
+    if (args.model is None or is_shipped_model(args.model)) and not looks_like_world_render(photo):
+        print(f"note: {outside_world_note(args.person)}", file=sys.stderr)
     loaded = time.perf_counter()
     result = pipe(photo, mask, condition, num_inference_steps=args.steps, guidance_scale=guidance, seed=args.seed)
     generated = time.perf_counter()

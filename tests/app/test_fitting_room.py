@@ -2,17 +2,21 @@
 errors as messages, the restore brush, save."""
 
 import io
+import shutil
 import threading
 from datetime import datetime
 
 import nbformat
 import numpy as np
 import pytest
+from matplotlib import cbook
 from PIL import Image
 
 from tryon_lab.app import FittingRoom, GenerationCancelled
+from tryon_lab.app.fitting_room import knows_only_the_world
 from tryon_lab.app.items import world_items, world_samples
 from tryon_lab.cli import main
+from tryon_lab.data.domain import outside_world_note
 from tryon_lab.errors import TryOnInputError
 
 WAIT = 120  # seconds; generous, because CI machines may be busy
@@ -216,3 +220,31 @@ def test_the_page_notebook_shows_the_app_on_absolute_paths(tmp_path, monkeypatch
     assert f"FittingRoom(pipeline={str(tmp_path / 'models' / 'm')!r}, catalog=None)" in source
     arguments = voila_arguments(path, 8123, "t0k")
     assert {"--Voila.ip=127.0.0.1", "--port=8123", "--Voila.port_retries=0", "--token=t0k"} <= set(arguments)
+
+
+@pytest.fixture(scope="module")
+def grace_hopper_jpg():
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        return handle.read()
+
+
+def test_the_shipped_model_notes_a_photo_from_outside_the_world(tiny_pipeline_dir, small_catalog, grace_hopper_jpg,
+                                                                 tmp_path, monkeypatch):
+    shutil.copytree(tiny_pipeline_dir, tmp_path / "data" / "models" / "mini-sd-inpaint")
+    monkeypatch.setenv("TRYON_LAB_DATA", str(tmp_path / "data"))
+    room = FittingRoom(catalog=small_catalog)
+    assert knows_only_the_world(room.backend) and room.status.text == "Pick an item to try on."
+    room.personalize.upload.value = (_upload("hopper.jpg", grace_hopper_jpg),)
+    assert room.status.kind == "info" and room.status.text == outside_world_note("This photo")
+    assert not room.personalize.try_on_button.disabled
+    room.status.show("")
+    room.personalize.use_sample(0)  # a world render
+    assert room.status.text == ""
+    room.personalize.picker.value = len(room.personalize.samples) - 1  # the Grace Hopper sample
+    assert room.status.text == outside_world_note("This photo")
+
+
+def test_another_model_takes_photos_without_a_note(room, grace_hopper_jpg):
+    assert not knows_only_the_world(room.backend)
+    room.personalize.upload.value = (_upload("hopper.jpg", grace_hopper_jpg),)
+    assert room.status.text != outside_world_note("This photo") and room.status.kind == "info"

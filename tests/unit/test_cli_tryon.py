@@ -1,10 +1,14 @@
 """``tryon-lab tryon``: a text try-on and a reference (Diffuse to Choose) try-on from the command line."""
 
+import shutil
+
 import numpy as np
 import pytest
+from matplotlib import cbook
 from PIL import Image
 
 from tryon_lab.cli import main
+from tryon_lab.data.domain import outside_world_note
 from tryon_lab.data.world import World
 from tryon_lab.pipelines.dtc import DTCPipeline
 from tryon_lab.pipelines.loading import load_dtc_pipeline
@@ -63,3 +67,46 @@ def test_a_folder_that_is_no_dtc_model_is_a_clear_error(photo_and_mask, tmp_path
     assert _run(folder, tmp_path / "r.png", "--reference", str(folder / "item.png"), "--model", str(tmp_path)) == 2
     assert "neither a DTC pipeline folder" in capsys.readouterr().err
     assert not (tmp_path / "r.png").exists()
+
+
+@pytest.fixture()
+def shipped_tiny(tiny_pipeline_dir, tmp_path, monkeypatch):
+    """The tiny random pipeline standing in for the shipped mini model (a few ms per step)."""
+    shutil.copytree(tiny_pipeline_dir, tmp_path / "data" / "models" / "mini-sd-inpaint")
+    monkeypatch.setenv("TRYON_LAB_DATA", str(tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def grace_hopper(tmp_path_factory):
+    path = tmp_path_factory.mktemp("photo") / "grace_hopper.jpg"
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        path.write_bytes(handle.read())
+    return path
+
+
+def _tryon(person, out, *extra):
+    return main(["tryon", "--person", str(person), "--mask", "auto", "--category", "tee", "--prompt", "a red tee",
+                 "--out", str(out), "--steps", "1", *extra])
+
+
+def _notes(err):
+    """The note lines on stderr (diffusers' loading progress bars share it)."""
+    return [line for line in err.splitlines() if line.startswith("note:")]
+
+
+def test_the_shipped_model_notes_a_photo_from_outside_the_world(shipped_tiny, grace_hopper, tmp_path, capsys):
+    assert _tryon(grace_hopper, tmp_path / "r.png") == 0
+    out, err = capsys.readouterr()
+    assert _notes(err) == [f"note: {outside_world_note(str(grace_hopper))}"]
+    assert "saved" in out and (tmp_path / "r.png").is_file()
+
+
+def test_no_note_on_a_world_render(shipped_tiny, photo_and_mask, tmp_path, capsys):
+    folder, _ = photo_and_mask
+    assert _tryon(folder / "scene.png", tmp_path / "r.png") == 0
+    assert _notes(capsys.readouterr().err) == []
+
+
+def test_no_note_with_another_model(tiny_pipeline_dir, grace_hopper, tmp_path, capsys):
+    assert _tryon(grace_hopper, tmp_path / "r.png", "--model", str(tiny_pipeline_dir)) == 0
+    assert _notes(capsys.readouterr().err) == []

@@ -26,6 +26,7 @@ from tryon_lab.app.result import ResultScreen
 from tryon_lab.app.style import style_widget
 from tryon_lab.app.ui import StatusLine
 from tryon_lab.data.catalog import CATALOG_JSON
+from tryon_lab.data.domain import is_shipped_model
 from tryon_lab.errors import ConfigError, TryOnInputError
 from tryon_lab.export.errors import BundleError
 from tryon_lab.paths import data_dir
@@ -43,6 +44,7 @@ class FittingRoom:
     catalog, else a small gallery rendered by the world) or a catalog folder. ``garments_dir``:
     a folder of DreamBooth LoRA garments (``tryon-lab dreambooth --lora-rank N``), shown first in
     the gallery, marked fine-tuned; choosing one switches to its adapter on the PyTorch model.
+    A shipped model knows only the synthetic world: a photo that is no world render gets a note.
     ``steps`` and ``seed`` start the Result screen's controls. Display it as a cell's value.
     """
 
@@ -56,7 +58,8 @@ class FittingRoom:
             items = [*self.finetuned.items, *items]
         self.status = StatusLine()
         self.garments = GarmentsScreen(items, self.status, self._selected)
-        self.personalize = PersonalizeScreen(samples, self.status, lambda: self.garments.selected, self.try_on)
+        self.personalize = PersonalizeScreen(samples, self.status, lambda: self.garments.selected, self.try_on,
+                                             world_only=knows_only_the_world(self.backend))
         self.result = ResultScreen(self.backend, self.status, self.try_on, steps=steps, seed=seed,
                                    unavailable=problem or "")
         self._auto_prompt = ""
@@ -161,6 +164,12 @@ def resolve_backend(pipeline: Any, bundle: str | Path | None = None) -> tuple[Tr
     if isinstance(pipeline, TryOnBackend):
         return pipeline, None
     return PyTorchBackend(pipeline), None
+
+
+def knows_only_the_world(backend: TryOnBackend | None) -> bool:
+    """Whether ``backend`` runs a shipped model (``data/models``), trained on the synthetic world alone."""
+    folder = backend.pipe.name_or_path if isinstance(backend, PyTorchBackend) else ""
+    return bool(folder) and is_shipped_model(folder)
 
 
 def resolve_catalog(catalog: str | Path | None) -> tuple[list[GalleryItem], list[SamplePhoto]]:

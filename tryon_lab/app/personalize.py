@@ -10,6 +10,7 @@ from tryon_lab.app.canvas import BRUSH, ERASER, MaskCanvas
 from tryon_lab.app.items import GalleryItem, SamplePhoto, uploaded, work_photo
 from tryon_lab.app.ui import LABELS, StatusLine, button
 from tryon_lab.data.attributes import article
+from tryon_lab.data.domain import looks_like_world_render, outside_world_note
 from tryon_lab.data.suggest import suggest_mask
 from tryon_lab.errors import TryOnInputError
 
@@ -18,13 +19,14 @@ class PersonalizeScreen:
     """Pick a sample or upload a photo, then paint where the item goes.
 
     ``item()`` returns the selected gallery item (for the suggested mask); the "Try it on"
-    button calls ``on_try_on()``.
+    button calls ``on_try_on()``. ``world_only``: the model knows only the synthetic world, so a
+    photo that is no world render gets a note on the status line.
     """
 
     def __init__(self, samples: Sequence[SamplePhoto], status: StatusLine,
                  item: Callable[[], GalleryItem | None], on_try_on: Callable[[], None],
-                 canvas_size: tuple[int, int] = (336, 420)) -> None:
-        self.samples, self.status, self.item = list(samples), status, item
+                 canvas_size: tuple[int, int] = (336, 420), world_only: bool = False) -> None:
+        self.samples, self.status, self.item, self.world_only = list(samples), status, item, world_only
         self.room: str | None = None
         self.canvas = MaskCanvas(*canvas_size)
         self.canvas.on_change(lambda _: self._update())
@@ -61,9 +63,12 @@ class PersonalizeScreen:
 
     def use_photo(self, image, room: str | None = None) -> None:
         """Start over on a photo (anything ``load_image`` reads); ``room`` names a room's type."""
-        self.canvas.set_photo(work_photo(image))
+        photo = work_photo(image)
+        self.canvas.set_photo(photo)
         self.room = room
         self._update()
+        if self.world_only and not looks_like_world_render(photo):
+            self.status.show(outside_world_note("This photo"))
 
     def use_sample(self, index: int | None) -> None:
         """Start over on sample photo number ``index``."""
