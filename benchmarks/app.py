@@ -17,6 +17,8 @@ from tryon_lab.app.browser import PHONE_VIEWPORT, AppPage, app_server, chromium,
 from tryon_lab.errors import ConfigError
 from tryon_lab.paths import shipped_model
 
+MODELS = ("mini-sd-inpaint",)
+
 DABS = [(40 + 12 * k, 110 + 9 * (k % 3)) for k in range(20)]  # canvas pixels, all on the photo
 STROKE = [(80, 200), (170, 260), (250, 330)]
 STEPS = 20  # the app's default

@@ -19,6 +19,8 @@ from tryon_lab.data.world import World
 from tryon_lab.paths import REPO_ROOT, sha256_file, shipped_model
 from tryon_lab.pipelines.loading import SHIPPED_DTC, SHIPPED_INPAINT, load_dtc_pipeline, load_inpaint_pipeline
 
+MODELS = (SHIPPED_INPAINT, SHIPPED_DTC)
+
 BEFORE = REPO_ROOT / "tests" / "data" / "shipped_tryons_before_channel_order.npz"
 BEFORE_COMMIT = "efb9b52"
 UPGRADED_WEIGHTS = {SHIPPED_INPAINT: "unet/diffusion_pytorch_model.safetensors",
@@ -36,9 +38,9 @@ def tryons_now(count: int | None = None) -> dict[str, np.ndarray]:
         pipe.set_progress_bar_config(disable=True)
     now = {}
     for i in cases:
-        garment = world.sample(i, "heldout", "garment")
+        garment = world.sample(i, "test", "garment")
         now[f"inpaint_{i}"] = np.asarray(text(garment.scene, garment.shape_mask, garment.caption, seed=i).raw[0])
-        product = world.sample(i, "heldout", "product")
+        product = world.sample(i, "test", "product")
         now[f"dtc_{i}"] = np.asarray(dtc(product.scene, product.shape_mask, product.reference, seed=i).raw[0])
     return now
 

@@ -41,6 +41,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+MODELS = ("mini-sd-inpaint", "world-encoder")
+
 GARMENT = "garment-tee-red-stripes"
 MORE_GARMENTS = ("garment-tee-blue-dots", "garment-tee-yellow-checks")  # for the switch timing
 EVAL_PEOPLE = 16

@@ -17,6 +17,8 @@ from tryon_lab.paths import shipped_model
 from tryon_lab.pipelines.dtc import measure_step_times
 from tryon_lab.pipelines.loading import SHIPPED_DTC, load_dtc_pipeline, load_inpaint_pipeline
 
+MODELS = ("mini-sd-inpaint", "dtc")  # the ablation is read from dtc/training.json; timings run both
+
 STEPS, GUIDANCE = 25, 5.0
 FID_MARGIN = 0.09  # the paper's FID gain of DTC over its best Paint-by-Example variant (Table 2)
 
@@ -67,7 +69,7 @@ def run() -> list[tuple]:
     rows = _ablation_rows(record["ablation"], record["settings"]["eval_samples"])
     dtc = load_dtc_pipeline(device="cpu")
     text = load_inpaint_pipeline(device="cpu")
-    sample = World(seed=0, resolution=text.resolution).sample(0, split="heldout")
+    sample = World(seed=0, resolution=text.resolution).sample(0, split="test")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -15,6 +15,8 @@ import torch
 
 from tryon_lab.errors import ConfigError
 
+MODELS = ("mini-sd-inpaint",)  # run() without a model exports the shipped one
+
 GROUP_SIZES = (16, 32, 64)  # palette group sizes compared side by side (the export's default is 32)
 
 

@@ -24,6 +24,8 @@ from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.training.pretrain import vae_heldout_psnrs
 
+MODELS = ("mini-sd-inpaint", "world-encoder")
+
 SAMPLES = 48
 # 48 images put a standard error of about 0.3 dB on the VAE's mean PSNR, as wide as its margin to the bar
 VAE_SAMPLES = 256
@@ -79,7 +81,7 @@ def run() -> list[tuple]:
          f"(the first {SAMPLES}: {np.mean(vae_scores[:SAMPLES]):.2f} dB); bar >= 27"),
         ("VAE PSNR, real photo (dB)", _real_photo_psnr(pipe.vae, pipe.resolution), "matplotlib's grace_hopper.jpg, 128 px"),
     ]
-    garments = [world.sample(i, split="heldout", kind="garment") for i in range(SAMPLES)]
+    garments = [world.sample(i, split="test", kind="garment") for i in range(SAMPLES)]
     methods = {
         "text-conditioned": pipeline_method(pipe, STEPS, GUIDANCE, use_text=True),
         "no text (empty prompt)": pipeline_method(pipe, STEPS, GUIDANCE, use_text=False),

@@ -49,3 +49,13 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_folder(path: Path) -> str:
+    """Hex SHA-256 over a folder's files, in sorted path order: each one's relative path and the
+    SHA-256 of its contents."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(bytes.fromhex(sha256_file(file)))
+    return digest.hexdigest()

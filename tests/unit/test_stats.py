@@ -7,7 +7,14 @@ import pytest
 
 from tryon_lab.errors import TryOnInputError
 from tryon_lab.metrics.stats import (
-    InsufficientSamplesError, Interval, bootstrap, fid, kid, noise_floor, paired_difference, verdict,
+    InsufficientSamplesError,
+    Interval,
+    bootstrap,
+    fid,
+    kid,
+    noise_floor,
+    paired_difference,
+    verdict,
 )
 
 

@@ -1,0 +1,135 @@
+"""What a RESULTS.md section measured, and which sections measured models that have changed since.
+
+Every section written by ``python -m benchmarks NAME`` carries a record line: the git commit (short
+hash, ``+dirty`` with uncommitted changes to tracked files) and the folder SHA-256 (first 16 hex,
+``tryon_lab.paths.sha256_folder``) of each shipped model its module declares in ``MODELS``.
+``python -m benchmarks check`` compares those hashes with the shipped models now; ``STALE.toml``
+names the sections known to be stale, and why, so that only a section going stale silently fails.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tryon_lab.errors import ConfigError
+from tryon_lab.paths import REPO_ROOT, sha256_folder, shipped_model
+
+ALLOW_LIST = Path(__file__).with_name("STALE.toml")
+HASH_CHARS = 16
+_RECORD = re.compile(r"^Commit (\S+); shipped models(?: \(folder sha256, first 16 hex\))?: (.*)$", re.MULTILINE)
+_MODEL = re.compile(r"`([^`]+)` ([0-9a-f]{16})")
+_SECTION = re.compile(r"^## ([^\n]+)\n(.*?)(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A section of RESULTS.md whose numbers may not describe the shipped models any more."""
+
+    section: str
+    reason: str
+
+
+def git_commit() -> str:
+    """Short hash of HEAD, with ``+dirty`` when tracked files have uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def model_hashes(models: Sequence[str]) -> dict[str, str]:
+    """{model: first ``HASH_CHARS`` hex of the folder SHA-256} for shipped models."""
+    return {name: sha256_folder(shipped_model(name))[:HASH_CHARS] for name in models}
+
+
+def record_line(models: Sequence[str]) -> str:
+    """The line a section records: commit, and each measured model's folder hash (or "none")."""
+    hashes = model_hashes(models)
+    if not hashes:
+        return f"Commit {git_commit()}; shipped models: none."
+    listed = ", ".join(f"`{name}` {digest}" for name, digest in hashes.items())
+    return f"Commit {git_commit()}; shipped models (folder sha256, first 16 hex): {listed}."
+
+
+def sections(text: str) -> dict[str, str]:
+    """{section name: its text} of a RESULTS.md."""
+    return {m.group(1).strip(): m.group(2) for m in _SECTION.finditer(text)}
+
+
+def recorded_models(section: str) -> dict[str, str] | None:
+    """{model: hash} a section recorded (empty for "none"); None when it has no record line."""
+    found = _RECORD.search(section)
+    return None if found is None else dict(_MODEL.findall(found.group(2)))
+
+
+def stale_sections(text: str) -> list[Stale]:
+    """Sections of a RESULTS.md text with no record, or whose recorded models' hashes differ from the
+    shipped models' now (or whose models are gone)."""
+    stale = []
+    for name, body in sections(text).items():
+        recorded = recorded_models(body)
+        if recorded is None:
+            stale.append(Stale(name, "no record of the models it measured (written before records)"))
+            continue
+        changed = []
+        for model, digest in recorded.items():
+            try:
+                now = model_hashes([model])[model]
+            except ConfigError:
+                now = "absent"
+            if now != digest:
+                changed.append(f"{model} {digest} -> {now}")
+        if changed:
+            stale.append(Stale(name, "models changed since: " + ", ".join(changed)))
+    return stale
+
+
+def load_allow_list(path: Path = ALLOW_LIST) -> dict[str, str]:
+    """{section: why it is known to be stale} from a TOML file of ``[section]`` tables with ``why``."""
+    if not path.is_file():
+        return {}
+    try:
+        return {name: str(table["why"]) for name, table in tomllib.loads(path.read_text()).items()}
+    except (tomllib.TOMLDecodeError, TypeError, KeyError) as error:
+        raise ConfigError(f"{path}: every entry must be a [section] table with a `why` string ({error})") from error
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """``unlisted``: stale sections not in the allow-list (the failure); ``listed``: stale and allowed;
+    ``fresh_but_listed``: allow-listed sections that are fresh now (to remove from the list)."""
+
+    unlisted: list[Stale]
+    listed: list[Stale]
+    fresh_but_listed: list[str]
+
+    @property
+    def passed(self) -> bool:
+        """True when no section went stale silently and the allow-list names no fresh section."""
+        return not self.unlisted and not self.fresh_but_listed
+
+
+def check(results: Path, allow_list: Path = ALLOW_LIST) -> CheckResult:
+    """Compare ``results``' recorded model hashes with the shipped models, against ``allow_list``."""
+    allowed = load_allow_list(allow_list)
+    stale = stale_sections(results.read_text())
+    stale_names = {s.section for s in stale}
+    return CheckResult([s for s in stale if s.section not in allowed],
+                       [Stale(s.section, f"{s.reason}; why: {allowed[s.section]}") for s in stale if s.section in allowed],
+                       sorted(name for name in allowed if name not in stale_names))
+
+
+def report(result: CheckResult, allow_list: Path = ALLOW_LIST) -> str:
+    """What ``python -m benchmarks check`` prints."""
+    lines = [f"STALE: {s.section}: {s.reason}; refresh with `python -m benchmarks {s.section}`" for s in result.unlisted]
+    lines += [f"known stale ({allow_list.name}): {s.section}: {s.reason}" for s in result.listed]
+    lines += [f"listed in {allow_list.name} but fresh now: {name}; remove it from the list"
+              for name in result.fresh_but_listed]
+    lines.append("check passed" if result.passed else "check FAILED")
+    return "\n".join(lines)
