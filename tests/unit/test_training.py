@@ -11,7 +11,7 @@ import torch
 from accelerate import Accelerator
 
 from tryon_lab.profiles import load_profile
-from tryon_lab.training.checkpoints import checkpoint_dirs, resume_latest, save_checkpoint
+from tryon_lab.training.checkpoints import STATE_FILE, checkpoint_dirs, resume_latest, save_checkpoint
 from tryon_lab.training.loop import LoopSettings, learning_rate_factor, run_loop
 from tryon_lab.training.losslog import read_losses
 
@@ -55,14 +55,56 @@ def test_resume_continues_from_the_newest_checkpoint(tmp_path):
     assert float(second.w.mean()) > float(first.w.mean()) - 1e-6
 
 
-def test_a_half_written_checkpoint_is_ignored(tmp_path):
+def test_half_written_and_damaged_checkpoints_are_ignored(tmp_path):
     accelerator = Accelerator(cpu=True)
     model = accelerator.prepare(_Quadratic())
     save_checkpoint(accelerator, tmp_path, 5)
-    (tmp_path / ".tmp-step-000010").mkdir()  # a run killed while writing
-    (tmp_path / "step-000015").mkdir()  # no trainer state: incomplete
+    with torch.no_grad():
+        model.w.fill_(7.0)
+    complete = tmp_path / "step-000005"
+    shutil.copytree(complete, tmp_path / ".tmp-step-000010")  # killed before the rename
+    shutil.copytree(complete, tmp_path / "step-000015", ignore=shutil.ignore_patterns(STATE_FILE))  # no marker
+    truncated = shutil.copytree(complete, tmp_path / "step-000020")
+    with (truncated / "model.safetensors").open("r+b") as handle:
+        handle.truncate(8)
     assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-000005"]
-    assert resume_latest(accelerator, tmp_path)["step"] == 5
+    garbled = shutil.copytree(complete, tmp_path / "step-000025")  # the marker's sizes, unreadable contents
+    size = (garbled / "model.safetensors").stat().st_size
+    (garbled / "model.safetensors").write_bytes(b"\xff" * size)
+    with pytest.warns(UserWarning, match="step-000025 does not load"):
+        assert resume_latest(accelerator, tmp_path)["step"] == 5
+    assert torch.equal(model.w, torch.zeros(4))  # the weights of step 5, not 7s
+
+    save_checkpoint(accelerator, tmp_path, 30, keep=1)  # pruned only once the new one is complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000015", "step-000020", "step-000030"]
+
+
+def test_a_resumed_run_ends_with_the_weights_ema_and_losses_of_an_uninterrupted_one(tmp_path):
+    from tryon_lab.training.common import loader_factory
+    from tryon_lab.training.loop import endless
+
+    class Noisy(_Quadratic):
+        def forward(self, batch):
+            return super().forward(batch[0] + torch.randn(4))
+
+    def run(run_dir, steps):
+        accelerator = Accelerator(cpu=True)
+        torch.manual_seed(0)
+        dataset = torch.utils.data.TensorDataset(torch.arange(28.0).reshape(7, 4))
+        model = Noisy()
+        settings = LoopSettings(steps=steps, learning_rate=0.1, checkpoint_every=5, log_every=1, ema_decay=0.9,
+                                warmup_steps=3, anneal=True)
+        result = run_loop(accelerator, run_dir, model, endless(loader_factory(accelerator, dataset, 2)), settings)
+        return model, result
+
+    whole, whole_result = run(tmp_path / "whole", 12)
+    shutil.copytree(tmp_path / "whole" / "step-000010", tmp_path / "resumed" / "step-000010")  # an epoch is 3 steps
+    shutil.copyfile(tmp_path / "whole" / "losses.csv", tmp_path / "resumed" / "losses.csv")
+    resumed, resumed_result = run(tmp_path / "resumed", 12)
+    assert resumed_result.resumed_from == 10
+    assert torch.equal(resumed.w, whole.w)
+    assert all(torch.equal(a, b) for a, b in zip(resumed_result.ema.shadow_params, whole_result.ema.shadow_params))
+    assert read_losses(tmp_path / "resumed" / "losses.csv") == read_losses(tmp_path / "whole" / "losses.csv")
 
 
 def test_annealed_learning_rate_warms_up_then_decays_to_zero():

@@ -58,6 +58,7 @@ def save_atomically(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
         shutil.rmtree(tmp)
     try:
         write(tmp)
+        fsync_tree(tmp)
         if out_dir.exists():
             old = out_dir.parent / f".old-{out_dir.name}-{os.getpid()}"
             out_dir.rename(old)
@@ -65,10 +66,29 @@ def save_atomically(out_dir: str | Path, write: Callable[[Path], None]) -> Path:
             shutil.rmtree(old)
         else:
             tmp.rename(out_dir)
+        fsync_tree(out_dir.parent, recursive=False)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
     return out_dir
+
+
+def fsync_tree(folder: str | Path, recursive: bool = True) -> None:
+    """Flush ``folder``'s files (with ``recursive``, all below it) and directory entries to disk.
+
+    A rename is atomic, but without this a machine that goes down right after it can leave the
+    renamed folder holding empty or short files.
+    """
+    folder = Path(folder)
+    paths = [*sorted(folder.rglob("*"), reverse=True), folder] if recursive else [folder]
+    for path in paths:
+        if path.is_symlink():
+            continue
+        handle = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
 
 
 def run_record(extra: dict) -> dict:

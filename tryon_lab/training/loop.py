@@ -14,15 +14,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate import Accelerator
-from diffusers.training_utils import EMAModel
+from accelerate.data_loader import skip_first_batches
 from tqdm.auto import tqdm
 
 from tryon_lab.training.checkpoints import resume_latest, save_checkpoint
 from tryon_lab.training.losslog import LossLog
+
+if TYPE_CHECKING:
+    from diffusers.training_utils import EMAModel
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,26 @@ def run_loop(
     settings: LoopSettings,
     progress_desc: str = "training",
 ) -> LoopResult:
-    """Train the objective ``model`` (not yet prepared) for ``settings.steps`` steps.
+    """Train the objective ``model`` (not yet prepared) for ``settings.steps`` steps, resuming from ``run_dir``.
 
-    ``batches(start_step)`` returns an endless iterator of batches (seeded by the start step so a
-    resumed run draws fresh data). Checkpoints land in ``run_dir/step-NNNNNN``; losses in
+    ``batches(start_step)`` returns an endless iterator yielding the batches of steps
+    ``start_step + 1, start_step + 2, ...``: the same ones whichever step it starts from
+    (``endless`` does this). Checkpoints land in ``run_dir/step-NNNNNN`` every
+    ``settings.checkpoint_every`` steps and at the last step (the two newest kept); losses in
     ``run_dir/losses.csv``. Returns a LoopResult; the EMA weights (if any) are in ``result.ema``.
+
+    A checkpoint holds (accelerate's save_state plus ``trainer_state.json``) the trainable
+    weights, the AdamW state, the learning-rate schedule's position, the EMA weights and step
+    count, accelerate's step counter, the step, the wall time so far, and each process's RNG
+    states: python ``random``, numpy, torch CPU and (when present) CUDA. On start the newest
+    complete checkpoint is loaded, the loss log is cut back to its step and ``batches(step)``
+    resumes the data where it was. Guarantee: a run killed at any point, including during a
+    checkpoint write, and started again with the same command, seed and number of processes ends
+    with the same weights, EMA and logged losses as a run never interrupted: bit for bit on CPU,
+    and on a GPU as far as its kernels are deterministic. This holds when the objective draws its
+    randomness from those RNGs and the batches depend only on the step (datasets deterministic
+    per index, as the package's are). A half-written checkpoint is never loaded (see
+    ``tryon_lab.training.checkpoints``).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +91,8 @@ def run_loop(
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
     ema = None
     if settings.ema_decay is not None:
+        from diffusers.training_utils import EMAModel  # here: importing diffusers takes seconds
+
         ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=settings.ema_decay)
         accelerator.register_for_checkpointing(ema)
 
@@ -127,12 +147,17 @@ def learning_rate_factor(settings: LoopSettings, step: int) -> float:
 
 
 def endless(loader_factory: Callable[[int], torch.utils.data.DataLoader]) -> Callable[[int], Iterator[Any]]:
-    """Turn ``loader_factory(epoch_seed)`` into ``batches(start_step)``: epochs forever, reseeded each pass."""
+    """Turn ``loader_factory(epoch)`` into ``batches(start_step)``: epochs forever, reseeded each pass.
+
+    Epoch ``e`` is ``loader_factory(e)``; ``batches(start_step)`` starts in the epoch and at the
+    batch that an iterator begun at step 0 would have reached, skipping the batches before it
+    without loading them (accelerate's ``skip_first_batches``).
+    """
 
     def batches(start_step: int) -> Iterator[Any]:
-        epoch = 0
+        epoch, skip = divmod(start_step, len(loader_factory(0)))
         while True:
-            yield from loader_factory(start_step * 1000 + epoch)
-            epoch += 1
+            yield from skip_first_batches(loader_factory(epoch), skip)
+            epoch, skip = epoch + 1, 0
 
     return batches
