@@ -143,3 +143,13 @@ def test_cli_app_refuses_a_bad_bundle(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["app", "--bundle", str(_fake_bundle(tmp_path / "empty"))]) == 2
     assert "no ExecuTorch program" in capsys.readouterr().err
+
+
+def test_a_bundle_of_the_shipped_model_knows_only_the_world(phone_backend, tiny_bundle, tmp_path):
+    from tryon_lab.app.fitting_room import knows_only_the_world
+
+    assert not knows_only_the_world(phone_backend)  # exported from the tiny test model
+    copy = shutil.copytree(tiny_bundle, tmp_path / "shipped-bundle")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "source_model": "shipped"}))
+    assert knows_only_the_world(ExecuTorchBackend.from_bundle(copy))

@@ -121,7 +121,7 @@ def bundle_tokenizer(folder: Path, manifest: dict[str, Any], override: str | Pat
     elif isinstance(manifest.get("tokenizer"), dict):
         candidates = [bundle_path(folder, manifest["tokenizer"].get("vocab"), manifest["files"]).parent]
     else:
-        candidates = [_source_model(manifest.get("source_model")) / "tokenizer"]
+        candidates = [source_model_folder(manifest.get("source_model")) / "tokenizer"]
     for candidate in candidates:
         if (candidate / "vocab.json").is_file() or (candidate / "tokenizer.json").is_file():
             return CLIPTokenizer.from_pretrained(candidate, model_max_length=length, local_files_only=True)
@@ -130,7 +130,8 @@ def bundle_tokenizer(folder: Path, manifest: dict[str, Any], override: str | Pat
                       "folder as tokenizer")
 
 
-def _source_model(source: Any) -> Path:
+def source_model_folder(source: Any) -> Path:
+    """The model folder a manifest's ``source_model`` names ("shipped": the shipped text model)."""
     from tryon_lab.paths import shipped_model
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT
 

@@ -9,7 +9,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from tryon_lab.app.backends import PyTorchBackend, TryOnBackend
-from tryon_lab.app.executorch_backend import ExecuTorchBackend
+from tryon_lab.app.executorch_backend import ExecuTorchBackend, source_model_folder
 from tryon_lab.app.finetuned import FineTunedGarments
 from tryon_lab.app.garments import GarmentsScreen
 from tryon_lab.app.items import (
@@ -167,8 +167,14 @@ def resolve_backend(pipeline: Any, bundle: str | Path | None = None) -> tuple[Tr
 
 
 def knows_only_the_world(backend: TryOnBackend | None) -> bool:
-    """Whether ``backend`` runs a shipped model (``data/models``), trained on the synthetic world alone."""
-    folder = backend.pipe.name_or_path if isinstance(backend, PyTorchBackend) else ""
+    """Whether ``backend`` runs a shipped model (``data/models``), trained on the synthetic world alone: in
+    PyTorch, or as a phone bundle exported from one."""
+    if isinstance(backend, PyTorchBackend):
+        folder = backend.pipe.name_or_path
+    elif isinstance(backend, ExecuTorchBackend):
+        folder = source_model_folder(backend.model.manifest.get("source_model"))
+    else:
+        return False
     return bool(folder) and is_shipped_model(folder)
 
 
