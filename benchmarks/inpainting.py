@@ -17,8 +17,9 @@ from tryon_lab.data.io import fit_image, load_image
 from tryon_lab.data.world import World
 from tryon_lab.metrics.baselines import telea_inpaint
 from tryon_lab.metrics.image import psnr
-from tryon_lab.metrics.inpainting import evaluate_methods, pipeline_method
+from tryon_lab.metrics.inpainting import per_method_scores, pipeline_method, summarize
 from tryon_lab.metrics.judge import WorldJudge
+from tryon_lab.metrics.stats import paired_difference, verdict
 from tryon_lab.paths import shipped_model
 from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
@@ -87,12 +88,12 @@ def run() -> list[tuple]:
         "no text (empty prompt)": pipeline_method(pipe, STEPS, GUIDANCE, use_text=False),
         "OpenCV Telea": lambda samples: [telea_inpaint(s.scene, s.shape_mask) for s in samples],
     }
-    for method, scores in evaluate_methods(methods, garments, judge, intervals=True).items():
-        note = f"{SAMPLES} held-out garment try-ons; judge = world encoder"
-
-        def interval(name: str) -> str:
-            return f"{note}; 95% bootstrap interval [{scores[name + '_lo']:.4g}, {scores[name + '_hi']:.4g}]"
-
+    values = per_method_scores(methods, garments, judge)
+    note = f"{SAMPLES} held-out garment try-ons; judge = world encoder"
+    for method, per_sample in values.items():
+        scores = summarize(per_sample, intervals=True)
+        interval = lambda name, scores=scores: (f"{note}; 95% bootstrap interval "
+                                                f"[{scores[name + '_lo']:.4g}, {scores[name + '_hi']:.4g}]")
         rows += [
             (f"{method}: masked PSNR (dB)", scores["masked_psnr_db"], interval("masked_psnr_db")),
             (f"{method}: garment attribute accuracy, all three", scores["attr_acc_all"], interval("attr_acc_all")),
@@ -100,6 +101,13 @@ def run() -> list[tuple]:
              f"{scores['attr_acc_category']:.2f} / {scores['attr_acc_colour']:.2f} / {scores['attr_acc_pattern']:.2f}", note),
             (f"{method}: reference similarity (world-encoder cosine)", scores["ref_similarity"], interval("ref_similarity")),
         ]
+    for other in ("no text (empty prompt)", "OpenCV Telea"):
+        for metric, label in (("masked_psnr_db", "masked PSNR (dB)"), ("attr_acc_all", "attribute accuracy, all three"),
+                              ("ref_similarity", "reference similarity")):
+            difference = paired_difference(values["text-conditioned"][metric], values[other][metric])
+            rows.append((f"text-conditioned minus {other}: {label}", str(difference),
+                         (f"{verdict(difference, lower_is_better=False, names=('text-conditioned', other))}; "
+                          "paired 95% bootstrap interval over the same samples")))
     ours, theirs = _timings(pipe, garments[0])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -1,11 +1,17 @@
-"""Bootstrap intervals, paired verdicts, KID / FID on feature vectors and the noise floor."""
+"""Bootstrap intervals, paired verdicts (also between inpainting methods), KID / FID on feature vectors
+and the noise floor."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
+from tryon_lab.data.world import World
 from tryon_lab.errors import TryOnInputError
+from tryon_lab.metrics.inpainting import evaluate_methods, per_method_scores, summarize
+from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.metrics.stats import (
     InsufficientSamplesError,
     Interval,
@@ -16,6 +22,7 @@ from tryon_lab.metrics.stats import (
     paired_difference,
     verdict,
 )
+from tryon_lab.models.world_encoder import WorldEncoder
 
 
 def _unbiased_poly_mmd2(x: np.ndarray, y: np.ndarray) -> float:
@@ -98,3 +105,24 @@ def test_noise_floor_of_real_features_is_below_a_shifted_set():
     assert 0.0 <= fid_floor.value < fid_floor.hi
     with pytest.raises(InsufficientSamplesError):
         noise_floor(real[:30], fid)
+
+
+def test_per_method_scores_align_samples_for_a_paired_verdict():
+    torch.manual_seed(0)
+    judge = WorldJudge(WorldEncoder.for_world())
+    world = World(resolution=64)
+    samples = [world.sample(i) for i in range(12)]
+
+    def noisy(amount: int):
+        def method(batch):
+            rng = np.random.default_rng(amount)
+            return [Image.fromarray(np.clip(np.asarray(s.target, np.int16) + rng.integers(-amount, amount + 1, (64, 64, 3)),
+                                            0, 255).astype(np.uint8)) for s in batch]
+        return method
+
+    methods = {"light": noisy(10), "heavy": noisy(80)}
+    values = per_method_scores(methods, samples, judge)
+    assert {len(v) for per_sample in values.values() for v in per_sample.values()} == {12}
+    assert evaluate_methods(methods, samples, judge) == {name: summarize(v) for name, v in values.items()}
+    difference = paired_difference(values["light"]["masked_psnr_db"], values["heavy"]["masked_psnr_db"])
+    assert verdict(difference, lower_is_better=False, names=("light", "heavy")) == "light beats heavy"

@@ -33,17 +33,23 @@ def per_sample_scores(samples: Sequence[WorldSample], outputs: Sequence[Image.Im
     return values
 
 
-def score_outputs(samples: Sequence[WorldSample], outputs: Sequence[Image.Image], judge: WorldJudge | None,
-                  intervals: bool = False) -> dict[str, float]:
-    """Mean masked PSNR (dB), box SSIM and, with a judge, attribute accuracy and reference similarity;
-    with ``intervals``, each also gets ``<name>_lo`` / ``<name>_hi``, its 95% bootstrap interval."""
+def summarize(values: dict[str, np.ndarray], intervals: bool = False) -> dict[str, float]:
+    """Means of per-sample scores; with ``intervals``, each also gets ``<name>_lo`` / ``<name>_hi``,
+    its 95% bootstrap interval."""
     scores: dict[str, float] = {}
-    for name, values in per_sample_scores(samples, outputs, judge).items():
-        scores[name] = float(np.mean(values))
+    for name, per_sample in values.items():
+        scores[name] = float(np.mean(per_sample))
         if intervals:
-            interval = bootstrap(np.mean, values)
+            interval = bootstrap(np.mean, per_sample)
             scores[f"{name}_lo"], scores[f"{name}_hi"] = interval.lo, interval.hi
     return scores
+
+
+def score_outputs(samples: Sequence[WorldSample], outputs: Sequence[Image.Image], judge: WorldJudge | None,
+                  intervals: bool = False) -> dict[str, float]:
+    """Mean masked PSNR (dB), box SSIM and, with a judge, attribute accuracy and reference similarity
+    (``summarize`` of ``per_sample_scores``)."""
+    return summarize(per_sample_scores(samples, outputs, judge), intervals)
 
 
 def pipeline_method(pipe, steps: int = 25, guidance_scale: float = 4.0, use_text: bool = True, seed: int = 0,
@@ -64,7 +70,14 @@ def pipeline_method(pipe, steps: int = 25, guidance_scale: float = 4.0, use_text
     return run
 
 
+def per_method_scores(methods: dict[str, Method], samples: Sequence[WorldSample],
+                      judge: WorldJudge | None) -> dict[str, dict[str, np.ndarray]]:
+    """Run every method on the same samples; returns {method name: per-sample scores}, aligned by
+    sample so that ``stats.paired_difference`` can compare two methods."""
+    return {name: per_sample_scores(samples, method(samples), judge) for name, method in methods.items()}
+
+
 def evaluate_methods(methods: dict[str, Method], samples: Sequence[WorldSample], judge: WorldJudge | None,
                      intervals: bool = False) -> dict[str, dict[str, float]]:
-    """Run every method on the same samples; returns {method name: scores} (``score_outputs``)."""
-    return {name: score_outputs(samples, method(samples), judge, intervals) for name, method in methods.items()}
+    """Run every method on the same samples; returns {method name: scores} (``summarize``)."""
+    return {name: summarize(values, intervals) for name, values in per_method_scores(methods, samples, judge).items()}
