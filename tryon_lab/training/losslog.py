@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,10 +37,12 @@ class LossLog:
         if not rows:
             return
         kept = [r for r in rows if r["step"] <= step]
-        with self.path.open("w", newline="") as handle:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")  # a kill mid-write must not lose the log
+        with tmp.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=self._fields)
             writer.writeheader()
             writer.writerows({k: (int(v) if k == "step" else v) for k, v in r.items()} for r in kept)
+        os.replace(tmp, self.path)
 
 
 def read_losses(path: str | Path) -> list[dict[str, float]]:

@@ -205,7 +205,7 @@ def _paired_batches(accelerator, instance_cache, class_cache, batch_size: int):
 
     def batches(start: int):
         left = instance(start)
-        right = prior(start + 7919) if prior is not None else None
+        right = prior(start) if prior is not None else None  # one class batch per step, like the instances
         while True:
             batch = dict(next(left))
             flags = torch.zeros(batch["latents"].shape[0], dtype=torch.bool, device=batch["latents"].device)
