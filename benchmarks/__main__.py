@@ -44,7 +44,7 @@ def update_results(name: str, section: str, path: Path = RESULTS) -> None:
     """Replace (or append) the ``## name`` section of RESULTS.md, keeping the others."""
     text = path.read_text() if path.is_file() else "# Benchmark results\n\nWritten by `python -m benchmarks NAME`.\n\n"
     pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
 
 
