@@ -2,8 +2,9 @@
 try-ons before it.
 
 ``tests/data/shipped_tryons_before_channel_order.npz`` holds 4 text try-ons (mini-sd-inpaint) and
-4 DTC try-ons of held-out world samples, made at commit efb9b52 (the last with the old order) by
-its code and weights: sample i, seed i, 25 DDIM steps, default guidance, the model's raw square.
+4 DTC try-ons, made at commit efb9b52 (the last with the old order) by its code and weights, with
+their inputs (held-out samples of the world as it was then: scene, mask, caption or reference):
+seed i for case i, 25 DDIM steps, default guidance, the model's raw square.
 The same try-ons by today's code and upgraded weights must agree: the permutation is exact, and only
 the summation order inside conv_in changes (fp32 rounding). The section is also written into both
 model cards.
@@ -11,11 +12,11 @@ model cards.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
-from tryon_lab.data.world import World
 from tryon_lab.paths import REPO_ROOT, sha256_file, shipped_model
 from tryon_lab.pipelines.loading import SHIPPED_DTC, SHIPPED_INPAINT, load_dtc_pipeline, load_inpaint_pipeline
 
@@ -31,17 +32,16 @@ def tryons_now(count: int | None = None) -> dict[str, np.ndarray]:
     """Today's raw try-ons (uint8 HxWx3) of the recorded cases, keyed as in ``BEFORE`` (the first
     ``count`` per model, or all)."""
     recorded = np.load(BEFORE)
-    cases = sorted({int(key.split("_")[1]) for key in recorded.files})[:count]
-    world = World(0)
+    cases = sorted(int(key.split("_")[1]) for key in recorded.files if re.fullmatch(r"inpaint_\d+", key))[:count]
     text, dtc = load_inpaint_pipeline(device="cpu"), load_dtc_pipeline(device="cpu")
     for pipe in (text, dtc):
         pipe.set_progress_bar_config(disable=True)
     now = {}
     for i in cases:
-        garment = world.sample(i, "test", "garment")
-        now[f"inpaint_{i}"] = np.asarray(text(garment.scene, garment.shape_mask, garment.caption, seed=i).raw[0])
-        product = world.sample(i, "test", "product")
-        now[f"dtc_{i}"] = np.asarray(dtc(product.scene, product.shape_mask, product.reference, seed=i).raw[0])
+        scene, mask = recorded[f"inpaint_{i}_scene"], recorded[f"inpaint_{i}_mask"]
+        now[f"inpaint_{i}"] = np.asarray(text(scene, mask, str(recorded[f"inpaint_{i}_caption"]), seed=i).raw[0])
+        scene, mask = recorded[f"dtc_{i}_scene"], recorded[f"dtc_{i}_mask"]
+        now[f"dtc_{i}"] = np.asarray(dtc(scene, mask, recorded[f"dtc_{i}_reference"], seed=i).raw[0])
     return now
 
 
