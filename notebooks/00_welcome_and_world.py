@@ -23,8 +23,9 @@
 # - how to check that your machine is ready, and which *profile* you are running;
 # - the synthetic world the course trains and tests on: people wearing garments, rooms with
 #   products, catalog shots, and the ground truth that comes with every sample;
-# - how a try-on sample is a triplet *scene → target, with a mask*, and why the held-out split
-#   holds combinations the training split never shows;
+# - how a try-on sample is a triplet *scene → target, with a mask*;
+# - *caption twins*: items a caption cannot tell apart, and why the course needs them;
+# - the train / val / test splits of items, people and rooms, and why results come from test;
 # - the masks a try-on model sees: shape vs box, dilation, erosion, feathering, brush strokes,
 #   and the *collage* hint Diffuse to Choose builds from a catalog shot.
 #
@@ -122,28 +123,68 @@ image_grid(
 )
 
 # %% [markdown]
-# ### Train and held-out
+# ### Caption twins: what text cannot say
 #
-# The world keeps some (person, garment) and (room, product) combinations out of training: only
-# the `heldout` split shows them. A model that does well on held-out samples has learned to
-# *combine* a person and a garment it saw separately, not to recall a picture. Below, held-out
-# samples, and a check over a larger preview that no combination appears in both splits.
+# Category, colour and pattern are all a caption names. Every caption is shared by several items,
+# its **caption twins**: the same garment or product, each with its own small **motif** (an
+# emblem: a shape, where it sits, two colours). No caption mentions the motif, so no prompt can
+# ask for one twin rather than another. That is the point: fine-tuning on one garment
+# (DreamBooth, notebook 02) and conditioning on its catalog shot (Diffuse to Choose, notebook 03)
+# exist to capture what text cannot, and the twins let us measure it: a good try-on paints *this*
+# item, and picking it out among its twins tells whether the model kept its identity. Below, the
+# twins of the first garment and product above, as catalog shots and worn or in place.
 
 # %%
-heldout = [world.sample(i, split="heldout") for i in range(n_grid)]
-image_grid([s.target for s in heldout], [f"held-out: {s.item.caption_phrase}" for s in heldout], ncols=4)
+from tryon_lab.data.attributes import N_MOTIFS, caption_twins, room_from_id
+
+garment_twins = caption_twins(people[0].item)
+product_twins = caption_twins(rooms[0].item)
+person, room = world.person(0), room_from_id(rooms[0].attributes["room_id"])
+print(f"{N_MOTIFS} items share {people[0].caption!r}, and {N_MOTIFS} share {rooms[0].caption!r}")
+image_grid(
+    [world.catalog_image(t) for t in garment_twins]
+    + [world.render_person(person, t)[0] for t in garment_twins]
+    + [world.catalog_image(t) for t in product_twins]
+    + [world.render_room(room, t)[0] for t in product_twins],
+    [t.item_id for t in garment_twins] * 2 + [t.item_id for t in product_twins] * 2,
+    ncols=N_MOTIFS,
+)
+
+# %% [markdown]
+# ### Splits by identity: train, val, test
+#
+# Every item, person and room belongs to exactly one split: **train** (70%), **val** (15%) or
+# **test** (15%), fixed by its id. Training reads train only (the datasets that feed training
+# refuse anything else); val is for tuning choices; every result the course reports comes from
+# test, that is from items, people and rooms that no training saw, so a good score means the
+# model generalises rather than recalls. Caption twins are split *apart*: every caption keeps at
+# least two train twins, so the words are learnt, and a test item differs from its train twins
+# only in its motif, the part that only pictures carry. Its twins, from any split, are the
+# distractors it must be told from. A sample of a split shows only that split's items, people and
+# rooms; the check below looks for any id in two splits over a preview of each.
+
+# %%
+from tryon_lab.data.splits import SPLITS, item_split, split_sizes
+
+print(f"{'split':6} {'garments':>9} {'products':>9} {'people':>8} {'rooms':>6} {'twin groups':>12}")
+for split, counts in split_sizes().items():
+    print(f"{split:6} {counts['garments']:9} {counts['products']:9} {counts['people']:8} {counts['rooms']:6}"
+          f" {counts['twin_groups']:12}")
+print("splits of the garment twins above:", [item_split(t) for t in garment_twins])
 
 
 # %%
-def combination(sample):
-    context = sample.attributes.get("person_id", sample.attributes.get("room_id"))
-    return sample.kind, context, sample.item.item_id
+def identities(sample):
+    context = "person_id" if sample.kind == "garment" else "room_id"
+    return {("item", sample.item.item_id), (context, sample.attributes[context])}
 
 
 n_preview = settings["dataset_preview"]
-train_combos = {combination(world.sample(i)) for i in range(n_preview)}
-heldout_combos = {combination(world.sample(i, split="heldout")) for i in range(n_preview)}
-print(f"{n_preview} samples per split; combinations in both: {len(train_combos & heldout_combos)}")
+seen = {split: set().union(*(identities(world.sample(i, split)) for i in range(n_preview))) for split in SPLITS}
+shared = (seen["train"] & seen["val"]) | (seen["train"] & seen["test"]) | (seen["val"] & seen["test"])
+print(f"{n_preview} samples per split; items, people or rooms in two splits: {len(shared)}")
+test = [world.sample(i, split="test") for i in range(n_grid)]
+image_grid([s.target for s in test], [f"test: {s.item.caption_phrase}" for s in test], ncols=4)
 
 # %% [markdown]
 # ## 4. Masks

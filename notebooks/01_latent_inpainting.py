@@ -98,7 +98,7 @@ from tryon_lab.pipelines.inspect import channel_images, latent_stats, vae_roundt
 from tryon_lab.plotting import image_grid
 
 world = World(seed=0, resolution=pipe.resolution)
-sample = world.sample(0, split="heldout", kind="garment")
+sample = world.sample(0, split="test", kind="garment")
 photo = load_image(cbook.get_sample_data("grace_hopper.jpg"))
 trips = {"world image": vae_roundtrip(pipe, sample.target), "photo": vae_roundtrip(pipe, photo)}
 image_grid(

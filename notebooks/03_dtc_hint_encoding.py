@@ -214,8 +214,8 @@ print(format_table(encoder_drift(dtc), ["block", "||w_hint - w_unet|| / ||w_unet
 # %% [markdown]
 # ## 6. Try-ons on held-out pairs
 #
-# Held-out pairs are combinations of person (or room) and item that training never showed,
-# garments and products alternating. Each row: the scene and mask, the reference, the hint, the
+# Held-out pairs come from the test split: items, people and rooms that training never saw
+# (notebook 00), garments and products alternating. Each row: the scene and mask, the reference, the hint, the
 # DTC try-on, the **no-hint baseline** when this machine has one (the same recipe without the
 # hint path: Paint-by-Example with reference tokens and the perceptual loss, the paper's
 # PBE_best), and the ground truth.

@@ -27,3 +27,8 @@ class MaskError(TryOnInputError):
 
 class ConfigError(TryOnInputError):
     """A configuration, profile or model folder is unknown or inconsistent."""
+
+
+class SplitError(ConfigError):
+    """Training data was asked for a val or test id (item, person, room, or the split itself):
+    only evaluation may read those."""

@@ -14,8 +14,8 @@ from tryon_lab.cli import main
 from tryon_lab.errors import ConfigError
 
 WAIT = 120  # seconds; generous, because CI machines may be busy
-RED = "garment-tee-red-stripes-sks"  # the adapter name the recipe gives a red striped tee with token sks
-BLUE = "garment-tee-blue-dots-zwx"
+RED = "garment-tee-red-stripes-0-sks"  # the adapter name the recipe gives red striped tee 0 with token sks
+BLUE = "garment-tee-blue-dots-0-zwx"
 
 
 @pytest.fixture(scope="module")

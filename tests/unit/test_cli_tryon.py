@@ -18,7 +18,7 @@ from tryon_lab.training.dtc_recipe import save_dtc_parts
 @pytest.fixture(scope="module")
 def photo_and_mask(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inputs")
-    sample = World(seed=0, resolution=64).sample(0, split="heldout")
+    sample = World(seed=0, resolution=64).sample(0, split="test")
     sample.scene.save(folder / "scene.png")
     Image.fromarray(sample.shape_mask.astype(np.uint8) * 255).save(folder / "mask.png")
     sample.reference.save(folder / "item.png")

@@ -112,7 +112,7 @@ def test_run_names_change_with_the_recipe_but_not_with_the_step_count(instances)
     from tryon_lab.training.dreambooth.train import run_name
 
     name = run_name(instances, SETTINGS)
-    assert name.startswith("garment-tee-red-stripes-sks-full-")
+    assert name.startswith("garment-tee-red-stripes-0-sks-full-")
     assert run_name(instances, replace(SETTINGS, steps=80, checkpoint_every=40)) == name  # resumes and goes on
     assert run_name(instances, replace(SETTINGS, learning_rate=1e-3)) != name
     assert "-lora-" in run_name(instances, replace(SETTINGS, lora_rank=4))
@@ -186,7 +186,7 @@ def test_adapters_switch_without_reloading_and_restore_the_base(trained, instanc
     other = train_dreambooth(tiny_pipeline_dir, blue, tmp_path / "run-blue", replace(SETTINGS, lora_rank=4, steps=4))
     save_dreambooth(other, garments / "blue")
     entries = finetuned_catalog(garments)
-    assert [e.id for e in entries] == ["garment-tee-blue-dots-zwx", "garment-tee-red-stripes-sks"]
+    assert [e.id for e in entries] == ["garment-tee-blue-dots-0-zwx", "garment-tee-red-stripes-0-sks"]
     assert entries[1].colour == "red" and entries[1].file.is_file() and "sks tee" in entries[1].prompt
 
     pipe = load_inpaint_pipeline(tiny_pipeline_dir, device="cpu")
@@ -197,17 +197,17 @@ def test_adapters_switch_without_reloading_and_restore_the_base(trained, instanc
     adapters.load_all(garments)
     unet = pipe.unet
     assert np.array_equal(_output(pipe, world, prompt), base)  # loaded, not active
-    adapters.activate("garment-tee-red-stripes-sks")
+    adapters.activate("garment-tee-red-stripes-0-sks")
     red = _output(pipe, world, prompt)
-    adapters.activate("garment-tee-blue-dots-zwx")
+    adapters.activate("garment-tee-blue-dots-0-zwx")
     blue_out = _output(pipe, world, prompt)
     assert not np.allclose(red, base) and not np.allclose(blue_out, red)
-    adapters.activate("garment-tee-red-stripes-sks")
+    adapters.activate("garment-tee-red-stripes-0-sks")
     assert np.array_equal(_output(pipe, world, prompt), red)
     adapters.deactivate()
     assert np.array_equal(_output(pipe, world, prompt), base)
     assert pipe.unet is unet  # never reloaded
-    with adapters.use("garment-tee-blue-dots-zwx"):
+    with adapters.use("garment-tee-blue-dots-0-zwx"):
         assert np.array_equal(_output(pipe, world, prompt), blue_out)
     assert adapters.active is None
     times = adapters.switch_times(repeats=3)
@@ -219,9 +219,9 @@ def test_adapters_switch_without_reloading_and_restore_the_base(trained, instanc
     from tryon_lab.training.dreambooth.figures import gallery_grid
 
     cases = heldout_cases(world, item_from_id(RED_TEE), n_people=1, mask_kinds=("box",))
-    adapters.activate("garment-tee-blue-dots-zwx")
+    adapters.activate("garment-tee-blue-dots-0-zwx")
     gallery = garment_gallery(adapters, cases, steps=2)
-    assert list(gallery) == adapters.names and adapters.active == "garment-tee-blue-dots-zwx"  # state restored
+    assert list(gallery) == adapters.names and adapters.active == "garment-tee-blue-dots-0-zwx"  # state restored
     assert not np.array_equal(np.asarray(gallery[adapters.names[0]][0]), np.asarray(gallery[adapters.names[1]][0]))
     figure = gallery_grid(cases, gallery, {e.id: Image.open(e.file) for e in entries})
     assert len(figure.axes) == 2 * 3

@@ -122,7 +122,7 @@ def test_the_judge_is_optional(tmp_path, monkeypatch):
 
 def test_hint_parts_follow_the_pipeline(pairs, fresh):
     garment, product = pairs
-    assert (garment.kind, product.kind) == ("garment", "product") and garment.split == "heldout"
+    assert (garment.kind, product.kind) == ("garment", "product") and garment.split == "test"
     parts = di.hint_parts(garment.scene, garment.shape_mask, garment.reference)
     assert parts.box == largest_rectangle(garment.shape_mask)
     masked, scene = np.asarray(parts.masked), np.asarray(garment.scene)

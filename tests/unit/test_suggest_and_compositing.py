@@ -17,7 +17,7 @@ def test_suggested_garment_masks_overlap_the_true_garment():
     world = World()
     ious = []
     for i in range(12):
-        sample = world.sample(i, split="heldout", kind="garment")
+        sample = world.sample(i, split="test", kind="garment")
         mask = suggest_mask(sample.scene, sample.item.category)
         ious.append((mask & sample.item_mask).sum() / (mask | sample.item_mask).sum())
     assert np.mean(ious) > 0.6

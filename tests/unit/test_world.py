@@ -16,10 +16,17 @@ from tryon_lab.data.attributes import (
     CATEGORIES,
     COLOURS,
     GARMENT_CATEGORIES,
+    KINDS,
+    N_MOTIFS,
+    N_PEOPLE,
+    N_ROOMS,
     PATTERNS,
     PRODUCT_CATEGORIES,
     ItemSpec,
+    all_items,
     attribute_labels,
+    caption_twins,
+    item_from_id,
     num_classes,
     person_from_id,
 )
@@ -27,8 +34,19 @@ from tryon_lab.data.catalog import load_catalog, write_catalog
 from tryon_lab.data.datasets import DreamBoothDataset, DTCPairDataset, InpaintDataset, ItemCropDataset
 from tryon_lab.data.masks import bounding_box
 from tryon_lab.data.render.people import build_body, figure
-from tryon_lab.data.world import World, is_heldout_combo
-from tryon_lab.errors import ConfigError
+from tryon_lab.data.splits import (
+    FRACTIONS,
+    SPLITS,
+    TRAIN_TWINS,
+    context_ids,
+    item_split,
+    person_split,
+    room_split,
+    split_items,
+    split_sizes,
+)
+from tryon_lab.data.world import World
+from tryon_lab.errors import ConfigError, SplitError
 
 N_SPLIT_SAMPLES = 200
 
@@ -49,7 +67,7 @@ def world() -> World:
 @pytest.fixture(scope="module")
 def split_samples(world):
     """A few hundred samples of each split; the tests below share them to stay fast."""
-    return {split: [world.sample(i, split) for i in range(N_SPLIT_SAMPLES)] for split in ("train", "heldout")}
+    return {split: [world.sample(i, split) for i in range(N_SPLIT_SAMPLES)] for split in SPLITS}
 
 
 def test_same_seed_and_index_give_identical_bytes():
@@ -72,17 +90,97 @@ def test_different_index_seed_or_split_give_different_samples(world):
     scenes = {pixels(world.sample(i).scene).tobytes() for i in range(8)}
     assert len(scenes) == 8
     assert pixels(World(seed=4).sample(0).target).tobytes() != pixels(world.sample(0).target).tobytes()
-    assert pixels(world.sample(0, "heldout").target).tobytes() != pixels(world.sample(0).target).tobytes()
+    assert pixels(world.sample(0, "test").target).tobytes() != pixels(world.sample(0).target).tobytes()
+    with pytest.raises(ConfigError, match="unknown split 'heldout'"):
+        world.sample(0, "heldout")
 
 
-def test_train_never_shows_a_heldout_combination_and_heldout_only_shows_them(split_samples):
+def test_no_item_person_or_room_is_in_two_splits():
+    ids = {
+        "garment": ([i.item_id for i in all_items("garment")], lambda s: [i.item_id for i in split_items(s, "garment")]),
+        "product": ([i.item_id for i in all_items("product")], lambda s: [i.item_id for i in split_items(s, "product")]),
+        "person": (list(range(N_PEOPLE)), lambda s: context_ids(s, "garment").tolist()),
+        "room": (list(range(N_ROOMS)), lambda s: context_ids(s, "product").tolist()),
+    }
+    for name, (every, of_split) in ids.items():
+        per_split = {split: set(of_split(split)) for split in SPLITS}
+        assert sum(len(v) for v in per_split.values()) == len(every), name  # disjoint ...
+        assert set().union(*per_split.values()) == set(every), name  # ... and complete
+        for split in SPLITS:
+            assert len(per_split[split]) == pytest.approx(FRACTIONS[split] * len(every), abs=2), (name, split)
+    assert all(person_split(p) == s for s in SPLITS for p in context_ids(s, "garment")[:50])
+    assert all(room_split(r) == s for s in SPLITS for r in context_ids(s, "product"))
+    assert all(item_split(i) == s for s in SPLITS for k in KINDS for i in split_items(s, k))
+
+
+def test_every_caption_has_train_twins_and_val_and_test_hold_many_twin_groups():
+    for kind in KINDS:
+        items = all_items(kind)
+        for first in range(0, len(items), N_MOTIFS):
+            twins = items[first : first + N_MOTIFS]
+            assert twins == caption_twins(twins[0])
+            assert sum(item_split(t) == "train" for t in twins) >= TRAIN_TWINS
+    sizes = split_sizes()
+    for split in ("val", "test"):
+        assert sizes[split]["twin_groups"] >= 300 and sizes[split]["garments"] >= 200, split
+        assert sizes[split]["rooms"] >= 40 and sizes[split]["people"] >= 5000, split
+
+
+def test_samples_show_only_their_splits_items_people_and_rooms(split_samples):
     for split, samples in split_samples.items():
-        flags = {is_heldout_combo(context_id(s), s.item) for s in samples}
-        assert flags == {split == "heldout"}, split
+        for s in samples:
+            assert item_split(s.item) == split and s.split == split
+            assert (person_split if s.kind == "garment" else room_split)(context_id(s)) == split
+            if s.attributes["original_item"] is not None:
+                assert item_split(item_from_id(s.attributes["original_item"])) == split
+
+
+def test_caption_twins_share_the_caption_and_differ_only_in_a_small_motif(world):
+    person = person_from_id(int(context_ids("test", "garment")[0]))
+    for spec in (ItemSpec("garment", "tee", "red", "stripes"), ItemSpec("product", "mug", "teal", "dots")):
+        twins = caption_twins(spec)
+        assert len(twins) == N_MOTIFS >= 4
+        assert len({t.caption_phrase for t in twins}) == 1 and len({t.item_id for t in twins}) == N_MOTIFS
+        assert len({(world.motif(t).shape, world.motif(t).corner) for t in twins}) == N_MOTIFS
+        shots = [pixels(world.catalog_image(t)) for t in twins]
+        item_area = (shots[0] != 255).any(axis=2).sum()
+        for a in range(N_MOTIFS):
+            for b in range(a + 1, N_MOTIFS):
+                differ = (shots[a] != shots[b]).any(axis=2)
+                assert 0 < differ.sum() < 0.25 * item_area, (spec.item_id, a, b)  # two motifs
+        if spec.kind == "garment":
+            worn = [world.render_person(person, t) for t in twins]
+            assert all(np.array_equal(worn[0][1], mask) for _, mask in worn)  # same shape ...
+            assert len({pixels(image).tobytes() for image, _ in worn}) == N_MOTIFS  # ... other motif
+
+
+def test_item_ids_round_trip():
+    for item in all_items()[:: 97]:
+        assert item_from_id(item.item_id) == item
+    assert item_from_id("garment-tee-red-stripes") == ItemSpec("garment", "tee", "red", "stripes", 0)
+    for bad, field in (("garment-tee-red", "KIND-CATEGORY"), ("garment-tee-red-stripes-x", "motif"),
+                       (f"garment-tee-red-stripes-{N_MOTIFS}", "motif")):
+        with pytest.raises(ConfigError, match=field):
+            item_from_id(bad)
+
+
+def test_training_datasets_refuse_val_and_test(world):
+    test_item = split_items("test", "garment")[0]
+    for split in ("val", "test"):
+        for dataset in (InpaintDataset, DTCPairDataset, ItemCropDataset):
+            with pytest.raises(SplitError, match="evaluation"):
+                dataset(world, split, length=2)
+            assert dataset(world, split, length=2, evaluation=True)[1]
+    with pytest.raises(SplitError, match=f"{test_item.item_id} is a test item"):
+        DreamBoothDataset(world, test_item, n_people=1)
+    with pytest.raises(SplitError, match="split 'test'"):
+        DreamBoothDataset(world, split_items("train", "garment")[0], n_people=1, split="test")
+    evaluated = DreamBoothDataset(world, test_item, n_people=2, split="test", evaluation=True)
+    assert all(person_split(s.attributes["person_id"]) == "test" for s in evaluated.samples)
 
 
 def test_every_category_colour_and_pattern_is_reachable(split_samples):
-    samples = split_samples["train"] + split_samples["heldout"]
+    samples = split_samples["train"] + split_samples["test"]
     assert {s.item.category for s in samples} == set(CATEGORIES)
     assert {s.item.colour for s in samples} == set(COLOURS)
     assert {s.item.pattern for s in samples} == set(PATTERNS)
@@ -123,11 +221,11 @@ def test_captions_and_attributes_name_the_target_item(split_samples):
 def test_vocabulary_and_labels():
     world = World()
     garments, products = world.items("garment"), world.items("product")
-    assert len(garments) == len(GARMENT_CATEGORIES) * len(COLOURS) * len(PATTERNS)
-    assert len(products) == len(PRODUCT_CATEGORIES) * len(COLOURS) * len(PATTERNS)
+    assert len(garments) == len(GARMENT_CATEGORIES) * len(COLOURS) * len(PATTERNS) * N_MOTIFS
+    assert len(products) == len(PRODUCT_CATEGORIES) * len(COLOURS) * len(PATTERNS) * N_MOTIFS
     assert len({i.item_id for i in world.items()}) == len(garments) + len(products)
-    spec = ItemSpec("garment", "tee", "red", "stripes")
-    assert spec.item_id == "garment-tee-red-stripes" and spec.caption_phrase == "red striped tee"
+    spec = ItemSpec("garment", "tee", "red", "stripes", 2)
+    assert spec.item_id == "garment-tee-red-stripes-2" and spec.caption_phrase == "red striped tee"
     classes = num_classes()
     for item in world.items():
         labels = attribute_labels(item)
@@ -170,9 +268,9 @@ def test_instance_samples_show_one_item_on_different_people(world):
     item = ItemSpec("garment", "hoodie", "orange", "logo")
     samples = world.instance_samples(item, 5)
     assert len({s.attributes["person_id"] for s in samples}) == 5
-    assert all(s.item == item and not is_heldout_combo(s.attributes["person_id"], item) for s in samples)
-    heldout = world.instance_samples(item, 3, "heldout")
-    assert all(is_heldout_combo(s.attributes["person_id"], item) for s in heldout)
+    assert all(s.item == item and person_split(s.attributes["person_id"]) == "train" for s in samples)
+    test = world.instance_samples(item, 3, "test")
+    assert all(person_split(s.attributes["person_id"]) == "test" for s in test)
 
 
 def _check_image(tensor: torch.Tensor, size: int = 128) -> None:
@@ -212,7 +310,7 @@ def test_mixed_masks_include_strokes_sometimes(world):
 
 
 def test_dtc_dataset_has_reference_and_hint(world):
-    item = DTCPairDataset(world, split="heldout", length=4)[3]
+    item = DTCPairDataset(world, split="test", length=4, evaluation=True)[3]
     _check_inpaint_item(item)
     _check_image(item["reference"])
     _check_image(item["hint"])

@@ -118,8 +118,8 @@ def rectangle_cases() -> tuple[Case, ...]:
     from tryon_lab.data.world import World
 
     world = World(seed=0, resolution=128)
-    garment = world.sample(5, split="heldout", kind="garment").shape_mask
-    product = world.sample(2, split="heldout", kind="product").shape_mask
+    garment = world.sample(5, split="test", kind="garment").shape_mask
+    product = world.sample(2, split="test", kind="product").shape_mask
     ell = np.zeros((40, 40), dtype=bool)
     ell[4:36, 4:12] = True
     ell[28:36, 4:38] = True

@@ -8,7 +8,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from tryon_lab.data.attributes import ItemSpec, PersonSpec, RoomSpec, attribute_labels, num_classes
+from tryon_lab.data.attributes import (
+    ItemSpec,
+    PersonSpec,
+    RoomSpec,
+    attribute_labels,
+    caption_twins,
+    item_from_id,
+    num_classes,
+)
 from tryon_lab.data.catalog import CatalogEntry, load_catalog, write_catalog
 from tryon_lab.data.io import fit_image, fit_mask, load_image, load_mask, open_image
 from tryon_lab.data.masks import (
@@ -25,7 +33,8 @@ from tryon_lab.data.masks import (
     stroke_mask,
 )
 from tryon_lab.data.viton import VitonFolder
-from tryon_lab.data.world import World, WorldSample, is_heldout_combo
+from tryon_lab.data.splits import SPLITS, item_split, person_split, room_split, split_items, split_sizes
+from tryon_lab.data.world import World, WorldSample
 
 # The datasets import torch, which takes seconds; they load on first use so that image input
 # and the world stay quick to import.
@@ -50,6 +59,7 @@ __all__ = [
     "ItemSpec",
     "PersonSpec",
     "RoomSpec",
+    "SPLITS",
     "VitonFolder",
     "World",
     "WorldSample",
@@ -57,12 +67,14 @@ __all__ = [
     "attribute_labels",
     "bounding_box",
     "box_mask",
+    "caption_twins",
     "dilate",
     "erode",
     "feather",
     "fit_image",
     "fit_mask",
-    "is_heldout_combo",
+    "item_from_id",
+    "item_split",
     "largest_rectangle",
     "load_catalog",
     "load_image",
@@ -72,6 +84,10 @@ __all__ = [
     "num_classes",
     "open_image",
     "overlay",
+    "person_split",
+    "room_split",
+    "split_items",
+    "split_sizes",
     "stroke_mask",
     "write_catalog",
 ]

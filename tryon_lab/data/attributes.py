@@ -3,13 +3,19 @@ that items are shown on.
 
 Everything the renderer and the captions need to name is listed here once. People and rooms are
 enumerated: an integer id decodes (mixed radix) into a ``PersonSpec`` or ``RoomSpec``, so that
-held-out (context, item) combinations can be defined by plain arithmetic on ids.
+splits (see ``splits.py``) are plain sets of ids.
+
+An item is (category, colour, pattern, motif): the caption names the first three; the motif, a
+small emblem only the pictures show, tells apart the ``N_MOTIFS`` items ("caption twins") that
+share a caption.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
+
+from tryon_lab.errors import ConfigError
 
 RGB = tuple[int, int, int]
 
@@ -43,6 +49,8 @@ PATTERN_WORDS = {
 }
 
 ATTRIBUTE_NAMES = ("category", "colour", "pattern")
+# Items per caption: enough twins that telling one from the others is a real retrieval task.
+N_MOTIFS = 4
 
 # People. Skin and hair tones are muted so that garment colours stay the saturated ones.
 SKIN_TONES: dict[str, RGB] = {
@@ -97,22 +105,24 @@ SPOTS = (0.32, 0.5, 0.68)  # horizontal centre of the product spot, as a fractio
 
 @dataclass(frozen=True)
 class ItemSpec:
-    """One catalog item: a garment or a product in one colour and pattern."""
+    """One catalog item: a garment or a product in one colour and pattern, with motif number
+    ``motif`` (which of the caption's twins it is)."""
 
     kind: str
     category: str
     colour: str
     pattern: str
+    motif: int = 0
 
     def __post_init__(self) -> None:
-        error = item_field_error(self.kind, self.category, self.colour, self.pattern)
+        error = item_field_error(self.kind, self.category, self.colour, self.pattern, self.motif)
         if error is not None:
             raise ValueError(error[1])
 
     @property
     def item_id(self) -> str:
-        """A file-name-safe id, e.g. ``garment-tee-red-stripes``."""
-        return f"{self.kind}-{self.category}-{self.colour}-{self.pattern}"
+        """A file-name-safe id, e.g. ``garment-tee-red-stripes-2``."""
+        return f"{self.kind}-{self.category}-{self.colour}-{self.pattern}-{self.motif}"
 
     @property
     def caption_phrase(self) -> str:
@@ -120,7 +130,9 @@ class ItemSpec:
         return f"{self.colour} {PATTERN_WORDS[self.pattern]} {self.category}"
 
 
-def item_field_error(kind: str, category: str, colour: str, pattern: str) -> tuple[str, str] | None:
+def item_field_error(
+    kind: str, category: str, colour: str, pattern: str, motif: object = 0
+) -> tuple[str, str] | None:
     """Return (field name, message) for the first invalid field of an item, or None."""
     if kind not in KINDS:
         return "kind", f"kind must be one of {KINDS}, got {kind!r}"
@@ -131,29 +143,59 @@ def item_field_error(kind: str, category: str, colour: str, pattern: str) -> tup
         return "colour", f"colour {colour!r} is not one of {tuple(COLOURS)}"
     if pattern not in PATTERNS:
         return "pattern", f"pattern {pattern!r} is not one of {PATTERNS}"
+    if type(motif) is not int or not 0 <= motif < N_MOTIFS:
+        return "motif", f"motif must be a whole number in [0, {N_MOTIFS}), got {motif!r}"
     return None
 
 
 def all_items(kind: str | None = None) -> list[ItemSpec]:
-    """Return every (category, colour, pattern) item of ``kind`` (both kinds when None), in a
-    fixed order: category, then colour, then pattern."""
+    """Return every (category, colour, pattern, motif) item of ``kind`` (both kinds when None),
+    in a fixed order: category, then colour, then pattern, then motif."""
     kinds = KINDS if kind is None else (kind,)
     return [
-        ItemSpec(k, category, colour, pattern)
+        ItemSpec(k, category, colour, pattern, motif)
         for k in kinds
         for category in (GARMENT_CATEGORIES if k == "garment" else PRODUCT_CATEGORIES)
         for colour in COLOURS
         for pattern in PATTERNS
+        for motif in range(N_MOTIFS)
     ]
 
 
-def item_index(item: ItemSpec) -> int:
-    """Return the position of ``item`` in ``all_items(item.kind)``."""
+def caption_index(item: ItemSpec) -> int:
+    """Return the index of ``item``'s caption (category, colour, pattern) among its kind's
+    captions; caption twins share it."""
     categories = GARMENT_CATEGORIES if item.kind == "garment" else PRODUCT_CATEGORIES
     colour = tuple(COLOURS).index(item.colour)
     return (categories.index(item.category) * len(COLOURS) + colour) * len(PATTERNS) + PATTERNS.index(
         item.pattern
     )
+
+
+def item_index(item: ItemSpec) -> int:
+    """Return the position of ``item`` in ``all_items(item.kind)``."""
+    return caption_index(item) * N_MOTIFS + item.motif
+
+
+def caption_twins(item: ItemSpec) -> list[ItemSpec]:
+    """Return the ``N_MOTIFS`` items sharing ``item``'s caption (``item`` included), by motif."""
+    return [replace(item, motif=motif) for motif in range(N_MOTIFS)]
+
+
+def item_from_id(item_id: str) -> ItemSpec:
+    """Parse an id such as ``garment-tee-red-stripes-2``; without the motif number
+    (``garment-tee-red-stripes``) it names motif 0. Raises ``ConfigError`` naming what is wrong."""
+    parts = str(item_id).split("-")
+    if len(parts) not in (4, 5):
+        raise ConfigError(f"item id {item_id!r} must look like KIND-CATEGORY-COLOUR-PATTERN[-MOTIF], "
+                          "e.g. garment-tee-red-stripes-2 (see `tryon-lab world render`)")
+    motif = parts[4] if len(parts) == 5 else "0"
+    try:
+        if not motif.isdigit():
+            raise ValueError(f"motif {motif!r} is not a whole number")
+        return ItemSpec(*parts[:4], int(motif))
+    except ValueError as err:
+        raise ConfigError(f"item id {item_id!r}: {err}") from None
 
 
 def attribute_labels(spec: ItemSpec) -> dict[str, int]:

@@ -3,7 +3,7 @@
 Layout written by ``write_catalog``::
 
     <out>/catalog/<item_id>.png      catalog shot of each item
-    <out>/catalog/catalog.json       [{id, kind, category, colour, pattern, caption_phrase, file}]
+    <out>/catalog/catalog.json       [{id, kind, category, colour, pattern, motif, split, caption_phrase, file}]
     <out>/scenes/<name>.png          a person or room, as the scene before try-on
     <out>/scenes/<name>_mask.png     the region to repaint (white = repaint)
     <out>/scenes/scenes.json         [{name, kind, file, mask, caption, item, original_item}]
@@ -17,15 +17,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tryon_lab.data.attributes import ItemSpec, all_items, item_field_error
+from tryon_lab.data.attributes import N_MOTIFS, ItemSpec, all_items, item_field_error
 from tryon_lab.data.masks import mask_to_image
+from tryon_lab.data.splits import item_split
 from tryon_lab.data.world import World
 from tryon_lab.errors import ConfigError
 
 CATALOG_JSON = "catalog.json"
 SCENES_JSON = "scenes.json"
 ENTRY_FIELDS = ("id", "kind", "category", "colour", "pattern", "caption_phrase", "file")
-# Stepping through the item list with a stride coprime to its length visits every item once
+# Stepping through the captions with a stride coprime to their number visits every caption once
 # and changes category, colour and pattern at every step, so any prefix is well spread.
 _SPREAD_STRIDE = 67
 
@@ -39,22 +40,24 @@ class CatalogEntry:
     category: str
     colour: str
     pattern: str
+    motif: int
     caption_phrase: str
     file: Path
 
     @property
     def spec(self) -> ItemSpec:
         """The item this entry shows."""
-        return ItemSpec(self.kind, self.category, self.colour, self.pattern)
+        return ItemSpec(self.kind, self.category, self.colour, self.pattern, self.motif)
 
 
 def spread_items(kind: str, n: int) -> list[ItemSpec]:
     """Return ``n`` distinct items of ``kind``, deterministically spread over categories,
-    colours and patterns."""
+    colours, patterns and motifs."""
     items = all_items(kind)
     if not 0 <= n <= len(items):
         raise ValueError(f"n must be in [0, {len(items)}] for {kind} items, got {n}")
-    return [items[(k * _SPREAD_STRIDE) % len(items)] for k in range(n)]
+    captions = len(items) // N_MOTIFS
+    return [items[(k * _SPREAD_STRIDE) % captions * N_MOTIFS + (k // captions + k) % N_MOTIFS] for k in range(n)]
 
 
 def write_catalog(
@@ -96,7 +99,8 @@ def _write_items(folder: Path, world: World, items: list[ItemSpec]) -> None:
         world.catalog_image(spec).save(folder / file)
         entries.append(
             {"id": spec.item_id, "kind": spec.kind, "category": spec.category, "colour": spec.colour,
-             "pattern": spec.pattern, "caption_phrase": spec.caption_phrase, "file": file}
+             "pattern": spec.pattern, "motif": spec.motif, "split": item_split(spec),
+             "caption_phrase": spec.caption_phrase, "file": file}
         )
     (folder / CATALOG_JSON).write_text(json.dumps(entries, indent=1))
 
@@ -148,10 +152,11 @@ def _entry(record: object, folder: Path, where: str) -> CatalogEntry:
     for name in ENTRY_FIELDS:
         if not isinstance(record.get(name), str) or not record[name]:
             raise ConfigError(f"{where}: field {name!r} must be a non-empty string, got {record.get(name)!r}")
-    error = item_field_error(record["kind"], record["category"], record["colour"], record["pattern"])
+    fields = (record["kind"], record["category"], record["colour"], record["pattern"], record.get("motif"))
+    error = item_field_error(*fields)
     if error is not None:
         raise ConfigError(f"{where}: field {error[0]!r}: {error[1]}")
-    spec = ItemSpec(record["kind"], record["category"], record["colour"], record["pattern"])
+    spec = ItemSpec(*fields)
     if record["id"] != spec.item_id:
         raise ConfigError(
             f"{where}: field 'id': {record['id']!r} does not match its attributes ({spec.item_id!r})"
@@ -162,6 +167,6 @@ def _entry(record: object, folder: Path, where: str) -> CatalogEntry:
     if not (folder / file).is_file():
         raise ConfigError(f"{where}: field 'file': {folder / file} does not exist")
     return CatalogEntry(
-        spec.item_id, spec.kind, spec.category, spec.colour, spec.pattern, record["caption_phrase"],
+        spec.item_id, spec.kind, spec.category, spec.colour, spec.pattern, spec.motif, record["caption_phrase"],
         folder / file,
     )

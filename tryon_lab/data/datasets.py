@@ -3,6 +3,9 @@
 Every item is a dict of tensors and strings: images are float32 CxHxW in [-1, 1], masks float32
 1xHxW in {0, 1} (1 = repaint), and ``masked_pixel_values = pixel_values * (1 - mask)`` as in
 Stable Diffusion inpainting. Items are deterministic functions of (world seed, split, index).
+
+These datasets feed training, so they read the train split only: a val or test split, or a val or
+test item, needs ``evaluation=True`` (say so where results are measured), else ``SplitError``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from torch.utils.data import Dataset
 
 from tryon_lab.data.attributes import ItemSpec, attribute_labels
 from tryon_lab.data.masks import bounding_box, make_collage, stroke_mask
-from tryon_lab.data.world import SPLIT_CODES, World, WorldSample, caption_for
+from tryon_lab.data.splits import SPLIT_CODES, check_split, item_split
+from tryon_lab.data.world import World, WorldSample, caption_for
+from tryon_lab.errors import SplitError
 
 MASK_MODES = ("shape", "box", "mixed")
 STROKE_PROBABILITY = 0.2
-_MASK_STREAM, _CROP_STREAM = 5, 6  # see world.py: codes 0-4 are taken
+_MASK_STREAM, _CROP_STREAM = 5, 6  # see world.py: codes 0-4, 12 and 13 are taken
 
 
 # Tensors are built in numpy and wrapped at the end: torch's intra-op threads cost far more
@@ -66,6 +71,21 @@ def training_mask(sample: WorldSample, mode: str, rng: np.random.Generator) -> n
     return mask
 
 
+def check_training_split(split: str, evaluation: bool, item: ItemSpec | None = None) -> str:
+    """Return ``split`` if training may read it (and ``item``, when given); a val or test split
+    or item without ``evaluation`` raises ``SplitError``."""
+    check_split(split)
+    if evaluation:
+        return split
+    if split != "train":
+        raise SplitError(f"split {split!r} is for evaluation only: training datasets read 'train' "
+                         "(pass evaluation=True where results are measured)")
+    if item is not None and item_split(item) != "train":
+        raise SplitError(f"item {item.item_id} is a {item_split(item)} item: training never sees it "
+                         "(pass evaluation=True where results are measured)")
+    return split
+
+
 def _inpaint_item(sample: WorldSample, mask: np.ndarray, caption: str) -> dict:
     pixels = image_to_array(sample.target)
     keep = ~mask[None]
@@ -79,13 +99,18 @@ def _inpaint_item(sample: WorldSample, mask: np.ndarray, caption: str) -> dict:
 
 
 class _WorldDataset(Dataset):
-    """``length`` samples of ``world`` in ``split``, each with its own mask random stream."""
+    """``length`` samples of ``world`` in ``split``, each with its own mask random stream; a
+    split other than train needs ``evaluation=True``."""
 
     def __init__(
-        self, world: World, split: str = "train", length: int = 10_000, mask_mode: str = "mixed"
+        self,
+        world: World,
+        split: str = "train",
+        length: int = 10_000,
+        mask_mode: str = "mixed",
+        evaluation: bool = False,
     ) -> None:
-        if split not in SPLIT_CODES:
-            raise ValueError(f"unknown split {split!r}; choose one of {tuple(SPLIT_CODES)}")
+        check_training_split(split, evaluation)
         if mask_mode not in MASK_MODES:
             raise ValueError(f"unknown mask_mode {mask_mode!r}; choose one of {MASK_MODES}")
         if length < 1:
@@ -132,7 +157,8 @@ class DTCPairDataset(_WorldDataset):
 class DreamBoothDataset(Dataset):
     """One item on ``n_people`` different people (products: in different rooms), captioned with
     a rare ``token``: "a photo of a person wearing a sks tee". ``class_prompt`` is the same
-    caption without the token, for prior preservation. Fields as ``InpaintDataset``."""
+    caption without the token, for prior preservation. Fields as ``InpaintDataset``. A val or
+    test ``item`` or ``split`` needs ``evaluation=True``."""
 
     def __init__(
         self,
@@ -143,7 +169,9 @@ class DreamBoothDataset(Dataset):
         class_word: str | None = None,
         mask_mode: str = "shape",
         split: str = "train",
+        evaluation: bool = False,
     ) -> None:
+        check_training_split(split, evaluation, item)
         if mask_mode not in MASK_MODES:
             raise ValueError(f"unknown mask_mode {mask_mode!r}; choose one of {MASK_MODES}")
         self.world, self.item, self.token, self.mask_mode, self.split = world, item, token, mask_mode, split
@@ -170,8 +198,10 @@ class ItemCropDataset(_WorldDataset):
     squared, in [-1, 1]) showing either the target item cropped by its box (padded to a square)
     or its catalog image, 50/50, with ``labels`` and ``source`` ("crop" or "catalog")."""
 
-    def __init__(self, world: World, split: str = "train", length: int = 10_000, crop_size: int = 64) -> None:
-        super().__init__(world, split, length, "shape")
+    def __init__(
+        self, world: World, split: str = "train", length: int = 10_000, crop_size: int = 64, evaluation: bool = False
+    ) -> None:
+        super().__init__(world, split, length, "shape", evaluation)
         self.crop_size = int(crop_size)
 
     def __getitem__(self, index: int) -> dict:

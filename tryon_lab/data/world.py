@@ -5,10 +5,12 @@ wearing the reference garment (``target``); a product sample shows a room with a
 product or an empty spot, and the same room with the reference product. Both images are
 identical outside ``shape_mask``.
 
-Every sample is a pure function of (seed, split, index, kind). The two splits use disjoint
-random streams and disjoint (context, item) combinations: ``is_heldout_combo`` decides, by
-arithmetic on the person or room id and the item's index, which combinations only the
-held-out split shows.
+Every sample is a pure function of (seed, split, index, kind). The splits (train, val, test;
+see ``splits.py``) use disjoint random streams, and a sample of a split shows only that
+split's items, people and rooms, in the scene as in the target.
+
+Every item carries a motif (see ``render.items.Motif``) in its scenes and its catalog shot; the
+caption does not name it, so only pictures tell an item from its caption twins.
 """
 
 from __future__ import annotations
@@ -24,33 +26,32 @@ from PIL import Image
 from tryon_lab.data.attributes import (
     BACKDROP_TONES,
     KINDS,
-    N_PEOPLE,
-    N_ROOMS,
     ItemSpec,
     PersonSpec,
     RoomSpec,
     all_items,
     article,
+    caption_index,
     item_index,
     person_from_id,
     room_from_id,
 )
 from tryon_lab.data.masks import bounding_box, box_mask
-from tryon_lab.data.render.items import ItemShape, paint_item, product_shape
+from tryon_lab.data.render.items import ItemShape, Motif, motif_designs, paint_item, product_shape
 from tryon_lab.data.render.people import build_body, figure, garment_shape, render_body
 from tryon_lab.data.render.rooms import busy_background, person_background, product_box, room_background
+from tryon_lab.data.splits import SPLIT_CODES, SPLITS, check_split, context_ids, split_items
 
-SPLITS = ("train", "heldout")
-SPLIT_CODES = {"train": 0, "heldout": 1}
+__all__ = ["SPLITS", "SPLIT_CODES", "World", "WorldSample", "caption_for"]
+
 KIND_CODES = {"garment": 0, "product": 1}
 # Random streams other than the per-sample ones: [seed, stream, ...] never collides with
-# [seed, split_code, index, kind_code] because stream codes are not split codes.
-_ITEM_STREAM, _CATALOG_STREAM, _INSTANCE_STREAM = 2, 3, 4
-HELDOUT_MODULUS = 5
+# [seed, split_code, index, kind_code] because stream codes are not split codes (0-2).
+_CATALOG_STREAM, _INSTANCE_STREAM, _ITEM_STREAM, _MOTIF_STREAM = 3, 4, 12, 13
 PRODUCT_WITH_ORIGINAL = 0.6
 BUSY_REFERENCE = 0.3
 WHITE = (255, 255, 255)
-CATALOG_CACHE_BYTES = 96 * 2**20  # holds every catalog shot (all items, plain and busy) at 128 px
+CATALOG_CACHE_BYTES = 192 * 2**20  # holds every train item's catalog shots (plain and busy) at 128 px
 
 
 @dataclass
@@ -73,12 +74,6 @@ class WorldSample:
     split: str = "train"
 
 
-def is_heldout_combo(person_id: int, item: ItemSpec) -> bool:
-    """Return whether showing ``item`` on person ``person_id`` (for a product: in room
-    ``person_id``) is a held-out combination, which only the ``heldout`` split produces."""
-    return (person_id * 7 + item_index(item)) % HELDOUT_MODULUS == 0
-
-
 def caption_for(phrase: str, kind: str, room: str | None = None) -> str:
     """Return the caption of a sample showing the item named ``phrase``: on a person, or for a
     product in ``room``."""
@@ -97,7 +92,7 @@ class World:
             raise ValueError(f"resolution must be >= 32 px, got {resolution}")
         self.seed = int(seed)
         self.resolution = int(resolution)
-        self._items = {kind: all_items(kind) for kind in KINDS}
+        self._motifs = lru_cache(maxsize=None)(self._motif_designs)
         # Every sample shows its item's catalog shot; rendering each once halves the time per sample.
         entries = max(CATALOG_CACHE_BYTES // (3 * self.resolution**2), 1)
         self._catalog = lru_cache(maxsize=entries)(self._render_catalog)
@@ -113,10 +108,12 @@ class World:
     def __repr__(self) -> str:
         return f"World(seed={self.seed}, resolution={self.resolution})"
 
-    def items(self, kind: str | None = None) -> list[ItemSpec]:
-        """Return every item (all category x colour x pattern combinations) of ``kind``, or of
-        both kinds when None."""
-        return all_items(kind)
+    def items(self, kind: str | None = None, split: str | None = None) -> list[ItemSpec]:
+        """Return every item (all category x colour x pattern x motif combinations) of ``kind``,
+        or of both kinds when None; only those of ``split`` unless it is None."""
+        if split is None:
+            return all_items(kind)
+        return [item for k in ((kind,) if kind else KINDS) for item in split_items(split, k)]
 
     @staticmethod
     def kind_of(index: int) -> str:
@@ -132,13 +129,14 @@ class World:
         index (60% / 40%)."""
         kind = self.kind_of(index) if kind is None else _check_kind(kind)
         rng = self.rng(split, index, kind)
-        context = int(rng.integers(N_PEOPLE if kind == "garment" else N_ROOMS))
-        item = self._pick_item(kind, context, split, rng)
+        context = _pick_context(kind, split, rng)
+        items = split_items(split, kind)
+        item = items[int(rng.integers(len(items)))]
         return self._compose(kind, context, item, rng, index, split)
 
     def person(self, index: int, split: str = "train") -> PersonSpec:
         """Return the person shown by the garment sample ``index`` of ``split``."""
-        return person_from_id(int(self.rng(split, index, "garment").integers(N_PEOPLE)))
+        return person_from_id(_pick_context("garment", split, self.rng(split, index, "garment")))
 
     def render_person(self, person: PersonSpec, item: ItemSpec) -> tuple[Image.Image, np.ndarray]:
         """Return ``person`` wearing the garment ``item`` as (RGB image, bool mask of the garment)."""
@@ -184,35 +182,25 @@ class World:
         return Image.fromarray(self._paint(canvas, shape, spec))
 
     def instance_samples(self, item: ItemSpec, n_people: int, split: str = "train") -> list[WorldSample]:
-        """Return ``n_people`` samples of one ``item`` on different people (for a product: in
-        different rooms), each a combination allowed in ``split`` (a DreamBooth instance set)."""
-        code = _split_code(split)
-        key = [self.seed, _INSTANCE_STREAM, item_index(item), KIND_CODES[item.kind], code]
+        """Return ``n_people`` samples of one ``item`` (of any split) on different people of
+        ``split`` (for a product: in different rooms), e.g. a DreamBooth instance set; the
+        items they replace are ``split``'s."""
+        key = [self.seed, _INSTANCE_STREAM, item_index(item), KIND_CODES[item.kind], _split_code(split)]
         rng = np.random.default_rng(key)
-        n_contexts = N_PEOPLE if item.kind == "garment" else N_ROOMS
-        wanted_heldout = split == "heldout"
-        contexts: list[int] = []
-        while len(contexts) < n_people:
-            context = int(rng.integers(n_contexts))
-            if is_heldout_combo(context, item) == wanted_heldout and context not in contexts:
-                contexts.append(context)
-        return [self._compose(item.kind, c, item, rng, i, split) for i, c in enumerate(contexts)]
+        ids = context_ids(split, item.kind)
+        contexts = rng.choice(ids.size, size=n_people, replace=False)
+        return [self._compose(item.kind, int(ids[c]), item, rng, i, split) for i, c in enumerate(contexts)]
 
-    def _pick_item(self, kind: str, context: int, split: str, rng: np.random.Generator) -> ItemSpec:
-        items = self._items[kind]
-        heldout = (context * 7 + np.arange(len(items))) % HELDOUT_MODULUS == 0
-        allowed = np.flatnonzero(heldout if split == "heldout" else ~heldout)
-        return items[int(allowed[rng.integers(allowed.size)])]
-
-    def _pick_other(self, item: ItemSpec, rng: np.random.Generator) -> ItemSpec:
-        items = self._items[item.kind]
-        k = int(rng.integers(len(items) - 1))
-        return items[k + (k >= item_index(item))]
+    def _pick_other(self, item: ItemSpec, split: str, rng: np.random.Generator) -> ItemSpec:
+        items = split_items(split, item.kind)
+        while (other := items[int(rng.integers(len(items)))]) == item:
+            pass
+        return other
 
     def _compose(
         self, kind: str, context: int, item: ItemSpec, rng: np.random.Generator, index: int, split: str
     ) -> WorldSample:
-        original: ItemSpec | None = self._pick_other(item, rng)
+        original: ItemSpec | None = self._pick_other(item, split, rng)
         busy = False
         if kind == "garment":
             setting: PersonSpec | RoomSpec = person_from_id(context)
@@ -236,6 +224,7 @@ class World:
             "category": item.category,
             "colour": item.colour,
             "pattern": item.pattern,
+            "motif": item.motif,
             "item_id": item.item_id,
             "original_item": None if original is None else original.item_id,
             "reference_busy": busy,
@@ -267,18 +256,27 @@ class World:
         box = product_box(context, size)
         return room_background(context, size), lambda spec: product_shape(spec.category, box, size)
 
+    def motif(self, item: ItemSpec) -> Motif:
+        """Return the motif that tells ``item`` from its caption twins."""
+        return self._motifs(item.kind, caption_index(item), item.colour)[item.motif]
+
+    def _motif_designs(self, kind: str, caption: int, colour: str) -> tuple[Motif, ...]:
+        return motif_designs(colour, np.random.default_rng([self.seed, _MOTIF_STREAM, caption, KIND_CODES[kind]]))
+
     def _paint(self, canvas: np.ndarray, shape: ItemShape, item: ItemSpec) -> np.ndarray:
-        # One stream per item, so an item's pattern phase, logo and word are the same in every
-        # scene, target and catalog shot.
-        rng = np.random.default_rng([self.seed, _ITEM_STREAM, item_index(item), KIND_CODES[item.kind]])
-        return paint_item(canvas, shape, item, rng)
+        # One stream per caption, so an item's pattern phase, logo and word are the same in every
+        # scene, target and catalog shot, and caption twins differ in their motif only.
+        key = [self.seed, _ITEM_STREAM, caption_index(item), KIND_CODES[item.kind]]
+        return paint_item(canvas, shape, item, np.random.default_rng(key), self.motif(item))
 
 
 def _split_code(split: str) -> int:
-    try:
-        return SPLIT_CODES[split]
-    except KeyError:
-        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}") from None
+    return SPLIT_CODES[check_split(split)]
+
+
+def _pick_context(kind: str, split: str, rng: np.random.Generator) -> int:
+    ids = context_ids(split, kind)
+    return int(ids[rng.integers(ids.size)])
 
 
 def _check_kind(kind: str) -> str:

@@ -134,9 +134,9 @@ def _fusion(pipe) -> str:
 
 
 def heldout_pairs(resolution: int, count: int, seed: int = 0) -> list[WorldSample]:
-    """``count`` held-out try-all pairs of the world at ``resolution``, garments and products alternating."""
+    """``count`` test-split try-all pairs of the world at ``resolution``, garments and products alternating."""
     world = World(seed=seed, resolution=resolution)
-    return [world.sample(i, split="heldout", kind=("garment", "product")[i % 2]) for i in range(count)]
+    return [world.sample(i, split="test", kind=("garment", "product")[i % 2]) for i in range(count)]
 
 
 @dataclass

@@ -421,7 +421,7 @@ def run_ablation(base, run_dir: str | Path, settings: AblationSettings, *, perce
     judge = WorldJudge.load(judge_dir) if judge_dir and Path(judge_dir, "config.json").is_file() else None
     perceptual = PerceptualNet.from_pretrained(perceptual_dir) if perceptual_dir else None
     world = World(settings.seed, base.unet.config.sample_size * 2 ** (len(base.vae.config.block_out_channels) - 1))
-    heldout = [world.sample(i, split="heldout") for i in range(settings.eval_samples)]
+    heldout = [world.sample(i, split="test") for i in range(settings.eval_samples)]
     for name in settings.variants:
         if name in results:
             continue

@@ -82,7 +82,7 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
     pipe = DTCPipeline.from_pretrained(variant_dir / "pipeline", local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     world = World(seed, resolution)
-    samples = [world.sample(i, split="heldout") for i in range(6)]
+    samples = [world.sample(i, split="test") for i in range(6)]
     outputs = pipe([s.scene for s in samples], [s.shape_mask for s in samples], [s.reference for s in samples],
                    num_inference_steps=ablation.sample_steps, guidance_scale=ablation.guidance_scale, seed=seed).images
     from tryon_lab.data.masks import overlay

@@ -49,20 +49,20 @@ def _reproduce(component: str, profile: Profile, out_dir: Path, extra: str = "")
 
 @torch.no_grad()
 def vae_heldout_psnrs(vae, world, samples: int) -> list[float]:
-    """PSNR (dB) of the VAE reconstruction (mode of the posterior) of each of the first ``samples`` held-out targets."""
+    """PSNR (dB) of the VAE reconstruction (mode of the posterior) of each of the first ``samples`` test-split targets."""
     from tryon_lab.metrics.image import psnr
     from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 
     scores = []
     for start in range(0, samples, 16):
-        targets = [world.sample(i, split="heldout").target for i in range(start, min(samples, start + 16))]
+        targets = [world.sample(i, split="test").target for i in range(start, min(samples, start + 16))]
         recon = vae.decode(vae.encode(torch.stack([pil_to_tensor(t) for t in targets])).latent_dist.mode()).sample
         scores += [psnr(tensor_to_pil(r), t) for r, t in zip(recon, targets)]
     return scores
 
 
 def vae_heldout_psnr(vae, world, samples: int) -> float:
-    """Mean PSNR (dB) of VAE reconstructions of the first ``samples`` full held-out targets."""
+    """Mean PSNR (dB) of VAE reconstructions of the first ``samples`` full test-split targets."""
     return float(np.mean(vae_heldout_psnrs(vae, world, samples)))
 
 
@@ -101,7 +101,8 @@ def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path,
     began = time.perf_counter()
     encoder = train_world_encoder(run_dir, settings, resolution=config.resolution, seed=seed)
     wall = time.perf_counter() - began
-    heldout = ItemCropDataset(World(seed, config.resolution), split="heldout", length=max(64, section["eval_samples"] * 4))
+    heldout = ItemCropDataset(World(seed, config.resolution), split="test", length=max(64, section["eval_samples"] * 4),
+                              evaluation=True)
     accuracy = attribute_accuracy(encoder, heldout)
     metrics = {f"heldout_accuracy_{name}": f"{value:.3f}" for name, value in accuracy.items()}
     metrics["heldout_crops"] = len(heldout)
@@ -238,7 +239,7 @@ def ship_pipeline(pipe, profile: Profile, out_dir: str | Path, judge_dir: str | 
     config = load_model_config(section["model"])
     pipe.set_progress_bar_config(disable=True)
     world = World(seed, config.resolution)
-    heldout = [world.sample(i, split="heldout") for i in range(section["eval_samples"])]
+    heldout = [world.sample(i, split="test") for i in range(section["eval_samples"])]
     judge = WorldJudge.load(judge_dir) if judge_dir and Path(judge_dir, "config.json").is_file() else None
     metrics = {f"heldout_{k}": round(v, 4) for k, v in score_outputs(heldout, pipeline_method(pipe)(heldout), judge).items()}
     metrics.update(vae_record.get("metrics", {}))

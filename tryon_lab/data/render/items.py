@@ -4,7 +4,8 @@ fill shared by garments and products, and the routine that paints a shape onto a
 A shape is a ``main`` region that carries the item's colour and pattern plus ``parts`` painted
 on top (a mug's handle, a lamp's stem, a jacket's inner shirt) in a shade of the item's colour
 or a fixed colour. Garment shapes come from ``people.garment_shape``; product shapes from
-``product_shape`` below.
+``product_shape`` below. A ``Motif`` (a small two-colour emblem beside the anchor) tells apart
+items that share a caption.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from tryon_lab.data.attributes import COLOURS, PATTERNS, RGB, ItemSpec
+from tryon_lab.data.attributes import COLOURS, N_MOTIFS, PATTERNS, RGB, ItemSpec
 from tryon_lab.data.render.draw import MaskPen, contrast, mix, outline, pixel_grid, shade
 
 # Pattern sizes as fractions of the image side: at 128 px stripes and dots repeat every 13 px
@@ -26,6 +27,17 @@ CHECK_CELL = 0.0625
 DOT_PERIOD = 0.1
 EMBLEMS = ("star", "ring", "diamond")
 WORDS = ("TRY", "FIT", "LAB", "YES")
+MOTIF_SHAPES = ("disc", "square", "triangle", "diamond", "cross", "hexagon")
+# Motif centres, in anchor sizes from the anchor: diagonal, so that a motif clears the logo or
+# word printed at the anchor; the twins of one caption start from different corners.
+MOTIF_CORNERS = ((-0.62, -0.62), (0.62, -0.62), (-0.62, 0.62), (0.62, 0.62))
+MOTIF_RADIUS = 0.38  # in anchor sizes: about 16 px across on a 128 px person, small beside the item
+# Where a corner falls off the item (a neckline, a narrow product, an arm in front), the motif
+# tries these (scale of x, scale of y) of its offset in turn, until it is this much visible:
+# nearer, then the corner mirrored top to bottom, and only then towards the anchor's print.
+MOTIF_MOVES = ((1.0, 1.0), (0.8, 0.8), (1.0, -1.0), (0.8, -0.8), (0.6, 0.6), (0.4, 0.4), (0.2, 0.2), (0.0, 0.0))
+MOTIF_VISIBLE = 0.9
+MIN_COLOUR_DISTANCE = 120.0  # RGB distance that keeps a motif colour visible on the one under it
 
 
 @dataclass(frozen=True)
@@ -130,12 +142,97 @@ def _pattern_pixels(shape_mask, colour, pattern, rng, anchor) -> np.ndarray:
     return pixels
 
 
-def paint_item(canvas: np.ndarray, shape: ItemShape, spec: ItemSpec, rng: np.random.Generator) -> np.ndarray:
+@dataclass(frozen=True)
+class Motif:
+    """An item's emblem: a ``shape`` of ``MOTIF_SHAPES`` in ``fill`` with a half-size copy in
+    ``inner`` at its centre, placed at ``MOTIF_CORNERS[corner]`` around the item's anchor."""
+
+    shape: str
+    corner: int
+    fill: RGB
+    inner: RGB
+
+
+def motif_designs(colour: str, rng: np.random.Generator) -> tuple[Motif, ...]:
+    """Return the ``N_MOTIFS`` motifs of the caption twins of an item in ``colour``: each twin
+    has its own shape and corner (so twins always differ), and colours that stand out."""
+    shapes = rng.permutation(len(MOTIF_SHAPES))
+    corners = rng.permutation(len(MOTIF_CORNERS))
+    motifs = []
+    for k in range(N_MOTIFS):
+        fill = _distant_colour(COLOURS[colour], rng)
+        motifs.append(Motif(MOTIF_SHAPES[shapes[k]], int(corners[k]), fill, _distant_colour(fill, rng)))
+    return tuple(motifs)
+
+
+def _distant_colour(rgb: RGB, rng: np.random.Generator) -> RGB:
+    choices = [c for c in COLOURS.values() if np.linalg.norm(np.subtract(c, rgb)) > MIN_COLOUR_DISTANCE]
+    return choices[rng.integers(len(choices))]
+
+
+def motif_masks(shape: ItemShape, motif: Motif) -> tuple[np.ndarray, np.ndarray]:
+    """Return the (outer, inner) bool masks of ``motif`` on ``shape``: at its corner of the
+    anchor, or moved (``MOTIF_MOVES``) until it lies on the main region's visible pixels."""
+    size = shape.main.shape[0]
+    x, y, extent = shape.anchor
+    du, dv = MOTIF_CORNERS[motif.corner]
+    radius = _quarter(MOTIF_RADIUS * extent)
+    # Drawn in a window around the motif, at quarter-pixel positions, so that a few hundred
+    # cached stencils serve every sample: drawing each try afresh would cost more than the item.
+    side = min(int(math.ceil(2 * radius)) + 2, size)
+    for sx, sy in MOTIF_MOVES:
+        cx, cy = x + sx * du * extent, y + sy * dv * extent
+        top = min(max(int(cy - side / 2), 0), size - side)
+        left = min(max(int(cx - side / 2), 0), size - side)
+        window = (slice(top, top + side), slice(left, left + side))
+        visible = shape.main[window].copy()
+        for part in shape.parts:
+            visible &= ~part.mask[window]
+        local = (_quarter(cx - left), _quarter(cy - top))
+        outer = _motif_shape(side, local, radius, motif.shape)
+        if np.count_nonzero(outer & visible) >= MOTIF_VISIBLE * np.count_nonzero(outer):
+            break
+    masks = np.zeros((2, size, size), dtype=bool)
+    masks[0][window] = outer & visible
+    masks[1][window] = _motif_shape(side, local, radius / 2, motif.shape) & visible
+    return masks[0], masks[1]
+
+
+def _quarter(value: float) -> float:
+    return round(value * 4) / 4
+
+
+@lru_cache(maxsize=4096)
+def _motif_shape(side: int, centre: tuple[float, float], radius: float, shape: str) -> np.ndarray:
+    pen = MaskPen(side, origin=centre, scale=(radius, radius))
+    if shape == "disc":
+        pen.ellipse(0, 0, 1, 1)
+    elif shape == "square":
+        pen.rect(-0.85, -0.85, 0.85, 0.85)
+    elif shape == "cross":
+        pen.rect(-1, -0.38, 1, 0.38).rect(-0.38, -1, 0.38, 1)
+    else:
+        corners = {"triangle": 3, "diamond": 4, "hexagon": 6}[shape]
+        angles = [-math.pi / 2 + 2 * math.pi * k / corners for k in range(corners)]
+        pen.polygon([(math.cos(a), math.sin(a)) for a in angles])
+    stencil = pen.mask()
+    stencil.flags.writeable = False
+    return stencil
+
+
+def paint_item(
+    canvas: np.ndarray, shape: ItemShape, spec: ItemSpec, rng: np.random.Generator, motif: Motif | None = None
+) -> np.ndarray:
     """Return a copy of ``canvas`` (HxWx3 uint8) with the item ``spec`` painted in ``shape``:
-    the patterned main region, the parts, and a darker outline around the whole item."""
+    the patterned main region, its ``motif``, the parts, and a darker outline around the whole
+    item."""
     rgb = COLOURS[spec.colour]
     out = canvas.copy()
     out[shape.main] = _pattern_pixels(shape.main, rgb, spec.pattern, rng, shape.anchor)
+    if motif is not None:
+        outer, inner = motif_masks(shape, motif)
+        out[outer] = motif.fill
+        out[inner] = motif.inner
     for part in shape.parts:
         out[part.mask] = shade(rgb, part.tone) if isinstance(part.tone, float) else part.tone
     out[outline(shape.mask)] = shade(rgb, 0.55) if spec.colour != "black" else (90, 90, 96)

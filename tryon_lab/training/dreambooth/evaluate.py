@@ -1,7 +1,7 @@
 """How well a DreamBooth garment works, measured on things training never saw.
 
-- ``heldout_cases``: the item on *held-out people* (person-item combinations only the held-out
-  split shows), with seen mask kinds (shape, box) and an unseen one (``brush``: a loose,
+- ``heldout_cases``: the item on *held-out people* (the test split's people, whom no training
+  saw), with seen mask kinds (shape, box) and an unseen one (``brush``: a loose,
   hand-drawn-looking region) - the *held-out masks*.
 - ``garment_scores``: masked PSNR / box SSIM against the ground truth and, with a judge,
   attribute accuracy and reference similarity (``metrics.inpainting.score_outputs``), per mask kind.
@@ -63,7 +63,7 @@ def brush_mask(sample: WorldSample, rng: np.random.Generator) -> np.ndarray:
 def heldout_cases(world: World, item: ItemSpec, n_people: int = 6, mask_kinds: Sequence[str] = EVAL_MASK_KINDS,
                   seed: int = 0) -> list[HeldOutCase]:
     """``item`` on ``n_people`` held-out people, once per mask kind (shape, box, brush)."""
-    samples = world.instance_samples(item, n_people, "heldout")
+    samples = world.instance_samples(item, n_people, "test")
     rng = np.random.default_rng([world.seed, 11, seed])
     cases = []
     for kind in mask_kinds:
@@ -131,7 +131,7 @@ def prior_diversity(pipe, world: World, item: ItemSpec, class_prompt: str, judge
     item crops, and the entropy (bits) of the predicted colours and patterns."""
     from tryon_lab.training.dreambooth.instances import category_scenes
 
-    samples = category_scenes(world, item, n, "heldout")
+    samples = category_scenes(world, item, n, "test")
     cases = [HeldOutCase(s, s.shape_mask, "shape") for s in samples]
     images = generate(pipe, cases, class_prompt, steps, guidance_scale, seed)
     crops = judge.crops(images, [s.shape_mask for s in samples])

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tryon_lab.data.attributes import ItemSpec, all_items, item_index
+from tryon_lab.data.attributes import ItemSpec, item_index
+from tryon_lab.data.attributes import item_from_id as item_from_id  # re-exported: recipes, notebooks and tests import it here
 from tryon_lab.data.datasets import DreamBoothDataset, image_to_array, mask_to_tensor, square_crop
 from tryon_lab.data.io import load_image, load_mask
 from tryon_lab.data.masks import mask_to_image
@@ -30,18 +31,6 @@ from tryon_lab.training.common import save_atomically, write_json
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MASK_SUFFIX = "_mask"
 TRAIN_MASK_KINDS = ("shape", "box")
-
-
-def item_from_id(item_id: str) -> ItemSpec:
-    """Parse a catalog id such as ``garment-tee-red-stripes``; ``ConfigError`` names what is wrong."""
-    parts = str(item_id).split("-")
-    if len(parts) != 4:
-        raise ConfigError(f"item id {item_id!r} must look like KIND-CATEGORY-COLOUR-PATTERN, "
-                          "e.g. garment-tee-red-stripes (see `tryon-lab world render`)")
-    try:
-        return ItemSpec(*parts)
-    except ValueError as err:
-        raise ConfigError(f"item id {item_id!r}: {err}") from None
 
 
 @dataclass
@@ -128,9 +117,9 @@ def world_instances(world: World, item: ItemSpec, n_people: int = 5, token: str 
 
 
 def category_scenes(world: World, item: ItemSpec, n: int, split: str = "train") -> list[WorldSample]:
-    """Up to ``n`` samples of *other* items of ``item``'s category, each on its own person (room):
-    the scenes class images are painted on (masks: their shape masks)."""
-    others = [it for it in all_items(item.kind) if it.category == item.category and it != item]
+    """Up to ``n`` samples of *other* items of ``item``'s category in ``split``, each on its own
+    person (room) of ``split``: the scenes class images are painted on (masks: their shape masks)."""
+    others = [it for it in world.items(item.kind, split) if it.category == item.category and it != item]
     rng = np.random.default_rng([world.seed, 7, SPLIT_CODES[split], item_index(item)])
     picks = rng.choice(len(others), size=min(n, len(others)), replace=False)
     return [world.instance_samples(others[int(i)], 1, split)[0] for i in picks]
