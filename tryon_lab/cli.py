@@ -4,7 +4,8 @@ Each subcommand is one ``_add_<name>(subparsers)`` function that registers its p
 ``_command``, whose help ends with examples) and a handler ``_run_<name>(args) -> int``;
 handlers import their heavy modules inside, so ``tryon-lab --help`` stays fast. Input errors
 (``TryOnInputError``) become a one-line ``error: ...`` on stderr and exit status 2; a failed
-course notebook exits with status 1.
+course notebook exits with status 1. Third-party output goes to a log file unless ``--verbose``
+(``tryon_lab.quiet``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 
-from tryon_lab import __version__
+from tryon_lab import __version__, quiet
 from tryon_lab.errors import TryOnInputError
 from tryon_lab.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
@@ -21,15 +23,37 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
+# Commands that never import torch: no need to import the noisy libraries up front.
+TORCH_FREE_COMMANDS = ("course", "world")
+# Commands that draw their own progress bars or notes on stderr; the others' stderr is all third-party.
+STDERR_COMMANDS = ("course", "pretrain", "train-dtc", "dreambooth", "tryon")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default: ``sys.argv[1:]``), run the subcommand, return the exit status."""
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the subcommand, return the exit status.
+
+    Unless ``--verbose``, third-party output goes to ``quiet.log_path(command)``, named on stderr
+    when the command fails or crashes.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    log = quiet.log_path(args.command)
+    output = nullcontext() if args.verbose else quiet.third_party_to_log(
+        log, preload=args.command not in TORCH_FREE_COMMANDS, keep_stderr=args.command in STDERR_COMMANDS)
+    log_note = "" if args.verbose else f"third-party output of this run: {log}"
     try:
-        return args.handler(args)
+        with output:
+            status = args.handler(args)
     except TryOnInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception:
+        if log_note:
+            print(log_note, file=sys.stderr)
+        raise
+    if status == EXIT_FAILED and log_note:
+        print(log_note, file=sys.stderr)
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,20 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `tryon-lab <command> --help` for a command's options and examples.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subparsers = parser.add_subparsers(title="commands", metavar="<command>", required=True)
+    _add_verbose(parser, default=False)
+    subparsers = parser.add_subparsers(title="commands", metavar="<command>", dest="command", required=True)
     for add in (_add_course, _add_world, _add_pretrain, _add_train_dtc, _add_tryon, _add_dreambooth, _add_info, _add_export, _add_verify, _add_app, _add_grade, _add_upgrade):
         add(subparsers)
     return parser
 
 
+def _add_verbose(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--verbose", action="store_true", default=default,
+                        help="show third-party libraries' messages (torch, diffusers, coremltools, ExecuTorch); "
+                             "by default they go to build/logs/tryon-lab-<command>.log "
+                             "(under $TRYON_LAB_BUILD_DIR when set)")
+
+
 def _command(subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
-    return subparsers.add_parser(
+    parser = subparsers.add_parser(
         name,
         help=help,
         description=help,
         epilog=f"examples:\n{examples}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_verbose(parser, default=argparse.SUPPRESS)  # SUPPRESS: a --verbose before the command still counts
+    return parser
 
 
 def _add_course(subparsers) -> None:
