@@ -118,3 +118,33 @@ def test_a_crash_names_the_log_and_keeps_its_exception(monkeypatch, tmp_path, ca
     with pytest.raises(RuntimeError, match="boom"):
         main(["info"])
     assert capsys.readouterr().err == f"third-party output of this run: {tmp_path / 'logs' / 'tryon-lab-info.log'}\n"
+
+
+EXECUTORCH_RUN = """
+import sys
+from pathlib import Path
+
+import torch
+from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+from executorch.exir import to_edge_transform_and_lower
+from executorch.runtime import Runtime
+
+from tryon_lab import quiet
+
+pte = Path(sys.argv[1])
+program = torch.export.export(torch.nn.Linear(4, 4).eval(), (torch.randn(1, 4),))
+pte.write_bytes(to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
+with quiet.third_party_to_log(Path(sys.argv[2]), keep_stderr=False):
+    Runtime.get().load_program(pte).load_method("forward").execute([torch.randn(1, 4)])
+    print("ran")
+"""
+
+
+@pytest.mark.slow
+def test_executorch_cpp_prints_go_to_the_log(tmp_path):
+    log = tmp_path / "run.log"
+    run = subprocess.run([sys.executable, "-c", EXECUTORCH_RUN, str(tmp_path / "linear.pte"), str(log)],
+                         check=False, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "ran\n" and "cpuinfo" not in run.stderr
+    assert "cpuinfo_utils.cpp" in log.read_text()  # XNNPACK's C++ start-up lines, caught at the fd level
