@@ -60,7 +60,7 @@ def judge():
 
 def test_judge_scores_have_the_documented_ranges(judge):
     world = World(resolution=64)
-    samples = [world.sample(i, split="heldout") for i in range(6)]
+    samples = [world.sample(i, split="test") for i in range(6)]
     targets, masks = [s.target for s in samples], [s.item_mask for s in samples]
     accuracy = judge.attribute_accuracy(targets, masks, [s.item for s in samples])
     assert set(accuracy) == {"category", "colour", "pattern", "all"}
