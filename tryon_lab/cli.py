@@ -23,10 +23,10 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
-# Commands that never import torch: no need to import the noisy libraries up front.
-TORCH_FREE_COMMANDS = ("course", "world")
 # Commands that draw their own progress bars or notes on stderr; the others' stderr is all third-party.
 STDERR_COMMANDS = ("course", "pretrain", "train-dtc", "dreambooth", "tryon")
+# Commands that never import torch: no need to import the noisy libraries up front.
+TORCH_FREE_COMMANDS = ("course", "world")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

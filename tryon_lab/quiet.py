@@ -36,13 +36,13 @@ def third_party_to_log(log: Path, preload: bool = True, keep_stderr: bool = True
     while the Python streams write to the terminal (the tool's prints, notes and progress bars).
     Library loggers, Python warnings and diffusers'/transformers' loading bars go to the log.
     Without ``keep_stderr`` everything on ``sys.stderr`` goes there too (coremltools' conversion
-    bars cannot be switched off). ``preload`` first imports ``NOISY_MODULES`` (skip it for
-    commands that never import torch).
+    bars cannot be switched off). With it, ``preload`` first imports ``NOISY_MODULES``, so that their
+    handlers take the stderr that leads to the log (skip it for commands that never import torch).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     streams = ("stdout", "stderr") if keep_stderr else ("stdout",)
     with open(log, "w", buffering=1, encoding="utf-8", errors="replace") as sink, _fds_to(sink) as terminal:
-        if preload:
+        if keep_stderr and preload:
             for name in NOISY_MODULES:
                 importlib.import_module(name)
         with _loggers_to(sink), library_bars_off(), _streams_to(terminal, streams):
