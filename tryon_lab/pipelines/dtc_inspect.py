@@ -52,8 +52,8 @@ def load_dtc(spec: str, base, *, trained=None, fusion: str | None = "film"):
     from diffusers import DDIMScheduler
 
     from tryon_lab.pipelines.dtc import DTCPipeline
-    from tryon_lab.pipelines.inspect import _quiet_loading
     from tryon_lab.pipelines.loading import load_dtc_pipeline
+    from tryon_lab.quiet import library_bars_off
 
     device = str(base.device)
     if spec == "trained":
@@ -66,7 +66,7 @@ def load_dtc(spec: str, base, *, trained=None, fusion: str | None = "film"):
         folder = None if spec == "shipped" else _repo_path(spec)
         if folder is not None and not folder.is_dir():
             raise ConfigError(f"no DTC model at {folder}; `tryon-lab train-dtc` writes one")
-        with _quiet_loading():
+        with library_bars_off():
             pipe = load_dtc_pipeline(folder, device=device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

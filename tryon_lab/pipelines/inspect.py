@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from tryon_lab.pipelines.compositing import seam_alpha, to_model_square
 from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline, TryOnPipelineOutput
 from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 from tryon_lab.plotting import NotebookFigure, image_grid
+from tryon_lab.quiet import library_bars_off
 
 SAMPLERS = ("DDIM", "DPM-Solver++", "Euler")
 
@@ -45,7 +45,7 @@ def course_pipeline(model: str, build: str | Path) -> TryOnInpaintPipeline:
     """
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
 
-    with _quiet_loading():
+    with library_bars_off():
         if model.startswith("random:"):
             from tryon_lab.models.tiny import make_random_pipeline
 
@@ -57,25 +57,6 @@ def course_pipeline(model: str, build: str | Path) -> TryOnInpaintPipeline:
             pipe = load_inpaint_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-@contextmanager
-def _quiet_loading():
-    """Hide diffusers' and transformers' load/save progress bars (in a notebook they are widgets
-    that outlive the cell), restoring their previous setting afterwards."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    modules = (diffusers_logging, transformers_logging)
-    enabled = [m.is_progress_bar_enabled() for m in modules]
-    for m in modules:
-        m.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for m, was_enabled in zip(modules, enabled):
-            if was_enabled:
-                m.enable_progress_bar()
 
 
 def model_note(model: str, pipe: TryOnInpaintPipeline) -> str:
