@@ -22,6 +22,18 @@ def test_every_component_converts_in_fp16_and_the_executor_matches_pytorch(name,
         assert signal_psnr(outputs[key], value) >= 35.0
 
 
+def test_a_run_holds_only_the_values_still_to_be_read(conversions, golden):
+    """Each intermediate is dropped after its last reader (an SD-1.5-size U-Net's would not fit), and
+    the outputs are bit for bit those of a run that keeps everything."""
+    inputs, _ = golden.components["Unet"]
+    executor = MILExecutor(conversions["Unet"].model)
+    dropping, dropping_peak = executor.predict(inputs), executor.peak_bytes
+    executor._release = [()] * len(executor.steps)
+    keeping, keeping_peak = executor.predict(inputs), executor.peak_bytes
+    assert np.array_equal(dropping["noise_pred"], keeping["noise_pred"])
+    assert 0 < dropping_peak < keeping_peak / 4
+
+
 def test_the_program_keeps_the_contract_names_and_uses_fp16(conversions):
     spec = conversions["Unet"].model.get_spec()
     assert [i.name for i in spec.description.input] == ["sample", "timestep", "encoder_hidden_states"]

@@ -42,6 +42,23 @@ def test_a_group_size_that_does_not_divide_a_layer_still_palettizes_it(conversio
     assert weight_report(palettize(model, 6, odd)).histogram == weight_report(palettize(model, 6, dividing)).histogram
 
 
+def test_worker_processes_give_the_same_palettes(conversions):
+    """k-means in worker processes (the SD-1.5-size benchmark) changes the time, not the palettes; the
+    pool ends with the call (coremltools would keep a closed one and fail the next call)."""
+    import torch
+    from coremltools.optimize.coreml._quantization_passes import palettize_weights
+
+    from tryon_lab.export.palettize import palettized_weights
+
+    model = conversions["Unet"].model
+    alone = palettized_weights(palettize(model, 6))
+    pooled = palettized_weights(palettize(model, 6, workers=2))
+    assert pooled.keys() == alone.keys() and all(torch.equal(pooled[k], alone[k]) for k in alone)
+    assert palettize_weights._compress_pool is None
+    with pytest.raises(ExportInputError, match="workers"):
+        palettize(model, 6, workers=0)
+
+
 def test_bad_bits_are_refused(conversions):
     with pytest.raises(ExportInputError, match="bits"):
         palettize(conversions["VAEDecoder"].model, 5)

@@ -5,6 +5,8 @@ coremltools, materializes every weight once (palettized ``constexpr_*`` weights 
 here and cached), then runs the operations in program order with a torch kernel each. Where the
 program computes in fp16 every fp16 result is rounded to fp16 (overflow included), so the executor
 shows what fp16 does to the numbers; it cannot show Neural Engine accumulation details.
+A run holds only the values still to be read: each intermediate is dropped after the last operation
+that reads it, so an SD-1.5-size U-Net's activations fit beside its weights.
 An operation without a kernel raises ``UnsupportedOpError`` naming it when the program is loaded.
 ``load_runner`` gives Core ML itself on macOS and this executor elsewhere, behind one API.
 """
@@ -95,6 +97,23 @@ class MILExecutor:
                 self.steps.append((KERNELS[op.op_type], op, [(v.name, _is_fp16(v)) for v in op.outputs]))
             else:
                 raise UnsupportedOpError(op.op_type, op.name, self.name)
+        self._release = self._release_plan()
+        self.peak_bytes = 0  # the most bytes of inputs and intermediate values the last ``predict`` held at once
+
+    def _release_plan(self) -> list[tuple[str, ...]]:
+        """Per step, the values no later step reads (outputs and weights aside): dropped after it runs."""
+        last: dict[str, int] = {}
+        for index, (_, op, outputs) in enumerate(self.steps):
+            for name, _ in outputs:
+                last[name] = index  # a value nothing reads goes as soon as it is made
+            for var in _input_vars(op):
+                last[var.name] = index
+        keep = set(self.output_names) | set(self.constants)
+        release: list[list[str]] = [[] for _ in self.steps]
+        for name, index in last.items():
+            if name not in keep:
+                release[index].append(name)
+        return [tuple(names) for names in release]
 
     def weight(self, op_name: str):
         """The (decompressed) value of the weight made by op ``op_name``, as a torch tensor."""
@@ -127,12 +146,19 @@ class MILExecutor:
         def value(var):
             return env[var.name]
 
+        held = peak = sum(_nbytes(env[name]) for name in self.input_vars)  # bytes of the non-weight values in env
         with torch.no_grad():
-            for run, op, outputs in self.steps:
+            for (run, op, outputs), release in zip(self.steps, self._release):
                 result = run(op, _Inputs(op, value))
                 results = result if isinstance(result, tuple) else (result,)
                 for (name, fp16), tensor in zip(outputs, results):
                     env[name] = _round(tensor, fp16)
+                    held += _nbytes(env[name])
+                peak = max(peak, held)
+                for name in release:
+                    held -= _nbytes(env.pop(name))
+                del result, results
+        self.peak_bytes = peak
         return {name: _to_numpy(env[name]) for name in self.output_names}
 
 
@@ -163,6 +189,18 @@ def _round(tensor, fp16: bool):
     if fp16 and isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
         return tensor.to(torch.float16).to(torch.float32)
     return tensor
+
+
+def _input_vars(op) -> list:
+    """The variables ``op`` reads (list-valued inputs such as concat's ``values`` flattened)."""
+    found = []
+    for var in op.inputs.values():
+        found.extend(var if isinstance(var, (list, tuple)) else (var,))
+    return found
+
+
+def _nbytes(value) -> int:
+    return value.numel() * value.element_size() if isinstance(value, torch.Tensor) else 0
 
 
 def _to_numpy(tensor) -> np.ndarray:
