@@ -1,6 +1,6 @@
 """Write the phone bundle: Core ML packages, ExecuTorch programs, golden data and a manifest.
 
-Layout (DESIGN.md, Export)::
+Layout::
 
     <bundle>/manifest.json            the fields listed below
     <bundle>/coreml/<Name>.mlpackage  TextEncoder, Unet or UnetChunk1..N, VAEEncoder, VAEDecoder;

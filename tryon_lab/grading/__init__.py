@@ -1,4 +1,4 @@
-"""Grading students' phone bundles: ``tryon-lab grade`` (DESIGN.md, Grading).
+"""Grading students' phone bundles: ``tryon-lab grade``.
 
 A submission (a bundle folder or a zip of one) is unpacked safely, then put through named checks,
 each worth the points the rubric gives it; nothing in it is imported, unpickled or executed.

@@ -202,7 +202,7 @@ def check_file_types(context: Context) -> Outcome:
     return verdict(problems, f"{len(files)} files, all of them data in the bundle's formats")
 
 
-@check("structure", "The DESIGN.md layout: manifest, Core ML packages, tokenizer, ExecuTorch programs, golden data")
+@check("structure", "The bundle layout: manifest, Core ML packages, tokenizer, ExecuTorch programs, golden data")
 def check_structure(context: Context) -> Outcome:
     """Compare the copy's files and folders with the bundle layout for the expected components and targets."""
     root = context.root

@@ -381,7 +381,7 @@ def course_judge():
 
 # --- the ablation and the paper ----------------------------------------------------------------
 
-# Diffuse to Choose, shared/research/papers.md section 2.6: (CLIP score x100, FID).
+# Diffuse to Choose (Seyfioglu et al. 2024), section 2.6: (CLIP score x100, FID).
 PAPER_TABLE_1 = {  # fusion variants, in-house Vit-All data; PBE_best = PBE + DINOv2 + perceptual loss
     "PBE_best": (85.43, 6.65),
     "DTC, direct addition": (86.94, 6.19),
