@@ -34,6 +34,23 @@ def test_a_run_holds_only_the_values_still_to_be_read(conversions, golden):
     assert 0 < dropping_peak < keeping_peak / 4
 
 
+def test_fp16_weights_stay_fp16_and_are_read_exactly(conversions, golden):
+    """fp16 weights are held in fp16 (half the memory) and widened as read: the outputs are bit for bit
+    those of weights widened up front, and ``weight`` still gives fp32."""
+    import torch
+
+    inputs, _ = golden.components["Unet"]
+    executor = MILExecutor(conversions["Unet"].model)
+    halves = [name for name, value in executor.constants.items()
+              if isinstance(value, torch.Tensor) and value.dtype == torch.float16]
+    assert len(halves) > 10
+    held = executor.predict(inputs)["noise_pred"]
+    executor.constants.update({name: executor.constants[name].float() for name in halves})
+    assert np.array_equal(held, executor.predict(inputs)["noise_pred"])
+    assert {executor.weight(op).dtype for op in executor.weight_vars if executor.weight_vars[op] in halves} == {
+        torch.float32}
+
+
 def test_the_program_keeps_the_contract_names_and_uses_fp16(conversions):
     spec = conversions["Unet"].model.get_spec()
     assert [i.name for i in spec.description.input] == ["sample", "timestep", "encoder_hidden_states"]
