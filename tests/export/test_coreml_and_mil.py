@@ -51,6 +51,24 @@ def test_fp16_weights_stay_fp16_and_are_read_exactly(conversions, golden):
         torch.float32}
 
 
+def test_palettes_are_read_as_coremltools_reads_them_and_their_parts_are_not_held(conversions, unet6):
+    """The executor's table lookup (block by block, not coremltools' table repeated to every element)
+    gives coremltools' values for per-tensor and grouped palettes; indices and tables are not kept."""
+    import torch
+
+    from tryon_lab.export.mil import decompress, load_program
+    from tryon_lab.export.palettize import PaletteSettings, palettize
+
+    grouped = palettize(conversions["Unet"].model, 6, PaletteSettings("per_grouped_channel", group_size=8))
+    for model in (unet6, grouped):
+        ops = [op for op in load_program(model).functions["main"].operations if op.op_type == "constexpr_lut_to_dense"]
+        assert len(ops) > 10
+        for op in ops:
+            assert np.array_equal(decompress(op), op.materialized_val_inference())
+        held = MILExecutor(model).constants.values()
+        assert not any(isinstance(v, torch.Tensor) and not v.is_floating_point() and v.numel() > 2048 for v in held)
+
+
 def test_the_program_keeps_the_contract_names_and_uses_fp16(conversions):
     spec = conversions["Unet"].model.get_spec()
     assert [i.name for i in spec.description.input] == ["sample", "timestep", "encoder_hidden_states"]

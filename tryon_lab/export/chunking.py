@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from tryon_lab.export.errors import ExportInputError
-from tryon_lab.export.mil import MILExecutor, as_mlmodel, load_program
+from tryon_lab.export.mil import MILExecutor, as_mlmodel, drop_program, load_program
 from tryon_lab.export.palettize import weight_report
 
 
@@ -177,6 +177,7 @@ def _make_chunk(model, number: int, entry: tuple[int, list[str]] | None, exit_na
     converted = ct.convert(program, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32,
                            minimum_deployment_target=ct.target(as_mlmodel(model).get_spec().specificationVersion),
                            pass_pipeline=ct.PassPipeline.EMPTY, skip_model_load=True)
+    drop_program(converted)
     return Chunk(converted, tuple(block._input_dict), tuple(v.name for v in block.outputs),
                  weight_report(converted).bytes)
 

@@ -24,6 +24,7 @@ import torch
 from tryon_lab.export.compare import CONVERSION_MIN_PSNR, signal_psnr
 from tryon_lab.export.contract import Component
 from tryon_lab.export.errors import ExportInputError
+from tryon_lab.export.mil import drop_program
 
 DEPLOYMENT_TARGET = "iOS18"
 PRECISIONS = ("float16", "float16+fp32-variance", "float32")  # tried in this order
@@ -81,6 +82,7 @@ def convert_component(component: Component, inputs: Mapping[str, np.ndarray], pr
         compute_precision=_compute_precision(precision),
         skip_model_load=True,
     )
+    drop_program(model)
     model.short_description = f"tryon_lab {spec.name} ({precision})"
     model.user_defined_metadata.update({"tryon_lab.component": spec.name, "tryon_lab.precision": precision})
     return model

@@ -48,6 +48,14 @@ def as_mlmodel(model: Any):
     return model if isinstance(model, ct.models.MLModel) else ct.models.MLModel(str(model), skip_model_load=True)
 
 
+def drop_program(model):
+    """Return ``model`` (an ``MLModel`` just made by coremltools) without the pymil program coremltools
+    keeps beside it: its weights held in memory a second time (0.9 GB for an fp16 SD-1.5 U-Net). The
+    package has them; saving, loading and everything here read the package."""
+    model._mil_program = None
+    return model
+
+
 def load_program(model: Any):
     """Return the pymil ``Program`` of an ML Program (an ``MLModel`` or a ``.mlpackage`` path)."""
     from coremltools.converters.mil.frontend.milproto.load import load
@@ -91,7 +99,9 @@ class MILExecutor:
         self.steps: list[tuple[Kernel, Any, list[tuple[str, bool]]]] = []
         for op in function.operations:
             if op.op_type == "const" or op.op_type.startswith("constexpr_"):
-                value = op.outputs[0].val if op.op_type == "const" else op.materialized_val_inference()
+                if _feeds_only_constexpr(op):
+                    continue  # a compressed weight's parts (indices, palettes), read by its constexpr op
+                value = op.outputs[0].val if op.op_type == "const" else decompress(op)
                 self.constants[op.outputs[0].name] = _weight_to_torch(value)
                 self.weight_vars[op.name] = op.outputs[0].name
             elif op.op_type in KERNELS:
@@ -183,6 +193,41 @@ def load_runner(path: str | Path, backend: str = "auto"):
     if backend == "coreml" or (backend == "auto" and platform.system() == "Darwin"):
         return CoreMLRunner(path)
     return MILExecutor(path)
+
+
+def _feeds_only_constexpr(op) -> bool:
+    children = op.outputs[0].child_ops
+    return bool(children) and all(child.op_type.startswith("constexpr_") for child in children)
+
+
+def decompress(op) -> np.ndarray:
+    """The value of a compressed (``constexpr_*``) weight op.
+
+    A scalar palette (iOS18 ``constexpr_lut_to_dense``, vector size 1: what ``palettize`` makes) is
+    looked up one table at a time; coremltools' ``materialized_val_inference`` first repeats the
+    table to every element (elements x palette entries: 1.9 GB of fp16 for one 1280x1280x3x3 SD-1.5
+    conv at 6 bits), which took a chunk of an SD-1.5 U-Net past 11 GB. Same values, as both only
+    read the table. Any other compressed weight goes to coremltools."""
+    indices = op.inputs.get("indices")
+    lut = op.inputs.get("lut")
+    if op.op_type == "constexpr_lut_to_dense" and indices is not None and lut is not None \
+            and indices.val is not None and lut.val is not None \
+            and lut.val.ndim == indices.val.ndim + 2 and lut.val.shape[-1] == 1:
+        return lut_to_dense(indices.val, lut.val)
+    return op.materialized_val_inference()
+
+
+def lut_to_dense(indices: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Look up ``indices`` (shape S) in ``lut`` (shape (*B, entries, 1), one table per block of S
+    along each axis, B[i] dividing S[i]), block by block."""
+    tables = lut[..., 0]
+    blocks = tables.shape[:-1]
+    sizes = [length // count for length, count in zip(indices.shape, blocks)]
+    dense = np.empty(indices.shape, dtype=lut.dtype)
+    for block in np.ndindex(*blocks):
+        where = tuple(slice(i * size, (i + 1) * size) for i, size in zip(block, sizes))
+        dense[where] = tables[block][indices[where]]
+    return dense
 
 
 def _weight_to_torch(value) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tryon_lab.export.errors import ExportInputError
-from tryon_lab.export.mil import MILExecutor, load_program
+from tryon_lab.export.mil import MILExecutor, drop_program, load_program
 
 PALETTE_BITS = (8, 6, 4)
 GRANULARITIES = ("per_tensor", "per_grouped_channel")
@@ -101,9 +101,9 @@ def palettize(model, nbits: int | Mapping[str, int], settings: PaletteSettings =
         optimization = cto.OptimizationConfig(global_config=config(nbits), op_type_configs={"gather": None},
                                               op_name_configs={name: config(nbits, name) for name in odd})
     if workers == 1:
-        return cto.palettize_weights(model, optimization)
+        return drop_program(cto.palettize_weights(model, optimization))
     with _kmeans_pool(workers):
-        return cto.palettize_weights(model, optimization)
+        return drop_program(cto.palettize_weights(model, optimization))
 
 
 @contextmanager
