@@ -1,5 +1,8 @@
-"""``python -m benchmarks NAME [NAME ...]`` (or ``all``): run benchmarks, update RESULTS.md.
-``python -m benchmarks check``: list the sections whose measured models changed since (provenance.py)."""
+"""``python -m benchmarks NAME [NAME ...]`` (or ``all``): run benchmarks, update RESULTS.md (and its
+machine-readable copy, results.json).
+``python -m benchmarks check``: list the sections whose measured models changed since (provenance.py).
+``python -m benchmarks record-course [TIMINGS]``: record a full `tryon-lab course` run's notebook times
+(its ``timings.json``, default build/course/quick/timings.json) as the section ``course-<profile>``."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ import torch
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 NAMES = ("inpainting", "dtc", "dreambooth", "export", "app", "grade", "channel-order")
-EXTRA = ("export-sd15",)  # long (tens of minutes, SD-1.5 size): run by name only, never by `all`
+EXTRA = ("export-sd15",)
+COURSE_MODELS = ("mini-sd-inpaint", "dtc", "world-encoder")  # what a course run's notebooks load  # long (tens of minutes, SD-1.5 size): run by name only, never by `all`
 
 
 def _machine() -> str:
@@ -41,11 +45,33 @@ def render_section(name: str, rows: list[tuple], seconds: float, models: Sequenc
 
 
 def update_results(name: str, section: str, path: Path = RESULTS) -> None:
-    """Replace (or append) the ``## name`` section of RESULTS.md, keeping the others."""
+    """Replace (or append) the ``## name`` section of RESULTS.md, keeping the others, and rewrite its
+    machine-readable copy (``results.json`` beside it) from the result."""
+    from benchmarks.provenance import write_results_json
+
     text = path.read_text() if path.is_file() else "# Benchmark results\n\nWritten by `python -m benchmarks NAME`.\n\n"
     pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
+    write_results_json(path)
+
+
+def record_course(timings: Path, path: Path = RESULTS) -> str:
+    """Write the ``course-<profile>`` section from a full course run's ``timings.json``; return it."""
+    import json
+
+    data = json.loads(timings.read_text())
+    notebooks = data["notebooks"]
+    rows = [(name, entry["seconds"],
+             "wall seconds" + (f"; slowest cell #{entry['slowest_cell']['index']} ({entry['slowest_cell']['seconds']} s)"
+                               if entry.get("slowest_cell") else ""))
+            for name, entry in notebooks.items()]
+    rows.append(("total", round(sum(entry["seconds"] for entry in notebooks.values()), 1),
+                 f"`tryon-lab course --profile {data['profile']}`, every notebook"))
+    name = f"course-{data['profile']}"
+    section = render_section(name, rows, sum(entry["seconds"] for entry in notebooks.values()), COURSE_MODELS)
+    update_results(name, section, path)
+    return section
 
 
 def main() -> None:
@@ -54,6 +80,12 @@ def main() -> None:
     parser.add_argument("names", nargs="+", choices=(*NAMES, *EXTRA, "all", "check"), metavar="NAME",
                         help=f"benchmarks to run: {', '.join(NAMES)} or all (all of those); also {', '.join(EXTRA)}; "
                              "or check (sections whose measured models changed since)")
+    if sys.argv[1:2] == ["record-course"]:
+        timings = Path(sys.argv[2] if len(sys.argv) > 2 else "build/course/quick/timings.json")
+        if not timings.is_file():
+            parser.error(f"{timings} does not exist; run `tryon-lab course --profile quick` (every notebook) first")
+        print(record_course(timings))
+        return
     args = parser.parse_args()
     if "check" in args.names and len(args.names) > 1:
         parser.error("check runs alone")

@@ -5,10 +5,15 @@ hash, ``+dirty`` with uncommitted changes to tracked files) and the folder SHA-2
 ``tryon_lab.paths.sha256_folder``) of each shipped model its module declares in ``MODELS``.
 ``python -m benchmarks check`` compares those hashes with the shipped models now; ``STALE.toml``
 names the sections known to be stale, and why, so that only a section going stale silently fails.
+
+``results.json`` beside RESULTS.md is its machine-readable copy, written from RESULTS.md by the same
+call that writes a section (``write_results_json``): notebooks read measured numbers from it at run
+time (``tryon_lab.course.recorded``) instead of typing them, so text and measurement cannot drift.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tomllib
@@ -20,6 +25,7 @@ from tryon_lab.errors import ConfigError
 from tryon_lab.paths import REPO_ROOT, sha256_folder, shipped_model
 
 ALLOW_LIST = Path(__file__).with_name("STALE.toml")
+RESULTS_JSON = Path(__file__).with_name("results.json")
 HASH_CHARS = 16
 _RECORD = re.compile(r"^Commit (\S+); shipped models(?: \(folder sha256, first 16 hex\))?: (.*)$", re.MULTILINE)
 _MODEL = re.compile(r"`([^`]+)` ([0-9a-f]{16})")
@@ -133,3 +139,47 @@ def report(result: CheckResult, allow_list: Path = ALLOW_LIST) -> str:
               for name in result.fresh_but_listed]
     lines.append("check passed" if result.passed else "check FAILED")
     return "\n".join(lines)
+
+
+# --- the machine-readable copy of RESULTS.md ---------------------------------------------------------
+
+_RUN = re.compile(r"^Run (.+?) on (.+?); took (\d+) s\.$", re.MULTILINE)
+_ROW = re.compile(r"^\| (.*?) \| (.*?) \| (.*?) \|$", re.MULTILINE)
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:e[-+]?\d+)?$")
+
+
+def _value(text: str) -> int | float | str:
+    """A table cell as a number when it is one (``1719332347``, ``0.3762``, ``5.57e-07``), else the text."""
+    if not _NUMBER.match(text):
+        return text
+    return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
+
+
+def parse_section(body: str) -> dict:
+    """One RESULTS.md section -> {"run": date, "machine", "seconds", "record": commit line or None,
+    "rows": [{"metric", "value", "note"}]} (values that are numbers become numbers)."""
+    run = _RUN.search(body)
+    record = _RECORD.search(body)
+    rows = [{"metric": m.group(1).strip(), "value": _value(m.group(2).strip()), "note": m.group(3).strip()}
+            for m in _ROW.finditer(body) if m.group(1).strip() not in ("metric", "---")]
+    return {"run": run.group(1) if run else None, "machine": run.group(2) if run else None,
+            "seconds": int(run.group(3)) if run else None, "record": record.group(0) if record else None,
+            "rows": rows}
+
+
+def results_data(text: str) -> dict[str, dict]:
+    """{section: ``parse_section``} of a RESULTS.md text: what ``results.json`` holds."""
+    return {name: parse_section(body) for name, body in sections(text).items()}
+
+
+def write_results_json(results: Path, path: Path | None = None) -> Path:
+    """Write the machine-readable copy of ``results`` (default: ``results.json`` beside it); return its path."""
+    path = path or results.with_name(RESULTS_JSON.name)
+    data = {"source": results.name, "written_by": "python -m benchmarks NAME (benchmarks/provenance.py)",
+            "sections": results_data(results.read_text())}
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+if __name__ == "__main__":  # python -m benchmarks.provenance: rewrite results.json from RESULTS.md
+    print(write_results_json(Path(__file__).with_name("RESULTS.md")))

@@ -7,16 +7,24 @@ meet another's (a smoke run's tiny checkpoints would not load into a quick run's
 executed copy goes to ``<out_dir>/<name>.ipynb``.
 The ``.py`` script (jupytext ``py:percent``) is the source a notebook is edited in; the
 committed ``.ipynb`` is generated from it, without outputs.
+
+A full run (every notebook) also writes ``<out_dir>/<profile>/timings.json``, the wall time of each
+notebook and its slowest cell; ``python -m benchmarks record-course`` turns a quick run's file into
+the ``course-quick`` section of ``benchmarks/RESULTS.md``. Notebooks state measured numbers (their
+own times included) only by reading them at run time from that file's machine-readable copy,
+``benchmarks/results.json``, through ``recorded`` and ``course_times``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jupytext
 import nbformat
@@ -39,6 +47,9 @@ PAIR_FORMAT = "py:percent"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _SOURCE_LINES = 12
 _TRACEBACK_LINES = 15
+RESULTS_JSON = REPO_ROOT / "benchmarks" / "results.json"
+TIMINGS_FILE = "timings.json"
+COURSE_SECTION = "course-{profile}"  # the RESULTS.md section of a recorded full course run
 
 
 class CourseError(RuntimeError):
@@ -120,7 +131,80 @@ def run_course(
                 error.runs = runs
                 raise
     print(format_timings(runs))
+    if not only:
+        write_timings(runs, profile, out / profile / TIMINGS_FILE)
     return runs
+
+
+def write_timings(runs: list[NotebookRun], profile: str, path: Path) -> Path:
+    """Write a full run's per-notebook wall times and slowest cells to ``path`` (JSON); return it."""
+    data = {"profile": profile, "notebooks": {
+        run.name: {"seconds": round(run.seconds, 1),
+                   "slowest_cell": None if run.slowest_cell is None else
+                   {"index": run.slowest_cell[0], "seconds": round(run.slowest_cell[1], 1)}}
+        for run in runs}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
+
+
+# --- measured numbers, read at run time --------------------------------------------------------------
+
+
+def recorded_section(section: str, path: str | Path = RESULTS_JSON) -> dict[str, Any]:
+    """The ``section`` of the recorded benchmark results (``benchmarks/results.json``, the
+    machine-readable copy of RESULTS.md): {"run", "machine", "seconds", "record", "rows"}.
+    ``ConfigError`` naming the command that records it when it is absent."""
+    path = Path(path)
+    try:
+        sections = json.loads(path.read_text())["sections"]
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist; `python -m benchmarks NAME` writes it beside RESULTS.md") from None
+    if section not in sections:
+        raise ConfigError(f"{path.name} has no section {section!r} (it has {', '.join(sections)}); "
+                          f"record it with `python -m benchmarks {section}`")
+    return sections[section]
+
+
+def recorded(section: str, metric: str, path: str | Path = RESULTS_JSON, note: bool = False) -> Any:
+    """The recorded value of ``metric`` in ``section`` (a number where RESULTS.md holds one), or its
+    note with ``note=True``; ``ConfigError`` naming the metrics there when it is absent."""
+    rows = {row["metric"]: row for row in recorded_section(section, path)["rows"]}
+    if metric not in rows:
+        raise ConfigError(f"section {section!r} has no metric {metric!r}; it has: {'; '.join(rows)}")
+    return rows[metric]["note" if note else "value"]
+
+
+def course_times(stem: str, profiles: tuple[str, ...] = ("smoke", "quick", "full"),
+                 path: str | Path = RESULTS_JSON) -> dict[str, float | None]:
+    """{profile: recorded wall seconds of notebook ``stem`` (e.g. "04" or "04_palettization_and_chunking")
+    in that profile's recorded course run, or None where none is recorded}."""
+    times: dict[str, float | None] = {}
+    for profile in profiles:
+        try:
+            rows = recorded_section(COURSE_SECTION.format(profile=profile), path)["rows"]
+        except ConfigError:
+            times[profile] = None
+            continue
+        match = [row["value"] for row in rows if row["metric"] == stem or row["metric"].startswith(f"{stem}_")]
+        times[profile] = float(match[0]) if match and isinstance(match[0], (int, float)) else None
+    return times
+
+
+def format_duration(seconds: float | None) -> str:
+    """``seconds`` as a reader says it: "40 s", "5 min 8 s"; "not recorded yet" for None."""
+    if seconds is None:
+        return "not recorded yet"
+    seconds = round(seconds)
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60} s"
+
+
+def times_note(stem: str, path: str | Path = RESULTS_JSON) -> str:
+    """A Markdown line with notebook ``stem``'s recorded time per profile, for its opening cell."""
+    times = course_times(stem, path=path)
+    listed = ", ".join(f"`{profile}` {format_duration(seconds)}" for profile, seconds in times.items())
+    return (f"Measured wall time of this notebook in a recorded `tryon-lab course` run (2-core CPU for `smoke` and "
+            f"`quick`): {listed}. (`python -m benchmarks record-course` records a run.)")
 
 
 def run_notebook(path: Path, out_dir: Path, profile: str, timeout: float) -> NotebookRun:

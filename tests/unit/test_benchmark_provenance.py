@@ -72,3 +72,40 @@ def test_every_benchmark_declares_the_models_it_measures(name):
     assigned = [node.targets[0].id for node in ast.parse(source.read_text()).body
                 if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)]
     assert "MODELS" in assigned
+
+
+def test_results_json_is_written_with_every_section_and_matches_results_md(tmp_path):
+    import json
+
+    from benchmarks.provenance import RESULTS_JSON, results_data
+
+    results = tmp_path / "RESULTS.md"
+    update_results("one", render_section("one", [("size (bytes)", 1719332347, "1.601 GiB"), ("psnr", 37.92, "dB"),
+                                                 ("mode", "float16", "a | b")], 3.0, ()), results)
+    data = json.loads((tmp_path / "results.json").read_text())["sections"]
+    rows = {row["metric"]: row for row in data["one"]["rows"]}
+    assert rows["size (bytes)"]["value"] == 1719332347 and rows["psnr"]["value"] == 37.92
+    assert rows["mode"] == {"metric": "mode", "value": "float16", "note": "a | b"}
+    assert data["one"]["seconds"] == 3 and data["one"]["record"].startswith("Commit ")
+    # the shipped copy is RESULTS.md's, section for section and row for row
+    shipped = json.loads(RESULTS_JSON.read_text())["sections"]
+    assert shipped == results_data(RESULTS.read_text()), "results.json is stale: run python -m benchmarks.provenance"
+
+
+def test_a_course_run_is_recorded_and_read_back(tmp_path):
+    import json
+
+    from benchmarks.__main__ import record_course
+    from tryon_lab.course import course_times, recorded, times_note
+
+    timings = tmp_path / "timings.json"
+    timings.write_text(json.dumps({"profile": "quick", "notebooks": {
+        "00_welcome": {"seconds": 14.2, "slowest_cell": {"index": 3, "seconds": 5.0}},
+        "04_palettization": {"seconds": 412.0, "slowest_cell": None}}}))
+    results = tmp_path / "RESULTS.md"
+    record_course(timings, results)
+    path = tmp_path / "results.json"
+    assert recorded("course-quick", "04_palettization", path) == 412.0
+    assert recorded("course-quick", "total", path) == 426.2
+    assert course_times("04", path=path) == {"smoke": None, "quick": 412.0, "full": None}
+    assert "`quick` 6 min 52 s" in times_note("04", path) and "`smoke` not recorded yet" in times_note("04", path)
