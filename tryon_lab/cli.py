@@ -290,20 +290,23 @@ def _add_train_dtc(subparsers) -> None:
         "Train Diffuse to Choose on the mini model: perceptual network, the paper's ablation, the shipped variant.",
         "  tryon-lab train-dtc --profile quick --judge data/models/world-encoder --out data/models/dtc\n"
         "  tryon-lab train-dtc --profile smoke --out build/dtc-smoke    # seconds, results not meaningful\n"
-        "Every variant of the ablation trains in --run-dir/ablation/<variant> and is scored on the same\n"
-        "held-out pairs (ablation.json). Interrupt at any time; the same command resumes.",
+        "Every variant (and seed) of the ablation trains in --run-dir/ablation/<variant>/seed-<s> and is scored\n"
+        "on the same val and test pairs (ablation.json). Interrupt at any time; the same command resumes.",
     )
     parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
                         help="sizes, step counts and variants (default: %(default)s)")
     parser.add_argument("--out", required=True, help="folder for the shipped variant (written atomically)")
     parser.add_argument("--base", metavar="DIR", help="text inpainting pipeline to build on (default: the shipped mini-sd-inpaint)")
-    parser.add_argument("--judge", metavar="DIR", help="world encoder folder: scores attribute accuracy, reference "
-                                                      "similarity and FID (default: masked PSNR / SSIM only)")
+    parser.add_argument("--judge", metavar="DIR", help="world encoder folder: scores attribute and identity accuracy, "
+                                                      "reference similarity and KID (default: masked PSNR / SSIM only)")
     parser.add_argument("--run-dir", help="checkpoints, latent cache, ablation.json (default: runs/<profile>/dtc)")
     parser.add_argument("--variants", nargs="+", metavar="NAME",
-                        help="train and score only these ablation variants (default: the profile's); "
-                             "must include the profile's shipped variant")
-    parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
+                        help="train and score only these ablation variants (default: the profile's): "
+                             "baseline, add or film, then optionally +t (hint timestep) and +perceptual; "
+                             "must include the profile's shipped variant unless it ships 'auto'")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="world of the training pairs and evaluation samples (training seeds: the profile's "
+                             "seeds; default: %(default)s)")
     parser.set_defaults(handler=_run_train_dtc)
 
 

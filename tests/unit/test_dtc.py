@@ -238,21 +238,31 @@ def test_ablation_runner_trains_scores_and_resumes(base, tiny_pipeline_dir, tmp_
     train_perceptual_net(tmp_path / "perc-run", PerceptualSettings(steps=1, batch_size=2, dataset_size=4, crop_size=32),
                          resolution=64, out_dir=tmp_path / "perceptual")
     settings = AblationSettings(
-        train=DTCSettings(steps=2, batch_size=2, dataset_size=4, checkpoint_every=1, perceptual_batch=1, warmup_steps=1),
-        variants=("baseline", "film+perceptual"), eval_samples=2, sample_steps=1, guidance_scale=2.0)
-    results = run_ablation(tiny_pipeline_dir, tmp_path / "ablation", settings, perceptual_dir=tmp_path / "perceptual")
-    assert list(results) == ["baseline", "film+perceptual"]
-    assert {"masked_psnr_db", "box_ssim", "train_wall_seconds"} <= set(results["film+perceptual"])
-    assert (tmp_path / "ablation" / "film+perceptual" / "pipeline" / "hint_encoder" / "config.json").is_file()
-    losses = (tmp_path / "ablation" / "film+perceptual" / "losses.csv").read_text()
-    assert "perceptual" in losses.splitlines()[0]
-    assert run_ablation(tiny_pipeline_dir, tmp_path / "ablation", settings, perceptual_dir=None) == results
+        train=DTCSettings(steps=2, batch_size=2, dataset_size=4, checkpoint_every=1, perceptual_batch=1, warmup_steps=1,
+                          unet="lora", unet_lora_rank=2),
+        variants=("baseline", "film", "film+perceptual"), seeds=(0, 1), seed_variants=("baseline",), eval_samples=2,
+        val_samples=2, sample_steps=1, guidance_scale=2.0, bootstrap_resamples=20)
+    result = run_ablation(tiny_pipeline_dir, tmp_path / "ablation", settings, perceptual_dir=tmp_path / "perceptual")
+    assert list(result.test) == list(result.scores["val"]) == ["baseline", "film", "film+perceptual"]
+    scores = result.test["baseline"]
+    assert len(scores["masked_psnr_db_seeds"]) == 2 and len(result.test["film"]["masked_psnr_db_seeds"]) == 1
+    assert scores["masked_psnr_db_lo"] <= scores["masked_psnr_db"] <= scores["masked_psnr_db_hi"]
+    assert np.isclose(scores["masked_psnr_db"], np.mean(scores["masked_psnr_db_seeds"]))
+    assert {(r["a"], r["b"]) for r in result.comparisons} == {("film", "baseline"), ("film+perceptual", "film")}
+    assert set(result.wall_seconds) == {"baseline/seed-0", "baseline/seed-1", "film/seed-0", "film+perceptual/seed-0"}
+    folder = tmp_path / "ablation" / "film+perceptual" / "seed-0"
+    assert (folder / "pipeline" / "hint_encoder" / "config.json").is_file()
+    assert "perceptual" in (folder / "losses.csv").read_text().splitlines()[0]
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "ablation").rglob("*.safetensors")}
+    again = run_ablation(tiny_pipeline_dir, tmp_path / "ablation", settings, perceptual_dir=tmp_path / "perceptual")
+    assert again.to_json() == result.to_json()
+    assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "ablation").rglob("*.safetensors")}
     # a variant's run resumes from its newest checkpoint instead of training again
-    _, loop = train_dtc(base, tmp_path / "ablation" / "baseline", settings.train, fusion=None,
+    _, loop = train_dtc(base, tmp_path / "ablation" / "baseline" / "seed-0", settings.train, fusion=None,
                         cache_dir=tmp_path / "ablation" / "dtc-cache")
     assert loop.resumed_from == 2
-    table = ablation_table(results)
-    assert table.count("\n") == 3 and "film+perceptual" in table
+    table = ablation_table(result.test)
+    assert table.count("\n") == 4 and "film+perceptual" in table and "(seeds " in table
 
 
 def test_a_cache_built_with_other_settings_is_rebuilt_not_refused(base, tmp_path, capsys):

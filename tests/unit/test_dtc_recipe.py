@@ -1,33 +1,55 @@
-"""``tryon-lab train-dtc``'s recipe on the smoke profile: perceptual net, ablation, shipped DTC parts."""
+"""``tryon-lab train-dtc``'s recipe on the smoke profile: perceptual net, ablation, shipped DTC."""
 
+import dataclasses
 import json
 
 import pytest
 
 from tryon_lab.errors import ConfigError
-from tryon_lab.pipelines.loading import load_dtc_pipeline
+from tryon_lab.pipelines.loading import load_dtc_pipeline, load_pipeline
+from tryon_lab.pipelines.dtc import DTCPipeline
 from tryon_lab.profiles import load_profile
-from tryon_lab.training.dtc_recipe import train_dtc_recipe
+from tryon_lab.training.dtc_recipe import recipe_plan, train_dtc_recipe
 
 
-def test_the_recipe_ships_loadable_parts_with_a_card_and_the_ablation(tiny_pipeline_dir, tmp_path):
+def test_the_recipe_ships_a_loadable_pipeline_with_a_card_and_the_ablation(tiny_pipeline_dir, tmp_path):
     out, run = tmp_path / "dtc", tmp_path / "run"
-    train_dtc_recipe(load_profile("smoke"), out, run, base=tiny_pipeline_dir)
-    assert {p.name for p in out.iterdir()} >= {"image_encoder", "hint_encoder", "dtc.json", "MODEL_CARD.md",
-                                               "ablation.md", "samples.png", "training.json", "logs"}
+    profile = load_profile("smoke")
+    assert profile["dtc"]["train"]["unet"] != "frozen"
+    train_dtc_recipe(profile, out, run, base=tiny_pipeline_dir)
+    assert {p.name for p in out.iterdir()} >= {"model_index.json", "unet", "vae", "image_encoder", "hint_encoder",
+                                               "MODEL_CARD.md", "ablation.md", "samples.png", "training.json", "logs"}
     record = json.loads((out / "training.json").read_text())
-    assert set(record["ablation"]) == set(load_profile("smoke")["dtc"]["variants"])
-    assert "masked_psnr_db" in record["ablation"]["film+perceptual"]
-    assert not any((out / "image_encoder").glob("*.bin"))  # safetensors only
-    pipe = load_dtc_pipeline(out, base=tiny_pipeline_dir, device="cpu")
-    assert pipe.hint_encoder is not None and pipe.hint_encoder.config.fusion == "film"
+    assert set(record["ablation"]) == set(record["val"]) == set(profile["dtc"]["variants"])
+    assert "masked_psnr_db_lo" in record["ablation"]["film+perceptual"]
+    assert record["unet"] == "lora" and "InfoNCE" in record["perceptual_net"]["objective"]
+    assert "Paired differences" in (out / "ablation.md").read_text()
+    assert not any(out.rglob("*.bin"))  # safetensors only
+    pipe = load_pipeline(out, device="cpu")
+    assert isinstance(pipe, DTCPipeline) and pipe.hint_encoder.config.fusion == "film"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
     # a second run finds every variant scored and trains nothing
     before = {p: p.stat().st_mtime for p in (run / "ablation").rglob("*.safetensors")}
-    train_dtc_recipe(load_profile("smoke"), out, run, base=tiny_pipeline_dir)
+    train_dtc_recipe(profile, out, run, base=tiny_pipeline_dir)
     assert before == {p: p.stat().st_mtime for p in (run / "ablation").rglob("*.safetensors")}
 
 
-def test_a_variant_list_without_the_shipped_variant_is_refused(tmp_path):
+def test_a_frozen_unet_recipe_ships_only_the_parts(tiny_pipeline_dir, tmp_path):
+    smoke = load_profile("smoke")
+    section = {**smoke["dtc"], "variants": ["film"], "ship": "film", "train": {**smoke["dtc"]["train"], "unet": "frozen"}}
+    profile = dataclasses.replace(smoke, sections={**smoke.sections, "dtc": section})
+    train_dtc_recipe(profile, tmp_path / "dtc", tmp_path / "run", base=tiny_pipeline_dir)
+    assert (tmp_path / "dtc" / "dtc.json").is_file() and not (tmp_path / "dtc" / "unet").exists()
+    assert not (tmp_path / "run" / "perceptual-net").exists()  # no +perceptual variant: no perceptual network
+    assert load_dtc_pipeline(tmp_path / "dtc", base=tiny_pipeline_dir, device="cpu").hint_encoder is not None
+
+
+def test_bad_recipes_are_refused_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="film\\+perceptual"):
         train_dtc_recipe(load_profile("smoke"), tmp_path / "o", tmp_path / "r", variants=["baseline"])
+    with pytest.raises(ConfigError, match="--judge"):
+        recipe_plan(load_profile("quick"))
+    plan = recipe_plan(load_profile("quick"), judge_dir="data/models/world-encoder")
+    assert len(plan.ablation.runs()) == 10 and plan.ablation.train.unet == "lora"
+    assert plan.ablation.eval_samples >= 500
+    assert not (tmp_path / "r").exists()

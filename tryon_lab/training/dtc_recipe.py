@@ -1,17 +1,20 @@
 """``tryon-lab train-dtc``: the recipe behind the shipped ``data/models/dtc``.
 
-Three stages, each resumable: the perceptual network (``train_perceptual_net``), the paper's
-ablation (``run_ablation``: every variant trained and scored on the same held-out pairs), and
-shipping the profile's chosen variant. The shipped folder holds only what DTC adds to the base
-model (reference encoder and hint encoder, fp16) plus ``dtc.json`` naming the base, because
-the recipe keeps the main U-Net frozen: the course's weight budget (40 MB for every shipped
-model) has no room for a second U-Net and VAE. ``load_dtc_pipeline`` puts the two together.
+Every setting is read and checked first (``recipe_plan``: variant names, the shipped variant, the
+judge the selection needs), before any training. Then three stages, each resumable: the perceptual
+network (``train_perceptual_net``, self-supervised, no labels), the paper's ablation
+(``run_ablation``: every variant and seed trained on the same U-Net parameters, scored on val and
+test), and shipping: the profile's ``ship`` variant, or with ``ship = "auto"`` the variant with the
+best val ``select_metric`` (never test). A recipe whose U-Net trains ships a whole DTCPipeline in
+fp16 (its own U-Net and VAE); a frozen-U-Net recipe ships only what DTC adds (reference and hint
+encoders) plus ``dtc.json`` naming the base, which ``load_dtc_pipeline`` puts together.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -25,13 +28,59 @@ from tryon_lab.training.dtc import (
     DTCSettings,
     PerceptualSettings,
     ablation_table,
+    comparisons_table,
+    hint_step_seconds,
     run_ablation,
+    select_variant,
+    settings_from_mapping,
     train_perceptual_net,
 )
+from tryon_lab.training.dtc.evaluation import METRICS
 from tryon_lab.training.model_card import write_model_card
 from tryon_lab.training.pretrain import TRAINING_RECORD
 
 ABLATION_FILE = "ablation.md"
+AUTO = "auto"
+JUDGE_METRICS = ("identity_acc", "attr_acc_all", "ref_similarity")
+_SECTION_KEYS = {"ship", "select_metric", "variants", "seeds", "seed_variants", "eval_samples", "val_samples",
+                 "sample_steps", "guidance_scale", "bootstrap_resamples", "perceptual", "train", "notebook"}
+
+
+@dataclass(frozen=True)
+class RecipePlan:
+    """The checked settings of one ``train-dtc`` run."""
+
+    ablation: AblationSettings
+    perceptual: PerceptualSettings
+    ship: str
+    select_metric: str
+
+
+def recipe_plan(profile: Profile, variants: Sequence[str] | None = None, seed: int = 0,
+                judge_dir: str | Path | None = None) -> RecipePlan:
+    """Read and check the profile's ``[dtc]`` recipe (``variants`` narrows its list); ``ConfigError``
+    for an unknown key or variant, a shipped variant left out, or an automatic selection without a judge."""
+    section = dict(profile["dtc"])
+    unknown = sorted(set(section) - _SECTION_KEYS)
+    if unknown:
+        raise ConfigError(f"[{profile.name}.dtc] has unknown keys {unknown}; known: {sorted(_SECTION_KEYS)}")
+    names = tuple(variants or section["variants"])
+    ablation = AblationSettings(
+        train=DTCSettings.from_mapping(section["train"]), variants=names, seeds=tuple(section.get("seeds", (0,))),
+        seed_variants=tuple(v for v in section.get("seed_variants", ()) if v in names),
+        eval_samples=section["eval_samples"], val_samples=section.get("val_samples", section["eval_samples"]),
+        sample_steps=section["sample_steps"], guidance_scale=section["guidance_scale"], world_seed=seed,
+        bootstrap_resamples=section.get("bootstrap_resamples", 1000))
+    ship, metric = section["ship"], section.get("select_metric", "identity_acc")
+    if ship != AUTO and ship not in names:
+        raise ConfigError(f"the variants {list(names)} leave out {ship!r}, the variant this recipe ships")
+    if metric not in METRICS:
+        raise ConfigError(f"[{profile.name}.dtc] select_metric {metric!r} is not one of {list(METRICS)}")
+    has_judge = judge_dir is not None and Path(judge_dir, "config.json").is_file()
+    if ship == AUTO and metric in JUDGE_METRICS and not has_judge:
+        raise ConfigError(f"ship = 'auto' picks the best val {metric!r}, which the judge measures: give --judge")
+    perceptual = settings_from_mapping(PerceptualSettings, section["perceptual"], f"{profile.name}.dtc.perceptual")
+    return RecipePlan(ablation, perceptual, ship, metric)
 
 
 def ensure_perceptual_net(run_dir: Path, settings: PerceptualSettings, resolution: int) -> Path:
@@ -43,7 +92,8 @@ def ensure_perceptual_net(run_dir: Path, settings: PerceptualSettings, resolutio
 
 
 def save_dtc_parts(pipe, out_dir: Path, base_name: str, fusion: str | None) -> None:
-    """Write the reference encoder and hint encoder of ``pipe`` (fp16) and ``dtc.json`` into ``out_dir``."""
+    """Write the reference encoder and hint encoder of ``pipe`` (fp16) and ``dtc.json`` into ``out_dir``
+    (a frozen-U-Net DTC: the main U-Net and VAE are the base model's)."""
     for name in ("image_encoder", "hint_encoder"):
         module = getattr(pipe, name)
         if module is not None:
@@ -53,67 +103,89 @@ def save_dtc_parts(pipe, out_dir: Path, base_name: str, fusion: str | None) -> N
                                       "inpaint_rule": pipe.inpaint_rule})
 
 
+def save_dtc_pipeline(pipe, out_dir: Path) -> None:
+    """Write the whole DTCPipeline (its fine-tuned U-Net, VAE and encoders) into ``out_dir`` in fp16."""
+    pipe.to(torch.float16).save_pretrained(out_dir, safe_serialization=True)
+    pipe.to(torch.float32)
+
+
 def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path, *, base: str | Path | None = None,
                      judge_dir: str | Path | None = None, seed: int = 0,
                      variants: Sequence[str] | None = None) -> Path:
     """Run the profile's ``[dtc]`` recipe on top of ``base`` (default: the shipped mini model) and
-    ship its ``ship`` variant to ``out_dir`` with a model card, the ablation table and sample grid.
-    ``variants`` narrows the ablation (default: the profile's list). Returns ``out_dir``."""
+    ship the chosen variant to ``out_dir`` with a model card, the ablation tables and a sample grid.
+    ``variants`` narrows the ablation (default: the profile's list); ``seed``: the world of the
+    training pairs and evaluation samples. Returns ``out_dir``."""
+    from tryon_lab.data.masks import overlay
     from tryon_lab.data.world import World
     from tryon_lab.pipelines.dtc import DTCPipeline
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_inpaint_pipeline
     from tryon_lab.plotting import image_grid
     from tryon_lab.training.pretrain import copy_logs
 
-    section = profile["dtc"]
-    variants = tuple(variants or section["variants"])
-    if section["ship"] not in variants:
-        raise ConfigError(f"the variants {list(variants)} leave out {section['ship']!r}, the variant this recipe ships")
+    plan = recipe_plan(profile, variants, seed, judge_dir)  # every check before any work
+    ablation = plan.ablation
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     base_pipe = load_inpaint_pipeline(base, device="cpu")
-    resolution = base_pipe.unet.config.sample_size * 2 ** (len(base_pipe.vae.config.block_out_channels) - 1)
-    perceptual_dir = ensure_perceptual_net(run_dir, PerceptualSettings(**section["perceptual"]), resolution)
-    train = DTCSettings(**section["train"])
-    ablation = AblationSettings(train=train, variants=variants, eval_samples=section["eval_samples"],
-                                sample_steps=section["sample_steps"], guidance_scale=section["guidance_scale"], seed=seed)
-    results = run_ablation(base_pipe, run_dir / "ablation", ablation, perceptual_dir=perceptual_dir, judge_dir=judge_dir)
-    shipped = section["ship"]
-    variant_dir = run_dir / "ablation" / shipped
-    pipe = DTCPipeline.from_pretrained(variant_dir / "pipeline", local_files_only=True)
+    perceptual_dir = None
+    if ablation.needs_perceptual():
+        perceptual_dir = ensure_perceptual_net(run_dir, plan.perceptual, base_pipe.resolution)
+    result = run_ablation(base_pipe, run_dir / "ablation", ablation, perceptual_dir=perceptual_dir,
+                          judge_dir=judge_dir)
+    shipped = select_variant(result.scores["val"], plan.select_metric) if plan.ship == AUTO else plan.ship
+    variant = ablation.parsed[shipped]
+    run_folder = run_dir / "ablation" / shipped / f"seed-{ablation.seeds[0]}"
+    pipe = DTCPipeline.from_pretrained(run_folder / "pipeline", local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
-    world = World(seed, resolution)
-    samples = [world.sample(i, split="test") for i in range(6)]
+    samples = [World(seed, base_pipe.resolution).sample(i, split="test") for i in range(6)]
     outputs = pipe([s.scene for s in samples], [s.shape_mask for s in samples], [s.reference for s in samples],
                    num_inference_steps=ablation.sample_steps, guidance_scale=ablation.guidance_scale, seed=seed).images
-    from tryon_lab.data.masks import overlay
-
     figure = image_grid([img for s, out in zip(samples, outputs)
                          for img in (overlay(s.scene, s.shape_mask), s.reference, out, s.target)],
                         titles=["scene + mask", "reference", "DTC try-on", "ground truth"] * len(samples), ncols=4)
-    table = ablation_table(results)
     base_name = Path(base).name if base else SHIPPED_INPAINT
+    timed = [f for f in ("film", "add") if any(v.fusion == f and v.hint_timestep for v in ablation.parsed.values())]
+    step_seconds = {name: round(s, 5) for f in timed for name, s in hint_step_seconds(base_pipe, fusion=f).items()}
     trained = {name: sum(p.numel() for p in getattr(pipe, name).parameters())
-               for name in ("image_encoder", "hint_encoder") if getattr(pipe, name) is not None}
-    record = run_record({"component": "dtc", "variant": shipped, "base": base_name, "steps": train.steps,
-                         "wall_seconds_per_variant": {k: round(v.get("train_wall_seconds", 0.0), 1) for k, v in results.items()},
-                         "trained_parameters": trained})
-    metrics = {f"heldout_{k}": round(v, 4) for k, v in results[shipped].items() if k != "train_wall_seconds"}
+               for name in ("unet", "image_encoder", "hint_encoder") if getattr(pipe, name) is not None}
+    record = run_record({"component": "dtc", "variant": shipped, "base": base_name, "steps": ablation.train.steps,
+                         "unet": ablation.train.unet, "selected_by": plan.select_metric if plan.ship == AUTO else "profile",
+                         "train_wall_seconds": {k: round(v, 1) for k, v in result.wall_seconds.items()},
+                         "parameters": trained, "hint_step_seconds": step_seconds})
+    perceptual_record = (json.loads((perceptual_dir / "training.json").read_text())
+                         if perceptual_dir is not None and (perceptual_dir / "training.json").is_file() else None)
+    metrics = {f"test_{k}": round(v, 4) for k, v in result.test[shipped].items() if isinstance(v, float)}
+    tables = (f"# DTC ablation\n\nTest split: {ablation.eval_samples} try-all pairs whose items, people and rooms no "
+              f"training saw; {ablation.sample_steps} DDIM steps, guidance {ablation.guidance_scale}. Values: mean over "
+              f"training seeds [95% bootstrap interval] (each seed's value when several).\n\n{ablation_table(result.test)}"
+              f"\n\n## Paired differences (test)\n\n{comparisons_table(result.comparisons)}\n\n"
+              f"## Selection (val split, {ablation.val_samples} pairs)\n\n{ablation_table(result.scores['val'])}\n\n"
+              f"Shipped: `{shipped}` ({'best val ' + plan.select_metric if plan.ship == AUTO else 'named by the profile'}).\n")
 
     def write(tmp: Path) -> None:
-        save_dtc_parts(pipe, tmp, base_name, json.loads((variant_dir / "pipeline" / "training.json").read_text())["fusion"])
-        copy_logs(tmp, **{name.replace("+", "_"): run_dir / "ablation" / name for name in results},
-                  perceptual_net=run_dir / "perceptual")
-        (tmp / ABLATION_FILE).write_text(f"# DTC ablation ({len(results)} variants, {ablation.eval_samples} held-out pairs)\n\n{table}\n")
+        if ablation.train.unet == "frozen":
+            save_dtc_parts(pipe, tmp, base_name, variant.fusion)
+        else:
+            save_dtc_pipeline(pipe, tmp)
+        copy_logs(tmp, **{run.replace("+", "_").replace("/", "_"): run_dir / "ablation" / run
+                          for run in result.wall_seconds}, perceptual_net=run_dir / "perceptual")
+        (tmp / ABLATION_FILE).write_text(tables)
         figure.savefig(tmp / "samples.png", dpi=80, bbox_inches="tight")
-        write_json(tmp / TRAINING_RECORD, {**record, "settings": section, "ablation": results})
+        write_json(tmp / TRAINING_RECORD, {**record, "settings": {**profile["dtc"], "plan": asdict(ablation)},
+                                           "ablation": result.test, "val": result.scores["val"],
+                                           "comparisons": result.comparisons, "perceptual_net": perceptual_record})
+        unet_note = ("its main U-Net fine-tuned (" + (f"LoRA rank {ablation.train.unet_lora_rank}, fused" if
+                     ablation.train.unet == "lora" else "all weights") + "), as in every variant of the ablation"
+                     if ablation.train.unet != "frozen" else f"on top of the frozen `{base_name}` U-Net and VAE")
         write_model_card(
-            tmp, f"{out_dir.name}: Diffuse to Choose on the mini model",
-            f"Reference encoder and FiLM hint encoder trained on top of the frozen `{base_name}` (its U-Net and VAE "
-            "are reused; load with `tryon_lab.pipelines.loading.load_dtc_pipeline`). Inputs: a photo, a mask and one "
-            f"reference image of any catalog item; no text, no per-item training. Ablation on held-out pairs: "
-            f"[{ABLATION_FILE}]({ABLATION_FILE}).",
-            record, metrics, {**section["train"], "variant": shipped},
-            [f"tryon-lab train-dtc --profile {profile.name} --judge {judge_dir} --out {out_dir}"],
-            {f"held-out pairs ({ablation.sample_steps} DDIM steps, guidance {ablation.guidance_scale})": "samples.png"})
+            tmp, f"{out_dir.name}: Diffuse to Choose on `{base_name}`",
+            f"Variant `{shipped}`: reference encoder and hint encoder trained {unet_note}. Inputs: a photo, a mask "
+            "and one reference image of any catalog item; no text, no per-item training. Perceptual network: "
+            f"{(perceptual_record or {}).get('objective', 'none')}. Ablation (test split, intervals, paired "
+            f"verdicts): [{ABLATION_FILE}]({ABLATION_FILE}).",
+            record, metrics, {**profile["dtc"]["train"], "variant": shipped},
+            [f"tryon-lab train-dtc --profile {profile.name} --base {base or SHIPPED_INPAINT} --judge {judge_dir} "
+             f"--out {out_dir}"],
+            {f"test pairs ({ablation.sample_steps} DDIM steps, guidance {ablation.guidance_scale})": "samples.png"})
 
     return save_atomically(out_dir, write)

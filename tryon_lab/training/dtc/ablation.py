@@ -1,0 +1,195 @@
+"""The paper's ablation (Tables 1 and 2) on one shared recipe: every variant trains the same U-Net
+parameters (``DTCSettings.unet``) and is scored on the same val and test samples.
+
+Runs: every variant with ``seeds[0]``, and the ``seed_variants`` with every seed; run
+``<variant>/seed-<s>`` trains in ``run_dir/<variant>/seed-<s>`` (checkpoints, losses.csv), is saved
+to its ``pipeline`` folder (fp32, the U-Net's LoRA fused: loading it reproduces the trained model)
+and scored into ``scores-val.npz`` / ``scores-test.npz``. Every stage is skipped when its output
+exists, so an interrupted ablation resumes. Val picks the shipped variant; test is the reported
+table (``evaluation``). The training pairs and evaluation samples come from world ``world_seed``;
+a run's seed sets its initialisation and noise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from tryon_lab.errors import ConfigError
+from tryon_lab.training.dtc.evaluation import (
+    METRICS,
+    compare_variants,
+    dtc_method,
+    load_scores,
+    real_features,
+    save_scores,
+    score_tryons,
+    summarize_variant,
+)
+from tryon_lab.training.dtc.train import DTCSettings, train_dtc
+from tryon_lab.training.dtc.variants import Variant, parse_variants
+
+SPLITS = ("val", "test")
+RESULTS_FILE = "ablation.json"
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """What the ablation trains and how it scores: one DTCSettings for every variant.
+
+    ``eval_samples`` test samples (the reported table; KID wants >= 500), ``val_samples`` val samples
+    (selection); ``bootstrap_resamples`` per interval (KID's cost grows with it)."""
+
+    train: DTCSettings
+    variants: tuple[str, ...] = ("baseline", "add", "film")
+    seeds: tuple[int, ...] = (0,)
+    seed_variants: tuple[str, ...] = ()
+    eval_samples: int = 64
+    val_samples: int = 32
+    sample_steps: int = 25
+    guidance_scale: float = 5.0
+    world_seed: int = 0
+    bootstrap_resamples: int = 1000
+    parsed: dict[str, Variant] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "variants", tuple(self.variants))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "seed_variants", tuple(self.seed_variants))
+        object.__setattr__(self, "parsed", parse_variants(self.variants))
+        if not self.seeds:
+            raise ConfigError("[dtc] seeds is empty: give at least one training seed")
+        stray = [v for v in self.seed_variants if v not in self.variants]
+        if stray:
+            raise ConfigError(f"[dtc] seed_variants {stray} are not among the variants {list(self.variants)}")
+        if self.eval_samples < 2 or self.val_samples < 2:
+            raise ConfigError("[dtc] eval_samples and val_samples must be >= 2 (intervals need two samples)")
+
+    def runs(self) -> list[tuple[str, int]]:
+        """Every (variant, seed) the ablation trains, variants in order."""
+        return [(name, seed) for name in self.variants
+                for seed in (self.seeds if name in self.seed_variants else self.seeds[:1])]
+
+    def needs_perceptual(self) -> bool:
+        """Whether any variant trains with the perceptual loss."""
+        return any(v.perceptual for v in self.parsed.values())
+
+
+@dataclass
+class AblationResult:
+    """{split: {variant: summary}} (``summarize_variant``), the test split's paired comparisons, and
+    each run's training wall time."""
+
+    scores: dict[str, dict[str, dict]]
+    comparisons: list[dict]
+    wall_seconds: dict[str, float]
+
+    @property
+    def test(self) -> dict[str, dict]:
+        """The reported table: {variant: summary} on the test split."""
+        return self.scores["test"]
+
+    def to_json(self) -> dict:
+        """A JSON-able record."""
+        return {"scores": self.scores, "comparisons": self.comparisons, "wall_seconds": self.wall_seconds}
+
+
+def select_variant(val: dict[str, dict], metric: str) -> str:
+    """The variant with the best val ``metric`` (seed mean); ``ConfigError`` when no variant has it."""
+    scored = {name: s[metric] for name, s in val.items() if metric in s}
+    if not scored:
+        raise ConfigError(f"no variant has a val {metric!r} score (the judge's metrics need --judge)")
+    lower_is_better = METRICS[metric][1]
+    return (min if lower_is_better else max)(scored, key=scored.get)
+
+
+def run_ablation(base, run_dir: str | Path, settings: AblationSettings, *, perceptual_dir: str | Path | None,
+                 judge_dir: str | Path | None = None) -> AblationResult:
+    """Train and score every run of ``settings`` on top of ``base`` (folder or pipeline); resumable.
+
+    ``perceptual_dir``: the PerceptualNet folder (needed by ``+perceptual`` variants); ``judge_dir``:
+    the world encoder (without it only masked PSNR and box SSIM are scored). Writes
+    ``run_dir/ablation.json`` and returns the AblationResult.
+    """
+    from tryon_lab.data.world import World
+    from tryon_lab.metrics.judge import WorldJudge
+    from tryon_lab.models.dtc import PerceptualNet
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+
+    if settings.needs_perceptual() and perceptual_dir is None:
+        raise ConfigError("a +perceptual variant needs the perceptual network: give perceptual_dir")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(base, (str, Path)):
+        base = load_inpaint_pipeline(base, device="cpu")
+    judge = WorldJudge.load(judge_dir) if judge_dir and Path(judge_dir, "config.json").is_file() else None
+    perceptual = PerceptualNet.from_pretrained(perceptual_dir) if settings.needs_perceptual() else None
+    world = World(settings.world_seed, base.unet.config.sample_size * 2 ** (len(base.vae.config.block_out_channels) - 1))
+    samples = {"val": [world.sample(i, split="val") for i in range(settings.val_samples)],
+               "test": [world.sample(i, split="test") for i in range(settings.eval_samples)]}
+    scores: dict[str, dict[str, list]] = {split: {} for split in SPLITS}
+    wall: dict[str, float] = {}
+    for name, seed in settings.runs():
+        folder = run_dir / name / f"seed-{seed}"
+        pipe, wall[f"{name}/seed-{seed}"] = _trained(base, folder, settings, name, seed, perceptual)
+        for split in SPLITS:
+            path = folder / f"scores-{split}.npz"
+            if not path.is_file():
+                pipe.set_progress_bar_config(disable=True)
+                outputs = dtc_method(pipe, settings.sample_steps, settings.guidance_scale, settings.world_seed)(
+                    samples[split])
+                save_scores(path, score_tryons(samples[split], outputs, judge, world))
+            scores[split].setdefault(name, []).append(load_scores(path))
+    real = real_features(samples["test"], judge) if judge is not None else None
+    resamples = settings.bootstrap_resamples
+    summaries = {split: {name: summarize_variant(runs, real if split == "test" else None, resamples)
+                         for name, runs in scores[split].items()} for split in SPLITS}
+    comparisons = [row for a, b in comparison_pairs(settings.parsed)
+                   for row in compare_variants((a, scores["test"][a]), (b, scores["test"][b]), real, resamples)]
+    result = AblationResult(summaries, comparisons, wall)
+    (run_dir / RESULTS_FILE).write_text(json.dumps(result.to_json(), indent=2))
+    return result
+
+
+def comparison_pairs(variants: dict[str, Variant]) -> list[tuple[str, str]]:
+    """(A, B) for every two variants that differ in one factor (fusion, hint timestep, perceptual
+    loss): each hint variant against the baseline, FiLM against addition, with against without the
+    perceptual loss and the timestep; A is the one with more (film > add > baseline, +t, +perceptual)."""
+    rank = {None: 0, "add": 1, "film": 2}
+    pairs = []
+    names = list(variants)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            va, vb = variants[a], variants[b]
+            if va.differs_in_one_factor(vb):
+                key_a = (rank[va.fusion], va.hint_timestep, va.perceptual)
+                key_b = (rank[vb.fusion], vb.hint_timestep, vb.perceptual)
+                pairs.append((a, b) if key_a > key_b else (b, a))
+    return pairs
+
+
+def _trained(base, folder: Path, settings: AblationSettings, name: str, seed: int, perceptual):
+    """(the run's DTCPipeline, its training wall seconds): loaded from ``folder/pipeline`` or trained and saved there."""
+    from tryon_lab.pipelines.dtc import DTCPipeline
+    from tryon_lab.training.common import save_atomically
+
+    saved = folder / "pipeline"
+    if (saved / "model_index.json").is_file():
+        record = json.loads((saved / "training.json").read_text())
+        return DTCPipeline.from_pretrained(saved, local_files_only=True), float(record.get("wall_seconds") or 0.0)
+    variant = settings.parsed[name]
+    train = replace(settings.train, hint_timestep=variant.hint_timestep)
+    pipe, loop = train_dtc(base, folder, train, fusion=variant.fusion, seed=seed, world_seed=settings.world_seed,
+                           perceptual=perceptual if variant.perceptual else None,
+                           cache_dir=folder.parent.parent / "dtc-cache")
+    record = {"variant": name, "seed": seed, "fusion": variant.fusion, "hint_timestep": variant.hint_timestep,
+              "perceptual": variant.perceptual, "unet": train.unet, "wall_seconds": loop.wall_seconds,
+              "last_losses": loop.last_losses, "settings": asdict(train)}
+
+    def write(tmp: Path) -> None:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "training.json").write_text(json.dumps(record, indent=2))
+
+    save_atomically(saved, write)
+    return pipe, float(loop.wall_seconds)

@@ -1,0 +1,189 @@
+"""Scoring DTC variants so that the ablation can decide.
+
+Each trained run (variant x seed) makes try-ons of the same world samples with the same sampling
+noise: ``val`` samples (the ablation picks its variant there) and ``test`` samples (the reported
+table), whose items, people and rooms no training saw (world v2 splits by identity). Per try-on:
+masked PSNR, box SSIM and, with the judge, attribute hits, **identity accuracy** (top-1 among the
+item's caption twins, ``WorldJudge.identity_hits``) and reference similarity; per set: KID on the
+judge's features of the item crops against the real ones (``metrics.stats.kid``; FID too when there
+are at least 2 x d samples). A variant's value averages its seeds (per try-on for per-sample
+metrics, per seed for KID / FID), with a 95% bootstrap interval over samples and each seed's value
+beside it; two variants are compared by a paired bootstrap of their difference and
+``stats.verdict`` ("not distinguishable" unless the interval excludes zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tryon_lab.metrics.stats import FID_SAMPLES_PER_DIMENSION, bootstrap, fid, kid, paired_difference, verdict
+
+FEATURES = "features"  # the judge's features of the generated item crops (n, d), stored beside the scores
+# metric -> (title, lower is better)
+METRICS: dict[str, tuple[str, bool]] = {
+    "identity_acc": ("identity acc. (caption twins) ↑", False),
+    "attr_acc_all": ("attr. acc. (all) ↑", False),
+    "ref_similarity": ("ref. similarity ↑", False),
+    "kid_world": ("KID (world enc.) ↓", True),
+    "fid_world": ("FID (world enc.) ↓", True),
+    "masked_psnr_db": ("masked PSNR dB ↑", False),
+    "box_ssim": ("box SSIM ↑", False),
+}
+SET_METRICS: dict[str, Callable] = {"kid_world": kid, "fid_world": fid}
+COMPARED = ("identity_acc", "attr_acc_all", "ref_similarity", "kid_world", "masked_psnr_db")
+
+
+def dtc_method(pipe, steps: int = 25, guidance_scale: float = 5.0, seed: int = 0, batch_size: int = 8):
+    """A ``metrics.inpainting`` Method: each sample's shape mask on its scene, with its reference."""
+
+    def run(samples: Sequence) -> list:
+        outputs: list = []
+        for start in range(0, len(samples), batch_size):
+            chunk = samples[start:start + batch_size]
+            result = pipe([s.scene for s in chunk], [s.shape_mask for s in chunk], [s.reference for s in chunk],
+                          num_inference_steps=steps, guidance_scale=guidance_scale, seed=seed + start)
+            outputs.extend(result.images)
+        return outputs
+
+    return run
+
+
+def score_tryons(samples: Sequence, outputs: Sequence, judge, world) -> dict[str, np.ndarray]:
+    """Per-try-on scores of ``outputs`` (one per sample): masked PSNR and box SSIM, and with a judge
+    attribute hits, identity hits, reference similarity and the crops' features (``FEATURES``)."""
+    from tryon_lab.metrics.inpainting import per_sample_scores
+
+    values = per_sample_scores(samples, outputs, judge)
+    if judge is not None:
+        items = [s.item_mask for s in samples]
+        values["identity_acc"] = judge.identity_hits(outputs, items, [s.item for s in samples], world).astype(float)
+        values[FEATURES] = judge.features(outputs, items)
+    return values
+
+
+def real_features(samples: Sequence, judge) -> np.ndarray:
+    """The judge's features of the ground-truth item crops of ``samples`` (what KID compares against)."""
+    return judge.features([s.target for s in samples], [s.item_mask for s in samples])
+
+
+def save_scores(path: str | Path, values: dict[str, np.ndarray]) -> None:
+    """Write per-try-on scores to ``path`` (.npz), atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "wb") as file:
+        np.savez(file, **values)
+    tmp.replace(path)
+
+
+def load_scores(path: str | Path) -> dict[str, np.ndarray]:
+    """Per-try-on scores written by ``save_scores``."""
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _set_statistic(metric: Callable, dimension: int) -> Callable:
+    """``metric(real, fake)`` averaged over seeds, whose features sit side by side in ``fake`` (n, S x d)."""
+
+    def statistic(real, packed):
+        return float(np.mean([metric(real, part) for part in np.split(packed, packed.shape[1] // dimension, axis=1)]))
+
+    return statistic
+
+
+def _per_sample(runs: Sequence[dict[str, np.ndarray]], metric: str) -> np.ndarray:
+    return np.mean([r[metric] for r in runs], axis=0)
+
+
+def _packed(runs: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
+    return np.concatenate([r[FEATURES] for r in runs], axis=1)
+
+
+def _set_metrics(real: np.ndarray | None, n: int) -> list[str]:
+    if real is None:
+        return []
+    return [m for m in SET_METRICS if m != "fid_world" or n >= FID_SAMPLES_PER_DIMENSION * real.shape[1]]
+
+
+def summarize_variant(runs: Sequence[dict[str, np.ndarray]], real: np.ndarray | None = None,
+                      resamples: int = 1000) -> dict[str, float | list[float]]:
+    """One variant's scores from its seeds' per-try-on scores (aligned by sample): for each metric its
+    value, ``<metric>_lo`` / ``<metric>_hi`` (95% bootstrap over samples) and ``<metric>_seeds``
+    (each seed's value); KID (and FID) against ``real`` features when given and the runs have features."""
+    summary: dict[str, float | list[float]] = {}
+    for metric in METRICS:
+        if metric in SET_METRICS:
+            if metric not in _set_metrics(real, len(runs[0].get(FEATURES, ()))) or FEATURES not in runs[0]:
+                continue
+            function = SET_METRICS[metric]
+            interval = bootstrap(_set_statistic(function, real.shape[1]), real, _packed(runs), resamples=resamples)
+            seeds = [float(function(real, r[FEATURES])) for r in runs]
+        elif metric in runs[0]:
+            interval = bootstrap(np.mean, _per_sample(runs, metric), resamples=resamples)
+            seeds = [float(np.mean(r[metric])) for r in runs]
+        else:
+            continue
+        summary.update({metric: interval.value, f"{metric}_lo": interval.lo, f"{metric}_hi": interval.hi,
+                        f"{metric}_seeds": seeds})
+    return summary
+
+
+def compare_variants(a: tuple[str, Sequence[dict[str, np.ndarray]]], b: tuple[str, Sequence[dict[str, np.ndarray]]],
+                     real: np.ndarray | None = None, resamples: int = 1000) -> list[dict]:
+    """Paired differences A - B (same samples, same sampling noise) of every compared metric both have,
+    each with its 95% interval and ``stats.verdict``: [{"a", "b", "metric", "difference", "lo", "hi", "verdict"}]."""
+    (name_a, runs_a), (name_b, runs_b) = a, b
+    rows = []
+    for metric in COMPARED:
+        lower_is_better = METRICS[metric][1]
+        if metric == "kid_world":
+            if real is None or FEATURES not in runs_a[0] or FEATURES not in runs_b[0]:
+                continue
+            interval = paired_difference(_packed(runs_a), _packed(runs_b), _set_statistic(kid, real.shape[1]),
+                                         reference=real, resamples=resamples)
+        elif metric in runs_a[0] and metric in runs_b[0]:
+            interval = paired_difference(_per_sample(runs_a, metric), _per_sample(runs_b, metric), resamples=resamples)
+        else:
+            continue
+        rows.append({"a": name_a, "b": name_b, "metric": metric, "difference": interval.value, "lo": interval.lo,
+                     "hi": interval.hi, "verdict": verdict(interval, lower_is_better, (name_a, name_b))})
+    return rows
+
+
+def ablation_table(results: dict[str, dict], baseline: str = "baseline") -> str:
+    """A Markdown table of variant scores ({variant: {metric: value}}): each value with its 95%
+    interval and its seeds' values when recorded (``summarize_variant``); a column per metric present."""
+    present = [(k, title) for k, (title, _) in METRICS.items() if any(k in r for r in results.values())]
+    head = ["variant"] + [t for _, t in present]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ordered = sorted(results, key=lambda name: name != baseline)
+    for name in ordered:
+        lines.append("| " + " | ".join([name] + [_cell(results[name], k) for k, _ in present]) + " |")
+    return "\n".join(lines)
+
+
+def comparisons_table(comparisons: Sequence[dict]) -> str:
+    """A Markdown table of ``compare_variants`` rows: A - B with its interval, and the verdict."""
+    lines = ["| A | B | metric | A − B [95% interval] | verdict |", "|---|---|---|---|---|"]
+    for row in comparisons:
+        lines.append(f"| {row['a']} | {row['b']} | {row['metric']} | "
+                     f"{_number(row['difference'])} [{_number(row['lo'])}, {_number(row['hi'])}] | {row['verdict']} |")
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1e-2 and value != 0 else f"{value:.3f}"
+
+
+def _cell(scores: dict, metric: str) -> str:
+    if metric not in scores:
+        return ""
+    text = _number(scores[metric])
+    if f"{metric}_lo" in scores:
+        text += f" [{_number(scores[f'{metric}_lo'])}, {_number(scores[f'{metric}_hi'])}]"
+    seeds = scores.get(f"{metric}_seeds") or []
+    if len(seeds) > 1:
+        text += " (seeds " + " / ".join(_number(s) for s in seeds) + ")"
+    return text
