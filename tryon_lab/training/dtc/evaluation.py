@@ -160,7 +160,7 @@ def ablation_table(results: dict[str, dict], baseline: str = "baseline") -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     ordered = sorted(results, key=lambda name: name != baseline)
     for name in ordered:
-        lines.append("| " + " | ".join([name] + [_cell(results[name], k) for k, _ in present]) + " |")
+        lines.append("| " + " | ".join([name] + [format_score(results[name], k) for k, _ in present]) + " |")
     return "\n".join(lines)
 
 
@@ -177,7 +177,8 @@ def _number(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1e-2 and value != 0 else f"{value:.3f}"
 
 
-def _cell(scores: dict, metric: str) -> str:
+def format_score(scores: dict, metric: str) -> str:
+    """``metric`` of a summary as text: value [interval] (seeds a / b) when recorded; "" when absent."""
     if metric not in scores:
         return ""
     text = _number(scores[metric])
