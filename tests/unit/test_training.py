@@ -194,7 +194,7 @@ def test_smoke_profile_pretrains_every_component(tmp_path):
     assert (judge_dir / "MODEL_CARD.md").is_file()
     out = pretrain_unet(profile, tmp_path / "runs/unet", vae_dir, tmp_path / "model", judge_dir=judge_dir)
     card = (out / "MODEL_CARD.md").read_text()
-    assert "heldout_masked_psnr_db" in card and "tryon-lab pretrain unet" in card
+    assert "test_masked_psnr_db" in card and "test_leftover" in card and "tryon-lab pretrain unet" in card
     assert (out / "samples.png").is_file()
     pipe = load_inpaint_pipeline(out, device="cpu")
     assert pipe.unet.dtype == torch.float32  # shipped fp16, loaded fp32

@@ -177,6 +177,12 @@ def item_index(item: ItemSpec) -> int:
     return caption_index(item) * N_MOTIFS + item.motif
 
 
+def global_item_index(item: ItemSpec) -> int:
+    """Return the position of ``item`` in ``all_items()`` (both kinds: garments first)."""
+    garments = len(GARMENT_CATEGORIES) * len(COLOURS) * len(PATTERNS) * N_MOTIFS
+    return item_index(item) + (0 if item.kind == "garment" else garments)
+
+
 def caption_twins(item: ItemSpec) -> list[ItemSpec]:
     """Return the ``N_MOTIFS`` items sharing ``item``'s caption (``item`` included), by motif."""
     return [replace(item, motif=motif) for motif in range(N_MOTIFS)]

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from tryon_lab.data.attributes import ItemSpec, attribute_labels
+from tryon_lab.data.attributes import ItemSpec, attribute_labels, global_item_index
 from tryon_lab.data.masks import bounding_box, make_collage, stroke_mask
 from tryon_lab.data.splits import SPLIT_CODES, check_split, item_split
 from tryon_lab.data.world import World, WorldSample, caption_for
@@ -194,9 +194,13 @@ class DreamBoothDataset(Dataset):
 
 
 class ItemCropDataset(_WorldDataset):
-    """Attribute-classifier data (the world encoder): ``image`` (float32 3 x ``crop_size``
-    squared, in [-1, 1]) showing either the target item cropped by its box (padded to a square)
-    or its catalog image, 50/50, with ``labels`` and ``source`` ("crop" or "catalog")."""
+    """Judge data (the world encoder): ``image`` (float32 3 x ``crop_size`` squared, in
+    [-1, 1]) showing either the target item cropped by a mask's box (padded to a square) or its
+    catalog image, 50/50, with ``labels`` (category, colour, pattern), ``item`` (the item's
+    index in ``all_items()``, which tells caption twins apart) and ``source`` ("crop" or
+    "catalog"). A crop is cut around the item's own pixels or, half the time, around the
+    sample's shape mask (the item and the one it replaced), so that the judge names the item
+    whatever margin of person or room a crop holds."""
 
     def __init__(
         self, world: World, split: str = "train", length: int = 10_000, crop_size: int = 64, evaluation: bool = False
@@ -210,11 +214,13 @@ class ItemCropDataset(_WorldDataset):
         sample = self.world.sample(index, self.split)
         rng = np.random.default_rng([self.world.seed, _CROP_STREAM, SPLIT_CODES[self.split], index])
         if rng.random() < 0.5:
-            image, source = square_crop(sample.target, sample.item_mask), "crop"
+            mask = sample.item_mask if rng.random() < 0.5 else sample.shape_mask
+            image, source = square_crop(sample.target, mask), "crop"
         else:
             image, source = sample.reference, "catalog"
         image = image.resize((self.crop_size, self.crop_size), Image.Resampling.BICUBIC)
-        return {"image": image_to_tensor(image), "labels": label_tensors(sample.item), "source": source}
+        return {"image": image_to_tensor(image), "labels": label_tensors(sample.item),
+                "item": torch.tensor(global_item_index(sample.item), dtype=torch.int64), "source": source}
 
 
 def square_crop(image: Image.Image, mask: np.ndarray, margin: float = 0.08) -> Image.Image:

@@ -1,5 +1,10 @@
-"""Score an inpainting method on world samples: masked PSNR / SSIM against the ground truth and
-the judge's attribute accuracy and reference similarity on the generated region."""
+"""Score an inpainting method on world samples: masked PSNR / SSIM against the ground truth,
+leftover (the old garment kept where the new one shows skin), and the judge's attribute
+accuracy, identity accuracy and reference similarity on the generated region.
+
+A per-sample score may be NaN where the sample cannot say (leftover without uncovered pixels);
+summaries and intervals are over the samples that can.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,26 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from tryon_lab.data.world import WorldSample
+from tryon_lab.data.world import World, WorldSample
 from tryon_lab.metrics.image import box_ssim, masked_psnr
 from tryon_lab.metrics.judge import WorldJudge
+from tryon_lab.metrics.leftover import leftover_share
 from tryon_lab.metrics.stats import bootstrap
 
 Method = Callable[[Sequence[WorldSample]], list[Image.Image]]
 
 
 def per_sample_scores(samples: Sequence[WorldSample], outputs: Sequence[Image.Image],
-                      judge: WorldJudge | None) -> dict[str, np.ndarray]:
-    """Per try-on: masked PSNR (dB), box SSIM and, with a judge, attribute hits and reference similarity."""
+                      judge: WorldJudge | None, world: World | None = None) -> dict[str, np.ndarray]:
+    """Per try-on: masked PSNR (dB), box SSIM, leftover (NaN where nothing is uncovered) and, with a
+    judge, attribute hits and reference similarity; with a judge and the samples' ``world``, identity
+    hits (top-1 among caption twins)."""
     masks = [s.shape_mask for s in samples]
     values = {
         "masked_psnr_db": np.array([masked_psnr(o, s.target, m) for o, s, m in zip(outputs, samples, masks)]),
         "box_ssim": np.array([box_ssim(o, s.target, m) for o, s, m in zip(outputs, samples, masks)]),
+        "leftover": np.array([leftover_share(o, s.scene, s.target, s.shape_mask, s.item_mask)
+                              for o, s in zip(outputs, samples)]),
     }
     if judge is not None:
         # The judge looks where the reference item should now be, not at the union with the old one.
@@ -30,6 +40,8 @@ def per_sample_scores(samples: Sequence[WorldSample], outputs: Sequence[Image.Im
         hits = judge.attribute_hits(outputs, items, [s.item for s in samples])
         values.update({f"attr_acc_{name}": h.astype(float) for name, h in hits.items()})
         values["ref_similarity"] = judge.reference_similarities(outputs, items, [s.reference for s in samples])
+        if world is not None:
+            values["identity_acc"] = judge.identity_hits(outputs, items, [s.item for s in samples], world).astype(float)
     return values
 
 
@@ -38,18 +50,20 @@ def summarize(values: dict[str, np.ndarray], intervals: bool = False) -> dict[st
     its 95% bootstrap interval."""
     scores: dict[str, float] = {}
     for name, per_sample in values.items():
-        scores[name] = float(np.mean(per_sample))
+        known = per_sample[~np.isnan(per_sample)]
+        scores[name] = float(np.mean(known)) if known.size else float("nan")
         if intervals:
-            interval = bootstrap(np.mean, per_sample)
-            scores[f"{name}_lo"], scores[f"{name}_hi"] = interval.lo, interval.hi
+            interval = bootstrap(np.mean, known) if known.size >= 2 else None
+            scores[f"{name}_lo"] = interval.lo if interval else float("nan")
+            scores[f"{name}_hi"] = interval.hi if interval else float("nan")
     return scores
 
 
 def score_outputs(samples: Sequence[WorldSample], outputs: Sequence[Image.Image], judge: WorldJudge | None,
-                  intervals: bool = False) -> dict[str, float]:
-    """Mean masked PSNR (dB), box SSIM and, with a judge, attribute accuracy and reference similarity
-    (``summarize`` of ``per_sample_scores``)."""
-    return summarize(per_sample_scores(samples, outputs, judge), intervals)
+                  intervals: bool = False, world: World | None = None) -> dict[str, float]:
+    """``summarize`` of ``per_sample_scores``: mean masked PSNR (dB), box SSIM, leftover and, with a
+    judge, attribute accuracy, reference similarity (and identity accuracy, given the ``world``)."""
+    return summarize(per_sample_scores(samples, outputs, judge, world), intervals)
 
 
 def pipeline_method(pipe, steps: int = 25, guidance_scale: float = 4.0, use_text: bool = True, seed: int = 0,
@@ -70,14 +84,15 @@ def pipeline_method(pipe, steps: int = 25, guidance_scale: float = 4.0, use_text
     return run
 
 
-def per_method_scores(methods: dict[str, Method], samples: Sequence[WorldSample],
-                      judge: WorldJudge | None) -> dict[str, dict[str, np.ndarray]]:
+def per_method_scores(methods: dict[str, Method], samples: Sequence[WorldSample], judge: WorldJudge | None,
+                      world: World | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Run every method on the same samples; returns {method name: per-sample scores}, aligned by
     sample so that ``stats.paired_difference`` can compare two methods."""
-    return {name: per_sample_scores(samples, method(samples), judge) for name, method in methods.items()}
+    return {name: per_sample_scores(samples, method(samples), judge, world) for name, method in methods.items()}
 
 
 def evaluate_methods(methods: dict[str, Method], samples: Sequence[WorldSample], judge: WorldJudge | None,
-                     intervals: bool = False) -> dict[str, dict[str, float]]:
+                     intervals: bool = False, world: World | None = None) -> dict[str, dict[str, float]]:
     """Run every method on the same samples; returns {method name: scores} (``summarize``)."""
-    return {name: summarize(values, intervals) for name, values in per_method_scores(methods, samples, judge).items()}
+    return {name: summarize(values, intervals)
+            for name, values in per_method_scores(methods, samples, judge, world).items()}

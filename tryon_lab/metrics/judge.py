@@ -1,4 +1,10 @@
-"""The world encoder as a judge: attribute accuracy, reference similarity and FID of try-ons.
+"""The world encoder as a judge: attribute accuracy, identity accuracy, reference similarity,
+and the features KID and FID read.
+
+Identity accuracy is top-1 retrieval among caption twins: the try-on's crop is compared (cosine
+of identity embeddings) with the catalog shots of the ``N_MOTIFS`` items that share its caption,
+and it hits when its own item is nearest. Chance is 1 / N_MOTIFS; a caption alone cannot beat it,
+since twins differ only in their motif, which no caption names.
 
 Every score is measured on an *item crop*: the square around the mask's bounding box, resized to
 the encoder's input size, so the judge sees the generated item and not the whole scene.
@@ -15,7 +21,13 @@ import torch
 from PIL import Image
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from tryon_lab.data.attributes import ATTRIBUTE_NAMES, ItemSpec, attribute_labels
+from tryon_lab.data.attributes import (
+    ATTRIBUTE_NAMES,
+    N_MOTIFS,
+    ItemSpec,
+    attribute_labels,
+    caption_twins,
+)
 from tryon_lab.data.datasets import image_to_tensor, square_crop
 from tryon_lab.models.world_encoder import WorldEncoder
 
@@ -46,12 +58,15 @@ class _Features(torch.nn.Module):
 class WorldJudge:
     """Scores generated try-ons with a trained WorldEncoder."""
 
+    chance_identity = 1.0 / N_MOTIFS
+
     def __init__(self, encoder: WorldEncoder):
         self.encoder = encoder.eval()
         self.size = encoder.config.image_size
+        self._galleries: dict[tuple[int, int, str], torch.Tensor] = {}
 
     @classmethod
-    def load(cls, path: str | Path) -> "WorldJudge":
+    def load(cls, path: str | Path) -> WorldJudge:
         """Load the encoder saved at ``path`` (a ``save_pretrained`` folder)."""
         return cls(WorldEncoder.from_pretrained(path))
 
@@ -71,6 +86,24 @@ class WorldJudge:
     def attribute_accuracy(self, images, masks, items: Sequence[ItemSpec]) -> dict[str, float]:
         """Fraction of try-ons whose crop is recognised as the intended item, per attribute and for all three."""
         return {name: float(h.mean()) for name, h in self.attribute_hits(images, masks, items).items()}
+
+    @torch.no_grad()
+    def identity_hits(self, images, masks, items: Sequence[ItemSpec], world) -> np.ndarray:
+        """Per try-on, whether its crop's identity embedding is nearest its own item's catalog shot
+        among the catalog shots of the item's caption twins (``world.catalog_image``, plain)."""
+        queries = self.encoder.identify(self.crops(images, masks))
+        hits = []
+        for query, item in zip(queries, items):
+            gallery = self._gallery(item, world)
+            hits.append(int((gallery @ query).argmax()) == item.motif)
+        return np.array(hits, dtype=bool)
+
+    def _gallery(self, item: ItemSpec, world) -> torch.Tensor:
+        key = (world.seed, world.resolution, caption_twins(item)[0].item_id)
+        if key not in self._galleries:
+            shots = [reference_crop(world.catalog_image(twin), self.size) for twin in caption_twins(item)]
+            self._galleries[key] = self.encoder.identify(torch.stack(shots))
+        return self._galleries[key]
 
     @torch.no_grad()
     def reference_similarities(self, images, masks, references: Sequence[Image.Image]) -> np.ndarray:

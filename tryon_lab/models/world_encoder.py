@@ -1,8 +1,11 @@
 """The world encoder: a small CNN that recognises an item's category, colour and pattern.
 
-It is the course's judge. Its pooled features feed FID ("FID on world-encoder features"), its
-normalised embedding gives reference similarity, and its heads give attribute accuracy. No model
-is ever trained against it (the perceptual loss uses a separately trained network).
+It is the course's judge. Its pooled features feed KID and FID ("KID on world-encoder
+features"), its normalised embedding gives reference similarity, its heads give attribute
+accuracy, and its identity embedding tells an item from its caption twins (identity accuracy).
+The identity embedding reads the final feature map unpooled: a motif's place on the item is part
+of what tells twins apart, and global pooling would discard it. No model is ever trained against
+the judge (the perceptual loss uses a separately trained network).
 Input: item crops, float (B, 3, S, S) in [-1, 1] with S = ``image_size`` (64).
 """
 
@@ -18,7 +21,8 @@ from tryon_lab.data.attributes import ATTRIBUTE_NAMES, num_classes
 
 
 class WorldEncoder(ModelMixin, ConfigMixin):
-    """Conv stages (stride 2) -> global average pool -> embedding -> one linear head per attribute."""
+    """Conv stages (stride 2) -> global average pool -> embedding -> one linear head per attribute;
+    the final feature map, flattened -> a small MLP -> the identity embedding."""
 
     config_name = "config.json"
 
@@ -31,6 +35,7 @@ class WorldEncoder(ModelMixin, ConfigMixin):
         num_categories: int = 14,
         num_colours: int = 10,
         num_patterns: int = 6,
+        identity_dim: int = 64,
     ):
         super().__init__()
         stages, previous = [], 3
@@ -46,6 +51,9 @@ class WorldEncoder(ModelMixin, ConfigMixin):
             previous = width
         self.backbone = nn.Sequential(*stages)
         self.project = nn.Linear(previous, embed_dim)
+        cells = (image_size // 2 ** len(channels)) ** 2
+        self.identity = nn.Sequential(nn.Flatten(), nn.Linear(previous * cells, 256), nn.SiLU(),
+                                      nn.Linear(256, identity_dim))
         self.heads = nn.ModuleDict(
             {
                 "category": nn.Linear(embed_dim, num_categories),
@@ -55,7 +63,7 @@ class WorldEncoder(ModelMixin, ConfigMixin):
         )
 
     @classmethod
-    def for_world(cls, **overrides) -> "WorldEncoder":
+    def for_world(cls, **overrides) -> WorldEncoder:
         """Return a new encoder whose heads match the world's attribute vocabulary."""
         counts = num_classes()
         return cls(num_categories=counts["category"], num_colours=counts["colour"],
@@ -68,6 +76,11 @@ class WorldEncoder(ModelMixin, ConfigMixin):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Unit-length embeddings (B, embed_dim): cosine between them is reference similarity."""
         return F.normalize(self.project(self.features(images)), dim=-1)
+
+    def identify(self, images: torch.Tensor) -> torch.Tensor:
+        """Unit-length identity embeddings (B, identity_dim): caption twins lie apart, the same
+        item on a person and in its catalog shot close together."""
+        return F.normalize(self.identity(self.backbone(images)), dim=-1)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits per attribute name (``category``, ``colour``, ``pattern``)."""

@@ -3,6 +3,11 @@
 Each step: noise a target latent at a random timestep, give the U-Net the noisy latent, the
 masked-image latent and the latent mask, condition it on the caption (replaced by "" with
 probability ``caption_dropout`` so classifier-free guidance works), and regress the noise.
+
+With ``snr_gamma`` the per-sample losses are weighted by min(SNR(t), gamma) / SNR(t) (Min-SNR,
+Hang et al. 2023): nearly noise-free timesteps, whose noise is easy to read off and whose
+gradients otherwise dominate, stop crowding out the noisy ones that decide a sample's content,
+and training converges in fewer steps.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers.training_utils import compute_snr
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from tryon_lab.models.channels import inpaint_channels
@@ -24,10 +30,11 @@ class InpaintObjective(torch.nn.Module):
     """Noise-prediction loss of the inpainting U-Net on a batch from a LatentCache."""
 
     def __init__(self, unet: UNet2DConditionModel, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer,
-                 noise_scheduler: DDPMScheduler, caption_dropout: float = 0.1):
+                 noise_scheduler: DDPMScheduler, caption_dropout: float = 0.1, snr_gamma: float | None = None):
         super().__init__()
         self.unet, self.text_encoder = unet, text_encoder
         self.tokenizer, self.noise_scheduler, self.caption_dropout = tokenizer, noise_scheduler, caption_dropout
+        self.snr_gamma = snr_gamma
 
     def tokens(self, captions: list[str]) -> torch.Tensor:
         """Token ids (B, max_length) with captions dropped to "" at the dropout rate."""
@@ -36,11 +43,11 @@ class InpaintObjective(torch.nn.Module):
         return self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length,
                               truncation=True, return_tensors="pt").input_ids
 
-    def noise_prediction(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def noise_prediction(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Noise the batch's latents at random timesteps and run the U-Net on its 9-channel input.
 
         Takes a LatentCache batch (latents, masked_latents, mask, caption); returns
-        (predicted noise, true noise), both shaped like the latents.
+        (predicted noise, true noise, timesteps (B,)), the first two shaped like the latents.
         """
         latents = batch["latents"]
         noise = torch.randn_like(latents)
@@ -48,12 +55,20 @@ class InpaintObjective(torch.nn.Module):
         noisy = self.noise_scheduler.add_noise(latents, noise, steps)
         hidden = self.text_encoder(self.tokens(batch["caption"]).to(latents.device))[0]
         model_in = torch.cat([noisy, inpaint_channels(batch["mask"], batch["masked_latents"])], dim=1)
-        return self.unet(model_in, steps, encoder_hidden_states=hidden, return_dict=False)[0], noise
+        return self.unet(model_in, steps, encoder_hidden_states=hidden, return_dict=False)[0], noise, steps
+
+    def timestep_weights(self, steps: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss weights (B,): Min-SNR's min(SNR, gamma) / SNR, or ones without ``snr_gamma``."""
+        if self.snr_gamma is None:
+            return torch.ones(steps.shape, dtype=torch.float32, device=steps.device)
+        snr = compute_snr(self.noise_scheduler, steps)
+        return snr.clamp(max=self.snr_gamma) / snr
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Returns (MSE between predicted and true noise, {})."""
-        prediction, noise = self.noise_prediction(batch)
-        return F.mse_loss(prediction, noise), {}
+        """Returns (the timestep-weighted MSE between predicted and true noise, {"mse": plain MSE})."""
+        prediction, noise, steps = self.noise_prediction(batch)
+        per_sample = F.mse_loss(prediction, noise, reduction="none").mean(dim=(1, 2, 3))
+        return (per_sample * self.timestep_weights(steps)).mean(), {"mse": float(per_sample.detach().mean())}
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,7 @@ class InpaintSettings:
     batch_size: int = 16
     learning_rate: float = 2e-4
     caption_dropout: float = 0.1
+    snr_gamma: float | None = None
     ema_decay: float | None = 0.999
     dataset_size: int = 24000
     checkpoint_every: int = 500
@@ -84,7 +100,11 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
 
     from tryon_lab.data.datasets import InpaintDataset
     from tryon_lab.data.world import World
-    from tryon_lab.models.components import build_scheduler, build_text_encoder, build_unet
+    from tryon_lab.models.components import (
+        build_scheduler,
+        build_text_encoder,
+        build_unet,
+    )
     from tryon_lab.models.tokenizer import train_tokenizer
     from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
     from tryon_lab.training.common import loader_factory, make_accelerator
@@ -110,7 +130,8 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
     torch.manual_seed(seed)
     unet, text_encoder = build_unet(config), build_text_encoder(config, tokenizer)
     noise_scheduler = build_scheduler(config)
-    objective = InpaintObjective(unet, text_encoder, tokenizer, noise_scheduler, settings.caption_dropout)
+    objective = InpaintObjective(unet, text_encoder, tokenizer, noise_scheduler, settings.caption_dropout,
+                                settings.snr_gamma)
     batches = endless(loader_factory(accelerator, cache, settings.batch_size))
     result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="unet")
     if result.ema is not None:

@@ -60,7 +60,7 @@ class DreamBoothObjective(InpaintObjective):
 
     def per_sample_loss(self, batch: dict) -> torch.Tensor:
         """Mask-weighted squared error of the predicted noise, one value per sample (B,)."""
-        prediction, noise = self.noise_prediction(batch)
+        prediction, noise, _ = self.noise_prediction(batch)
         return masked_noise_loss(prediction, noise, batch["mask"], self.outside_weight)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:

@@ -1,0 +1,99 @@
+"""Judge v2: identity accuracy (retrieval among caption twins), its training on train items only,
+and the leftover metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tryon_lab.data.attributes import caption_twins, item_from_id
+from tryon_lab.data.datasets import ItemCropDataset
+from tryon_lab.data.splits import item_split
+from tryon_lab.data.world import World
+from tryon_lab.errors import SplitError
+from tryon_lab.metrics.judge import WorldJudge, reference_crop
+from tryon_lab.metrics.leftover import leftover_share
+from tryon_lab.models.world_encoder import WorldEncoder
+from tryon_lab.training.world_encoder import JudgeObjective
+
+WORLD = World(0, 128)
+TEE = "garment-tee-red-stripes-0"
+
+
+def pixel_judge() -> WorldJudge:
+    """A judge whose identity embedding is the picture's pixels and whose crop of a try-on is the
+    whole picture, as its catalog shot is cut: nearest twin = the same picture."""
+    judge = WorldJudge(WorldEncoder.for_world())
+    judge.encoder.identify = lambda images: F.normalize(images.flatten(1), dim=-1)
+    judge.crops = lambda images, masks: torch.stack([reference_crop(image, judge.size) for image in images])
+    return judge
+
+
+def test_identity_hits_find_the_item_among_its_twins_and_miss_a_twin():
+    judge = pixel_judge()
+    twins = caption_twins(item_from_id(TEE))
+    shots = [WORLD.catalog_image(twin) for twin in twins]
+    masks = [np.ones((128, 128), dtype=bool)] * len(shots)
+    assert judge.identity_hits(shots, masks, twins, WORLD).all()
+    # every shot labelled as the next twin: each retrieval now names the wrong item
+    shifted = twins[1:] + twins[:1]
+    assert not judge.identity_hits(shots, masks, shifted, WORLD).any()
+
+
+def test_judge_objective_learns_identity_from_train_items_only():
+    encoder = WorldEncoder.for_world()
+    objective = JudgeObjective(encoder)
+    train = ItemCropDataset(WORLD, "train", length=4)
+    batch = torch.utils.data.default_collate([train[i] for i in range(4)])
+    loss, logs = objective(batch)
+    assert torch.isfinite(loss) and {"identity_loss", "acc_identity", "acc_colour"} <= set(logs)
+    test_item = next(item for item in caption_twins(item_from_id(TEE)) if item_split(item) != "train")
+    batch["item"][0] = next(i for i, c in enumerate(objective.classes.tolist()) if c < 0)
+    with pytest.raises(SplitError, match="train items only"):
+        objective(batch)
+    assert item_split(test_item) in ("val", "test")
+    # only train items have proxies
+    assert objective.proxies.shape[0] == len([c for c in objective.classes.tolist() if c >= 0])
+
+
+def test_leftover_is_one_for_the_old_garment_zero_for_the_truth_nan_without_uncovered_pixels():
+    uncovered = [s for s in (WORLD.sample(i, "test", kind="garment") for i in range(40))
+                 if not np.isnan(leftover_share(s.scene, s.scene, s.target, s.shape_mask, s.item_mask))]
+    assert len(uncovered) >= 5
+    for s in uncovered:
+        assert leftover_share(s.scene, s.scene, s.target, s.shape_mask, s.item_mask) == 1.0
+        assert leftover_share(s.target, s.scene, s.target, s.shape_mask, s.item_mask) == 0.0
+    s = uncovered[0]
+    assert np.isnan(leftover_share(s.target, s.target, s.target, s.shape_mask, s.item_mask))
+
+
+def test_min_snr_weights_only_the_nearly_clean_timesteps_down():
+    from diffusers import DDPMScheduler
+
+    from tryon_lab.training.inpaint import InpaintObjective
+
+    scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    steps = torch.tensor([0, 50, 500, 999])
+    weights = InpaintObjective(None, None, None, scheduler, snr_gamma=5.0).timestep_weights(steps)
+    assert weights[0] < 0.01 and weights[1] < 1.0 and torch.allclose(weights[2:], torch.ones(2))
+    plain = InpaintObjective(None, None, None, scheduler).timestep_weights(steps)
+    assert torch.equal(plain, torch.ones(4))
+
+
+def test_training_masks_include_the_new_garment_showing_more_skin():
+    """The U-Net learns to remove what the mask covers: many training masks hold uncovered pixels
+    (old garment in the scene, skin or background in the target)."""
+    from tryon_lab.data.datasets import InpaintDataset
+    from tryon_lab.metrics.leftover import MIN_UNCOVERED, uncovered_pixels
+
+    dataset = InpaintDataset(WORLD, "train", length=60)
+    garments = [WORLD.sample(i, "train") for i in range(60) if WORLD.kind_of(i) == "garment"]
+    uncovered = [uncovered_pixels(s.scene, s.target, s.shape_mask, s.item_mask).sum() >= MIN_UNCOVERED
+                 for s in garments]
+    assert np.mean(uncovered) >= 0.3
+    masks = [dataset[i]["mask"][0].numpy().astype(bool) for i in range(60) if WORLD.kind_of(i) == "garment"]
+    covered = [(m & uncovered_pixels(s.scene, s.target, s.shape_mask, s.item_mask)).sum() > 0
+               for m, s in zip(masks, garments)]
+    assert np.mean(covered) >= 0.3  # the training mask covers them (shape and box masks both do)
