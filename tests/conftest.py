@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -37,3 +38,35 @@ def tiny_pipeline(tiny_pipeline_dir):
 def tiny_base(tiny_pipeline_dir):
     """The tiny pipeline loaded once per session, for tests that only read it (export, DTC from_base)."""
     return _load_quiet(tiny_pipeline_dir)
+
+
+@pytest.fixture()
+def fake_bundle(tmp_path):
+    """``make(name, components=("Unet",), conditioning="text", version=2) -> folder``: a bundle folder whose
+    manifest parses (its components have no programs; every one's golden file is one small hashed file),
+    for tests of how its readers treat a bundle, not of what runs in it."""
+    from tryon_lab.export.bundle import file_hashes
+    from tryon_lab.export.contract import ComponentSpec, TensorSpec
+    from tryon_lab.export.manifest import ComponentEntry, GoldenTryOn, Manifest, Runtime, write_manifest
+
+    def make(name, components=("Unet",), conditioning="text", version=None):
+        folder = tmp_path / name
+        (folder / "golden").mkdir(parents=True)
+        (folder / "golden" / "tryon.safetensors").write_bytes(b"golden arrays")
+        specs = {c: ComponentSpec(c, (TensorSpec("sample", (2, 9, 8, 8)),), (TensorSpec("noise_pred", (2, 4, 8, 8)),))
+                 for c in components}
+        extra = dict(token_length=16) if conditioning == "text" else dict(
+            reference_tokens=5, reference="the catalog image", hint=None, empty_hint=0.0)
+        manifest = Manifest(
+            created_by="tests", created_at="2026-01-01T00:00:00Z", source_model="shipped",
+            runtime=Runtime(64, 8, 8, 0.18215, 2, ("noisy latent",) * 4 + ("mask",) + ("masked-image latent",) * 4,
+                            "max-pool", (-1.0, 1.0), conditioning, **extra),
+            scheduler={"_class_name": "DDIMScheduler", "num_train_timesteps": 1000}, tokenizer=None, targets=(),
+            components={c: ComponentEntry(spec, "golden/tryon.safetensors") for c, spec in specs.items()},
+            golden=GoldenTryOn("golden/tryon.safetensors", "a red tee", 2, 4.0, 0), files=file_hashes(folder))
+        path = write_manifest(folder, manifest)
+        if version is not None:
+            path.write_text(json.dumps({**manifest.to_json(), "format_version": version}))
+        return folder
+
+    return make

@@ -2,9 +2,10 @@
 ExecuTorch runtime behind the Fitting Room, with previews, cancel and clear errors for bad
 bundles. Tests that run programs share one tiny bundle (slow: lowering four programs)."""
 
-import json
 import shutil
 import threading
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ import pytest
 from tryon_lab.app import ExecuTorchBackend, FittingRoom, GenerationCancelled
 from tryon_lab.app.executorch_backend import bundle_tokenizer
 from tryon_lab.cli import main
-from tryon_lab.export.bundle import FORMAT_VERSION
 from tryon_lab.export.errors import BundleError
+from tryon_lab.export.manifest import TokenizerFiles, read_manifest, write_manifest
 
 WAIT = 120  # seconds; generous, because CI machines may be busy
 PROMPT = "a photo of a person wearing a red striped tee"
@@ -22,14 +23,6 @@ PROMPT = "a photo of a person wearing a red striped tee"
 @pytest.fixture(scope="module")
 def phone_backend(tiny_bundle):
     return ExecuTorchBackend.from_bundle(tiny_bundle)
-
-
-def _fake_bundle(folder, components=None, runtime=None, version=FORMAT_VERSION):
-    folder.mkdir()
-    manifest = {"format": "tryon-lab-bundle", "format_version": version, "components": components or {}, "files": {},
-                "golden": {}, "scheduler": {}, "runtime": runtime or {}}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder
 
 
 @pytest.mark.slow
@@ -96,9 +89,8 @@ def test_a_modified_bundle_is_refused_before_anything_runs(tiny_bundle, tmp_path
 @pytest.mark.slow
 def test_an_executorch_only_bundle_needs_a_tokenizer(tiny_bundle, tiny_pipeline_dir, tmp_path):
     copy = shutil.copytree(tiny_bundle, tmp_path / "moved")
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["source_model"] = str(tmp_path / "gone")  # the model it was exported from is not here
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    # the model it was exported from is not here
+    write_manifest(copy, replace(read_manifest(copy), source_model=str(tmp_path / "gone")))
     with pytest.raises(BundleError, match="no tokenizer for bundle"):
         ExecuTorchBackend.from_bundle(copy)
     assert ExecuTorchBackend.from_bundle(copy, tokenizer=tiny_pipeline_dir).model.token_length == 16
@@ -108,9 +100,8 @@ def test_the_bundles_bpe_files_tokenize_as_the_pipeline_does(tiny_pipeline, tmp_
     from tryon_lab.export.bundle import _write_tokenizer
 
     _write_tokenizer(tiny_pipeline, tmp_path / "coreml")
-    manifest = {"tokenizer": {"vocab": "coreml/vocab.json", "merges": "coreml/merges.txt"},
-                "files": {"coreml/vocab.json": {}, "coreml/merges.txt": {}}}
     length = tiny_pipeline.tokenizer.model_max_length
+    manifest = SimpleNamespace(tokenizer=TokenizerFiles("coreml/vocab.json", "coreml/merges.txt", length))
     tokenizer = bundle_tokenizer(tmp_path, manifest, None, length)
     for text in (PROMPT, "", "a mug in a kitchen, Zebra!!"):
         ours = tokenizer([text], padding="max_length", max_length=length, truncation=True).input_ids
@@ -118,18 +109,17 @@ def test_the_bundles_bpe_files_tokenize_as_the_pipeline_does(tiny_pipeline, tmp_
                                                truncation=True).input_ids
 
 
-def test_a_bad_bundle_path_is_a_typed_error_and_a_message_in_the_app(tmp_path, small_catalog, mouse):
+def test_a_bad_bundle_path_is_a_typed_error_and_a_message_in_the_app(tmp_path, fake_bundle, small_catalog, mouse):
     with pytest.raises(BundleError, match="not found"):
         ExecuTorchBackend.from_bundle(tmp_path / "nope")
     with pytest.raises(BundleError, match="has no manifest.json"):
         ExecuTorchBackend.from_bundle(tmp_path)
-    coreml_only = _fake_bundle(tmp_path / "coreml-only", {"Unet": {"coreml": {}}})
     with pytest.raises(BundleError, match="no ExecuTorch program for TextEncoder, VAEEncoder, Unet, VAEDecoder"):
-        ExecuTorchBackend.from_bundle(coreml_only)
+        ExecuTorchBackend.from_bundle(fake_bundle("no-programs"))
     with pytest.raises(BundleError, match="conditioned on 'reference', not on a prompt"):
-        ExecuTorchBackend.from_bundle(_fake_bundle(tmp_path / "dtc", runtime={"conditioning": "reference"}))
+        ExecuTorchBackend.from_bundle(fake_bundle("dtc", conditioning="reference"))
     with pytest.raises(BundleError, match="format_version 1 cannot be read .* diffusers' order"):
-        ExecuTorchBackend.from_bundle(_fake_bundle(tmp_path / "old", version=1))
+        ExecuTorchBackend.from_bundle(fake_bundle("old", version=1))
     room = FittingRoom(bundle=tmp_path / "nope", catalog=small_catalog)
     assert room.backend is None and room.runner is None
     assert room.status.kind == "error" and room.status.text.startswith("No model: bundle ")
@@ -138,10 +128,10 @@ def test_a_bad_bundle_path_is_a_typed_error_and_a_message_in_the_app(tmp_path, s
     assert "cannot try on" in room.status.text
 
 
-def test_cli_app_refuses_a_bad_bundle(tmp_path, capsys):
+def test_cli_app_refuses_a_bad_bundle(tmp_path, fake_bundle, capsys):
     assert main(["app", "--bundle", str(tmp_path / "nope")]) == 2
     assert "not found" in capsys.readouterr().err
-    assert main(["app", "--bundle", str(_fake_bundle(tmp_path / "empty"))]) == 2
+    assert main(["app", "--bundle", str(fake_bundle("empty", components=()))]) == 2
     assert "no ExecuTorch program" in capsys.readouterr().err
 
 
@@ -150,6 +140,5 @@ def test_a_bundle_of_the_shipped_model_knows_only_the_world(phone_backend, tiny_
 
     assert not knows_only_the_world(phone_backend)  # exported from the tiny test model
     copy = shutil.copytree(tiny_bundle, tmp_path / "shipped-bundle")
-    manifest = json.loads((copy / "manifest.json").read_text())
-    (copy / "manifest.json").write_text(json.dumps({**manifest, "source_model": "shipped"}))
+    write_manifest(copy, replace(read_manifest(copy), source_model="shipped"))
     assert knows_only_the_world(ExecuTorchBackend.from_bundle(copy))

@@ -27,7 +27,7 @@ def test_the_tokenizer_files_rebuild_the_tokenizer(bundle, pipe):
     from transformers import CLIPTokenizer
 
     phone = CLIPTokenizer(str(bundle / "coreml" / "vocab.json"), str(bundle / "coreml" / "merges.txt"))
-    caption = read_manifest(bundle)["golden"]["prompt"]
+    caption = read_manifest(bundle).golden.prompt
     assert phone(caption).input_ids == pipe.tokenizer(caption).input_ids
 
 
@@ -35,19 +35,20 @@ def test_the_manifest_records_contract_bits_sizes_and_chunks(bundle):
     import coremltools as ct
 
     manifest = read_manifest(bundle)
-    assert manifest["format_version"] == 2 and manifest["targets"] == ["coreml"]
-    unet = manifest["components"]["Unet"]
-    assert [t["name"] for t in unet["inputs"]] == ["sample", "timestep", "encoder_hidden_states"]
-    coreml = unet["coreml"]
-    assert coreml["compression"]["mode"] == "kmeans" and coreml["compression"]["bits"] == 6
-    assert coreml["chunking"]["chunks"] == 2 and coreml["chunking"]["max_abs_difference_vs_unchunked"] == 0.0
-    for package in coreml["packages"]:  # bits come from the written programs
-        program = ct.models.MLModel(str(bundle / package["path"]), skip_model_load=True)
-        assert package["bits"] == weight_report(program).to_json()
-    assert "6" in coreml["bits"]["histogram"] and coreml["bits"]["average"] < 10
-    assert manifest["components"]["VAEDecoder"]["coreml"]["compression"] == {"mode": "none"}
-    assert manifest["components"]["VAEDecoder"]["coreml"]["bits"]["average"] == 16
-    assert manifest["files"] == file_hashes(bundle)
+    assert manifest.to_json() == json.loads((bundle / "manifest.json").read_text())  # what export wrote, exactly
+    assert manifest.targets == ("coreml",)
+    unet = manifest.components["Unet"]
+    assert [t.name for t in unet.spec.inputs] == ["sample", "timestep", "encoder_hidden_states"]
+    coreml = unet.coreml
+    assert coreml.compression.mode == "kmeans" and coreml.compression.bits == 6
+    assert coreml.chunking.chunks == 2 and coreml.chunking.max_abs_difference_vs_unchunked == 0.0
+    for package in coreml.packages:  # bits come from the written programs
+        program = ct.models.MLModel(str(bundle / package.path), skip_model_load=True)
+        assert package.bits.to_json() == weight_report(program).to_json()
+    assert 6 in coreml.bits.histogram and coreml.bits.average < 10
+    assert manifest.components["VAEDecoder"].coreml.compression.to_json() == {"mode": "none"}
+    assert manifest.components["VAEDecoder"].coreml.bits.average == 16
+    assert manifest.files == file_hashes(bundle)
 
 
 def test_verify_passes_a_fresh_bundle_and_reports_every_check(bundle, capsys):
@@ -90,7 +91,7 @@ def test_a_malformed_manifest_is_a_bundle_error(bundle_copy, tmp_path, capsys):
     manifest = json.loads(manifest_path.read_text())
     manifest["files"]["../../etc/passwd"] = {"sha256": "0" * 64, "bytes": 1}
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="leaves the bundle"):
+    with pytest.raises(BundleError, match=r"field files\['\.\./\.\./etc/passwd'\]: path .* leaves the bundle"):
         verify_bundle(bundle_copy)
     manifest_path.write_text("{not json")
     with pytest.raises(BundleError, match="not valid JSON"):
@@ -120,6 +121,6 @@ def test_the_export_command_writes_a_verifiable_bundle(tiny_pipeline_dir, tmp_pa
     assert main(["export", "--model", str(tiny_pipeline_dir), "--out", str(out), "--bits", "mixed",
                  "--targets", "coreml", "--steps", "1", "--granularity", "per_tensor"]) == 0
     manifest = read_manifest(out)
-    assert manifest["components"]["Unet"]["coreml"]["compression"]["bits"] == "mixed"
-    assert np.isfinite(manifest["components"]["Unet"]["coreml"]["psnr"])
+    assert manifest.components["Unet"].coreml.compression.bits == "mixed"
+    assert np.isfinite(manifest.components["Unet"].coreml.psnr)
     assert verify_bundle(out, backend="mil").passed

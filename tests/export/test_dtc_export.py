@@ -190,20 +190,20 @@ def test_the_dtc_bundle_lists_its_components_with_shapes(dtc_bundle, dtc_compone
     assert sorted(p.name for p in (dtc_bundle / "executorch").iterdir()) == [
         "HintEncoder.pte", "ImageEncoder.pte", "Unet.pte", "VAEDecoder.pte", "VAEEncoder.pte"]
     manifest = read_manifest(dtc_bundle)
-    assert manifest["tokenizer"] is None and manifest["golden"]["prompt"] is None
-    assert manifest["runtime"]["conditioning"] == "reference"
-    components = manifest["components"]
+    assert manifest.tokenizer is None and manifest.golden.prompt is None
+    assert manifest.runtime.conditioning == "reference"
+    components = manifest.components
     assert list(components) == ["Unet", "VAEEncoder", "VAEDecoder", *NEW]
     for name, component in dtc_components.items():
-        assert {k: components[name][k] for k in ("inputs", "outputs")} == component.spec.to_json()
+        assert components[name].spec == component.spec
     for name in NEW:  # shipped at their measured precision, like the VAE
-        assert components[name]["coreml"]["compression"] == {"mode": "none"}
-    unet = components["Unet"]["coreml"]
-    assert unet["compression"]["bits"] == 6 and unet["chunking"]["chunks"] == 2
-    assert unet["chunking"]["max_abs_difference_vs_unchunked"] == 0.0
-    chunk_inputs = {t["name"] for p in unet["packages"] for t in p["inputs"]}
+        assert not components[name].coreml.compression.palettized
+    unet = components["Unet"].coreml
+    assert unet.compression.bits == 6 and unet.chunking.chunks == 2
+    assert unet.chunking.max_abs_difference_vs_unchunked == 0.0
+    chunk_inputs = {t.name for p in unet.packages for t in p.inputs}
     assert {"scale_0", "shift_0", "scale_4", "shift_4"} <= chunk_inputs  # the maps reach the chunks that use them
-    assert manifest["golden"]["steps"] == GOLDEN_STEPS
+    assert manifest.golden.steps == GOLDEN_STEPS
 
 
 @pytest.mark.slow

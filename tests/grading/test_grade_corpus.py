@@ -100,9 +100,10 @@ def test_the_html_report_is_readable_and_escaped(graded_corpus):
 
 def test_a_damaged_executorch_program_fails_numerics_without_crashing(corpus, corpus_rubric, reference_bundle,
                                                                         tmp_path):
-    import json
     import shutil
+    from dataclasses import replace
 
+    from tryon_lab.export.manifest import ExecuTorchEntry
     from tryon_lab.grading.corpus import refresh_manifest
     from tryon_lab.grading.grader import grade_submission
     from tryon_lab.grading.reference import load_reference
@@ -110,12 +111,14 @@ def test_a_damaged_executorch_program_fails_numerics_without_crashing(corpus, co
     bundle = shutil.copytree(corpus["good-folder"].path, tmp_path / "with-pte")
     (bundle / "executorch").mkdir()
     (bundle / "executorch" / "TextEncoder.pte").write_bytes(b"\x10\x00\x00\x00ET12" + bytes(range(256)) * 8)
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["targets"] = ["coreml", "executorch"]
-    manifest["components"]["TextEncoder"]["executorch"] = {"path": "executorch/TextEncoder.pte",
-                                                           "quantization": "none", "size_bytes": 2056}
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
-    refresh_manifest(bundle)
+
+    def add_program(manifest):
+        text = manifest.components["TextEncoder"]
+        program = ExecuTorchEntry("executorch/TextEncoder.pte", "none", 2056)
+        return replace(manifest, targets=("coreml", "executorch"),
+                       components={**manifest.components, "TextEncoder": replace(text, executorch=program)})
+
+    refresh_manifest(bundle, add_program)
     report = grade_submission(bundle, tmp_path / "out", corpus_rubric, load_reference(reference_bundle))
     assert report.check("file_types").status == "passed" and report.check("manifest").status == "passed"
     assert "executorch/VAEDecoder.pte is missing" in report.check("structure").details
@@ -127,6 +130,7 @@ def test_a_damaged_executorch_program_fails_numerics_without_crashing(corpus, co
 
 def test_a_manifest_whose_golden_replay_or_scheduler_is_unusable_fails(corpus, corpus_rubric, reference_bundle,
                                                                         tmp_path):
+    """The manifest check names every bad field; the checks that read the manifest are blocked."""
     import json
     import shutil
 
@@ -134,12 +138,13 @@ def test_a_manifest_whose_golden_replay_or_scheduler_is_unusable_fails(corpus, c
     from tryon_lab.grading.reference import load_reference
 
     bundle = shutil.copytree(corpus["good-folder"].path, tmp_path / "lies")
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["golden"]["steps"] = -1
-    manifest["scheduler"]["_class_name"] = "os.system"
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    raw = json.loads((bundle / "manifest.json").read_text())
+    raw["golden"]["steps"] = -1
+    raw["scheduler"]["_class_name"] = "os.system"
+    (bundle / "manifest.json").write_text(json.dumps(raw))
     report = grade_submission(bundle, tmp_path / "out", corpus_rubric, load_reference(reference_bundle))
-    problems = report.check("manifest").details
-    assert any("golden.steps must be an integer" in p for p in problems)
-    assert any("scheduler 'os.system' is not one of" in p for p in problems)
-    assert any("scheduler._class_name is 'os.system'" in p for p in report.check("contract").details)
+    manifest = report.check("manifest")
+    assert manifest.status == "failed" and "field scheduler._class_name" in manifest.reason
+    assert any(p.startswith("golden.steps: must be an integer in [1, 1000], got -1") for p in manifest.details)
+    assert any(p.startswith("scheduler._class_name: must be one of DDIMScheduler") for p in manifest.details)
+    assert report.check("contract").status == "blocked" and not any(c.error for c in report.checks)

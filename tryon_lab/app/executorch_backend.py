@@ -24,6 +24,7 @@ from PIL import Image
 from tryon_lab.app.backends import GenerationCancelled, StepCallback
 from tryon_lab.errors import TryOnInputError
 from tryon_lab.export.errors import BundleError
+from tryon_lab.export.manifest import Manifest
 
 COMPONENTS = ("TextEncoder", "VAEEncoder", "Unet", "VAEDecoder")  # what run_tryon calls
 
@@ -34,7 +35,7 @@ class PhoneModel:
     ``runners``, the prompt ``tokenizer``, and the sizes the programs were exported at."""
 
     folder: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     runners: dict[str, Any]
     tokenizer: Any
     resolution: int
@@ -42,11 +43,12 @@ class PhoneModel:
     noise_shape: tuple[int, ...]
 
 
-def check_bundle(bundle: str | Path) -> tuple[Path, dict[str, Any]]:
+def check_bundle(bundle: str | Path) -> tuple[Path, Manifest]:
     """Check that ``bundle`` can run here, without loading a program: the folder and its manifest
     are there, every file's SHA-256 matches, every component has an ExecuTorch program.
     Returns (the resolved folder, the manifest); raises ``BundleError`` naming the problem."""
-    from tryon_lab.export.verify import check_files, read_manifest
+    from tryon_lab.export.manifest import read_manifest
+    from tryon_lab.export.verify import check_files
 
     folder = Path(bundle).expanduser().resolve()
     if not folder.is_dir():
@@ -57,14 +59,12 @@ def check_bundle(bundle: str | Path) -> tuple[Path, dict[str, Any]]:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise BundleError(f"bundle {folder} does not match its manifest: {problems[0]}{more}; "
                           "re-export it, or see `tryon-lab verify`")
-    runtime = manifest.get("runtime")
-    conditioning = runtime.get("conditioning", "text") if isinstance(runtime, dict) else "text"
+    conditioning = manifest.runtime.conditioning
     if conditioning != "text":
         raise BundleError(f"bundle {folder} is conditioned on {conditioning!r}, not on a prompt; the app runs "
                           "text-prompted try-on bundles")
-    entries = manifest["components"]
-    missing = [name for name in COMPONENTS
-               if not isinstance(entries.get(name), dict) or "executorch" not in entries[name]]
+    entries = manifest.components
+    missing = [name for name in COMPONENTS if name not in entries or entries[name].executorch is None]
     if missing:
         raise BundleError(f"bundle {folder} has no ExecuTorch program for {', '.join(missing)}; "
                           "export it with `--targets executorch` (or both targets)")
@@ -79,22 +79,17 @@ def open_bundle(bundle: str | Path, tokenizer: str | Path | None = None) -> Phon
     Returns the ``PhoneModel``; raises ``BundleError`` for a missing, modified, malformed or
     ExecuTorch-less bundle.
     """
-    from tryon_lab.export.contract import ComponentSpec
-    from tryon_lab.export.verify import bundle_path, make_scheduler
-
     folder, manifest = check_bundle(bundle)
-    make_scheduler(manifest["scheduler"])  # refuse an unknown sampler now, not at the first try-on
-    entries = {name: manifest["components"][name] for name in COMPONENTS}
-    specs = {name: ComponentSpec.from_json(name, entry) for name, entry in entries.items()}
+    specs = {name: manifest.components[name].spec for name in COMPONENTS}
     try:
-        paths = {name: bundle_path(folder, entry["executorch"]["path"], manifest["files"])
-                 for name, entry in entries.items()}
-        token_length = specs["TextEncoder"].inputs[0].shape[-1]
-        resolution = specs["VAEEncoder"].inputs[0].shape[-1]
-        _, channels, *latent = specs["Unet"].outputs[0].shape
-    except (KeyError, TypeError, IndexError) as err:
-        raise BundleError(f"bundle {folder}: malformed manifest ({type(err).__name__}: {err})") from None
-    runners = {name: _load_program(path, specs[name]) for name, path in paths.items()}
+        (token_length,) = [t.shape[-1] for t in specs["TextEncoder"].inputs if t.name == "input_ids"]
+        (resolution,) = [t.shape[-1] for t in specs["VAEEncoder"].inputs if t.name == "image"]
+        (_, channels, *latent) = [t.shape for t in specs["Unet"].outputs if t.name == "noise_pred"][0]
+    except (ValueError, IndexError):
+        raise BundleError(f"bundle {folder}: its components lack the contract's input_ids, image or "
+                          "noise_pred tensors (or their shapes)") from None
+    runners = {name: _load_program(folder / manifest.components[name].executorch.path, specs[name])
+               for name in COMPONENTS}
     return PhoneModel(folder, manifest, runners, bundle_tokenizer(folder, manifest, tokenizer, token_length),
                       resolution, token_length, (1, channels, *latent))
 
@@ -108,20 +103,18 @@ def _load_program(path: Path, spec) -> Any:
         raise BundleError(f"the ExecuTorch runtime cannot load {path.name}: {err}") from None
 
 
-def bundle_tokenizer(folder: Path, manifest: dict[str, Any], override: str | Path | None, length: int):
+def bundle_tokenizer(folder: Path, manifest: Manifest, override: str | Path | None, length: int):
     """The CLIP tokenizer for a bundle's prompts: ``override`` (a tokenizer or pipeline folder),
-    else the bundle's BPE files (``manifest["tokenizer"]``), else its source model's tokenizer.
+    else the bundle's BPE files (``manifest.tokenizer``), else its source model's tokenizer.
     Raises ``BundleError`` when none is there."""
     from transformers import CLIPTokenizer
 
-    from tryon_lab.export.verify import bundle_path
-
     if override is not None:
         candidates = [Path(override) / "tokenizer", Path(override)]
-    elif isinstance(manifest.get("tokenizer"), dict):
-        candidates = [bundle_path(folder, manifest["tokenizer"].get("vocab"), manifest["files"]).parent]
+    elif manifest.tokenizer is not None:
+        candidates = [(folder / manifest.tokenizer.vocab).parent]
     else:
-        candidates = [source_model_folder(manifest.get("source_model")) / "tokenizer"]
+        candidates = [source_model_folder(manifest.source_model) / "tokenizer"]
     for candidate in candidates:
         if (candidate / "vocab.json").is_file() or (candidate / "tokenizer.json").is_file():
             return CLIPTokenizer.from_pretrained(candidate, model_max_length=length, local_files_only=True)
@@ -130,14 +123,14 @@ def bundle_tokenizer(folder: Path, manifest: dict[str, Any], override: str | Pat
                       "folder as tokenizer")
 
 
-def source_model_folder(source: Any) -> Path:
+def source_model_folder(source: str) -> Path:
     """The model folder a manifest's ``source_model`` names ("shipped": the shipped text model)."""
     from tryon_lab.paths import shipped_model
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT
 
     if source == "shipped":  # what `tryon-lab export` records without --model
         return shipped_model(SHIPPED_INPAINT)
-    return Path(str(source or "")).expanduser()
+    return Path(source).expanduser()
 
 
 class ExecuTorchBackend:
@@ -187,7 +180,7 @@ class ExecuTorchBackend:
                 on_step(step, steps, lambda: paste_back(photo, to_image(decode({"latent": latents})["image"]),
                                                         mask, 0.0))
 
-        result = run_tryon(self.model.runners, inputs, make_scheduler(self.model.manifest["scheduler"]), step_end)
+        result = run_tryon(self.model.runners, inputs, make_scheduler(self.model.manifest.scheduler), step_end)
         # The PyTorch pipeline's default seam: two model pixels wide.
         feather_px = 2.0 * min(photo.size) / self.model.resolution
         return paste_back(photo, to_image(result["image"]), mask, feather_px)

@@ -172,7 +172,7 @@ def knows_only_the_world(backend: TryOnBackend | None) -> bool:
     if isinstance(backend, PyTorchBackend):
         folder = backend.pipe.name_or_path
     elif isinstance(backend, ExecuTorchBackend):
-        folder = source_model_folder(backend.model.manifest.get("source_model"))
+        folder = source_model_folder(backend.model.manifest.source_model)
     else:
         return False
     return bool(folder) and is_shipped_model(folder)

@@ -2,7 +2,7 @@
 
 Layout::
 
-    <bundle>/manifest.json            the fields listed below
+    <bundle>/manifest.json            the fields of ``tryon_lab.export.manifest``
     <bundle>/coreml/<Name>.mlpackage  TextEncoder, Unet or UnetChunk1..N, VAEEncoder, VAEDecoder;
                                       a DTC model: ImageEncoder, HintEncoder instead of TextEncoder
     <bundle>/coreml/vocab.json, merges.txt   (text models only)
@@ -11,26 +11,7 @@ Layout::
 
 The bundle is written to a temporary folder and renamed into place, so a failed export never
 leaves a half-written bundle. Bits and sizes in the manifest are read from the written programs.
-
-manifest.json fields::
-
-    format: "tryon-lab-bundle"; format_version: 2; created_by; created_at (UTC ISO 8601); source_model
-    runtime: resolution, latent_size, vae_scale_factor, vae_scaling_factor, unet_batch, unet_channels,
-             latent_mask, image_range, conditioning ("text" or "reference"), then for text: token_length;
-             for reference (DTC): reference_tokens, reference, hint (how to make them), empty_hint
-    scheduler: the diffusers scheduler config (``_class_name`` names it)
-    tokenizer: {vocab, merges, max_length} (paths of the BPE files), or null without Core ML or a text model
-    targets: the targets written, of ["coreml", "executorch"]
-    components.<Name>: inputs, outputs ([{name, shape, dtype}]), golden (path),
-      coreml: {precision, deployment_target, conversion_psnr, psnr, compression, bits, size_bytes,
-               packages: [{name, path, inputs, outputs, bits, size_bytes}], chunking}
-        compression: {mode: "none"} or {mode: "kmeans", bits: 8|6|4|"mixed", granularity, group_size,
-                      weight_threshold[, target_psnr, target_bits, allocation]}
-        bits: {average, histogram: {"<bits>": elements}, weight_elements, weight_bytes}
-        chunking: null or {chunks, balance, max_abs_difference_vs_unchunked}
-      executorch: {path, quantization, size_bytes}
-    golden: {tryon, prompt (null for a DTC model), steps, guidance_scale, seed}
-    files: {"<relative path>": {sha256, bytes}} for every file but manifest.json
+The manifest's fields are ``tryon_lab.export.manifest``'s dataclasses.
 """
 
 from __future__ import annotations
@@ -39,7 +20,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +30,26 @@ from tryon_lab.export.contract import Component, TensorSpec, pipeline_components
 from tryon_lab.export.coreml import DEPLOYMENT_TARGET, Conversion, convert_measured, program_psnr
 from tryon_lab.export.errors import ExportInputError
 from tryon_lab.export.golden import Golden, component_arrays, make_golden, save_arrays
+from tryon_lab.export.manifest import (
+    MANIFEST,
+    TARGETS,
+    Bits,
+    Chunking,
+    ComponentEntry,
+    Compression,
+    CoreMLEntry,
+    ExecuTorchEntry,
+    FileEntry,
+    GoldenTryOn,
+    Manifest,
+    Package,
+    Runtime,
+    TokenizerFiles,
+    write_manifest,
+)
 from tryon_lab.export.mixed_bits import mixed_bit_palettize
 from tryon_lab.export.palettize import GROUP_SIZE, PaletteSettings, WeightReport, palettize, weight_report
 from tryon_lab.paths import sha256_file
-
-MANIFEST = "manifest.json"
-FORMAT = "tryon-lab-bundle"
-FORMAT_VERSION = 2
-# Why an older bundle cannot be read: its programs expect other inputs than this version feeds them.
-RETIRED_FORMATS = {1: "version 1 fed the U-Net [noisy latent, masked-image latent, mask]; "
-                      "version 2 uses diffusers' order [noisy latent, mask, masked-image latent]"}
-TARGETS = ("coreml", "executorch")
 BITS_CHOICES = ("16", "8", "6", "4", "mixed")
 COMPRESSED_COMPONENTS = ("Unet",)  # palettized and chunked; the others ship at their measured precision
 
@@ -90,8 +80,9 @@ class ExportOptions:
         unknown = set(self.targets) - set(TARGETS) if self.targets else {"(none)"}
         if unknown:
             raise ExportInputError(f"targets must be among {', '.join(TARGETS)}, got {sorted(unknown)}")
-        if self.chunks < 1 or self.steps < 1:
-            raise ExportInputError(f"chunks and steps must be >= 1, got {self.chunks} and {self.steps}")
+        if self.chunks < 1 or self.steps < 1 or self.group_size < 1:
+            raise ExportInputError(f"chunks, steps and group_size must be >= 1, got {self.chunks}, {self.steps} "
+                                   f"and {self.group_size}")
         if self.bits == "mixed" and (self.target_psnr is None) == (self.target_bits is None):
             raise ExportInputError("mixed bits need exactly one of target_psnr and target_bits")
 
@@ -107,7 +98,7 @@ class CoreMLComponent:
     to ship (``chunks``, one when unchunked), and the chained-vs-unchunked difference."""
 
     conversion: Conversion
-    compression: dict[str, Any]
+    compression: Compression
     psnr: float
     chunks: list[Chunk]
     chunk_difference: float | None = None
@@ -118,18 +109,17 @@ def compress_component(name: str, conversion: Conversion, golden: Golden, option
     measure the result against the golden PyTorch outputs."""
     inputs, reference = golden.components[name]
     if name not in COMPRESSED_COMPONENTS or options.bits == "16":
-        model, compression = conversion.model, {"mode": "none"}
+        model, compression = conversion.model, Compression("none")
     else:
-        compression = {"mode": "kmeans", "bits": options.bits if options.bits == "mixed" else int(options.bits),
-                       "granularity": options.granularity, "group_size": options.group_size,
-                       "weight_threshold": options.settings.weight_threshold}
+        compression = Compression("kmeans", options.bits if options.bits == "mixed" else int(options.bits),
+                                  options.granularity, options.group_size, options.settings.weight_threshold)
         if options.bits == "mixed":
             first = next(iter(reference.values()))
             mixed = mixed_bit_palettize(conversion.model, inputs, first, options.target_psnr, options.target_bits,
                                         options.settings)
             model = mixed.model
-            compression.update(target_psnr=options.target_psnr, target_bits=options.target_bits,
-                               allocation=dict(sorted(mixed.allocation.items())))
+            compression = replace(compression, target_psnr=options.target_psnr, target_bits=options.target_bits,
+                                  allocation=dict(sorted(mixed.allocation.items())))
         else:
             model = palettize(conversion.model, int(options.bits), options.settings)
     psnr = program_psnr(model, inputs, reference)
@@ -171,44 +161,43 @@ def write_bundle(out: str | Path, pipe: Any, components: Mapping[str, Component]
 
     def write(root: Path) -> None:
         root.mkdir(parents=True)
+        (root / "golden").mkdir()
         entries = {}
         for name, component in components.items():
-            entry: dict[str, Any] = {**component.spec.to_json(), "golden": f"golden/{name}.safetensors"}
-            (root / "golden").mkdir(exist_ok=True)
-            save_arrays(root / entry["golden"], component_arrays(*golden.components[name]))
-            if "coreml" in options.targets:
-                entry["coreml"] = _write_coreml(root, name, coreml[name])
+            golden_path = f"golden/{name}.safetensors"
+            save_arrays(root / golden_path, component_arrays(*golden.components[name]))
+            executorch = None
             if "executorch" in options.targets:
-                entry["executorch"] = _write_pte(root, component, golden, options)
+                executorch = _write_pte(root, component, golden, options)
                 log(f"  {name}: ExecuTorch program written ({options.quantization})")
-            entries[name] = entry
+            entries[name] = ComponentEntry(component.spec, golden_path,
+                                           _write_coreml(root, name, coreml[name]) if "coreml" in options.targets
+                                           else None, executorch)
         save_arrays(root / "golden" / "tryon.safetensors",
                     {**golden.inputs.arrays(), **{f"result.{k}": v for k, v in golden.result.items()}})
         tokenizer = getattr(pipe, "tokenizer", None) if "coreml" in options.targets else None
         if tokenizer is not None:
             _write_tokenizer(pipe, root / "coreml")
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "created_by": f"tryon_lab {__version__}",
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "source_model": source,
-            "runtime": runtime_contract(pipe),
-            "scheduler": _jsonable(dict(pipe.scheduler.config)),
-            "tokenizer": {"vocab": "coreml/vocab.json", "merges": "coreml/merges.txt",
-                          "max_length": int(tokenizer.model_max_length)} if tokenizer is not None else None,
-            "targets": [t for t in TARGETS if t in options.targets],
-            "components": entries,
-            "golden": {"tryon": "golden/tryon.safetensors", "prompt": golden.prompt, "steps": options.steps,
-                       "guidance_scale": options.guidance_scale, "seed": options.seed},
-            "files": file_hashes(root),
-        }
-        (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest = Manifest(
+            created_by=f"tryon_lab {__version__}",
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            source_model=source,
+            runtime=Runtime(**runtime_contract(pipe)),
+            scheduler=_jsonable(dict(pipe.scheduler.config)),
+            tokenizer=TokenizerFiles("coreml/vocab.json", "coreml/merges.txt", int(tokenizer.model_max_length))
+            if tokenizer is not None else None,
+            targets=tuple(t for t in TARGETS if t in options.targets),
+            components=entries,
+            golden=GoldenTryOn("golden/tryon.safetensors", golden.prompt, options.steps, options.guidance_scale,
+                               options.seed),
+            files=file_hashes(root),
+        )
+        write_manifest(root, manifest)
 
     return save_atomically(out, write)
 
 
-def _write_coreml(root: Path, name: str, built: CoreMLComponent) -> dict[str, Any]:
+def _write_coreml(root: Path, name: str, built: CoreMLComponent) -> CoreMLEntry:
     folder = root / "coreml"
     folder.mkdir(exist_ok=True)
     packages = []
@@ -217,35 +206,34 @@ def _write_coreml(root: Path, name: str, built: CoreMLComponent) -> dict[str, An
         package = f"{name}Chunk{index}" if chunked else name
         path = folder / f"{package}.mlpackage"
         chunk.model.save(str(path))
-        packages.append({"name": package, "path": path.relative_to(root).as_posix(), **package_io(chunk.model),
-                         "bits": weight_report(chunk.model).to_json(), "size_bytes": folder_bytes(path)})
-    return {
-        "precision": built.conversion.precision,
-        "deployment_target": DEPLOYMENT_TARGET,
-        "conversion_psnr": _number(built.conversion.psnr),
-        "psnr": _number(built.psnr),
-        "compression": built.compression,
-        "bits": _combined_bits(built.chunks),
-        "size_bytes": sum(p["size_bytes"] for p in packages),
-        "packages": packages,
-        "chunking": {"chunks": len(built.chunks), "balance": round(chunk_balance(built.chunks), 4),
-                     "max_abs_difference_vs_unchunked": built.chunk_difference} if chunked else None,
-    }
+        io = package_io(chunk.model)
+        packages.append(Package(package, path.relative_to(root).as_posix(),
+                                tuple(map(TensorSpec.from_json, io["inputs"])),
+                                tuple(map(TensorSpec.from_json, io["outputs"])),
+                                Bits.of(weight_report(chunk.model)), folder_bytes(path)))
+    combined = WeightReport(tuple(w for c in built.chunks for w in weight_report(c.model).weights))
+    return CoreMLEntry(
+        precision=built.conversion.precision,
+        deployment_target=DEPLOYMENT_TARGET,
+        conversion_psnr=_number(built.conversion.psnr),
+        psnr=_number(built.psnr),
+        compression=built.compression,
+        bits=Bits.of(combined),
+        size_bytes=sum(p.size_bytes for p in packages),
+        packages=tuple(packages),
+        chunking=Chunking(len(built.chunks), round(chunk_balance(built.chunks), 4), built.chunk_difference)
+        if chunked else None,
+    )
 
 
-def _combined_bits(chunks: list[Chunk]) -> dict[str, Any]:
-    return WeightReport(tuple(w for c in chunks for w in weight_report(c.model).weights)).to_json()
-
-
-def _write_pte(root: Path, component: Component, golden: Golden, options: ExportOptions) -> dict[str, Any]:
+def _write_pte(root: Path, component: Component, golden: Golden, options: ExportOptions) -> ExecuTorchEntry:
     from tryon_lab.export.executorch import export_pte
 
     folder = root / "executorch"
     folder.mkdir(exist_ok=True)
     path = export_pte(component, golden.components[component.name][0], folder / f"{component.name}.pte",
                       options.quantization)
-    return {"path": path.relative_to(root).as_posix(), "quantization": options.quantization,
-            "size_bytes": path.stat().st_size}
+    return ExecuTorchEntry(path.relative_to(root).as_posix(), options.quantization, path.stat().st_size)
 
 
 def _write_tokenizer(pipe: Any, folder: Path) -> None:
@@ -278,9 +266,9 @@ def folder_bytes(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def file_hashes(root: Path) -> dict[str, dict[str, Any]]:
-    """``{relative path: {sha256, bytes}}`` of every file under ``root`` except the manifest."""
-    return {p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+def file_hashes(root: Path) -> dict[str, FileEntry]:
+    """``{relative path: FileEntry}`` of every file under ``root`` except the manifest."""
+    return {p.relative_to(root).as_posix(): FileEntry(sha256_file(p), p.stat().st_size)
             for p in sorted(root.rglob("*")) if p.is_file() and p.relative_to(root).as_posix() != MANIFEST}
 
 

@@ -6,30 +6,19 @@ golden data, verification and the phone loop stay one code path:
 - ``components``: the components that make the U-Net's conditioning (besides the VAE's);
 - ``token_count(pipe)``: rows of the U-Net's ``encoder_hidden_states``;
 - ``runtime(pipe)``: its entries of the manifest's runtime contract;
-- ``golden_inputs(pipe, sample)``: the fixed try-on's conditioning arrays from a world sample;
-- ``unet_inputs(runners, inputs, condition)``: the U-Net inputs the phone loop computes once per
-  try-on, in guidance rows (unconditional first): ``encoder_hidden_states`` and, for a DTC model
-  with a hint encoder, the hint maps.
+- ``golden_inputs(pipe, sample)``: the fixed try-on's conditioning arrays from a world sample.
 
-Text: the prompt's and the empty negative prompt's token ids through the TextEncoder. Reference
-(Diffuse to Choose), as ``DTCPipeline`` with guidance: the ImageEncoder gives the null tokens and
-the reference's tokens; the HintEncoder sees the masked-image latent and latent mask in both rows,
-an all-``EMPTY_HINT`` hint with the null tokens, then the hint with the reference's tokens.
+The phone loop's side (how the runners turn these into U-Net inputs) is ``runner.unet_conditioning``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from tryon_lab.export.errors import BundleError, ExportInputError
-from tryon_lab.models.channels import split_inpaint_channels
 from tryon_lab.models.dtc import EMPTY_HINT
-
-if TYPE_CHECKING:
-    from tryon_lab.export.runner import Runner, TryOnInputs
 
 
 class TextConditioning:
@@ -54,14 +43,6 @@ class TextConditioning:
             return ids.astype(np.int32)
 
         return {"input_ids": tokens(sample.caption), "negative_input_ids": tokens("")}
-
-    def unet_inputs(self, runners: Mapping[str, Runner], inputs: TryOnInputs,
-                    condition: np.ndarray) -> dict[str, np.ndarray]:
-        """``encoder_hidden_states`` (2, L, D): the negative prompt's, then the prompt's."""
-        encode = runners["TextEncoder"].predict
-        cond = encode({"input_ids": inputs.input_ids})["last_hidden_state"]
-        uncond = encode({"input_ids": inputs.negative_input_ids})["last_hidden_state"]
-        return {"encoder_hidden_states": np.concatenate([uncond, cond]).astype(np.float32)}
 
 
 class ReferenceConditioning:
@@ -91,18 +72,6 @@ class ReferenceConditioning:
         """The sample's reference (1, 3, R, R) and its hint in the sample's mask, as ``DTCPipeline`` makes them."""
         return {"reference": pipe.reference_pixels([sample.reference]).numpy(),
                 "hint": pipe.make_hints([sample.reference], [sample.shape_mask]).numpy()}
-
-    def unet_inputs(self, runners: Mapping[str, Runner], inputs: TryOnInputs,
-                    condition: np.ndarray) -> dict[str, np.ndarray]:
-        """``encoder_hidden_states`` (2, N, D) from the ImageEncoder and, with a HintEncoder, its maps."""
-        tokens = runners["ImageEncoder"].predict({"reference": inputs.reference})["encoder_hidden_states"]
-        if "HintEncoder" not in runners:
-            return {"encoder_hidden_states": tokens}
-        hints = np.concatenate([np.full_like(inputs.hint, EMPTY_HINT), inputs.hint]).astype(np.float32)
-        masked_latent, latent_mask = split_inpaint_channels(condition)
-        maps = runners["HintEncoder"].predict({"masked_latent": masked_latent, "latent_mask": latent_mask,
-                                              "hint": hints, "encoder_hidden_states": tokens})
-        return {"encoder_hidden_states": tokens, **maps}
 
 
 Conditioning = TextConditioning | ReferenceConditioning

@@ -13,14 +13,8 @@ from typing import Any
 
 
 from tryon_lab.errors import ConfigError
-from tryon_lab.export.verify import (
-    bundle_path,
-    component_runners,
-    load_arrays,
-    make_scheduler,
-    read_manifest,
-    to_image,
-)
+from tryon_lab.export.manifest import MANIFEST, read_manifest
+from tryon_lab.export.verify import component_runners, golden_tryon, make_scheduler, to_image
 from tryon_lab.tables import format_table
 
 GARMENT, DTC = "garment model", "DTC model"
@@ -106,12 +100,11 @@ def contract_table(bundle: str | Path) -> str:
     """The manifest's components with their inputs, outputs and per-target sizes, as a text table."""
     manifest = read_manifest(bundle)
     rows = []
-    for name, entry in manifest["components"].items():
-        sizes = [f"{target} {entry[target]['size_bytes'] / 1e6:.2f} MB" for target in ("coreml", "executorch")
-                 if target in entry]
+    for name, entry in manifest.components.items():
+        sizes = [f"{target} {getattr(entry, target).size_bytes / 1e6:.2f} MB" for target in entry.targets]
         for direction in ("inputs", "outputs"):
-            for tensor in entry[direction]:
-                rows.append([name, direction[:-1], tensor["name"], "x".join(map(str, tensor["shape"])), tensor["dtype"],
+            for tensor in getattr(entry.spec, direction):
+                rows.append([name, direction[:-1], tensor.name, "x".join(map(str, tensor.shape)), tensor.dtype,
                              ", ".join(sizes)])
                 name, sizes = "", []
     return format_table(rows, ["component", "", "tensor", "shape", "dtype", "size"])
@@ -122,8 +115,8 @@ def bundle_runners(bundle: str | Path, backend: str = "auto") -> dict[str, dict[
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
     runners: dict[str, dict[str, Any]] = {}
-    for name, entry in manifest["components"].items():
-        for target, runner in component_runners(bundle, manifest["files"], name, entry, backend).items():
+    for name, entry in manifest.components.items():
+        for target, runner in component_runners(bundle, entry, backend).items():
             runners.setdefault(target, {})[name] = runner
     return runners
 
@@ -131,20 +124,18 @@ def bundle_runners(bundle: str | Path, backend: str = "auto") -> dict[str, dict[
 def golden_tryons(bundle: str | Path) -> dict[str, tuple[Any, float | None]]:
     """The bundle's golden try-on, re-run by every runtime: {label: (PIL image, PSNR dB of the
     generated region against PyTorch's, None for PyTorch itself)}."""
-    from tryon_lab.export.runner import TryOnInputs, run_tryon
+    from tryon_lab.export.runner import run_tryon
     from tryon_lab.metrics.image import masked_psnr
 
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
-    golden = manifest["golden"]
-    arrays = load_arrays(bundle_path(bundle, golden["tryon"], manifest["files"]))
-    inputs = TryOnInputs.from_arrays(arrays, golden["steps"], float(golden["guidance_scale"]))
+    inputs, arrays = golden_tryon(bundle, manifest)
     mask = arrays["mask"][0, 0] > 0.5
     reference = to_image(arrays["result.image"])
     shown: dict[str, tuple[Any, float | None]] = {"PyTorch (golden)": (reference, None)}
     labels = {"coreml": "Core ML (MIL executor)", "executorch": "ExecuTorch"}
     for target, runners in bundle_runners(bundle).items():
-        image = to_image(run_tryon(runners, inputs, make_scheduler(manifest["scheduler"]))["image"])
+        image = to_image(run_tryon(runners, inputs, make_scheduler(manifest.scheduler))["image"])
         shown[labels[target]] = (image, masked_psnr(image, reference, mask))
     return shown
 
@@ -153,8 +144,7 @@ def tryon_figure(bundle: str | Path):
     """A figure of ``golden_tryons``: the input, then one try-on per runtime titled with its PSNR."""
     from tryon_lab.plotting import image_grid
 
-    manifest = read_manifest(bundle)
-    arrays = load_arrays(bundle_path(Path(bundle), manifest["golden"]["tryon"], manifest["files"]))
+    _, arrays = golden_tryon(Path(bundle), read_manifest(bundle))
     shown = golden_tryons(bundle)
     masked = to_image(arrays["image"] * (1.0 - arrays["mask"]))
     titles = ["input, mask blanked"] + [label if psnr is None else f"{label}: {psnr:.1f} dB"
@@ -169,7 +159,7 @@ def tamper_copy(bundle: str | Path, out: str | Path) -> Path:
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(bundle, out)
-    largest = max((p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"), key=lambda p: p.stat().st_size)
+    largest = max((p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST), key=lambda p: p.stat().st_size)
     data = bytearray(largest.read_bytes())
     data[len(data) // 2] ^= 0xFF
     largest.write_bytes(bytes(data))

@@ -20,6 +20,7 @@ import torch
 
 from tryon_lab.export.conditioning import TEXT, of_pipeline
 from tryon_lab.export.contract import Component, ComponentSpec
+from tryon_lab.export.errors import BundleError
 from tryon_lab.export.runner import RecordingRunner, TorchRunner, TryOnInputs, run_tryon
 
 Arrays = dict[str, np.ndarray]
@@ -90,10 +91,14 @@ def save_arrays(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def load_arrays(path: str | Path) -> Arrays:
-    """Read a safetensors file written by ``save_arrays``."""
+    """Read a safetensors file written by ``save_arrays``; ``BundleError`` if it is not one."""
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise BundleError(f"{Path(path).name} is not a readable safetensors file: {err}") from None
 
 
 def component_arrays(inputs: Arrays, outputs: Arrays) -> Arrays:

@@ -5,7 +5,8 @@ signature): ``TorchRunner`` (the PyTorch reference), ``mil.load_runner`` (Core M
 ``executorch.PteRunner`` (.pte files). ``ChainedRunner`` runs U-Net chunks with Apple's rule: chunk
 k sees only chunk k-1's outputs plus the original inputs. ``run_tryon`` is the phone's try-on loop,
 step for step what ``TryOnInpaintPipeline.__call__`` (a prompt) or ``DTCPipeline.__call__`` (a
-reference image) does on a model-sized square; ``conditioning`` says how each makes its U-Net inputs.
+reference image) does on a model-sized square; ``unet_conditioning`` makes the U-Net inputs of each
+kind of conditioning (``conditioning``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch
 
 from tryon_lab.export.conditioning import REFERENCE, TEXT, Conditioning
 from tryon_lab.export.contract import Component
-from tryon_lab.models.channels import inpaint_channels
+from tryon_lab.models.channels import inpaint_channels, split_inpaint_channels
+from tryon_lab.models.dtc import EMPTY_HINT
 from tryon_lab.pipelines.latents import latent_mask
 
 
@@ -113,6 +115,41 @@ class TryOnInputs:
                    guidance_scale=guidance_scale, **optional)
 
 
+def _text_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
+                       condition: np.ndarray) -> dict[str, np.ndarray]:
+    """``encoder_hidden_states`` (2, L, D): the negative prompt's, then the prompt's."""
+    encode = runners["TextEncoder"].predict
+    cond = encode({"input_ids": inputs.input_ids})["last_hidden_state"]
+    uncond = encode({"input_ids": inputs.negative_input_ids})["last_hidden_state"]
+    return {"encoder_hidden_states": np.concatenate([uncond, cond]).astype(np.float32)}
+
+
+def _reference_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
+                            condition: np.ndarray) -> dict[str, np.ndarray]:
+    """``encoder_hidden_states`` (2, N, D) from the ImageEncoder (null tokens, then the reference's) and,
+    with a HintEncoder, its maps: the masked-image latent and latent mask in both rows, an
+    all-``EMPTY_HINT`` hint with the null tokens, then the hint with the reference's tokens."""
+    tokens = runners["ImageEncoder"].predict({"reference": inputs.reference})["encoder_hidden_states"]
+    if "HintEncoder" not in runners:
+        return {"encoder_hidden_states": tokens}
+    hints = np.concatenate([np.full_like(inputs.hint, EMPTY_HINT), inputs.hint]).astype(np.float32)
+    masked_latent, mask = split_inpaint_channels(condition)
+    maps = runners["HintEncoder"].predict({"masked_latent": masked_latent, "latent_mask": mask,
+                                          "hint": hints, "encoder_hidden_states": tokens})
+    return {"encoder_hidden_states": tokens, **maps}
+
+
+_CONDITIONING_INPUTS = {TEXT.name: _text_conditioning, REFERENCE.name: _reference_conditioning}
+
+
+def unet_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
+                      condition: np.ndarray) -> dict[str, np.ndarray]:
+    """The U-Net inputs a try-on computes once, in guidance rows (unconditional first), from ``inputs``
+    and the (2, 5, h, w) inpainting ``condition``: ``encoder_hidden_states`` and, for a DTC model with
+    a hint encoder, the hint maps."""
+    return _CONDITIONING_INPUTS[inputs.conditioning.name](runners, inputs, condition)
+
+
 def run_tryon(runners: Mapping[str, Runner], inputs: TryOnInputs, scheduler: Any,
               on_step: Callable[[int, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
     """Inpaint ``inputs.image`` inside ``inputs.mask`` with the runners named by the contract
@@ -131,7 +168,7 @@ def run_tryon(runners: Mapping[str, Runner], inputs: TryOnInputs, scheduler: Any
     lmask = latent_mask(torch.from_numpy(inputs.mask), masked_latent.shape[-1]).numpy()
     condition = inpaint_channels(lmask, masked_latent)
     condition = np.concatenate([condition, condition])
-    fixed = inputs.conditioning.unet_inputs(runners, inputs, condition)  # once per try-on, reused every step
+    fixed = unet_conditioning(runners, inputs, condition)  # once per try-on, reused every step
 
     scheduler.set_timesteps(inputs.steps)
     latents = torch.from_numpy(inputs.noise) * scheduler.init_noise_sigma

@@ -16,7 +16,6 @@ which a student can make agree with anything) still fails on a disagreement, but
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -25,10 +24,22 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from tryon_lab.export.bundle import MANIFEST, TARGETS, folder_bytes
-from tryon_lab.export.conditioning import TEXT, Conditioning, named
+from tryon_lab.export.bundle import folder_bytes
+from tryon_lab.export.conditioning import TEXT, Conditioning
 from tryon_lab.export.contract import ComponentSpec, TensorSpec, pipeline_components
 from tryon_lab.export.errors import BundleError
+from tryon_lab.export.manifest import (
+    MANIFEST,
+    TARGETS,
+    Bits,
+    ComponentEntry,
+    Compression,
+    CoreMLEntry,
+    Manifest,
+    ManifestError,
+    Package,
+    read_manifest,
+)
 from tryon_lab.export.palettize import PALETTE_BITS, WEIGHT_THRESHOLD, WeightReport
 from tryon_lab.grading.errors import PackageError, SubmissionRejected
 from tryon_lab.grading.filetypes import MAX_JSON_BYTES, file_problem
@@ -71,7 +82,8 @@ class Context:
     reference: Reference | None = None
     unpacked: Unpacked | None = None
     unreadable: bool = False
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None  # set by the manifest check
+    parsed: Manifest | BundleError | None = None  # parse_manifest's result, kept
     packages: dict[str, LoadedPackage] = field(default_factory=dict)  # "coreml/X.mlpackage" -> read back
     runners: dict[str, Any] = field(default_factory=dict)  # Core ML runners the numerics check built
 
@@ -82,11 +94,25 @@ class Context:
             raise Blocked("the submission was not unpacked")
         return self.unpacked.root
 
-    def need_manifest(self) -> dict[str, Any]:
+    def need_manifest(self) -> Manifest:
         """The parsed manifest, or ``Blocked`` if it could not be read."""
         if self.manifest is None:
             raise Blocked("not run: manifest.json could not be read")
         return self.manifest
+
+    def parse_manifest(self) -> Manifest:
+        """The copy's manifest, parsed once (over ``MAX_JSON_BYTES`` it is not read); ``BundleError`` if it cannot be."""
+        if self.parsed is None:
+            path = self.root / MANIFEST
+            try:
+                if path.is_file() and path.stat().st_size > MAX_JSON_BYTES:
+                    raise BundleError(f"{MANIFEST} is over {MAX_JSON_BYTES} bytes")
+                self.parsed = read_manifest(self.root)
+            except BundleError as err:
+                self.parsed = err
+        if isinstance(self.parsed, BundleError):
+            raise self.parsed
+        return self.parsed
 
     def relative(self, message: str) -> str:
         """``message`` with the copy's absolute paths made relative to the bundle."""
@@ -134,42 +160,14 @@ def component_packages(coreml: Path, name: str) -> list[Path]:
     return [p for _, p in chunks] or ([single] if single.exists() else [])
 
 
-def _entry(manifest: dict[str, Any], name: str) -> dict[str, Any]:
-    entry = manifest["components"].get(name)
-    if not isinstance(entry, dict):
-        raise BundleError(f"the manifest has no component {name!r}")
-    return entry
-
-
-def _coreml_packages(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """A component entry's Core ML packages, each a dict with a string ``path``; ``BundleError`` otherwise."""
-    packages = entry.get("coreml", {}).get("packages") if isinstance(entry.get("coreml"), dict) else None
-    if not isinstance(packages, list) or not packages or \
-            not all(isinstance(p, dict) and isinstance(p.get("path"), str) for p in packages):
-        raise BundleError("its coreml entry lists no packages (each an object with a path)")
-    return packages
-
-
-def conditioning_of(manifest: Any) -> Conditioning:
-    """The conditioning a manifest's ``runtime.conditioning`` names (bundles that predate it are text);
-    ``BundleError`` for an unknown one."""
-    runtime = manifest.get("runtime") if isinstance(manifest, dict) else None
-    return named(runtime.get("conditioning", "text") if isinstance(runtime, dict) else "text")
-
-
 def submission_conditioning(context: Context) -> Conditioning:
     """The reference bundle's conditioning, else what the submission's manifest declares (text if it cannot be read)."""
     if context.reference:
-        return conditioning_of(context.reference.manifest)
-    path = context.root / MANIFEST
+        return context.reference.manifest.conditioning
     try:
-        return conditioning_of(context.manifest or ({} if _too_large(path) else json.loads(path.read_bytes())))
-    except (OSError, ValueError, RecursionError, BundleError):
+        return context.parse_manifest().conditioning
+    except BundleError:
         return TEXT
-
-
-def _too_large(path: Path) -> bool:
-    return path.is_file() and path.stat().st_size > MAX_JSON_BYTES
 
 
 def expected_components(context: Context) -> list[str]:
@@ -250,88 +248,42 @@ def _coreml_layout(coreml: Path, expected: list[str], tokenizer: bool, strict: b
 
 @check("manifest", "manifest.json parses; every file's sha256 and size match it; its paths stay inside")
 def check_manifest(context: Context) -> Outcome:
-    """Parse manifest.json (setting ``context.manifest``); fail on any hash, size or path it gets wrong."""
-    from tryon_lab.export.verify import check_files, read_manifest
+    """Parse manifest.json (setting ``context.manifest``); fail on any field, hash, size or path it gets wrong."""
+    from tryon_lab.export.verify import check_files
 
-    root = context.root
-    if _too_large(root / MANIFEST):
-        return Outcome(False, f"{MANIFEST} is over {MAX_JSON_BYTES} bytes")
     try:
-        manifest = read_manifest(root)
+        manifest = context.parse_manifest()
     except BundleError as err:
-        return Outcome(False, context.relative(str(err)))
+        details = err.details() if isinstance(err, ManifestError) else []
+        return Outcome(False, context.relative(str(err)), [context.relative(d) for d in details[:MAX_LISTED]])
     context.manifest = manifest
-    problems = []
-    try:
-        problems += check_files(root, manifest)
-    except BundleError as err:
-        problems.append(str(err))
-    problems += _size_problems(root, manifest)
-    problems += _golden_problems(root, manifest)
-    return verdict(problems, f"{len(manifest['files'])} files: every sha256 and size matches")
+    problems = check_files(context.root, manifest) + _size_problems(context.root, manifest)
+    return verdict(problems, f"{len(manifest.files)} files: every sha256 and size matches")
 
 
-def _golden_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
-    """What would stop ``tryon-lab verify`` from replaying the manifest's golden try-on."""
-    from tryon_lab.export.verify import MAX_STEPS, SCHEDULERS, bundle_path
-
-    golden, problems = manifest["golden"], []
-    try:
-        bundle_path(root, golden.get("tryon"), manifest["files"])
-    except BundleError as err:
-        problems.append(f"golden.tryon: {err}")
-    steps, scale = golden.get("steps"), golden.get("guidance_scale")
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
-        problems.append(f"golden.steps must be an integer in [1, {MAX_STEPS}], got {steps!r:.40}")
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale):
-        problems.append(f"golden.guidance_scale must be a number, got {scale!r:.40}")
-    if manifest["scheduler"].get("_class_name") not in SCHEDULERS:
-        problems.append(f"scheduler {manifest['scheduler'].get('_class_name')!r:.60} is not one of {SCHEDULERS}")
-    return problems
-
-
-def _size_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
+def _size_problems(root: Path, manifest: Manifest) -> list[str]:
     """Sizes the manifest states (files' bytes, packages' and programs' size_bytes) against the disk."""
-    from tryon_lab.export.verify import bundle_path
-
-    files, problems = manifest["files"], []
-    for relative, entry in files.items():
-        try:
-            path = bundle_path(root, relative)
-        except BundleError:
-            continue  # check_files reports it
-        if isinstance(entry, dict) and path.is_file() and entry.get("bytes") != path.stat().st_size:
-            problems.append(f"{relative}: the manifest says {entry.get('bytes')!r:.20} bytes, the file has "
-                            f"{path.stat().st_size}")
-    for name, entry in manifest["components"].items():
-        try:
-            problems += _component_sizes(root, files, name, entry, bundle_path)
-        except (BundleError, KeyError, TypeError, AttributeError) as err:
-            problems.append(f"component {name!r:.40}: malformed entry ({err})")
-    return problems
-
-
-def _component_sizes(root: Path, files: dict, name: str, entry: dict, bundle_path: Callable) -> list[str]:
     problems = []
-    coreml = entry.get("coreml")
-    if coreml is not None:
-        total = 0
-        for package in _coreml_packages(entry):
-            path = bundle_path(root, package["path"], files)
-            actual = folder_bytes(path) if path.exists() else 0
-            total += actual
-            if package.get("size_bytes") != actual:
-                problems.append(f"{package['path']}: size_bytes {package.get('size_bytes')!r:.20} in the manifest, "
-                                f"{actual} on disk")
-        if coreml.get("size_bytes") != total:
-            problems.append(f"component {name}: coreml size_bytes {coreml.get('size_bytes')!r:.20}, packages total {total}")
-    executorch = entry.get("executorch")
-    if executorch is not None:
-        path = bundle_path(root, executorch["path"], files)
-        actual = path.stat().st_size if path.is_file() else 0
-        if executorch.get("size_bytes") != actual:
-            problems.append(f"{executorch['path']}: size_bytes {executorch.get('size_bytes')!r:.20}, {actual} on disk")
-    bundle_path(root, entry["golden"], files)
+    for relative, entry in manifest.files.items():
+        path = root / relative
+        if path.is_file() and entry.bytes != path.stat().st_size:
+            problems.append(f"{relative}: the manifest says {entry.bytes} bytes, the file has {path.stat().st_size}")
+    for name, entry in manifest.components.items():
+        if entry.coreml is not None:
+            total = 0
+            for package in entry.coreml.packages:
+                path = root / package.path
+                actual = folder_bytes(path) if path.exists() else 0
+                total += actual
+                if package.size_bytes != actual:
+                    problems.append(f"{package.path}: size_bytes {package.size_bytes} in the manifest, {actual} on disk")
+            if entry.coreml.size_bytes != total:
+                problems.append(f"component {name}: coreml size_bytes {entry.coreml.size_bytes}, packages total {total}")
+        if entry.executorch is not None:
+            path = root / entry.executorch.path
+            actual = path.stat().st_size if path.is_file() else 0
+            if entry.executorch.size_bytes != actual:
+                problems.append(f"{entry.executorch.path}: size_bytes {entry.executorch.size_bytes}, {actual} on disk")
     return problems
 
 
@@ -364,7 +316,7 @@ def check_programs(context: Context) -> Outcome:
     return verdict(problems, f"{len(packages)} packages read back, all weights finite", rows)
 
 
-def contract_specs(manifest: dict[str, Any]) -> dict[str, ComponentSpec]:
+def contract_specs(manifest: Manifest) -> dict[str, ComponentSpec]:
     """The specs ``tryon_lab.export.contract`` gives a text pipeline of the sizes ``manifest`` declares.
 
     The contract's builders read sizes from a pipeline; a stand-in carrying the manifest's runtime
@@ -375,31 +327,23 @@ def contract_specs(manifest: dict[str, Any]) -> dict[str, ComponentSpec]:
     networks (the hint maps are measured), so they are checked against a reference bundle only:
     ``BundleError`` here.
     """
-    if conditioning_of(manifest) is not TEXT:
+    if manifest.conditioning is not TEXT:
         raise BundleError("a reference-conditioned (DTC) bundle's contract can only be checked against a "
                           "reference bundle (--reference)")
-    runtime = manifest.get("runtime")
-    try:
-        sizes = {key: int(runtime[key]) for key in ("resolution", "latent_size", "token_length", "vae_scale_factor")}
-        channels = len(runtime["unet_channels"])
-    except (TypeError, KeyError, ValueError):
-        raise BundleError("the manifest's runtime lacks resolution, latent_size, token_length, vae_scale_factor "
-                          "or unet_channels") from None
+    runtime = manifest.runtime
 
     def width(component: str, side: str, tensor: str, axis: int) -> int:
-        try:
-            spec = ComponentSpec.from_json(component, manifest["components"][component])
-            return next(t.shape[axis] for t in getattr(spec, side) if t.name == tensor)
-        except (KeyError, StopIteration, IndexError, BundleError):
-            return 1  # the component is missing or malformed: reported on its own
+        entry = manifest.components.get(component)
+        shapes = [t.shape for t in getattr(entry.spec, side) if t.name == tensor] if entry else []
+        return shapes[0][axis] if shapes and len(shapes[0]) > axis else 1  # missing or malformed: reported on its own
 
     hidden = width("TextEncoder", "outputs", "last_hidden_state", 2)
     latent_channels = width("VAEEncoder", "outputs", "latent", 1)
     ns = SimpleNamespace
-    pipe = ns(resolution=sizes["resolution"], vae_scale_factor=sizes["vae_scale_factor"],
-              tokenizer=ns(model_max_length=sizes["token_length"]), text_encoder=ns(config=ns(hidden_size=hidden)),
-              unet=ns(config=ns(sample_size=sizes["latent_size"], in_channels=channels, out_channels=latent_channels,
-                                cross_attention_dim=hidden)),
+    pipe = ns(resolution=runtime.resolution, vae_scale_factor=runtime.vae_scale_factor,
+              tokenizer=ns(model_max_length=runtime.token_length), text_encoder=ns(config=ns(hidden_size=hidden)),
+              unet=ns(config=ns(sample_size=runtime.latent_size, in_channels=len(runtime.unet_channels),
+                                out_channels=latent_channels, cross_attention_dim=hidden)),
               vae=ns(config=ns(latent_channels=latent_channels, scaling_factor=1.0)))
     return {name: component.spec for name, component in pipeline_components(pipe).items()}
 
@@ -424,38 +368,25 @@ def spec_differences(got: ComponentSpec, expected: ComponentSpec, against: str) 
 def check_contract(context: Context) -> Outcome:
     """Compare the manifest's component specs with the expected ones, and the programs' own inputs and outputs with both."""
     manifest = context.need_manifest()
-    components = manifest["components"]
-    try:
-        expected, against, notes = _expected_specs(context, manifest)
-    except BundleError as err:
-        return Outcome(False, str(err))
+    components = manifest.components
+    expected, against, notes = _expected_specs(context, manifest)
     problems = [f"component {name} is missing from the manifest" for name in expected if name not in components]
     if context.reference:
         theirs = context.reference.manifest
-        problems += [f"component {name!r:.40} is not in the reference bundle" for name in components if name not in expected]
-        problems += _section_differences("runtime", manifest.get("runtime"), theirs["runtime"], _prose)
-        problems += _section_differences("scheduler", manifest["scheduler"], theirs["scheduler"],
+        problems += [f"component {name} is not in the reference bundle" for name in components if name not in expected]
+        problems += _section_differences("runtime", manifest.runtime.to_json(), theirs.runtime.to_json(), _prose)
+        problems += _section_differences("scheduler", manifest.scheduler, theirs.scheduler,
                                          lambda key, value: key == "_diffusers_version")
-        try:
-            if conditioning_of(manifest) is not conditioning_of(theirs):
-                problems.append(f"runtime.conditioning is {conditioning_of(manifest).name}, the reference bundle's is "
-                                f"{conditioning_of(theirs).name}")
-        except BundleError as err:
-            problems.append(f"runtime: {err}")
     for name, spec in expected.items():
         if name not in components:
             continue
-        try:
-            declared = ComponentSpec.from_json(name, components[name])
-        except BundleError as err:
-            problems.append(str(err))
-            continue
+        declared = components[name].spec
         if spec is not None:
             problems += spec_differences(declared, spec, against)
-        if "coreml" in components[name]:
+        if components[name].coreml is not None:
             try:
-                problems += _program_differences(context, declared, _coreml_packages(components[name]))
-            except BundleError as err:
+                problems += _program_differences(context, declared, components[name].coreml.packages)
+            except BundleError as err:  # a program declaring a tensor no contract allows
                 problems.append(f"component {name}: {err}")
     outcome = verdict(problems, f"{len(expected)} components match {against} and their programs")
     outcome.details = outcome.details or notes
@@ -463,12 +394,12 @@ def check_contract(context: Context) -> Outcome:
     return outcome
 
 
-def _expected_specs(context: Context, manifest: dict[str, Any]) -> tuple[dict[str, ComponentSpec | None], str, list[str]]:
+def _expected_specs(context: Context, manifest: Manifest) -> tuple[dict[str, ComponentSpec | None], str, list[str]]:
     """({component: the spec it must have, or None where only its programs can be compared}, what the
-    specs come from, notes); ``BundleError`` if the manifest cannot say."""
+    specs come from, notes)."""
     if context.reference:
         return dict(context.reference.specs), "the reference bundle", []
-    if conditioning_of(manifest) is TEXT:
+    if manifest.conditioning is TEXT:
         return dict(contract_specs(manifest)), "the contract", []
     return ({name: None for name in expected_components(context)}, "the manifest",
             ["no reference bundle: a DTC bundle's programs are compared with its own manifest only"])
@@ -478,11 +409,10 @@ def _prose(key: str, value: Any) -> bool:
     return isinstance(value, str) and key != "conditioning"  # runtime notes for people, e.g. latent_mask
 
 
-def _section_differences(section: str, mine: Any, theirs: dict[str, Any], ignore: Callable[[str, Any], bool]) -> list[str]:
+def _section_differences(section: str, mine: dict[str, Any], theirs: dict[str, Any],
+                         ignore: Callable[[str, Any], bool]) -> list[str]:
     """Entries of manifest section ``section`` that differ from the reference's (floats to 1e-6; entries
     for which ``ignore(key, value)`` holds are not compared)."""
-    if not isinstance(mine, dict):
-        return [f"the manifest has no {section} section"]
     problems = []
     for key, value in theirs.items():
         if ignore(key, value):
@@ -497,26 +427,26 @@ def _section_differences(section: str, mine: Any, theirs: dict[str, Any], ignore
     return problems
 
 
-def _program_differences(context: Context, spec: ComponentSpec, packages: list[dict[str, Any]]) -> list[str]:
+def _program_differences(context: Context, spec: ComponentSpec, packages: tuple[Package, ...]) -> list[str]:
     """What the programs themselves declare against the manifest's package entries and ``spec``."""
     problems, produced = [], {}
     inputs = {t.name: t for t in spec.inputs}
     for index, package in enumerate(packages):
-        path = package["path"]
-        loaded = context.packages.get(path)
+        loaded = context.packages.get(package.path)
         if loaded is None:
-            problems.append(f"{path!r:.80}: no readable package at that path (see programs)")
+            problems.append(f"{package.path}: no readable package at that path (see programs)")
             return problems
-        for side in ("inputs", "outputs"):
-            if package.get(side) != loaded.io[side]:
-                problems.append(f"{path}: the manifest lists {side} {_shapes(package.get(side))}, the program declares "
+        for side, listed in package.io().items():
+            if listed != loaded.io[side]:
+                problems.append(f"{package.path}: the manifest lists {side} {_shapes(listed)}, the program declares "
                                 f"{_shapes(loaded.io[side])}")
         for entry in loaded.io["inputs"]:
             tensor = TensorSpec.from_json(entry)
             known = produced.get(tensor.name) or inputs.get(tensor.name)
             if known is None or known.shape != tensor.shape:
                 where = "the previous chunk" if index else "the component"
-                problems.append(f"{path}: input {tensor.name} {list(tensor.shape)} is not an output of {where} of that shape")
+                problems.append(f"{package.path}: input {tensor.name} {list(tensor.shape)} is not an output of {where} "
+                                "of that shape")
         produced = {t.name: t for t in map(TensorSpec.from_json, loaded.io["outputs"])}
     for tensor in spec.outputs:
         if tensor.name not in produced or (produced[tensor.name].shape, produced[tensor.name].dtype) != \
@@ -525,11 +455,8 @@ def _program_differences(context: Context, spec: ComponentSpec, packages: list[d
     return problems
 
 
-def _shapes(entries: Any) -> str:
-    if not isinstance(entries, list):
-        return repr(entries)[:80]
-    return ", ".join(f"{e.get('name')} {e.get('shape')} {e.get('dtype')}" if isinstance(e, dict) else repr(e)[:40]
-                     for e in entries)
+def _shapes(entries: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{e['name']} {e['shape']} {e['dtype']}" for e in entries)
 
 
 @check("bits", "Palettization read from the programs: the manifest's claims, and the rubric's widths and average")
@@ -539,16 +466,12 @@ def check_bits(context: Context) -> Outcome:
     settings = context.rubric.settings["bits"]
     problems, rows = [], []
     for name in settings["components"]:
-        if name not in manifest["components"]:
+        if name not in manifest.components:
             problems.append(f"component {name} is missing, so it cannot be palettized")
-    for name, entry in manifest["components"].items():
-        if not isinstance(entry, dict) or "coreml" not in entry:
+    for name, entry in manifest.components.items():
+        if entry.coreml is None:
             continue
-        try:
-            report = _component_bits(context, name, entry, problems)
-        except BundleError as err:
-            problems.append(f"component {name}: {err}")
-            continue
+        report = _component_bits(context, name, entry.coreml, problems)
         if report is None:
             continue
         widths = sorted(b for b in report.histogram if b < 16)
@@ -556,7 +479,7 @@ def check_bits(context: Context) -> Outcome:
         rows.append({"component": name, "average bits": round(report.average_bits, 3),
                      f"average bits, tensors over {WEIGHT_THRESHOLD} elements": round(graded, 3),
                      "palette widths": ", ".join(map(str, widths)) or "none",
-                     "claimed": _claim(entry["coreml"].get("compression"))})
+                     "claimed": _claim(entry.coreml.compression)})
         if name in settings["components"]:
             if not widths:
                 problems.append(f"{name} is not palettized (every weight is {max(report.histogram, default=16)}-bit)")
@@ -579,60 +502,48 @@ def graded_average_bits(report: WeightReport) -> float:
     return WeightReport(tuple(w for w in report.weights if w.bits < 16 or w.elements > WEIGHT_THRESHOLD)).average_bits
 
 
-def _component_bits(context: Context, name: str, entry: dict[str, Any], problems: list[str]) -> WeightReport | None:
+def _component_bits(context: Context, name: str, coreml: CoreMLEntry, problems: list[str]) -> WeightReport | None:
     """The combined weight report of a component's programs, adding to ``problems`` where the manifest's
     per-package and per-component bits or its compression claim do not hold; None if a program is unreadable."""
     reports = []
-    for package in _coreml_packages(entry):
-        loaded = context.packages.get(package["path"])
+    for package in coreml.packages:
+        loaded = context.packages.get(package.path)
         if loaded is None:
-            problems.append(f"{package['path']!r:.80}: no readable program to read bits from (see programs)")
+            problems.append(f"{package.path}: no readable program to read bits from (see programs)")
             return None
         reports.append(loaded.weights)
-        if not _same_bits(package.get("bits"), loaded.weights.to_json()):
-            problems.append(f"{package['path']}: the manifest claims {_describe(package.get('bits'))}, the program holds "
-                            f"{_describe(loaded.weights.to_json())}")
+        if not _same_bits(package.bits, loaded.weights):
+            problems.append(f"{package.path}: the manifest claims {_describe(package.bits)}, the program holds "
+                            f"{_describe(Bits.of(loaded.weights))}")
     combined = WeightReport(tuple(w for r in reports for w in r.weights))
-    coreml = entry["coreml"]
-    if not _same_bits(coreml.get("bits"), combined.to_json()):
-        problems.append(f"component {name}: the manifest claims {_describe(coreml.get('bits'))}, its programs hold "
-                        f"{_describe(combined.to_json())}")
-    claim = coreml.get("compression")
+    if not _same_bits(coreml.bits, combined):
+        problems.append(f"component {name}: the manifest claims {_describe(coreml.bits)}, its programs hold "
+                        f"{_describe(Bits.of(combined))}")
+    claim = coreml.compression
     widths = {b for b in combined.histogram if b < 16}
-    if not isinstance(claim, dict) or claim.get("mode") not in ("none", "kmeans"):
-        problems.append(f"component {name}: unknown compression claim {claim!r:.80}")
-        return combined
-    if claim["mode"] == "none":
+    if not claim.palettized:
         permitted = set()
     else:
-        permitted = set(PALETTE_BITS) if claim.get("bits") == "mixed" else {claim.get("bits")}
-    if not widths <= permitted or (claim["mode"] == "kmeans" and not widths):
+        permitted = set(PALETTE_BITS) if claim.bits == "mixed" else {claim.bits}
+    if not widths <= permitted or (claim.palettized and not widths):
         held = f"{sorted(widths)}-bit palettes" if widths else "no palettes"
         problems.append(f"component {name}: the manifest claims {_claim(claim)}, the programs hold {held}")
     return combined
 
 
-def _same_bits(claimed: Any, actual: dict[str, Any]) -> bool:
-    if not isinstance(claimed, dict) or not isinstance(claimed.get("average"), (int, float)):
-        return False
-    return (math.isclose(claimed["average"], actual["average"], abs_tol=1e-3) and claimed.get("histogram") == actual["histogram"]
-            and claimed.get("weight_elements") == actual["weight_elements"])
+def _same_bits(claimed: Bits, report: WeightReport) -> bool:
+    actual = Bits.of(report)
+    return (math.isclose(claimed.average, actual.average, abs_tol=1e-3) and claimed.histogram == actual.histogram
+            and claimed.weight_elements == actual.weight_elements)
 
 
-def _describe(bits: Any) -> str:
-    if not isinstance(bits, dict):
-        return f"{bits!r:.60}"
-    histogram = bits.get("histogram")
-    widths = ", ".join(f"{k}-bit {v}" for k, v in histogram.items()) if isinstance(histogram, dict) else "?"
-    return f"{bits.get('average')!r:.10} bits on average ({widths})"
+def _describe(bits: Bits) -> str:
+    widths = ", ".join(f"{k}-bit {v}" for k, v in sorted(bits.histogram.items()))
+    return f"{bits.average:g} bits on average ({widths})"
 
 
-def _claim(compression: Any) -> str:
-    if not isinstance(compression, dict):
-        return f"{compression!r:.40}"
-    if compression.get("mode") == "none":
-        return "no palettization"
-    return f"{compression.get('mode')} {compression.get('bits')}-bit"
+def _claim(compression: Compression) -> str:
+    return f"kmeans {compression.bits}-bit" if compression.palettized else "no palettization"
 
 
 @check("chunks", "The chunked component's pieces: how many, and the size of the largest on disk")
@@ -652,12 +563,12 @@ def check_chunks(context: Context) -> Outcome:
     if sizes[biggest] > settings["max_chunk_bytes"]:
         problems.append(f"coreml/{biggest} is {sizes[biggest]} bytes; the rubric allows {settings['max_chunk_bytes']} "
                         "per chunk")
-    if context.manifest is not None and isinstance(context.manifest["components"].get(name), dict):
-        coreml = context.manifest["components"][name].get("coreml")
-        chunking = coreml.get("chunking") if isinstance(coreml, dict) else None
-        claimed = chunking.get("chunks") if isinstance(chunking, dict) else 1
+    entry = context.manifest.components.get(name) if context.manifest is not None else None
+    if entry is not None:
+        chunking = entry.coreml.chunking if entry.coreml is not None else None
+        claimed = chunking.chunks if chunking is not None else 1
         if claimed != len(packages):
-            problems.append(f"the manifest says {name} is in {claimed!r:.20} chunks, the bundle has {len(packages)}")
+            problems.append(f"the manifest says {name} is in {claimed} chunks, the bundle has {len(packages)}")
     rows = [{"package": f"coreml/{n}", "bytes": b} for n, b in sizes.items()]
     return verdict(problems, f"{name}: {len(packages)} chunks, largest {sizes[biggest]} bytes", rows)
 
@@ -668,23 +579,21 @@ def check_numerics(context: Context) -> Outcome:
     """Run every component on every graded target on the golden inputs; fail where the outputs miss the bars."""
     manifest = context.need_manifest()
     settings = context.rubric.settings["numerics"]
-    listed = manifest.get("targets") if isinstance(manifest.get("targets"), list) else []
-    targets = [t for t in settings["targets"] if t in listed]
+    targets = [t for t in settings["targets"] if t in manifest.targets]
     if not targets:
         return Outcome(False, f"the manifest lists none of the targets {settings['targets']}")
     expected, _, _ = _expected_specs(context, manifest)
     problems, rows = [], []
     for name, spec in expected.items():
-        spec = spec or ComponentSpec.from_json(name, manifest["components"][name])  # the contract check passed
+        entry = manifest.components[name]  # the contract check passed, so every expected component is there
         try:
-            inputs, outputs = context.reference.golden(name) if context.reference else _own_golden(context, name)
+            inputs, outputs = context.reference.golden(name) if context.reference else _own_golden(context, entry)
         except Exception as err:  # a damaged golden file: safetensors and numpy raise many types
             problems.append(f"{name}: golden data unreadable ({type(err).__name__}: {context.relative(str(err))[:200]})")
             continue
-        entry = manifest["components"][name]
         for target in targets:
-            if target in entry:
-                row = _run_component(context, name, spec, entry, target, inputs, outputs)
+            if target in entry.targets:
+                row = _run_component(context, entry, spec or entry.spec, target, inputs, outputs)
                 rows.append(row)
                 if row["result"] != "ok":
                     problems.append(f"{name} ({target}): {row['result']}")
@@ -697,42 +606,45 @@ def check_numerics(context: Context) -> Outcome:
     return outcome
 
 
-def _own_golden(context: Context, name: str):
+def _own_golden(context: Context, entry: ComponentEntry):
     from tryon_lab.export.golden import load_arrays, split_component_arrays
-    from tryon_lab.export.verify import bundle_path
 
-    manifest = context.manifest
-    return split_component_arrays(load_arrays(bundle_path(context.root, _entry(manifest, name)["golden"],
-                                                          manifest["files"])))
+    return split_component_arrays(load_arrays(context.root / entry.golden))
 
 
-def _run_component(context: Context, name: str, spec: ComponentSpec, entry: dict[str, Any], target: str,
+def _unread(context: Context, packages: tuple[Package, ...]) -> str | None:
+    """Why ``packages`` cannot run (one was not read back safely by the programs check), or None."""
+    unread = [p.path for p in packages if p.path not in context.packages]
+    return f"{unread[0]} was not read back safely (see programs)" if unread else None
+
+
+def _run_component(context: Context, entry: ComponentEntry, spec: ComponentSpec, target: str,
                    inputs: dict, outputs: dict) -> dict[str, Any]:
     """Run one component on one target; a row with its numbers, bar and ``result`` ("ok" or why not)."""
-    from tryon_lab.export.verify import _compare, coreml_runner, bundle_path
+    from tryon_lab.export.verify import compare_outputs, coreml_runner
 
     settings = context.rubric.settings["numerics"]
+    name = entry.spec.name
     row: dict[str, Any] = {"component": name, "target": target}
     try:
         if target == "coreml":
-            packages = _coreml_packages(entry)
-            unread = [p["path"] for p in packages if p["path"] not in context.packages]
+            packages = entry.coreml.packages
+            unread = _unread(context, packages)
             if unread:
-                return {**row, "result": f"not run: {unread[0]!r:.80} was not read back safely (see programs)"}
-            palettized = any(context.packages[p["path"]].palettized for p in packages)
-            runner = coreml_runner(context.root, context.manifest["files"], packages, "mil")
+                return {**row, "result": f"not run: {unread}"}
+            palettized = any(context.packages[p.path].palettized for p in packages)
+            runner = coreml_runner(context.root, packages, "mil")
             context.runners[name] = runner
-            psnr, error, relative = _compare(runner, inputs, outputs)
+            psnr, error, relative = compare_outputs(runner, inputs, outputs)
             bar = settings["min_psnr_palettized"] if palettized else settings["min_psnr"]
             row.update(psnr=psnr, max_abs_error=error, relative_error=relative, bar=f">= {bar:g} dB")
             passed = psnr >= bar
         else:
             from tryon_lab.export.executorch import PteRunner
 
-            quantized = entry["executorch"].get("quantization") != "none"
-            runner = PteRunner(bundle_path(context.root, entry["executorch"]["path"], context.manifest["files"]), spec)
-            psnr, error, relative = _compare(runner, inputs, outputs)
-            if quantized:
+            runner = PteRunner(context.root / entry.executorch.path, spec)
+            psnr, error, relative = compare_outputs(runner, inputs, outputs)
+            if entry.executorch.quantization != "none":
                 bar = settings["min_psnr_palettized"]
                 row.update(psnr=psnr, max_abs_error=error, relative_error=relative, bar=f">= {bar:g} dB")
                 passed = psnr >= bar
@@ -749,7 +661,7 @@ def _run_component(context: Context, name: str, spec: ComponentSpec, entry: dict
 @check("tryon", "A whole try-on on the reference's golden inputs: PSNR of the generated region", needs=("contract",))
 def check_tryon(context: Context) -> Outcome:
     """Run a whole try-on with the submission's Core ML components on the reference's golden inputs; fail below the PSNR bar."""
-    from tryon_lab.export.verify import coreml_runner, _tryon_row
+    from tryon_lab.export.verify import coreml_runner, tryon_row
 
     if context.reference is None:
         return Outcome(True, "not run: no reference bundle (--reference) to compare a try-on with", unverified=True)
@@ -761,20 +673,19 @@ def check_tryon(context: Context) -> Outcome:
         if name in context.runners:
             runners[name] = context.runners[name]
             continue
-        try:
-            packages = _coreml_packages(_entry(manifest, name))
-        except BundleError as err:
-            return Outcome(False, f"{name}: {err}")
-        unread = [p["path"] for p in packages if p["path"] not in context.packages]
+        entry = manifest.components.get(name)
+        if entry is None or entry.coreml is None:
+            return Outcome(False, f"{name}: the manifest lists no Core ML packages for it")
+        unread = _unread(context, entry.coreml.packages)
         if unread:
-            return Outcome(False, f"{name}: {unread[0]!r:.80} was not read back safely (see programs)")
+            return Outcome(False, f"{name}: {unread}")
         try:
-            runners[name] = coreml_runner(context.root, manifest["files"], packages, "mil")
+            runners[name] = coreml_runner(context.root, entry.coreml.packages, "mil")
         except Exception as err:
             return Outcome(False, f"{name}: cannot be loaded ({type(err).__name__}: {context.relative(str(err))[:200]})")
     bar = context.rubric.get("tryon", "min_psnr")
     try:
-        row = _tryon_row(context.reference.path, context.reference.manifest, "coreml", runners)
+        row = tryon_row(context.reference.path, context.reference.manifest, "coreml", runners)
     except Exception as err:
         return Outcome(False, f"the try-on could not run ({type(err).__name__}: {context.relative(str(err))[:200]})")
     rows = [{"target": "coreml", "psnr": row.psnr, "max_abs_error": row.max_abs_error, "bar": f">= {bar:g} dB",

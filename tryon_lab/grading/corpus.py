@@ -22,11 +22,11 @@ import struct
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from tryon_lab.export.bundle import MANIFEST, file_hashes, folder_bytes
+from tryon_lab.export.bundle import file_hashes, folder_bytes
+from tryon_lab.export.manifest import MANIFEST, Compression, Manifest, read_manifest, write_manifest
 from tryon_lab.grading.errors import GradingInputError
 from tryon_lab.grading.rubric import Rubric
 
@@ -82,26 +82,28 @@ def _copy(bundle: Path, target: Path) -> Path:
     return target
 
 
-def _manifest(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / MANIFEST).read_text())
+Edit = Callable[[Manifest], Manifest]
 
 
-def _save_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+def edit_manifest(folder: Path, edit: Edit) -> None:
+    """Replace ``folder``'s manifest with ``edit`` of it, as it is (a lie stays a lie)."""
+    write_manifest(folder, edit(read_manifest(folder)))
 
 
-def refresh_manifest(folder: Path) -> None:
-    """Re-hash ``folder``'s files and re-measure its packages into its manifest (an honest manifest)."""
-    manifest = _manifest(folder)
-    manifest["files"] = file_hashes(folder)
-    for entry in manifest["components"].values():
-        coreml = entry.get("coreml")
-        if coreml:
-            for package in coreml["packages"]:
-                path = folder / package["path"]
-                package["size_bytes"] = folder_bytes(path) if path.exists() else 0
-            coreml["size_bytes"] = sum(p["size_bytes"] for p in coreml["packages"])
-    _save_manifest(folder, manifest)
+def refresh_manifest(folder: Path, edit: Edit | None = None) -> None:
+    """``edit`` ``folder``'s manifest (if given), then re-hash its files and re-measure its packages into
+    it: an honest manifest of whatever the folder holds."""
+    manifest = read_manifest(folder)
+    manifest = edit(manifest) if edit else manifest
+    components = {}
+    for name, entry in manifest.components.items():
+        if entry.coreml is not None:
+            packages = tuple(replace(p, size_bytes=folder_bytes(folder / p.path) if (folder / p.path).exists() else 0)
+                             for p in entry.coreml.packages)
+            entry = replace(entry, coreml=replace(entry.coreml, packages=packages,
+                                                  size_bytes=sum(p.size_bytes for p in packages)))
+        components[name] = entry
+    write_manifest(folder, replace(manifest, components=components, files=file_hashes(folder)))
 
 
 def _zip(folder: Path, target: Path, prefix: str = "bundle/", extra: Callable[[zipfile.ZipFile], None] | None = None) -> None:
@@ -119,6 +121,26 @@ def _changed(bundle: Path, target: Path, change: Callable[[Path], None], honest:
     change(target)
     if honest:
         refresh_manifest(target)
+
+
+def _lying(bundle: Path, target: Path, edit: Edit) -> None:
+    """A folder submission: ``bundle`` copied to ``target`` with its manifest ``edit``ed, then refreshed
+    (so only the edit is untrue)."""
+    _copy(bundle, target)
+    refresh_manifest(target, edit)
+
+
+def _component(manifest: Manifest, name: str, **changes) -> Manifest:
+    """``manifest`` with component ``name``'s entry changed as ``dataclasses.replace`` would."""
+    return replace(manifest, components={**manifest.components,
+                                         name: replace(manifest.components[name], **changes)})
+
+
+def _tensor_changed(spec, side: str, index: int, **changes):
+    """``spec`` with tensor ``index`` of ``side`` (inputs or outputs) changed."""
+    tensors = list(getattr(spec, side))
+    tensors[index] = replace(tensors[index], **changes)
+    return replace(spec, **{side: tuple(tensors)})
 
 
 def blob_regions(weights: Path) -> list[tuple[int, int, int]]:
@@ -256,12 +278,10 @@ def _disguised_pickle(bundle, target, rubric, forbidden):
 
 
 def _missing_component(bundle, target, rubric, forbidden):
-    def drop(folder):
-        shutil.rmtree(folder / "coreml" / "VAEDecoder.mlpackage")
-        manifest = _manifest(folder)
-        del manifest["components"]["VAEDecoder"]
-        _save_manifest(folder, manifest)
-    _changed(bundle, target, drop)
+    _copy(bundle, target)
+    shutil.rmtree(target / "coreml" / "VAEDecoder.mlpackage")
+    refresh_manifest(target, lambda m: replace(m, components={k: v for k, v in m.components.items()
+                                                              if k != "VAEDecoder"}))
 
 
 def _missing_weights(bundle, target, rubric, forbidden):
@@ -276,11 +296,11 @@ def _tampered(bundle, target, rubric, forbidden):
 
 
 def _size_lie(bundle, target, rubric, forbidden):
-    def lie(folder):
-        manifest = _manifest(folder)
-        manifest["files"]["coreml/vocab.json"]["bytes"] += 1
-        _save_manifest(folder, manifest)
-    _changed(bundle, target, lie, honest=False)
+    def lie(manifest):
+        vocab = manifest.files["coreml/vocab.json"]
+        return replace(manifest, files={**manifest.files, "coreml/vocab.json": replace(vocab, bytes=vocab.bytes + 1)})
+    _copy(bundle, target)
+    edit_manifest(target, lie)
 
 
 def _manifest_not_json(bundle, target, rubric, forbidden):
@@ -302,49 +322,53 @@ def _nan_weights(bundle, target, rubric, forbidden):
 def _package_escape(bundle, target, rubric, forbidden):
     def escape(folder):
         path = folder / "coreml" / "VAEDecoder.mlpackage" / "Manifest.json"
-        manifest = json.loads(path.read_text())
-        for entry in manifest["itemInfoEntries"].values():
+        listing = json.loads(path.read_text())
+        for entry in listing["itemInfoEntries"].values():
             if entry["name"] == "weights":
                 entry["path"] = "../../../../../../../../etc"
-        path.write_text(json.dumps(manifest, indent=4))
+        path.write_text(json.dumps(listing, indent=4))
     _changed(bundle, target, escape)
 
 
 def _shape_lie(bundle, target, rubric, forbidden):
-    def lie(folder):
-        manifest = _manifest(folder)
-        image = manifest["components"]["VAEDecoder"]["outputs"][0]
-        image["shape"] = [1, 3, image["shape"][2] * 2, image["shape"][3] * 2]
-        _save_manifest(folder, manifest)
-    _changed(bundle, target, lie)
+    def lie(manifest):
+        spec = manifest.components["VAEDecoder"].spec
+        _, channels, height, width = spec.outputs[0].shape
+        return _component(manifest, "VAEDecoder",
+                          spec=_tensor_changed(spec, "outputs", 0, shape=(1, channels, height * 2, width * 2)))
+    _lying(bundle, target, lie)
 
 
 def _renamed_input(bundle, target, rubric, forbidden):
-    def rename(folder):
-        manifest = _manifest(folder)
-        manifest["components"]["Unet"]["inputs"][0]["name"] = "latent_sample"
-        _save_manifest(folder, manifest)
-    _changed(bundle, target, rename)
+    def rename(manifest):
+        spec = manifest.components["Unet"].spec
+        return _component(manifest, "Unet", spec=_tensor_changed(spec, "inputs", 0, name="latent_sample"))
+    _lying(bundle, target, rename)
 
 
 def _bits_lie(bundle, target, rubric, forbidden):
-    def lie(folder):
-        manifest = _manifest(folder)
-        coreml = manifest["components"]["Unet"]["coreml"]
-        claimed = 4 if coreml["compression"].get("bits") != 4 else 8
-        coreml["compression"]["bits"] = claimed
-        for bits in [coreml["bits"], *(p["bits"] for p in coreml["packages"])]:
-            bits["histogram"] = {(str(claimed) if int(k) < 16 else k): v for k, v in bits["histogram"].items()}
-        _save_manifest(folder, manifest)
-    _changed(bundle, target, lie)
+    def lie(manifest):
+        coreml = manifest.components["Unet"].coreml
+        claimed = 4 if coreml.compression.bits != 4 else 8
+
+        def relabel(bits):
+            histogram: dict[int, int] = {}
+            for width, elements in bits.histogram.items():
+                width = claimed if width < 16 else width
+                histogram[width] = histogram.get(width, 0) + elements
+            return replace(bits, histogram=histogram)
+
+        return _component(manifest, "Unet", coreml=replace(
+            coreml, compression=replace(coreml.compression, bits=claimed), bits=relabel(coreml.bits),
+            packages=tuple(replace(p, bits=relabel(p.bits)) for p in coreml.packages)))
+    _lying(bundle, target, lie)
 
 
 def _claims_no_palettes(bundle, target, rubric, forbidden):
-    def lie(folder):
-        manifest = _manifest(folder)
-        manifest["components"]["Unet"]["coreml"]["compression"] = {"mode": "none"}
-        _save_manifest(folder, manifest)
-    _changed(bundle, target, lie)
+    def lie(manifest):
+        return _component(manifest, "Unet", coreml=replace(manifest.components["Unet"].coreml,
+                                                           compression=Compression("none")))
+    _lying(bundle, target, lie)
 
 
 def _oversized_chunk(bundle, target, rubric, forbidden):

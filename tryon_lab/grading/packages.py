@@ -42,7 +42,7 @@ class LoadedPackage:
         return any(bits < 16 for bits in self.weights.histogram)
 
 
-def check_package_manifest(package: Path) -> None:
+def check_listing(package: Path) -> None:
     """Check ``package/Manifest.json``: JSON, a root model, and item paths that stay inside ``Data``."""
     path = package / "Manifest.json"
     if not path.is_file():
@@ -50,11 +50,11 @@ def check_package_manifest(package: Path) -> None:
     if path.stat().st_size > MAX_PACKAGE_MANIFEST_BYTES:
         raise PackageError("its Manifest.json is too large to be a package manifest")
     try:
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
+        listing = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise PackageError("its Manifest.json is not valid JSON") from None
-    entries = manifest.get("itemInfoEntries") if isinstance(manifest, dict) else None
-    if not isinstance(entries, dict) or manifest.get("rootModelIdentifier") not in entries:
+    entries = listing.get("itemInfoEntries") if isinstance(listing, dict) else None
+    if not isinstance(entries, dict) or listing.get("rootModelIdentifier") not in entries:
         raise PackageError("its Manifest.json names no root model among its itemInfoEntries")
     data = package / "Data"
     for key, entry in entries.items():
@@ -66,7 +66,7 @@ def check_package_manifest(package: Path) -> None:
             raise PackageError(f"its Manifest.json item path {item!r:.80} leaves the package")
         if not (data / pure).exists():
             raise PackageError(f"its Manifest.json names Data/{item:.80}, which is not in the package")
-    if not (data / entries[manifest["rootModelIdentifier"]]["path"]).is_file():
+    if not (data / entries[listing["rootModelIdentifier"]]["path"]).is_file():
         raise PackageError("its Manifest.json root model is not a file")
 
 
@@ -79,7 +79,7 @@ def load_package(package: Path) -> LoadedPackage:
     from tryon_lab.export.mil import as_mlmodel, load_program
     from tryon_lab.export.palettize import weight_report
 
-    check_package_manifest(package)
+    check_listing(package)
     try:
         model = as_mlmodel(package)
         program = load_program(model)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from tryon_lab.export.contract import ComponentSpec
 from tryon_lab.export.errors import BundleError
 from tryon_lab.export.golden import load_arrays, split_component_arrays
-from tryon_lab.export.verify import bundle_path, check_files, read_manifest
+from tryon_lab.export.manifest import Manifest, read_manifest
+from tryon_lab.export.verify import check_files
 from tryon_lab.grading.errors import ReferenceBundleError
 
 Arrays = dict[str, np.ndarray]
@@ -27,13 +27,16 @@ class Reference:
     """A checked reference bundle: its ``path``, ``manifest`` and component ``specs``."""
 
     path: Path
-    manifest: dict[str, Any]
-    specs: dict[str, ComponentSpec]
+    manifest: Manifest
+
+    @property
+    def specs(self) -> dict[str, ComponentSpec]:
+        """{component: the spec a submission's component must have}."""
+        return {name: entry.spec for name, entry in self.manifest.components.items()}
 
     def golden(self, name: str) -> tuple[Arrays, Arrays]:
         """(inputs, outputs) of component ``name``'s golden call."""
-        entry = self.manifest["components"][name]
-        return split_component_arrays(load_arrays(bundle_path(self.path, entry["golden"], self.manifest["files"])))
+        return split_component_arrays(load_arrays(self.path / self.manifest.components[name].golden))
 
 
 def load_reference(path: str | Path, check_hashes: bool = True) -> Reference:
@@ -46,11 +49,9 @@ def load_reference(path: str | Path, check_hashes: bool = True) -> Reference:
         raise ReferenceBundleError(f"reference bundle {path} is not a folder (unzip it first)")
     try:
         manifest = read_manifest(path)
-        problems = check_files(path, manifest) if check_hashes else []
-        specs = {name: ComponentSpec.from_json(name, entry) for name, entry in manifest["components"].items()}
-        bundle_path(path, manifest["golden"].get("tryon"), manifest["files"])
     except BundleError as err:
         raise ReferenceBundleError(f"reference bundle {path}: {err}") from None
+    problems = check_files(path, manifest) if check_hashes else []
     if problems:
         raise ReferenceBundleError(f"reference bundle {path} fails its own manifest: {'; '.join(problems[:5])}")
-    return Reference(path, manifest, specs)
+    return Reference(path, manifest)

@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tryon_lab.export.bundle import MANIFEST
+from tryon_lab.export.manifest import MANIFEST
 from tryon_lab.grading.errors import SubmissionRejected
 from tryon_lab.grading.rubric import Limits
 

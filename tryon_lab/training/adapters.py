@@ -26,7 +26,7 @@ from tryon_lab.data.world import caption_for
 from tryon_lab.errors import ConfigError
 from tryon_lab.training.dreambooth.lora_files import LORA_FILE, TOKEN_FILE, attach_lora, identifier_embedding
 from tryon_lab.training.dreambooth.token import check_token, ensure_token
-from tryon_lab.training.dreambooth.train import RECORD, REFERENCE, read_record
+from tryon_lab.training.garment_format import RECORD, REFERENCE, read_record
 
 MODEL_CARD = "README.md"  # diffusers' training scripts put the instance prompt in its metadata
 

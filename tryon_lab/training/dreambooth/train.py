@@ -24,12 +24,9 @@ from tryon_lab.training.dreambooth.instances import InstanceSet, class_images
 from tryon_lab.training.dreambooth.lora_files import save_lora_garment
 from tryon_lab.training.dreambooth.objective import DreamBoothObjective
 from tryon_lab.training.dreambooth.token import TokenVector, add_identifier_token, check_token
+from tryon_lab.training.garment_format import FORMAT, RECORD, REFERENCE, read_record
 from tryon_lab.training.loop import LoopSettings
 
-RECORD = "dreambooth.json"
-REFERENCE = "reference.png"
-FORMAT = "tryon-lab-dreambooth/2"
-FORMATS = (FORMAT, "tryon-lab-dreambooth/1")  # readable; 1: the LoRA layout plain diffusers cannot load
 # LoRA target presets (peft matches a module whose name ends with one of these).
 LORA_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections of every transformer block
 LORA_TRANSFORMER = LORA_ATTENTION + ("proj_in", "proj_out", "ff.net.0.proj", "ff.net.2")  # + feed-forward, in/out
@@ -344,22 +341,6 @@ def save_dreambooth(result: DreamBoothResult, out_dir: str | Path, dtype: torch.
         write_json(tmp / RECORD, record)
 
     return save_atomically(out_dir, write)
-
-
-def read_record(folder: str | Path) -> dict:
-    """The ``dreambooth.json`` of a saved garment; ``ConfigError`` if there is none."""
-    import json
-
-    path = Path(folder) / RECORD
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{folder} is not a DreamBooth output (no {RECORD})") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path} is not readable JSON: {err}") from None
-    if record.get("format") not in FORMATS:
-        raise ConfigError(f"{path}: format {record.get('format')!r} is not one of {', '.join(map(repr, FORMATS))}")
-    return record
 
 
 def load_dreambooth(folder: str | Path, base: str | Path | None = None, device: str | None = None):
