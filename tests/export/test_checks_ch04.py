@@ -70,3 +70,70 @@ def test_even_cuts_by_layer_count_are_not_balanced():
 def test_wrong_cut_counts_are_explained():
     with pytest.raises(ExerciseError, match="2 chunks need 1 cuts, you gave 0"):
         check_balanced_cuts(lambda sizes, n: [])
+
+
+# --- exercise 3: the greedy mixed-bit allocator -------------------------------------------------------
+
+
+def greedy_allocation(layers, budget):
+    allocation = {name: 16 for name in layers}
+    total = 0.0
+    while True:
+        moves = []
+        for name, layer in layers.items():
+            narrower = [b for b in layer["noise"] if b < allocation[name]]
+            if narrower:
+                bits = max(narrower)
+                added = layer["noise"][bits] - (0.0 if allocation[name] == 16 else layer["noise"][allocation[name]])
+                moves.append((added / ((allocation[name] - bits) * layer["elements"]), name, bits, added))
+        for _, name, bits, added in sorted(moves):
+            if total + added <= budget:
+                allocation[name], total = bits, total + added
+                break
+        else:
+            return allocation
+
+
+def with_the_package(layers, budget):
+    """The package's allocate_bits (PSNR domain) gives the exercise's allocation."""
+    import math
+
+    from tryon_lab.export.mixed_bits import Sensitivity, allocate_bits
+
+    sensitivities = [Sensitivity(name, layer["elements"], {b: -10 * math.log10(n) for b, n in layer["noise"].items()})
+                     for name, layer in layers.items()]
+    target = math.inf if budget == 0 else -10 * math.log10(budget * (1 + 1e-9))
+    return allocate_bits(sensitivities, target_psnr=target)
+
+
+def test_greedy_allocation_right_answers_pass(capsys):
+    from tryon_lab.checks.ch04 import check_greedy_allocation
+
+    assert check_greedy_allocation(greedy_allocation)
+    assert check_greedy_allocation(with_the_package)
+    assert capsys.readouterr().out.count("✓ greedy_allocation passed") == 2
+
+
+def _mistaken(mistake):
+    from tryon_lab.checks.ch04 import reference_allocation
+
+    return lambda layers, budget: reference_allocation(layers, budget, mistake)
+
+
+@pytest.mark.parametrize("wrong, says", [
+    (_mistaken("ignores size"), "ignores the layer's size"),
+    (_mistaken("noise only"), "ignores the layer's size|noise they add alone"),
+    (_mistaken("ignores bits saved"), "how many bits it saves"),
+    (_mistaken("stops at the first misfit"), "try the moves in order of cost"),
+    (_mistaken("overshoots"), "times the noise budget"),
+    (lambda layers, budget: {name: min(layer["noise"]) for name, layer in layers.items()}, "noise budget"),
+    (lambda layers, budget: {name: 16 for name in layers}, "could still go narrower"),
+    (lambda layers, budget: {name: 5 for name in layers}, "neither 16 nor one of its widths"),
+    (lambda layers, budget: list(layers), "expected a dict"),
+    (lambda layers, budget: {}, "missing"),
+])
+def test_greedy_allocation_mistakes_are_named(wrong, says):
+    from tryon_lab.checks.ch04 import check_greedy_allocation
+
+    with pytest.raises(ExerciseError, match=says):
+        check_greedy_allocation(wrong)

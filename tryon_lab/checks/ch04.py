@@ -10,6 +10,16 @@ and k-means.
 a list of layer sizes, each where the running total comes closest to k/N of the total (leaving
 every chunk at least one layer). The judge
 checks each cut against the running totals themselves, never by quoting the expected cuts.
+
+``greedy_allocation(layers, budget) -> {name: bits}``: the mixed-bit allocator. ``layers`` maps a
+layer's name to ``{"elements": n, "noise": {bits: noise power}}`` (the output noise power that
+palettizing that layer alone at that width adds; 16 bits, fp16, adds none). Every layer starts at
+16; repeatedly, among the moves that take one layer to its next narrower width, the one adding the
+least noise per bit saved (noise added / (bits saved x elements)) that keeps the summed noise within
+``budget`` is made; ties go to the layer whose name sorts first; it stops when no move fits. The
+judge checks the budget, then compares with the rule and names the typical mistakes (cost without
+the layer's size or without the bits saved, stopping at the first move that does not fit, a move
+that overshoots the budget) without quoting the expected allocation.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ from tryon_lab.checks.core import Case, check_function, describe
 
 PALETTE_EXERCISE = "kmeans_palette"
 CUTS_EXERCISE = "balanced_cuts"
+ALLOCATION_EXERCISE = "greedy_allocation"
+FP16 = 16
 
 
 def check_kmeans_palette(fn) -> bool:
@@ -130,3 +142,115 @@ def judge_cuts(result, case: Case) -> str | None:
                     f"of the total; another layer gets within {best:.0f}")
         previous = cut
     return None
+
+
+# --- exercise 3: the greedy mixed-bit allocator ---------------------------------------------------------
+
+
+def check_greedy_allocation(fn) -> bool:
+    """Test the student's ``greedy_allocation(layers, budget)`` on fixed layer tables; return True or
+    raise ``ExerciseError``."""
+    __tracebackhide__ = True
+    return check_function(ALLOCATION_EXERCISE, fn, allocation_cases(), judge_allocation)
+
+
+def _layer(elements: int, gain: float, widths=(8, 6, 4, 3, 2)) -> dict:
+    # k-means noise falls about 4x per bit: the noise a layer adds at b bits ~ gain * 4**-b
+    return {"elements": elements, "noise": {b: gain * 4.0 ** -b for b in widths}}
+
+
+@lru_cache(maxsize=1)
+def allocation_cases() -> tuple[Case, ...]:
+    """Three layers by hand; a U-Net-like table of twelve layers of mixed sizes and sensitivities at two
+    budgets; layers offering different widths; a zero budget; a budget that fits everything."""
+    rng = np.random.default_rng(8)
+    names = [f"{kind}_{i}" for i, kind in enumerate(["conv_in", "down0", "down0_attn", "down1", "down1_attn", "mid",
+                                                      "mid_attn", "up1", "up1_attn", "up0", "up0_attn", "conv_out"])]
+    unet = {name: _layer(int(rng.choice([2304, 9216, 36864, 147456, 589824])), float(10 ** rng.uniform(-1, 2)))
+            for name in names}
+    unet_noise = sum(layer["noise"][4] for layer in unet.values())
+    three = {"big": _layer(100_000, 1.0), "small": _layer(1_000, 30.0), "medium": _layer(20_000, 5.0)}
+    uneven = {"a": {"elements": 5000, "noise": {8: 0.0001, 6: 0.001, 4: 0.05}},
+              "b": {"elements": 5000, "noise": {8: 0.0004, 4: 0.004, 2: 0.3}},
+              "c": {"elements": 60000, "noise": {6: 0.002, 3: 0.02}}}
+    return (
+        Case("three layers (big and robust, small and sensitive, in between)", (three, 0.01)),
+        Case("twelve U-Net-like layers, budget = their noise at 4 bits", (unet, unet_noise)),
+        Case("the same twelve layers, a tighter budget", (unet, unet_noise / 8)),
+        Case("layers offering different widths", (uneven, 0.03)),
+        Case("a budget of zero (nothing may be palettized)", (three, 0.0)),
+        Case("a budget every width fits in", (three, 1e9)),
+    )
+
+
+def reference_allocation(layers: dict, budget: float, mistake: str | None = None) -> dict[str, int]:
+    """The greedy rule, or the rule with one of ``ALLOCATION_MISTAKES`` made on purpose."""
+    allocation = {name: FP16 for name in layers}
+
+    def noise(name: str, bits: int) -> float:
+        return 0.0 if bits == FP16 else layers[name]["noise"][bits]
+
+    total = 0.0
+    while True:
+        moves = []
+        for name, layer in layers.items():
+            narrower = [b for b in layer["noise"] if b < allocation[name]]
+            if not narrower:
+                continue
+            bits = max(narrower)
+            added = noise(name, bits) - noise(name, allocation[name])
+            saved = allocation[name] - bits
+            cost = {"ignores size": added / saved, "ignores bits saved": added / layer["elements"],
+                    "noise only": added}.get(mistake, added / (saved * layer["elements"]))
+            moves.append((cost, name, bits, added))
+        made = False
+        for _, name, bits, added in sorted(moves):
+            if total + added <= budget * (1 + 1e-12) or mistake == "overshoots":
+                allocation[name], total, made = bits, total + added, True
+                break
+            if mistake == "stops at the first misfit":
+                return allocation
+        if not made or (mistake == "overshoots" and total > budget):
+            return allocation
+
+
+ALLOCATION_MISTAKES = {
+    "ignores size": "your allocation is what the rule gives when a move's cost ignores the layer's size; "
+                    "the cost is noise added per bit saved over all of the layer's elements",
+    "ignores bits saved": "your allocation is what the rule gives when a move's cost ignores how many bits it "
+                          "saves per element (8 -> 6 saves two, 4 -> 3 only one)",
+    "noise only": "your allocation is what the rule gives when moves are ranked by the noise they add alone; "
+                  "rank them by noise added per bit saved (bits saved x elements)",
+    "stops at the first misfit": "your allocation stops as soon as the cheapest move does not fit the budget; "
+                                 "a dearer move may still fit, so try the moves in order of cost",
+}
+
+
+def judge_allocation(result, case: Case) -> str | None:
+    """Return what is wrong with ``result`` as the greedy allocation of ``case``, or None."""
+    layers, budget = case.args
+    if not isinstance(result, dict):
+        return f"expected a dict {{layer name: bits}}, got {describe(result)}"
+    if set(result) != set(layers):
+        missing, extra = sorted(set(layers) - set(result)), sorted(set(result) - set(layers))
+        return f"expected one width per layer; missing {missing}, unknown {extra}"
+    for name, bits in result.items():
+        if not isinstance(bits, numbers.Integral) or (bits != FP16 and bits not in layers[name]["noise"]):
+            return f"layer {name!r} gets {bits!r} bits, which is neither 16 nor one of its widths {sorted(layers[name]['noise'])}"
+    total = sum(layers[name]["noise"][bits] for name, bits in result.items() if bits != FP16)
+    if total > budget * (1 + 1e-9):
+        return (f"your allocation adds {total / budget if budget else float('inf'):.3g} times the noise budget; "
+                "make a move only when the summed noise stays within it")
+    right = reference_allocation(layers, budget)
+    if dict(result) == right:
+        return None
+    for mistake, message in ALLOCATION_MISTAKES.items():
+        if dict(result) == reference_allocation(layers, budget, mistake):
+            return message
+    spent = sum(layers[name]["elements"] * bits for name, bits in result.items())
+    best = sum(layers[name]["elements"] * bits for name, bits in right.items())
+    if spent > best:
+        return ("your allocation stays within the budget but stops while some layer could still go narrower "
+                "(keep making moves until none fits)")
+    return ("your allocation differs from the greedy rule's: start every layer at 16 bits, and at each round "
+            "make the cheapest move that fits (noise added per bit saved per element; ties by layer name)")
