@@ -3,8 +3,9 @@
 Each subcommand is one ``_add_<name>(subparsers)`` function that registers its parser (via
 ``_command``, whose help ends with examples) and a handler ``_run_<name>(args) -> int``;
 handlers import their heavy modules inside, so ``tryon-lab --help`` stays fast. Input errors
-(``TryOnInputError``) become a one-line ``error: ...`` on stderr and exit status 2; a failed
-course notebook exits with status 1. Third-party output goes to a log file unless ``--verbose``
+(``TryOnInputError``, and arguments argparse refuses) become a one-line ``error: ...`` on stderr
+and exit status 2; a failed course notebook exits with status 1. Third-party output goes to a log
+file unless ``--verbose``
 (``tryon_lab.quiet``).
 """
 
@@ -56,9 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose refusals are one line, like the package's own errors (its subparsers
+    are of this class too)."""
+
+    def error(self, message: str):
+        """Print ``error: <prog>: message`` and where to look, then exit with status 2."""
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``tryon-lab`` parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tryon-lab",
         description="On-device diffusion virtual try-on: the course runner and toolkit.",
         epilog="Run `tryon-lab <command> --help` for a command's options and examples.",
@@ -108,7 +118,8 @@ def _add_course(subparsers) -> None:
     )
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only these notebook numbers")
     parser.add_argument(
-        "--out", default="build/course", help="where executed notebooks and artifacts go (default: %(default)s)"
+        "--out", type=_folder_out, default="build/course",
+        help="where executed notebooks and artifacts go (default: %(default)s)"
     )
     parser.add_argument("--notebooks", help="folder of NN_*.ipynb notebooks (default: the course's own)")
     parser.add_argument("--cell-timeout", type=float, help="seconds per cell (default: the profile's)")
@@ -156,7 +167,7 @@ def _add_world(subparsers) -> None:
         "Render a deterministic catalog of garments, products and scenes to a folder.",
         "  tryon-lab world render --out build/catalog --seed 1",
     )
-    render.add_argument("--out", required=True, help="folder to write the catalog to")
+    render.add_argument("--out", type=_folder_out, required=True, help="folder to write the catalog to")
     render.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
     render.add_argument("--resolution", type=int, default=128, help="image side in pixels (default: %(default)s)")
     render.add_argument("--garments", type=_count, default=24, help="garment items (default: %(default)s)")
@@ -185,14 +196,42 @@ def _run_world_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def _folder_out(text: str) -> str:
+    """An output folder's path: refused (before any work) when a file is there."""
+    from pathlib import Path
+
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder to write into")
+    return text
+
+
+def _file_out(text: str) -> str:
+    """An output file's path: refused (before any work) when a folder is there."""
+    from pathlib import Path
+
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file to write")
+    return text
+
+
+def _checked(convert, what: str, ok, bound: str):
+    """An argparse type: ``convert`` the text (refused unless it is ``what``), then refuse values for
+    which ``ok`` is false (they must be ``bound``)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse
+
+
+_count = _checked(int, "a whole number", lambda value: value >= 0, ">= 0")
+_seconds = _checked(float, "a number of seconds", lambda value: 0 < value < float("inf"), "a positive number")
 
 
 def _add_info(subparsers) -> None:
@@ -236,7 +275,8 @@ def _add_pretrain(subparsers) -> None:
     parser.add_argument("component", choices=("vae", "encoder", "unet"), help="what to train")
     parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
                         help="sizes and step counts (default: %(default)s)")
-    parser.add_argument("--out", required=True, help="folder for the finished model (written atomically)")
+    parser.add_argument("--out", type=_folder_out, required=True,
+                        help="folder for the finished model (written atomically)")
     parser.add_argument("--run-dir", help="checkpoints and losses.csv (default: runs/<profile>/<component>)")
     parser.add_argument("--vae", help="(unet) folder of the trained VAE")
     parser.add_argument("--judge", help="(unet, or vae with --into) folder of the world encoder, to score the model card")
@@ -342,7 +382,7 @@ def _add_tryon(subparsers) -> None:
     what.add_argument("--prompt", help="what to paint, e.g. 'a photo of a person wearing a red tee'")
     what.add_argument("--reference", metavar="ITEM.png", help="a picture of the item to insert (Diffuse to Choose; "
                                                              "no text, no per-item training)")
-    parser.add_argument("--out", required=True, help="where to save the PNG result")
+    parser.add_argument("--out", type=_file_out, required=True, help="where to save the PNG result")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=25, help="denoising steps (default: %(default)s)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: 4 with --prompt, "
@@ -434,7 +474,8 @@ def _add_dreambooth(subparsers) -> None:
     parser.add_argument("--base", metavar="DIR", help="base pipeline folder (default: the shipped mini-sd-inpaint)")
     parser.add_argument("--run-dir", help="class images, checkpoints, losses.csv (default: runs/<profile>/dreambooth/...)")
     parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
-    parser.add_argument("--out", required=True, help="folder for the pipeline (full) or adapter (LoRA), written atomically")
+    parser.add_argument("--out", type=_folder_out, required=True,
+                        help="folder for the pipeline (full) or adapter (LoRA), written atomically")
     parser.set_defaults(handler=_run_dreambooth)
 
 
@@ -463,7 +504,9 @@ def _add_export(subparsers) -> None:
     )
     parser.add_argument("--model", help="pipeline folder: a text model, or a DTC parts (dtc.json) or DTCPipeline "
                                          "folder (default: the shipped mini-sd-inpaint)")
-    parser.add_argument("--out", required=True, help="bundle folder to write (replaced atomically)")
+    parser.add_argument("--out", type=_folder_out, required=True,
+                        help="bundle folder to write (written atomically; an existing one only with --force)")
+    parser.add_argument("--force", action="store_true", help="replace what --out holds (refused by default)")
     parser.add_argument("--bits", choices=("16", "8", "6", "4", "mixed"), default="6",
                         help="U-Net palettization: 16 = none, or k-means bits, or per-layer mixed (default: %(default)s)")
     parser.add_argument("--chunks", type=int, default=1, help="split the U-Net into N chunks (default: %(default)s)")
@@ -492,8 +535,14 @@ def _targets(text: str) -> tuple[str, ...]:
 def _run_export(args: argparse.Namespace) -> int:
     import time
 
+    from pathlib import Path
+
+    from tryon_lab.errors import ConfigError
     from tryon_lab.export.bundle import ExportOptions, export_bundle
 
+    if not args.force and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
+        raise ConfigError(f"--out {args.out} is not empty (an earlier bundle?); pass --force to replace it, "
+                          "or choose another folder")
     target_psnr = args.target_psnr if args.target_psnr is not None else (None if args.target_bits else 30.0)
     options = ExportOptions(bits=args.bits, chunks=args.chunks, targets=args.targets, granularity=args.granularity,
                             group_size=args.group_size, target_psnr=target_psnr, target_bits=args.target_bits,
@@ -589,7 +638,8 @@ def _add_grade(subparsers) -> None:
         "  tryon-lab grade alice.zip --rubric my_rubric.toml   # laid over tryon_lab/configs/rubric.toml\n"
         "Each submission is unpacked into OUT/<student>/ and graded in its own process, with the rubric's\n"
         "time and memory limits; nothing in it is imported, unpickled or executed. Every student gets\n"
-        "OUT/<student>/report.json and report.html; OUT/summary.csv and OUT/index.html list them all.\n"
+        "OUT/<student>/report.json and report.html; OUT/summary.csv and OUT/index.html list every student\n"
+        "graded into OUT, by this run or an earlier one (grading one more adds it to the class's summary).\n"
         "Exit status: 0 every submission passed, 1 a check failed, 2 an input could not be read.",
     )
     parser.add_argument("submissions", nargs="*", metavar="SUBMISSION", help="bundle folders or .zip files of them")
@@ -598,13 +648,15 @@ def _add_grade(subparsers) -> None:
                                                              "golden try-on to meet (without it, checks that can only "
                                                              "compare a submission with itself earn no points)")
     parser.add_argument("--rubric", metavar="RUBRIC.toml", help="points, bars and limits to use instead of the defaults")
-    parser.add_argument("--out", default="build/grading", help="folder for the reports and unpacked copies "
-                                                              "(default: %(default)s)")
+    parser.add_argument("--out", type=_folder_out, default="build/grading",
+                        help="folder for the reports and unpacked copies (default: %(default)s)")
     parser.add_argument("--json", metavar="OUT", help="also write the report as JSON here (several: a list)")
     parser.add_argument("--html", metavar="OUT", help="also write the report as HTML here (several: a class page)")
     parser.add_argument("--jobs", type=_count, help="submissions graded at once (default: one per CPU core)")
-    parser.add_argument("--timeout", type=float, help="seconds per submission (default: the rubric's limits)")
+    parser.add_argument("--timeout", type=_seconds, help="seconds per submission (default: the rubric's limits)")
     parser.add_argument("--keep-files", action="store_true", help="keep each unpacked copy in OUT/<student>/submission")
+    parser.add_argument("--force", action="store_true", help="replace OUT/<student>/ reports of other submissions "
+                                                             "of the same name (refused by default)")
     parser.set_defaults(handler=_run_grade)
 
 
@@ -630,7 +682,7 @@ def _run_grade(args: argparse.Namespace) -> int:
     if reference is None:
         print(f"{NO_REFERENCE}.")
     run = grade_class(sources, args.out, rubric, reference.path if reference else None, args.jobs, args.timeout,
-                      args.keep_files)
+                      args.keep_files, force=args.force)
     single = len(run.reports) == 1 and not args.class_dir
     if single:
         print(run.reports[0].table())
@@ -643,7 +695,7 @@ def _run_grade(args: argparse.Namespace) -> int:
         write_text(html, render_html(run.reports[0]) if single else render_class_html(run.reports, links))
     passed = sum(r.status == "passed" for r in run.reports)
     print(f"{passed} of {len(run.reports)} passed in {run.seconds:.0f} s; reports in {args.out}/<student>/, "
-          f"summary {run.summary_csv} and {run.index_html}")
+          f"summary of {run.listed} student(s) in {run.summary_csv} and {run.index_html}")
     return run.exit_code
 
 

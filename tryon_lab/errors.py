@@ -32,3 +32,8 @@ class ConfigError(TryOnInputError):
 class SplitError(ConfigError):
     """Training data was asked for a val or test id (item, person, room, or the split itself):
     only evaluation may read those."""
+
+
+class WorldError(TryOnInputError):
+    """The synthetic world cannot render what was asked: a negative seed, too small a resolution, an
+    unknown kind, or an item of the wrong kind for the scene."""

@@ -78,3 +78,34 @@ def test_a_crashing_or_hanging_grader_costs_only_that_student(corpus, corpus_rub
     assert run.exit_code == 1 and len(run.summary_csv.read_text().splitlines()) == 4
     assert (tmp_path / "out" / "hangs" / "report.html").is_file()
 
+
+
+def test_grading_one_more_submission_keeps_the_class_summary(corpus, corpus_rubric_path, tmp_path, capsys):
+    """`grade --class` then `grade ONE` into the same folder: the summary lists the class and the one;
+    a different submission of a graded student's name is refused unless --force."""
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    for name in ("zip-traversal", "not-a-zip", "zip-absolute"):
+        shutil.copy(corpus[name].path, submissions)
+    out = tmp_path / "grading"
+    grade = ["grade", "--rubric", str(corpus_rubric_path), "--out", str(out), "--jobs", "2"]
+    assert main([*grade, "--class", str(submissions)]) == 2
+    assert main([*grade, str(submissions / "zip-traversal.zip")]) == 1  # the same submission, graded again
+    printed = capsys.readouterr().out
+    assert "1 of 1 passed" not in printed and "summary of 3 student(s)" in printed
+    rows = {row["student"]: row["status"] for row in csv.DictReader((out / "summary.csv").open())}
+    assert rows == {"not-a-zip": "unreadable", "zip-absolute": "failed", "zip-traversal": "failed"}
+    page = (out / "index.html").read_text()
+    assert all(f'href="{name}/report.html"' in page for name in rows)
+
+    elsewhere = tmp_path / "resubmitted"
+    elsewhere.mkdir()
+    other = shutil.copy(corpus["zip-symlink"].path, elsewhere / "zip-absolute.zip")  # another submission, same name
+    assert main([*grade, str(other)]) == 2
+    error = capsys.readouterr().err
+    assert "holds the report of" in error and "--force" in error and len(error.strip().splitlines()) == 1
+    assert json.loads((out / "zip-absolute" / "report.json").read_text())["submission"].endswith(
+        "submissions/zip-absolute.zip")  # untouched
+    assert main([*grade, str(other), "--force"]) == 1
+    assert len(list(csv.DictReader((out / "summary.csv").open()))) == 3
+    assert json.loads((out / "zip-absolute" / "report.json").read_text())["submission"] == str(other)

@@ -41,6 +41,7 @@ from tryon_lab.data.render.items import ItemShape, Motif, motif_designs, paint_i
 from tryon_lab.data.render.people import build_body, figure, garment_shape, render_body
 from tryon_lab.data.render.rooms import busy_background, person_background, product_box, room_background
 from tryon_lab.data.splits import SPLIT_CODES, SPLITS, check_split, context_ids, split_items
+from tryon_lab.errors import WorldError
 
 __all__ = ["SPLITS", "SPLIT_CODES", "World", "WorldSample", "caption_for"]
 
@@ -87,9 +88,9 @@ class World:
 
     def __init__(self, seed: int = 0, resolution: int = 128) -> None:
         if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
+            raise WorldError(f"seed must be >= 0, got {seed}")
         if resolution < 32:
-            raise ValueError(f"resolution must be >= 32 px, got {resolution}")
+            raise WorldError(f"resolution must be >= 32 px, got {resolution}")
         self.seed = int(seed)
         self.resolution = int(resolution)
         self._motifs = lru_cache(maxsize=None)(self._motif_designs)
@@ -141,14 +142,14 @@ class World:
     def render_person(self, person: PersonSpec, item: ItemSpec) -> tuple[Image.Image, np.ndarray]:
         """Return ``person`` wearing the garment ``item`` as (RGB image, bool mask of the garment)."""
         if item.kind != "garment":
-            raise ValueError(f"render_person needs a garment, got {item.item_id}")
+            raise WorldError(f"render_person needs a garment, got {item.item_id}")
         return self._render(person, item)
 
     def render_room(self, room: RoomSpec, item: ItemSpec | None) -> tuple[Image.Image, np.ndarray]:
         """Return ``room`` with the product ``item`` (or an empty spot when None) as (RGB image,
         bool mask of the product)."""
         if item is not None and item.kind != "product":
-            raise ValueError(f"render_room needs a product, got {item.item_id}")
+            raise WorldError(f"render_room needs a product, got {item.item_id}")
         return self._render(room, item)
 
     def _render(
@@ -281,5 +282,5 @@ def _pick_context(kind: str, split: str, rng: np.random.Generator) -> int:
 
 def _check_kind(kind: str) -> str:
     if kind not in KIND_CODES:
-        raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
+        raise WorldError(f"unknown kind {kind!r}; choose one of {KINDS}")
     return kind

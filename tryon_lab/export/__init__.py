@@ -9,6 +9,7 @@ Modules, in the order an export uses them:
 - ``coreml``: conversion with a measured fp16/fp32 choice;  ``palettize``: k-means palettes and
   DKM fine-tuning;  ``mixed_bits``: sensitivity and allocation;  ``chunking``: N balanced chunks;
 - ``mil``: the Linux MIL executor;  ``executorch``: ``.pte`` programs;  ``runner``: the phone's loop;
-- ``bundle``: writing the bundle and its manifest;  ``verify``: checking a bundle;
+- ``bundle``: writing the bundle;  ``manifest``: its manifest, parsed and validated once;
+  ``verify``: checking a bundle;
 - ``compare``: PSNR and error measures;  ``figures``: the chapter's plots;  ``errors``.
 """

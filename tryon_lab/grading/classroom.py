@@ -5,12 +5,16 @@ once, so starting one costs milliseconds while a crash in a native parser (corem
 ExecuTorch), runaway memory or a hang costs that student's grade only: the parent kills the child
 after ``limits.timeout_seconds``, reads the partial report the child kept up to date, and marks
 the check that was running as failed. One bad submission never stops the run. The parent writes
-``summary.csv`` and ``index.html`` beside the students' folders. Children re-import the main
-module, so a script calling ``grade_class`` needs the usual ``if __name__ == "__main__":`` guard.
+``summary.csv``, ``summary.json`` and ``index.html`` beside the students' folders, listing every
+student graded into that folder, by this run or an earlier one: grading one more submission adds
+it to a class's summary instead of replacing the summary. A student folder that holds another
+submission's report is replaced only when asked (``force``). Children re-import the main module,
+so a script calling ``grade_class`` needs the usual ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -57,14 +61,16 @@ class Job:
 
 @dataclass(frozen=True)
 class ClassRun:
-    """The result of ``grade_class``: every student's ``reports`` (in input order), the
-    ``summary_csv`` and ``index_html`` written, the wall-clock ``seconds`` and ``notes``."""
+    """The result of ``grade_class``: this run's ``reports`` (in input order), the ``summary_csv`` and
+    ``index_html`` written (they list ``listed`` students: this run's and earlier ones'), the
+    wall-clock ``seconds`` and ``notes``."""
 
     reports: list[Report]
     summary_csv: Path
     index_html: Path
     seconds: float
     notes: tuple[str, ...] = ()
+    listed: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -117,12 +123,14 @@ def _limit_memory(limit: int) -> None:
 def grade_class(sources: Sequence[str | Path], out: str | Path, rubric: Rubric, reference: str | Path | None = None,
                 jobs: int | None = None, timeout: float | None = None, keep_files: bool = False,
                 worker: Callable[[Job], None] = grade_job,
-                log: Callable[[str], None] = print) -> ClassRun:
+                log: Callable[[str], None] = print, force: bool = False) -> ClassRun:
     """Grade every submission in ``sources`` into ``out/<student>/`` with ``jobs`` processes at a time.
 
     ``reference`` must already be checked (``load_reference``) by the caller; ``timeout`` (default:
     the rubric's ``limits.timeout_seconds``) bounds each submission. ``worker`` runs in the child
-    (tests replace it). Returns the ``ClassRun``; per-student faults are in the reports, never raised.
+    (tests replace it). A student folder holding the report of another submission is refused
+    (``GradingInputError``, before anything is graded) unless ``force``. Returns the ``ClassRun``;
+    per-student faults are in the reports, never raised.
     """
     out = Path(out)
     for source in sources:
@@ -136,6 +144,8 @@ def grade_class(sources: Sequence[str | Path], out: str | Path, rubric: Rubric, 
     names = _unique_names(sources)
     work = [Job(Path(s), out / name, name, rubric, Path(reference) if reference else None, keep_files, threads)
             for s, name in zip(sources, names)]
+    if not force:
+        _refuse_replacing(work)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     reports: dict[str, Report] = {}
@@ -147,12 +157,39 @@ def grade_class(sources: Sequence[str | Path], out: str | Path, rubric: Rubric, 
             log(f"  {report.student}: {report.status} {report.score:g}/{report.max_score:g} ({report.seconds:.1f} s)"
                 + (f" [{report.aborted}]" if report.aborted else ""))
     ordered = [reports[job.student] for job in work]
+    listed = merged_summary(out, ordered)
     csv_name, json_name, html_name = SUMMARY_FILES
-    csv_path = write_text(out / csv_name, summary_csv(ordered))
-    html_path = write_text(out / html_name, render_class_html(ordered, {r.student: f"{r.student}/report.html"
-                                                                       for r in ordered}))
-    write_json([r.to_json() for r in ordered], out / json_name)
-    return ClassRun(ordered, csv_path, html_path, time.perf_counter() - began)
+    csv_path = write_text(out / csv_name, summary_csv(listed))
+    html_path = write_text(out / html_name, render_class_html(listed, {r.student: f"{r.student}/report.html"
+                                                                      for r in listed}))
+    write_json([r.to_json() for r in listed], out / json_name)
+    return ClassRun(ordered, csv_path, html_path, time.perf_counter() - began, listed=len(listed))
+
+
+def _refuse_replacing(work: Sequence[Job]) -> None:
+    """``GradingInputError`` naming the first student folder that holds another submission's report."""
+    for job in work:
+        path = job.out / "report.json"
+        try:
+            earlier = read_report(path).submission if path.is_file() else None
+        except (OSError, ValueError, KeyError, TypeError):
+            earlier = None  # a damaged report is no one's grade
+        if earlier is not None and Path(earlier).resolve() != job.source.resolve():
+            raise GradingInputError(f"{job.out} holds the report of {earlier}, not of {job.source}; pass --force "
+                                    "to replace it, or grade into another --out folder")
+
+
+def merged_summary(out: Path, reports: Sequence[Report]) -> list[Report]:
+    """The reports ``out``'s summary lists: the earlier summary's (those whose student folder still holds
+    a report), each replaced by this run's of the same student, then this run's other ``reports``."""
+    path = out / SUMMARY_FILES[1]
+    try:
+        earlier = [Report.from_json(r) for r in json.loads(path.read_text())] if path.is_file() else []
+    except (OSError, ValueError, KeyError, TypeError):
+        earlier = []  # a damaged summary is rebuilt from this run's reports
+    merged = {r.student: r for r in earlier if (out / r.student / "report.json").is_file()}
+    merged.update({r.student: r for r in reports})
+    return list(merged.values())
 
 
 def _unique_names(sources: Sequence[str | Path]) -> list[str]:
