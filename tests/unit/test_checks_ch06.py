@@ -56,3 +56,58 @@ def test_wrong_integrity_checks_are_named(wrong, message):
 def test_wrong_averages_are_named(wrong, message):
     with pytest.raises(ExerciseError, match=message):
         check_average_bits(wrong)
+
+
+# --- exercise 3: read a failing report, name the fix -------------------------------------------------
+
+from tryon_lab.checks.ch06 import FIX_OF_CHECK, check_name_the_fix  # noqa: E402
+
+
+def name_the_fix(report):
+    for check in report["checks"]:
+        if check["status"] == "failed":
+            return FIX_OF_CHECK[check["name"]]
+    return "nothing to fix"
+
+
+def first_not_passed(report):
+    return next((FIX_OF_CHECK[c["name"]] for c in report["checks"] if c["status"] != "passed"), "nothing to fix")
+
+
+def last_failure(report):
+    return next((FIX_OF_CHECK[c["name"]] for c in reversed(report["checks"]) if c["status"] == "failed"),
+                "nothing to fix")
+
+
+def last_failed_or_blocked(report):
+    return next((FIX_OF_CHECK[c["name"]] for c in reversed(report["checks"]) if c["status"] in ("failed", "blocked")),
+                "nothing to fix")
+
+
+def test_name_the_fix_right_answer_passes(capsys):
+    assert check_name_the_fix(name_the_fix)
+    assert "✓ name_the_fix passed" in capsys.readouterr().out
+
+
+def test_name_the_fix_reads_real_reports():
+    """The cases are real reports: Report.from_json reads them, and their failed checks are the grader's names."""
+    from tryon_lab.checks.ch06 import fix_cases
+    from tryon_lab.grading.report import Report
+
+    for case in fix_cases():
+        report = Report.from_json(case.args[0])
+        assert all(name in FIX_OF_CHECK for name in report.failed_checks())
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (first_not_passed, "unverified|blocked"),
+    (last_failure, "last failed check"),
+    (last_failed_or_blocked, "blocked check"),
+    (lambda report: "re-export", "does not address|unverified"),
+    (lambda report: "nothing to fix", "something to fix"),
+    (lambda report: "fix the manifest", "not one of the fixes"),
+    (lambda report: None, "expected the name of a fix"),
+])
+def test_wrong_fixes_are_named(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_name_the_fix(wrong)

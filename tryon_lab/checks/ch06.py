@@ -8,6 +8,11 @@
    manifest: "16", "6", "4", ...) to how many weights are stored at it; return the average bits
    per weight. The judge checks mixed histograms, a single width, and an empty one (which must
    raise ``ValueError``: there is no average of nothing).
+3. ``name_the_fix(report) -> str``: ``report`` is a grading report as JSON (``Report.to_json()``);
+   return the name (a key of ``FIXES``) of what the student must do: the fix for the first check
+   whose status is "failed" ("blocked" checks only follow from it, "unverified" ones passed), or
+   "nothing to fix". The judge feeds reports of typical faults and names the typical mistakes
+   (answering a blocked check, counting "unverified" as a failure, answering the last failure).
 """
 
 from __future__ import annotations
@@ -22,6 +27,27 @@ from tryon_lab.checks.core import Case, check_function, describe
 
 TAMPER_EXERCISE = "tampered_files"
 BITS_EXERCISE = "average_bits"
+FIX_EXERCISE = "name_the_fix"
+
+# What a student can do about a failing report, and the checks each one answers.
+FIXES = {
+    "re-export": "files changed, went missing or broke after export: run `tryon-lab export` again and hand in "
+                 "its folder untouched (checks: structure, manifest, programs, contract)",
+    "remove foreign files": "the bundle holds files that are not bundle data (scripts, pickles, notes): "
+                            "delete them (check: file_types)",
+    "palettize": "the U-Net is stored with more bits than the rubric allows: export with `--bits 6` "
+                 "(check: bits)",
+    "chunk": "the U-Net is not cut into the rubric's number of chunks, or a chunk is too large: export with "
+             "`--chunks 2` (check: chunks)",
+    "convert at higher precision": "outputs drift from PyTorch: export again so the converter measures and keeps "
+                                   "the precision that holds (checks: numerics, tryon)",
+    "zip it again": "the submission cannot be unpacked safely (links, paths leaving it, a zip bomb): zip the "
+                    "bundle folder itself again (check: unpack)",
+    "nothing to fix": "no check failed (checks not verified without a reference bundle are not failures)",
+}
+FIX_OF_CHECK = {"unpack": "zip it again", "file_types": "remove foreign files", "structure": "re-export",
+                "manifest": "re-export", "programs": "re-export", "contract": "re-export", "bits": "palettize",
+                "chunks": "chunk", "numerics": "convert at higher precision", "tryon": "convert at higher precision"}
 
 
 # --- exercise 1: tampered files ----------------------------------------------------------------------
@@ -151,3 +177,97 @@ def judge_average_bits(result, case: Case) -> str | None:
     if not low <= float(result) <= high:
         return f"an average of widths between {low} and {high} bits cannot be {float(result):.3g}"
     return f"your average is off by {abs(float(result) - expected):.3g} bits"
+
+
+# --- exercise 3: read a failing report, name the fix -----------------------------------------------
+
+
+def check_name_the_fix(fn) -> bool:
+    """Test the student's ``name_the_fix(report)`` on grading reports of typical faults; return True
+    (printing "✓ ... passed") or raise ``ExerciseError``."""
+    __tracebackhide__ = True
+    return check_function(FIX_EXERCISE, fn, fix_cases(), judge_fix)
+
+
+_REASONS = {
+    "unpack": ("the submission unpacked", "a zip member's path leaves the submission: ../../etc/evil"),
+    "file_types": ("every file is bundle data", "notes/run.py is a Python script; it is never loaded"),
+    "structure": ("the bundle's layout is complete", "coreml/VAEDecoder.mlpackage is missing"),
+    "manifest": ("every file matches its sha256 and size", "coreml/UnetChunk1.mlpackage/Data/weight.bin: "
+                 "sha256 differs from the manifest's"),
+    "programs": ("every package is a readable ML Program", "coreml/Unet.mlpackage cannot be read"),
+    "contract": ("names, shapes and dtypes match the contract", "Unet input sample is 1x4x16x16, expected 2x9x16x16"),
+    "bits": ("bits read from the programs match the manifest and the rubric",
+             "Unet averages 16 bits over tensors above 2048 elements; the rubric allows at most 6"),
+    "chunks": ("the U-Net is in 2 chunks", "Unet is 1 package; the rubric wants 2 to 4 chunks"),
+    "numerics": ("outputs agree with the golden data", "VAEDecoder: 12.1 dB against the golden output; the bar is 35 dB"),
+    "tryon": ("the try-on agrees with the reference's", "the try-on's generated region is 9.8 dB from the reference's"),
+}
+
+
+def _report(statuses: dict[str, str]) -> dict:
+    """A report (as ``Report.to_json`` writes one) whose checks have ``statuses`` (others: passed)."""
+    from tryon_lab.grading.rubric import CHECK_NAMES
+
+    checks = []
+    for name in CHECK_NAMES:
+        status = statuses.get(name, "passed")
+        good, bad = _REASONS[name]
+        reason = {"passed": good, "failed": bad, "blocked": "not run: a check it needs failed",
+                  "unverified": good + "; not verified (no reference)"}[status]
+        checks.append({"name": name, "title": name.replace("_", " "), "status": status, "points": 10.0,
+                       "earned": 10.0 if status == "passed" else 0.0, "reason": reason, "details": [], "rows": []})
+    failed = any(c["status"] in ("failed", "blocked") for c in checks)
+    return {"format": "tryon-lab-report", "format_version": 2, "student": "student", "submission": "bundle",
+            "rubric": "tryon-lab phone bundle (course default)", "reference": None,
+            "status": "failed" if failed else "passed", "checks": checks}
+
+
+@lru_cache(maxsize=1)
+def fix_cases() -> tuple[Case, ...]:
+    """Reports of a tampered weight file (later checks blocked), an 8-bit unchunked U-Net (and
+    unverified checks without a reference), a stray script, a fault that blocks the numerics, a drifting
+    decoder, and a clean report graded without a reference."""
+    return (
+        Case("a report where one weight file changed after export (later checks blocked)",
+             (_report({"manifest": "failed", "programs": "blocked", "numerics": "blocked", "tryon": "blocked"}),)),
+        Case("a report of an unpalettized U-Net in one package, graded without a reference",
+             (_report({"bits": "failed", "chunks": "failed", "numerics": "unverified", "tryon": "unverified"}),)),
+        Case("a report of a bundle with a stray script", (_report({"file_types": "failed", "tryon": "unverified"}),)),
+        Case("a report of a U-Net left in one package", (_report({"chunks": "failed", "numerics": "unverified"}),)),
+        Case("a report whose decoder drifts from PyTorch", (_report({"numerics": "failed", "tryon": "blocked"}),)),
+        Case("a clean report graded without a reference",
+             (_report({"numerics": "unverified", "tryon": "unverified", "contract": "unverified"}),)),
+    )
+
+
+def _expected_fix(report: dict) -> str:
+    failed = [c["name"] for c in report["checks"] if c["status"] == "failed"]
+    return FIX_OF_CHECK[failed[0]] if failed else "nothing to fix"
+
+
+def judge_fix(result, case: Case) -> str | None:
+    """Return what is wrong with ``result`` as the fix for ``case``'s report, or None."""
+    (report,) = case.args
+    if not isinstance(result, str):
+        return f"expected the name of a fix (a string), got {describe(result)}"
+    if result not in FIXES:
+        return f"{result!r} is not one of the fixes: {sorted(FIXES)}"
+    right = _expected_fix(report)
+    if result == right:
+        return None
+    checks = report["checks"]
+    failed = [c["name"] for c in checks if c["status"] == "failed"]
+    blocked = [c["name"] for c in checks if c["status"] == "blocked"]
+    unverified = [c["name"] for c in checks if c["status"] == "unverified"]
+    if any(FIX_OF_CHECK[name] == result for name in blocked) and not any(FIX_OF_CHECK[n] == result for n in failed):
+        return (f"{result!r} answers a blocked check; a blocked check was not run because an earlier one "
+                "failed, so it is fixed by fixing that one")
+    if any(FIX_OF_CHECK[name] == result for name in unverified) and not failed:
+        return (f"{result!r} answers a check that is 'unverified': it passed, only without a reference bundle "
+                "to compare with, which is not a fault of the submission")
+    if len(failed) > 1 and result == FIX_OF_CHECK[failed[-1]]:
+        return f"{result!r} answers the last failed check; name the fix for the first one (checks run in order)"
+    if result == "nothing to fix":
+        return "the report has a failed check; there is something to fix"
+    return f"{result!r} does not address the first failed check of this report: {FIXES[result].split(':')[0]}"
