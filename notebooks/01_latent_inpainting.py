@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -25,17 +30,21 @@
 # - the inpainting U-Net's **9 input channels**, in Stable Diffusion's order: noisy latent (4) +
 #   mask (1) + masked-image latent (4);
 # - sampling step by step, watched through `callback_on_step_end`: the latent at each step and
-#   the clean picture the U-Net predicts from it;
+#   the clean picture the U-Net predicts from it; then you write the guided sampling loop yourself
+#   and match the pipeline's result for the same seed;
 # - three samplers (DDIM, DPM-Solver++, Euler) on the same seed and the same step budget;
 # - paste-back: why pixels outside the mask come back unchanged, to the last bit.
 #
 # **How long it takes**
 #
-# | profile | for | model | this notebook |
-# |---|---|---|---|
-# | `smoke` | CI: checks that the code runs | a tiny random model (pictures are noise) | about 20 seconds |
-# | `quick` (default) | a 2-core laptop | the shipped mini model, 128x128 | under a minute |
-# | `full` | a GPU machine | the shipped mini model, longer sampling runs | under a minute |
+# | profile | for | model |
+# |---|---|---|
+# | `smoke` | CI: checks that the code runs | a tiny random model (pictures are noise) |
+# | `quick` (default) | a 2-core laptop | the shipped mini model, 128x128 |
+# | `full` | a GPU machine | the shipped mini model, longer sampling runs |
+#
+# How long each profile takes is measured, never typed: the first code cell reads this notebook's
+# times from the recorded course run.
 #
 # Everything here calls the `tryon_lab` package: the helpers in `tryon_lab.pipelines.inspect` run
 # the same `TryOnInpaintPipeline` that `tryon-lab tryon` runs from a terminal.
@@ -49,12 +58,14 @@
 # next cell stops with a message that says how to get it.
 
 # %%
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from tryon_lab import current_profile
+from tryon_lab.course import times_note
 from tryon_lab.paths import build_dir
 from tryon_lab.pipelines.inspect import course_pipeline, model_note
 
+display(Markdown(times_note("01")))
 profile = current_profile()
 settings = profile["inpainting"]
 print(f"profile {profile.name!r}: {settings}")
@@ -164,16 +175,27 @@ image_grid(noisy, [f"t = {t}  (SNR {schedule.snr[t]:.2g})" for t in timesteps], 
 # | channels | what | where it comes from |
 # |---|---|---|
 # | 0–3 | the noisy latent x_t | the sampler (in training: the target's latent, noised to t) |
-# | 4 | the mask | the pixel mask brought to latent size: in this course a cell is masked if *any* of its pixels is |
+# | 4 | the mask | the pixel mask brought to latent size, by a rule the model was trained with (below) |
 # | 5–8 | the masked-image latent | the VAE latent of the photo with the mask's pixels blanked to gray |
 #
 # The order is Stable Diffusion's: every SD-inpainting checkpoint, and diffusers'
 # `StableDiffusionInpaintPipeline`, expects exactly these channels in exactly this order (feed a
-# real checkpoint another order and it paints nonsense). How the mask reaches latent size is a
-# choice: this course's models are trained with "any pixel masked" (max-pooling), so a thin
-# brush stroke survives; diffusers resizes the mask with nearest-neighbour interpolation, which
-# can drop a stroke thinner than a cell. `TryOnInpaintPipeline` follows the loaded model's rule
-# (`pipe.inpaint_rule`): a real SD folder gets diffusers' rule.
+# real checkpoint another order and it paints nonsense).
+#
+# **How the mask reaches latent size is a choice, not a law of SD inpainting.** Two rules live side
+# by side in `tryon_lab.pipelines.latents.latent_mask`:
+#
+# | rule | a latent cell is masked when | who uses it |
+# |---|---|---|
+# | `"diffusers"` | the pixel nearest its sampling point is masked (nearest-neighbour resize) | diffusers' `StableDiffusionInpaintPipeline`, and so every real SD-inpainting checkpoint |
+# | `"tryon-lab"` | *any* of its pixels is masked (max-pooling) | this course's own models, trained that way |
+#
+# The course chose max-pooling so that a thin brush stroke in the app can never vanish on its way
+# to latent size; nearest can drop a stroke thinner than a cell, and it is what SD-inpainting
+# checkpoints were trained with. A model must be run with the rule it was trained with, so
+# `TryOnInpaintPipeline` follows the loaded model's `pipe.inpaint_rule` (saved in its
+# `model_index.json`): a real SD folder gets diffusers' rule. The next cell applies both rules to a
+# thin brush stroke.
 #
 # The last 5 channels never change during sampling: they tell the U-Net what to keep and where to
 # paint. Below, a held-out scene (the person in their own garment), its ground-truth target, the
@@ -192,6 +214,23 @@ image_grid([sample.scene, sample.target, unet_in.masked_image], ["scene (input)"
 
 # %%
 image_grid(channel_images(unet_in.sample), unet_in.titles(), ncols=9, size=1.4)
+
+# %%
+import torch
+
+from tryon_lab.data.masks import stroke_mask
+from tryon_lab.pipelines.latents import latent_mask
+
+side = pipe.resolution
+stroke = stroke_mask([(side // 10, side // 2), (side - side // 10, side // 3)], radius=1.0, size=(side, side))
+stroke_pixels = torch.from_numpy(stroke.astype("float32"))[None, None]
+rules = {rule: latent_mask(stroke_pixels, pipe.unet.config.sample_size, rule)[0, 0].numpy()
+         for rule in ("tryon-lab", "diffusers")}
+print(f"a thin brush stroke covering {int(stroke.sum())} pixels; this model's rule: {pipe.inpaint_rule!r}")
+for rule, cells in rules.items():
+    print(f"  {rule!r:12s} marks {int(cells.sum()):3d} of {cells.size} latent cells")
+image_grid([stroke, *rules.values()], ["pixel mask (a thin stroke)", "max-pool ('tryon-lab')", "nearest ('diffusers')"],
+           ncols=3)
 
 # %% [markdown]
 # Channels 5–8 look like channels 0–3 of a picture with a hole in it; channel 4 is the mask,
@@ -298,7 +337,7 @@ parts.figure()
 #
 # Each exercise has a stub that raises `NotImplementedError`, followed by a check. The check runs
 # your function on fixed inputs and tells you what is wrong, never what the answer is. (The package
-# has its own versions of all three; write yours before you look for them.)
+# has its own versions of all four; write yours before you look for them.)
 #
 # ### 8.1 The 9-channel input
 #
@@ -351,7 +390,41 @@ from tryon_lab.checks.ch01 import check_guided_noise
 check_guided_noise(guided_noise)
 
 # %% [markdown]
-# ### 8.3 The paste-back blend
+# ### 8.3 The guided sampling loop
+#
+# Now the heart of the pipeline: the loop that turns noise into a try-on. Write
+# `sample_loop(unet, scheduler, latents, mask, masked_image_latents, text_embeddings, guidance_scale)`.
+# You get exactly what `pipe(...)` has prepared before its loop starts:
+#
+# - `latents` `(B, 4, h, w)`: the initial noise, already multiplied by `scheduler.init_noise_sigma`;
+# - `mask` `(B, 1, h, w)` and `masked_image_latents` `(B, 4, h, w)`: the inpainting channels of
+#   section 4 (they never change during sampling);
+# - `text_embeddings` `(2B, L, D)`: the empty (negative) prompt's rows first, then the prompt's;
+# - `scheduler`: a diffusers scheduler whose timesteps are set (`scheduler.timesteps`).
+#
+# At every timestep t: double the latent batch (one copy per half of the embeddings), let the
+# scheduler scale it (`scheduler.scale_model_input(x, t)`: DDIM leaves it unchanged, Euler does
+# not), append the inpainting channels in the U-Net's order, predict the noise
+# (`unet(x, t, encoder_hidden_states=text_embeddings).sample`), guide it as in exercise 8.2, and
+# take the scheduler's step (`scheduler.step(noise, t, latents).prev_sample`). Return the final
+# latents. The check runs the pipeline itself with the same seed, once with DDIM and once with
+# Euler, and compares your latents with the pipeline's.
+
+# %%
+def sample_loop(unet, scheduler, latents: torch.Tensor, mask: torch.Tensor, masked_image_latents: torch.Tensor,
+                text_embeddings: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+    """Return the final (B, 4, h, w) latents of a classifier-free-guided inpainting run."""
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+# %% tags=["raises-exception"]
+from tryon_lab.checks.ch01 import check_sample_loop
+
+check_sample_loop(sample_loop, pipe)
+
+# %% [markdown]
+# ### 8.4 The paste-back blend
 #
 # Write `blend(original, generated, alpha)`: `original` and `generated` are uint8 arrays
 # `(H, W, 3)`, `alpha` a float32 array `(H, W)` in [0, 1]. Return a uint8 `(H, W, 3)` image that

@@ -264,3 +264,90 @@ def _reveals_no_array(message: str) -> None:
     """A message may quote one error size, but never a run of numbers (an expected tensor)."""
     assert not re.search(r"(-?\d+\.\d+,\s*){3,}", message), message
     assert "tensor(" not in message and "array(" not in message, message
+
+
+# --- exercise 3: the guided sampling loop ---------------------------------------------------------
+
+
+def sample_loop(unet, scheduler, latents, mask, masked, embeddings, guidance_scale):
+    channels = torch.cat([mask, masked], dim=1)
+    channels = torch.cat([channels, channels])
+    for t in scheduler.timesteps:
+        model_in = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+        noise = unet(torch.cat([model_in, channels], dim=1), t, encoder_hidden_states=embeddings).sample
+        uncond, cond = noise.chunk(2)
+        latents = scheduler.step(uncond + guidance_scale * (cond - uncond), t, latents).prev_sample
+    return latents
+
+
+def _making(mistake):
+    from types import SimpleNamespace
+
+    from tryon_lab.checks.ch01 import reference_sample_loop
+
+    def loop(unet, scheduler, latents, mask, masked, embeddings, guidance_scale):
+        inputs = SimpleNamespace(latents=latents, mask=mask, masked_image_latents=masked, text_embeddings=embeddings)
+        return reference_sample_loop(unet, scheduler, inputs, guidance_scale, mistake=mistake)
+
+    return loop
+
+
+def sign_flipped(unet, scheduler, latents, mask, masked, embeddings, guidance_scale):
+    channels = torch.cat([mask, masked], dim=1).repeat(2, 1, 1, 1)
+    for t in scheduler.timesteps:
+        model_in = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+        uncond, cond = unet(torch.cat([model_in, channels], dim=1), t, encoder_hidden_states=embeddings).sample.chunk(2)
+        latents = scheduler.step(uncond - guidance_scale * (cond - uncond), t, latents).prev_sample
+    return latents
+
+
+def last_step_missing(unet, scheduler, latents, mask, masked, embeddings, guidance_scale):
+    channels = torch.cat([mask, masked], dim=1).repeat(2, 1, 1, 1)
+    for t in scheduler.timesteps[:-1]:
+        model_in = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+        uncond, cond = unet(torch.cat([model_in, channels], dim=1), t, encoder_hidden_states=embeddings).sample.chunk(2)
+        latents = scheduler.step(uncond + guidance_scale * (cond - uncond), t, latents).prev_sample
+    return latents
+
+
+@pytest.mark.slow
+def test_sample_loop_right_answer_matches_the_pipeline(capsys):
+    from tryon_lab.checks.ch01 import check_sample_loop
+
+    assert check_sample_loop(sample_loop)
+    assert "✓ sample_loop passed" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wrong, says", [
+    (_making("no guidance"), "without classifier-free guidance"),
+    (_making("mask and masked latent swapped"), r"\[noisy latent, mask, masked-image latent\]"),
+    (_making("guidance reversed"), "away from the prompt"),
+    (sign_flipped, "away from the prompt|differ from the pipeline's"),
+    (_making("input not scaled"), "scale_model_input"),
+    (last_step_missing, "differ from the pipeline's"),
+    (lambda *args: args[2].numpy(), "expected a torch tensor"),
+    (lambda *args: torch.cat([args[2], args[2]]), "shape"),
+    (not_written, "not written yet"),
+])
+def test_sample_loop_mistakes_fail_with_a_reason(wrong, says):
+    from tryon_lab.checks.ch01 import check_sample_loop
+
+    with pytest.raises(ExerciseError, match=says) as info:
+        check_sample_loop(wrong)
+    assert not re.search(r"-?\d+\.\d{4,}", str(info.value)), "a message must not quote latent values"
+
+
+def test_reference_loop_without_mistakes_is_the_pipelines():
+    """The judge's own loop (used to recognise mistakes) computes what the pipeline computes."""
+    from tryon_lab.checks.ch01 import SAMPLING_CASES, _sampling_case, _tiny_pipeline, reference_sample_loop, _fresh
+
+    pipe = _tiny_pipeline()
+    case = SAMPLING_CASES[1]
+    kept = pipe.scheduler
+    try:
+        inputs, expected = _sampling_case(pipe, kept, case)
+        ours = reference_sample_loop(pipe.unet, _fresh(inputs.scheduler, case.steps), inputs, case.guidance_scale)
+    finally:
+        pipe.scheduler = kept
+    assert torch.allclose(ours, expected, atol=1e-5)

@@ -266,6 +266,55 @@ def unet_input_channels(pipe: TryOnInpaintPipeline, image: Any, mask: Any, t: fl
     return UNetInput(noisy.cpu(), masked_latents.cpu(), latent_mask.cpu(), blanked, float(t))
 
 
+# --- the guided sampling loop, from its inputs ------------------------------------------------------
+
+
+@dataclass
+class SamplingInputs:
+    """What a guided sampling loop starts from, exactly as ``pipe(...)`` prepares it for one seed:
+    ``latents`` (B, 4, s, s) the initial noise, already multiplied by ``scheduler.init_noise_sigma``;
+    ``mask`` (B, 1, s, s) the latent mask; ``masked_image_latents`` (B, 4, s, s); ``text_embeddings``
+    (2B, L, D), the negative (empty) prompt's rows first, then the prompt's; the ``scheduler`` with its
+    timesteps set."""
+
+    latents: torch.Tensor
+    mask: torch.Tensor
+    masked_image_latents: torch.Tensor
+    text_embeddings: torch.Tensor
+    scheduler: Any
+
+
+def sampling_inputs(pipe: TryOnInpaintPipeline, image: Any, mask: Any, prompt: str, *, steps: int,
+                    seed: int, scheduler: Any | None = None) -> SamplingInputs:
+    """Prepare a guided sampling loop's inputs as ``pipe(image, mask, prompt, seed=seed,
+    num_inference_steps=steps)`` does (same generator draws, same inpainting channels); a
+    ``scheduler`` given replaces the pipeline's for this call and the next ``pipeline_latents``."""
+    if scheduler is not None:
+        pipe.scheduler = scheduler
+    photo = load_image(image)
+    square, square_mask = to_model_square(photo, load_mask(mask, image=photo), pipe.resolution)
+    generator = pipe._generator(None, seed)
+    latents, channels = pipe._prepare([square], [square_mask], steps, generator)
+    masked_latents, latent_mask = split_inpaint_channels(channels)
+    embeddings = torch.cat([pipe.encode_prompt([""]), pipe.encode_prompt([prompt])])
+    return SamplingInputs(latents, latent_mask, masked_latents, embeddings, pipe.scheduler)
+
+
+def pipeline_latents(pipe: TryOnInpaintPipeline, image: Any, mask: Any, prompt: str, *, steps: int, seed: int,
+                     guidance_scale: float) -> torch.Tensor:
+    """The final latents (B, 4, s, s) of ``pipe(image, mask, prompt, ...)``: what a student's sampling
+    loop must reproduce from ``sampling_inputs`` with the same arguments."""
+    final: list[torch.Tensor] = []
+
+    def keep(pipeline, step, timestep, state):
+        final[:] = [state["latents"].detach().clone()]
+        return {}
+
+    pipe(image, mask, prompt, num_inference_steps=steps, seed=seed, guidance_scale=guidance_scale,
+         callback_on_step_end=keep)
+    return final[0]
+
+
 # --- sampling step by step ----------------------------------------------------------------------
 
 
@@ -495,3 +544,48 @@ def paste_back_parts(original: Any, output: TryOnPipelineOutput, mask: Any, feat
     difference = np.abs(np.asarray(result, dtype=np.int16) - np.asarray(photo, dtype=np.int16)).max(axis=-1)
     return PasteBack(photo, output.raw[index], seam_alpha(pixel_mask, feather_px), result,
                      difference.astype(np.float32), outside_mask_difference(photo, result, pixel_mask))
+
+
+# --- why a VAE decoder needs fp32 variance (notebook 04) ---------------------------------------------
+
+FP16_MAX = 65504.0  # the largest finite float16
+
+
+@dataclass(frozen=True)
+class GroupNormPeak:
+    """One GroupNorm layer's input on a real call: the largest squared distance of an activation from its
+    group's mean (what the lowered ``square`` op computes), and the group variance (``reduce_mean``)."""
+
+    name: str
+    max_square: float
+    max_variance: float
+
+    @property
+    def overflows_fp16(self) -> bool:
+        """True when the squared distance does not fit in float16 (it becomes inf)."""
+        return self.max_square > FP16_MAX
+
+
+def groupnorm_peaks(module: torch.nn.Module, *args: Any) -> list[GroupNormPeak]:
+    """Run ``module(*args)`` with hooks on every ``GroupNorm`` and return, largest first, what each one's
+    variance computation meets: a GroupNorm is lowered to square -> reduce_mean -> add -> sqrt, and an
+    fp16 program overflows where (x - group mean)^2 passes 65504 (an activation 256 from its mean)."""
+    peaks: list[GroupNormPeak] = []
+
+    def hook(name):
+        def record(layer, inputs, output):
+            x = inputs[0].detach().double()
+            groups = x.reshape(x.shape[0], layer.num_groups, -1)
+            centred = groups - groups.mean(dim=-1, keepdim=True)
+            squares = centred ** 2
+            peaks.append(GroupNormPeak(name, float(squares.max()), float(squares.mean(dim=-1).max())))
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in module.named_modules() if isinstance(m, torch.nn.GroupNorm)]
+    try:
+        with torch.no_grad():
+            module(*args)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sorted(peaks, key=lambda p: -p.max_square)
