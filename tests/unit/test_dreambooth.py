@@ -320,3 +320,26 @@ def test_cli_trains_a_lora_garment_from_a_photo_folder(world, tiny_pipeline_dir,
     assert main(["dreambooth", "--garment", "garment-nope", "--base", str(tiny_pipeline_dir),
                  "--out", str(tmp_path / "x")]) == 2
     assert "KIND-CATEGORY-COLOUR-PATTERN" in capsys.readouterr().err
+
+
+def test_a_test_item_is_a_subject_judged_by_identity_on_people_of_the_asked_split(world, tiny_pipeline):
+    """DreamBooth personalizes a new garment (a test item no base training saw) on train people;
+    its evaluation reads val or test people, never train, and scores identity given the world."""
+    from tryon_lab.data.splits import item_split, person_split
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.metrics.judge import WorldJudge
+    from tryon_lab.models.world_encoder import WorldEncoder
+    from tryon_lab.training.dreambooth.evaluate import garment_scores, heldout_cases
+
+    item = next(i for i in world.items("garment", "test") if i.category == "tee")
+    subject = world_instances(world, item, n_people=2, n_scenes=1)
+    assert item_split(item) == "test" and len(subject.images) == 4
+    for split in ("val", "test"):
+        cases = heldout_cases(world, item, n_people=2, mask_kinds=("shape",), split=split)
+        assert {person_split(c.sample.attributes["person_id"]) for c in cases} == {split}
+    with pytest.raises(ConfigError, match="never the train people"):
+        heldout_cases(world, item, n_people=2, split="train")
+    judge = WorldJudge(WorldEncoder.for_world())
+    scored = garment_scores(tiny_pipeline, cases, None, judge, steps=2, world=world)
+    assert scored.per_sample["identity_acc"].shape == (2,) and "identity_acc_lo" in scored.scores["all"]
+    assert "identity_acc" not in garment_scores(tiny_pipeline, cases, None, judge, steps=2).scores["all"]

@@ -158,7 +158,10 @@ class DreamBoothDataset(Dataset):
     """One item on ``n_people`` different people (products: in different rooms), captioned with
     a rare ``token``: "a photo of a person wearing a sks tee". ``class_prompt`` is the same
     caption without the token, for prior preservation. Fields as ``InpaintDataset``. A val or
-    test ``item`` or ``split`` needs ``evaluation=True``."""
+    test ``split`` needs ``evaluation=True``, and so does a val or test ``item`` unless
+    ``personalize``: the item is then the subject a user fine-tunes on (DreamBooth's whole
+    point; benchmarks pick test items, whose motifs no base training saw), while its people
+    still follow the split rule."""
 
     def __init__(
         self,
@@ -170,8 +173,9 @@ class DreamBoothDataset(Dataset):
         mask_mode: str = "shape",
         split: str = "train",
         evaluation: bool = False,
+        personalize: bool = False,
     ) -> None:
-        check_training_split(split, evaluation, item)
+        check_training_split(split, evaluation, None if personalize else item)
         if mask_mode not in MASK_MODES:
             raise ValueError(f"unknown mask_mode {mask_mode!r}; choose one of {MASK_MODES}")
         self.world, self.item, self.token, self.mask_mode, self.split = world, item, token, mask_mode, split

@@ -1,10 +1,12 @@
 """How well a DreamBooth garment works, measured on things training never saw.
 
 - ``heldout_cases``: the item on *held-out people* (the test split's people, whom no training
-  saw), with seen mask kinds (shape, box) and an unseen one (``brush``: a loose,
-  hand-drawn-looking region) - the *held-out masks*.
+  saw; the val split's when a recipe is being tuned), with seen mask kinds (shape, box) and an
+  unseen one (``brush``: a loose, hand-drawn-looking region) - the *held-out masks*.
 - ``garment_scores``: masked PSNR / box SSIM against the ground truth and, with a judge,
-  attribute accuracy and reference similarity (``metrics.inpainting.score_outputs``), per mask kind.
+  attribute accuracy, reference similarity and (given the world) identity accuracy among the
+  item's caption twins (``metrics.inpainting.score_outputs``), per mask kind. Identity is what
+  DreamBooth must add beyond words: twins share a caption.
 - ``before_after``: the base model with the class prompt (all it can be told without the
   identifier), the base with the full descriptive caption (an upper reference), and the
   fine-tuned model with the identifier prompt.
@@ -26,7 +28,8 @@ from PIL import Image
 from tryon_lab.data.attributes import ItemSpec
 from tryon_lab.data.masks import add_stroke, bounding_box, dilate
 from tryon_lab.data.world import World, WorldSample
-from tryon_lab.metrics.inpainting import score_outputs
+from tryon_lab.errors import ConfigError
+from tryon_lab.metrics.inpainting import per_sample_scores, summarize
 
 EVAL_MASK_KINDS = ("shape", "box", "brush")
 
@@ -47,6 +50,7 @@ class Scored:
     scores: dict[str, dict[str, float]]
     images: list[Image.Image] = field(default_factory=list)
     cases: list[HeldOutCase] = field(default_factory=list)
+    per_sample: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def brush_mask(sample: WorldSample, rng: np.random.Generator) -> np.ndarray:
@@ -61,9 +65,12 @@ def brush_mask(sample: WorldSample, rng: np.random.Generator) -> np.ndarray:
 
 
 def heldout_cases(world: World, item: ItemSpec, n_people: int = 6, mask_kinds: Sequence[str] = EVAL_MASK_KINDS,
-                  seed: int = 0) -> list[HeldOutCase]:
-    """``item`` on ``n_people`` held-out people, once per mask kind (shape, box, brush)."""
-    samples = world.instance_samples(item, n_people, "test")
+                  seed: int = 0, split: str = "test") -> list[HeldOutCase]:
+    """``item`` on ``n_people`` people of ``split`` (test to report, val to tune a recipe), once per
+    mask kind (shape, box, brush)."""
+    if split == "train":
+        raise ConfigError("held-out cases come from the val or test people, never the train people")
+    samples = world.instance_samples(item, n_people, split)
     rng = np.random.default_rng([world.seed, 11, seed])
     cases = []
     for kind in mask_kinds:
@@ -93,27 +100,32 @@ def generate(pipe, cases: Sequence[HeldOutCase], prompt: str | None, steps: int 
 
 
 def garment_scores(pipe, cases: Sequence[HeldOutCase], prompt: str | None, judge=None, steps: int = 25,
-                   guidance_scale: float = 4.0, seed: int = 0) -> Scored:
-    """Generate and score: {mask kind: score_outputs(...)} plus "all" over every case."""
+                   guidance_scale: float = 4.0, seed: int = 0, world: World | None = None) -> Scored:
+    """Generate and score: {mask kind: score_outputs(...)} plus "all" over every case; with a judge
+    and the cases' ``world``, identity accuracy too. ``Scored.per_sample`` keeps "all"'s per-case
+    values for paired comparisons."""
     images = generate(pipe, cases, prompt, steps, guidance_scale, seed)
+    samples = [c.sample for c in cases]
+    per_case = per_sample_scores(samples, images, judge, world)
     scores: dict[str, dict[str, float]] = {}
     for kind in dict.fromkeys(c.mask_kind for c in cases):
-        picked = [i for i, c in enumerate(cases) if c.mask_kind == kind]
-        scores[kind] = score_outputs([cases[i].sample for i in picked], [images[i] for i in picked], judge)
-    scores["all"] = score_outputs([c.sample for c in cases], images, judge)
-    return Scored(scores, images, list(cases))
+        picked = np.array([c.mask_kind == kind for c in cases])
+        scores[kind] = summarize({name: values[picked] for name, values in per_case.items()})
+    scores["all"] = summarize(per_case, intervals=True)
+    return Scored(scores, images, list(cases), per_case)
 
 
 def before_after(base, tuned, cases: Sequence[HeldOutCase], instance_prompt: str, class_prompt: str, judge=None,
                  steps: int = 25, guidance_scale: float = 4.0, seed: int = 0,
-                 tuned_name: str = "fine-tuned, identifier") -> dict[str, Scored]:
+                 tuned_name: str = "fine-tuned, identifier", world: World | None = None) -> dict[str, Scored]:
     """Score the base model (class prompt; full caption) and the fine-tuned one (identifier prompt,
     listed as ``tuned_name``) on the same cases and noise. ``base`` and ``tuned`` are pipelines
     (they may be one LoRA pipeline only if the caller switches it; use two objects here)."""
+    score = dict(judge=judge, steps=steps, guidance_scale=guidance_scale, seed=seed, world=world)
     return {
-        "base, class prompt": garment_scores(base, cases, class_prompt, judge, steps, guidance_scale, seed),
-        "base, full caption": garment_scores(base, cases, None, judge, steps, guidance_scale, seed),
-        tuned_name: garment_scores(tuned, cases, instance_prompt, judge, steps, guidance_scale, seed),
+        "base, class prompt": garment_scores(base, cases, class_prompt, **score),
+        "base, full caption": garment_scores(base, cases, None, **score),
+        tuned_name: garment_scores(tuned, cases, instance_prompt, **score),
     }
 
 

@@ -17,6 +17,7 @@ from tryon_lab.training.dreambooth.evaluate import HeldOutCase, Scored
 from tryon_lab.training.dreambooth.instances import InstanceSet
 
 SCORE_COLUMNS = {  # score key -> table header
+    "identity_acc": "identity",
     "attr_acc_all": "all attributes",
     "attr_acc_colour": "colour",
     "attr_acc_pattern": "pattern",

@@ -95,13 +95,14 @@ class PairDataset(torch.utils.data.Dataset):
 
 def world_instances(world: World, item: ItemSpec, n_people: int = 5, token: str = "sks", class_word: str | None = None,
                     mask_kinds: tuple[str, ...] = TRAIN_MASK_KINDS, n_scenes: int = 16) -> InstanceSet:
-    """One catalog ``item`` worn by ``n_people`` world people (train split), once per mask kind.
+    """One catalog ``item`` (of any split: it is the subject) worn by ``n_people`` world people
+    (train split), once per mask kind.
 
-    Class scenes: ``n_scenes`` other people wearing other items of the same category.
+    Class scenes: ``n_scenes`` other people wearing other train items of the same category.
     """
     if not 1 <= n_people <= 32:
         raise ConfigError(f"n_people must be between 1 and 32, got {n_people}")
-    data = DreamBoothDataset(world, item, n_people, token=token, class_word=class_word)
+    data = DreamBoothDataset(world, item, n_people, token=token, class_word=class_word, personalize=True)
     images, masks, captions = [], [], []
     for kind in mask_kinds:
         if kind not in ("shape", "box"):
