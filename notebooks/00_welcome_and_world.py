@@ -31,11 +31,15 @@
 #
 # **How long it takes**
 #
-# | profile | for | this notebook |
-# |---|---|---|
-# | `smoke` | CI: checks that the code runs | under 10 seconds |
-# | `quick` (default) | a 2-core laptop | about 15 seconds |
-# | `full` | a GPU machine (this notebook uses only the CPU) | about 20 seconds |
+# | profile | for |
+# |---|---|
+# | `smoke` | CI: checks that the code runs |
+# | `quick` (default) | a 2-core laptop |
+# | `full` | a GPU machine (this notebook uses only the CPU) |
+#
+# How long each notebook takes is measured, never typed: the first code cell of every notebook
+# reads its times from the recorded course run (`benchmarks/results.json`, the machine-readable copy
+# of `benchmarks/RESULTS.md`). Every measured number the course states is read the same way.
 #
 # Choose the profile before starting Jupyter, e.g. `TRYON_LAB_PROFILE=smoke jupyter lab`, or run
 # the whole course from a terminal with `tryon-lab course --profile quick`.
@@ -49,9 +53,13 @@
 # machine has).
 
 # %%
+from IPython.display import Markdown, display
+
+from tryon_lab.course import times_note
 from tryon_lab.environment import environment_report, format_report
 from tryon_lab.paths import build_dir
 
+display(Markdown(times_note("00")))
 print(format_report(environment_report()))
 
 # %% [markdown]

@@ -30,11 +30,13 @@
 #
 # **How long it takes**
 #
-# | profile | for | model | this notebook |
-# |---|---|---|---|
-# | `smoke` | CI: checks that the code runs | a tiny random model (pictures are noise) | about 20 seconds |
-# | `quick` (default) | a 2-core laptop | the shipped mini model, 128x128 | about 4 minutes (measured on one core) |
-# | `full` | a GPU machine | the shipped mini model, longer training, more held-out people | a few minutes |
+# | profile | for | model |
+# |---|---|---|
+# | `smoke` | CI: checks that the code runs | a tiny random model (pictures are noise) |
+# | `quick` (default) | a 2-core laptop | the shipped mini model, 128x128 |
+# | `full` | a GPU machine | the shipped mini model, longer training, more held-out people |
+#
+# The first code cell reads this notebook's measured times from the recorded course run.
 #
 # Everything here calls the `tryon_lab` package: `tryon-lab dreambooth --garment ID [--lora-rank N]`
 # runs the same training from a terminal, and on your own photos with `--images DIR`.
@@ -55,6 +57,7 @@ from IPython.display import Markdown, display
 from transformers.utils import logging as transformers_logging
 
 from tryon_lab import current_profile
+from tryon_lab.course import recorded, times_note
 from tryon_lab.data.world import World
 from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.paths import build_dir, shipped_model
@@ -65,6 +68,7 @@ from tryon_lab.training.dreambooth.recipe import base_model_dir
 for library in (diffusers_logging, transformers_logging):  # quiet loading bars and notices; training keeps its bar
     library.disable_progress_bar()
     library.set_verbosity_error()
+display(Markdown(times_note("02")))
 profile = current_profile()
 db = profile["dreambooth"]
 settings = DreamBoothSettings.from_profile(profile)
@@ -100,10 +104,17 @@ instance_grid(instances, ncols=settings.n_people + 1)
 #
 # The caption needs a word that means *this* garment and nothing else. A word the tokenizer
 # already knows ("striped") carries its old meaning; a made-up one is split into pieces that
-# each mean something. DreamBooth **adds a token**: the tokenizer learns "sks" as one whole word,
-# the text encoder's embedding table grows by one row, and that row starts at the embedding of the
-# class word "tee", so that before training "sks tee" reads like "tee tee". Training then moves
-# that one row (the text encoder stays frozen) while the U-Net learns what it should look like.
+# each mean something.
+#
+# Two papers answer this differently. **DreamBooth** *reuses* a rare token the tokenizer already
+# has ("sks" is one token in CLIP's vocabulary) and fine-tunes the model until that token means the
+# subject; nothing is added to the vocabulary. **Textual inversion** *adds* a new token and learns
+# only its embedding, with the model frozen. **This course combines the two:** our tokenizer is
+# trained on the world's captions and has no rare token to spare, so it adds "sks" as one new
+# token, as textual inversion does; the text encoder's embedding table grows by one row, which
+# starts at the embedding of the class word "tee" (so that before training "sks tee" reads like
+# "tee tee") and is learned (the text encoder stays frozen); and, as in DreamBooth, the U-Net is
+# fine-tuned at the same time to learn what the garment looks like.
 
 # %%
 from tryon_lab.training.dreambooth import add_identifier_token
@@ -168,8 +179,8 @@ print(f"full fine-tune: {full.trainable_parameters:,} trainable parameters, {ful
 # them back up. B starts at zero, so the adapted model starts as the base model. Here adapters sit
 # on the profile's `lora_targets` layers (`"all"`: attention, feed-forward *and* the resnets'
 # convolutions; a Conv2d adapter is a small convolution followed by a 1x1 one). The garment then
-# costs a few hundred kilobytes instead of a whole U-Net, and many garments can share one base
-# model (section 10).
+# costs a small adapter instead of a whole U-Net (section 9 measures both on disk; the recorded
+# benchmark's sizes are printed below), and many garments can share one base model (section 10).
 
 # %%
 lora_settings = replace(settings, lora_rank=db["lora_rank_demo"])
@@ -179,6 +190,11 @@ lora = train_dreambooth(base_dir, instances, lora_dir, lora_settings, on_step=li
 live.finish()
 print(f"LoRA rank {lora_settings.lora_rank} on {lora_settings.lora_targets!r} layers: "
       f"{lora.trainable_parameters:,} trainable parameters, {lora.steps_per_second:.2f} steps/s")
+print(f"recorded (benchmarks/RESULTS.md, dreambooth): a LoRA garment takes "
+      f"{recorded('dreambooth', 'LoRA: size on disk (MB)')} MB on disk "
+      f"({recorded('dreambooth', 'LoRA: size on disk (MB)', note=True)}), a full fine-tune "
+      f"{recorded('dreambooth', 'full fine-tune: size on disk (MB)')} MB "
+      f"({recorded('dreambooth', 'full fine-tune: size on disk (MB)', note=True)})")
 
 # %% [markdown]
 # ## 7. Before and after, on people it never saw

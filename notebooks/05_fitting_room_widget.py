@@ -21,18 +21,21 @@
 #   size** (canvas pixels, photo pixels, and a round brush between them);
 # - how the app keeps the painting responsive while a model runs: generation on a **worker
 #   thread**, a progress bar, step previews, cancel, and errors that become messages;
-# - the three screens (**Garments**, **Personalize**, **Result**), the restore brush, and how to
+# - the paper's three screens (**Garments**, **Personalize**, **Result**), what this course adds to
+#   them (suggested masks, the restore brush, live previews, cancel), and how to
 #   serve the app to a phone-sized browser with `tryon-lab app`;
 # - how the same app runs your **exported phone model** (ExecuTorch) and switches your
 #   **fine-tuned garments** (LoRA adapters) without reloading the model.
 #
 # **How long it takes**
 #
-# | profile | for | model | this notebook |
-# |---|---|---|---|
-# | `smoke` | CI: checks that the code runs | a tiny random model (pictures are noise) | seconds |
-# | `quick` (default) | a 2-core laptop | the shipped mini model, 128x128 | about a minute |
-# | `full` | a GPU machine | the shipped mini model | about a minute |
+# | profile | for | model |
+# |---|---|---|
+# | `smoke` | CI: checks that the code runs | a tiny random model (pictures are noise) |
+# | `quick` (default) | a 2-core laptop | the shipped mini model, 128x128 |
+# | `full` | a GPU machine | the shipped mini model |
+#
+# The first code cell reads this notebook's measured times from the recorded course run.
 #
 # The widgets are live in JupyterLab: paint on them with the mouse (or a finger on a touch
 # screen). Every cell also drives them from Python, so the notebook runs without a browser too.
@@ -45,8 +48,13 @@
 # `scale` canvas pixels per photo pixel, centred with `offset`. Paint on it below.
 
 # %%
+from IPython.display import Markdown, display
+
 from tryon_lab.app import MaskCanvas
+from tryon_lab.course import times_note
 from tryon_lab.data.world import World
+
+display(Markdown(times_note("05")))
 
 person = World(seed=0, resolution=256).sample(0, kind="garment")
 demo = MaskCanvas(width=300, height=240)
@@ -107,22 +115,30 @@ demo.tool = "brush"
 # %% [markdown]
 # ## 2. The app
 #
-# `FittingRoom(pipeline, catalog)` puts three screens behind a tab bar:
+# `FittingRoom(pipeline, catalog)` puts three screens behind a tab bar. The three screens, and the
+# brush and eraser, are the paper's app; the rest is this course's addition, marked **[course]**:
 #
-# - **Garments**: the catalog as a gallery, filtered by category, with your DreamBooth garments
-#   from chapter 02 first, marked *fine-tuned* (section 3); *add your own item* from an image and
-#   the words the prompt should use.
-# - **Personalize**: a sample photo or your own upload, the canvas, brush / eraser / size /
-#   undo / redo / clear, and **Suggest mask**: where an item of the chosen category usually
-#   goes, learned from the world, as a starting point to edit.
-# - **Result**: the try-on forming step by step, before/after, a **restore brush** that paints
-#   your original pixels back, seed and steps, save as PNG.
+# - **Garments** *(paper)*: the catalog as a gallery, filtered by category, with your DreamBooth
+#   garments from chapter 02 first, marked *fine-tuned* (section 3); *add your own item* from an
+#   image and the words the prompt should use.
+# - **Personalize** *(the paper's Personalization: your photo, a brush and an eraser for the
+#   mask)*: a sample photo or your own upload, the canvas, brush / eraser / size, undo / redo / clear, and
+#   **[course] Suggest mask**: where an item of the chosen category usually goes, learned from the
+#   world, as a starting point to edit.
+# - **Result** *(paper: the try-on)*: before/after, seed and steps, save as PNG, and
+#   **[course]** live previews of the try-on forming step by step and a **restore brush** that
+#   paints your original pixels back.
+#
+# | feature | from |
+# |---|---|
+# | Garments screen, Personalization screen with brush and eraser, Result screen | the Mobile Fitting Room paper |
+# | suggested masks, restore brush, live step previews, cancel | this course |
 #
 # Generation runs on a worker thread: the kernel keeps handling your strokes and clicks while
-# the model works, the progress bar and previews update, **Cancel** stops it after the current
-# step (`pipe.interrupt()`), and any error appears as a message in the app. The model is used
-# through a small interface, `generate(image, mask, prompt, steps, seed, on_step)`, so an
-# exported phone bundle can stand in for the PyTorch pipeline (section 3).
+# the model works, the progress bar and **[course]** previews update, **[course] Cancel** stops it
+# after the current step (`pipe.interrupt()`), and any error appears as a message in the app. The
+# model is used through a small interface, `generate(image, mask, prompt, steps, seed, on_step)`,
+# so an exported phone bundle can stand in for the PyTorch pipeline (section 3).
 
 # %%
 from IPython.display import Markdown

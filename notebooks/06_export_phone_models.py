@@ -26,15 +26,18 @@
 #   try-on, against PyTorch;
 # - a try-on produced by the exported programs (ExecuTorch, and Core ML through the Linux MIL
 #   executor) beside PyTorch's;
-# - what the grader checks, and how it treats a submission it cannot trust.
+# - what the grader checks with the course-recipe rubric, how it treats a submission it cannot trust,
+#   and how to read a failing report and name the fix.
 #
 # **How long it takes**
 #
-# | profile | models | this notebook |
-# |---|---|---|
-# | `smoke` | tiny random models, Core ML only | about a minute |
-# | `quick` (default) | your garment model (or the shipped base) and the shipped DTC | about 9 minutes on 2 cores (two exports with Core ML and ExecuTorch, then verification) |
-# | `full` | the same, more golden steps | several minutes (CPU work) |
+# | profile | models |
+# |---|---|
+# | `smoke` | tiny random models, Core ML only |
+# | `quick` (default) | your garment model (or the shipped base) and the shipped DTC: two exports with Core ML and ExecuTorch, then verification |
+# | `full` | the same, more golden steps (CPU work) |
+#
+# The first code cell reads this notebook's measured times from the recorded course run.
 
 # %% [markdown]
 # ## 1. The two models
@@ -47,8 +50,10 @@
 from IPython.display import Markdown, display
 
 from tryon_lab import current_profile
+from tryon_lab.course import times_note
 from tryon_lab.export.finale import finale_models
 
+display(Markdown(times_note("06")))
 settings = current_profile()["finale"]
 models = finale_models(settings)
 for name, (path, note) in models.items():
@@ -131,9 +136,9 @@ for name, bundle in bundles.items():
 # never imports, unpickles or runs anything from a submission: it reads the manifest and the
 # programs as data, refuses links and paths that leave the submission, caps sizes (zip bombs),
 # and runs the numeric checks through the same verifier you just used. Each named check is worth
-# points set by a rubric (`tryon_lab/configs/rubric.toml`): the course's recipe is a U-Net
-# palettized at 6 bits or fewer on average, in 2 to 4 chunks. Here your garment bundle is graded
-# with the course rubric, and the DTC bundle is graded again after one of its weight files is
+# points set by a rubric (`tryon_lab/configs/rubric.toml`), and the course's rubric holds the
+# **course recipe**: the bars printed below are read from it. Here your garment bundle is graded
+# with the course-recipe rubric, and the DTC bundle is graded again after one of its weight files is
 # tampered with, to see what a fault looks like. You grade without your instructor's reference
 # bundle, so the checks that could only compare your bundle with itself (its numbers against its
 # own golden data, the try-on, and a DTC bundle's contract) are "not verified (no reference)" and
@@ -142,11 +147,17 @@ for name, bundle in bundles.items():
 # %%
 from tryon_lab.export.finale import tamper_copy
 from tryon_lab.grading.grader import grade_submission
+from tryon_lab.grading.rubric import load_rubric
 
-report = grade_submission(bundles["garment model"], build_dir("finale", "grades", "garment"))
+rubric = load_rubric()  # the course default: the course recipe
+print(f"rubric: {rubric.name}; U-Net widths allowed {rubric.get('bits', 'allowed_bits')}, at most "
+      f"{rubric.get('bits', 'max_average_bits')} bits on average; {rubric.get('chunks', 'min_chunks')} to "
+      f"{rubric.get('chunks', 'max_chunks')} chunks of at most {rubric.get('chunks', 'max_chunk_bytes') / 2**20:.0f} MiB")
+report = grade_submission(bundles["garment model"], build_dir("finale", "grades", "garment"), rubric=rubric)
 print(report.table())
 tampered = tamper_copy(bundles["DTC model"], build_dir("finale") / "DTC-tampered")
-print(grade_submission(tampered, build_dir("finale", "grades", "tampered")).table())
+tampered_report = grade_submission(tampered, build_dir("finale", "grades", "tampered"), rubric=rubric)
+print(tampered_report.table())
 
 # %% [markdown]
 # ## 7. Exercises
@@ -179,9 +190,9 @@ check_tampered_files(tampered_files)
 # %% [markdown]
 # ### 7.2 Average bits
 #
-# A manifest reports the U-Net's palettization as a histogram read from the program itself:
-# `{"6": 8600000, "16": 190000}` means 8.6 M weights stored with 6-bit indices and 190 k left in
-# fp16 (small tensors are not worth a palette). Write `average_bits(histogram)`: the average bits
+# A manifest reports the U-Net's palettization as a histogram read from the program itself, e.g.
+# `{"6": 8600000, "16": 190000}` (a made-up example): 8.6 M weights stored with 6-bit indices and
+# 190 k left in fp16 (small tensors are not worth a palette). Write `average_bits(histogram)`: the average bits
 # per weight. An empty histogram has no average: raise `ValueError`.
 
 # %%
@@ -195,6 +206,36 @@ def average_bits(histogram: dict[str, int]) -> float:
 from tryon_lab.checks.ch06 import check_average_bits
 
 check_average_bits(average_bits)
+
+# %% [markdown]
+# ### 7.3 Read a failing report, name the fix
+#
+# A report is only useful if you can act on it. Write `name_the_fix(report)`: `report` is a
+# grading report as JSON (`report.to_json()`, as `report.json` holds it). Look at its `checks` in
+# order and return the name of the fix, one of the keys of `FIXES` below, for the **first** check
+# whose `status` is `"failed"`; return `"nothing to fix"` when none failed. Mind the other
+# statuses: a `"blocked"` check was not run because an earlier one failed, and an `"unverified"`
+# check passed but had no reference bundle to compare with. The tampered DTC report above is one
+# such report: which fix does it need?
+
+# %%
+from tryon_lab.checks.ch06 import FIXES
+
+for name, what in FIXES.items():
+    print(f"{name:28s} {what}")
+print("the tampered report's checks:", [(c.name, c.status) for c in tampered_report.checks])
+
+
+def name_the_fix(report: dict) -> str:
+    """Return the key of FIXES that answers the first failed check of a grading report."""
+    # YOUR CODE HERE
+    raise NotImplementedError
+
+
+# %% tags=["raises-exception"]
+from tryon_lab.checks.ch06 import check_name_the_fix
+
+check_name_the_fix(name_the_fix)
 
 # %% [markdown]
 # That is the course. Your bundles are in `build/finale/`; hand in a folder or a zip of one, and
