@@ -13,6 +13,14 @@ model may be. This generalizes the same rules to N pieces:
   At boundary ``b`` (after chunk b, 1-based) such a tensor is named ``<MIL var name>__b<b>``.
 
 ``chained_outputs`` / ``check_chunks`` verify that the chain reproduces the unchunked program.
+
+For two chunks coremltools' ``ct.models.utils.bisect_model`` would do, and a test shows it splits
+the weights exactly as this module does (our cut, among equally balanced ones, passes no more
+tensors across). This module exists for what ``bisect_model`` does not do: more than two pieces
+(a U-Net over 2 GiB, e.g. SDXL's at fp16, about 5 GB, cannot fit the 1 GiB limit in two), tensors passed through a
+middle chunk so each chunk reads only its predecessor's outputs, boundary-tagged names, and
+chunks returned in memory, checked against the whole program on the MIL executor (``bisect_model``
+checks by prediction, which needs macOS).
 """
 
 from __future__ import annotations
