@@ -1,6 +1,7 @@
 """The chapter's figures render from plain data."""
 
 import numpy as np
+import pytest
 
 from tryon_lab.export.figures import chunk_figure, palette_figure, sensitivity_figure, size_quality_figure
 from tryon_lab.export.mixed_bits import Sensitivity
@@ -20,3 +21,6 @@ def test_every_figure_renders_a_png():
     ]
     for figure in figures:
         assert figure._repr_png_().startswith(b"\x89PNG")
+        assert figure.axes and all(ax.has_data() for ax in figure.axes if ax.get_visible())
+    bars = [patch.get_height() for patch in figures[3].axes[0].patches]
+    assert bars == pytest.approx([1000 / 1024, 1100 / 1024])  # the chunks' weights, in KiB
