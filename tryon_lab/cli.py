@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_verbose(parser, default=False)
     subparsers = parser.add_subparsers(title="commands", metavar="<command>", dest="command", required=True)
-    for add in (_add_course, _add_world, _add_pretrain, _add_train_dtc, _add_tryon, _add_dreambooth, _add_info, _add_export, _add_verify, _add_app, _add_grade, _add_upgrade):
+    for add in (_add_course, _add_world, _add_pretrain, _add_curve, _add_train_dtc, _add_tryon, _add_dreambooth, _add_info, _add_export, _add_verify, _add_app, _add_grade, _add_upgrade):
         add(subparsers)
     return parser
 
@@ -232,6 +232,7 @@ def _checked(convert, what: str, ok, bound: str):
 
 _count = _checked(int, "a whole number", lambda value: value >= 0, ">= 0")
 _seconds = _checked(float, "a number of seconds", lambda value: 0 < value < float("inf"), "a positive number")
+_at_least_two = _checked(int, "a whole number", lambda value: value >= 2, ">= 2")
 
 
 def _add_info(subparsers) -> None:
@@ -320,6 +321,51 @@ def _run_pretrain(args: argparse.Namespace) -> int:
             raise ConfigError(f"--vae must name a trained VAE folder (with config.json); got {args.vae!r}")
         out = pretrain.pretrain_unet(profile, run_dir, args.vae, args.out, judge_dir=args.judge, seed=args.seed)
     print(f"saved {what} to {out}")
+    return 0
+
+
+def _add_curve(subparsers) -> None:
+    parser = _command(
+        subparsers,
+        "curve",
+        "Score the kept checkpoints of a U-Net run on val samples: its learning curve "
+        "(all-attribute accuracy, leftover, 95% intervals) in <run-dir>/curve.csv and curve.png.",
+        "  tryon-lab curve --profile quick --run-dir runs/quick/unet --vae runs/quick/vae \\\n"
+        "      --judge data/models/world-encoder\n"
+        "Re-run while training goes on: checkpoints already in curve.csv are not scored again.",
+    )
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
+                        help="the run's profile: its model config (default: %(default)s)")
+    parser.add_argument("--run-dir", required=True, help="the U-Net run folder (its step-* checkpoints)")
+    parser.add_argument("--vae", required=True, help="folder of the VAE the run trained on")
+    parser.add_argument("--judge", required=True, help="folder of the world encoder that scores")
+    parser.add_argument("--samples", type=_at_least_two, default=64, help="val samples per checkpoint (default: %(default)s)")
+    parser.set_defaults(handler=_run_curve)
+
+
+def _run_curve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.models.config import load_model_config
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.tables import format_table
+    from tryon_lab.training.checkpoints import checkpoint_dirs
+    from tryon_lab.training.curve import curve_figure, learning_curve
+
+    run_dir = Path(args.run_dir)
+    if not checkpoint_dirs(run_dir) or not (run_dir / "tokenizer").is_dir():
+        raise ConfigError(f"--run-dir {run_dir} holds no U-Net checkpoints (step-* folders and a tokenizer)")
+    for flag, folder in (("--vae", args.vae), ("--judge", args.judge)):
+        if not Path(folder, "config.json").is_file():
+            raise ConfigError(f"{flag} must name a saved model folder (with config.json); got {folder!r}")
+    config = load_model_config(load_profile(args.profile)["pretrain"]["model"])
+    rows = learning_curve(run_dir, args.vae, args.judge, config, samples=args.samples)
+    curve_figure(rows, f"{run_dir}: {args.samples} val samples, 95% intervals").savefig(run_dir / "curve.png", dpi=80)
+    print(format_table([[int(r["step"]), f"{r['attr_acc_all']:.3f} [{r['attr_acc_all_lo']:.3f}, {r['attr_acc_all_hi']:.3f}]",
+                         f"{r['leftover']:.3f} [{r['leftover_lo']:.3f}, {r['leftover_hi']:.3f}]", f"{r['masked_psnr_db']:.2f}"]
+                        for r in rows], ["step", "all-attribute accuracy", "leftover", "masked PSNR dB"]))
+    print(f"wrote {run_dir / 'curve.csv'} and {run_dir / 'curve.png'}")
     return 0
 
 

@@ -48,6 +48,10 @@ CASES = [
     ("pretrain: unknown phase", ["pretrain", "vae", "--phases", "sculpt", "--out", "{out}"]),
     ("pretrain: out is a file", ["pretrain", "encoder", "--out", "{text}"]),
     ("pretrain: missing judge", ["pretrain", "unet", "--vae", "{folder}", "--judge", "{missing}", "--out", "{out}"]),
+    ("curve: missing run", ["curve", "--run-dir", "{missing}", "--vae", "{folder}", "--judge", "{folder}"]),
+    ("curve: run without checkpoints", ["curve", "--run-dir", "{folder}", "--vae", "{folder}", "--judge", "{folder}"]),
+    ("curve: bad samples", ["curve", "--run-dir", "{folder}", "--vae", "{folder}", "--judge", "{folder}",
+                            "--samples", "1"]),
     ("train-dtc: wrong profile", ["train-dtc", "--profile", "huge", "--out", "{out}"]),
     ("train-dtc: missing base", ["train-dtc", "--base", "{missing}", "--out", "{out}"]),
     ("train-dtc: missing judge", ["train-dtc", "--judge", "{missing}", "--out", "{out}"]),
@@ -114,18 +118,8 @@ CASES = [
     ("upgrade: text file", ["upgrade", "{text}"]),
     ("upgrade: nothing", ["upgrade"]),
 ]
-KNOWN = {"train-dtc: variant name": "the train-dtc runner is another engineer's: it may still train before "
-                                    "checking variant names"}
-
-
-def _marks(name):
-    if name in KNOWN:
-        return pytest.mark.xfail(reason=KNOWN[name], strict=False)
-    return ()
-
-
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("args", [pytest.param(args, id=name, marks=_marks(name)) for name, args in CASES])
+@pytest.mark.parametrize("args", [pytest.param(args, id=name) for name, args in CASES])
 def test_a_bad_input_is_one_line_and_exit_status_2(args, files, capsys):
     argv = [arg.format(**files) for arg in args]
     try:

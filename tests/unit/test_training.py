@@ -199,3 +199,29 @@ def test_smoke_profile_pretrains_every_component(tmp_path):
     pipe = load_inpaint_pipeline(out, device="cpu")
     assert pipe.unet.dtype == torch.float32  # shipped fp16, loaded fp32
     assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_milestone_checkpoints_are_kept_and_the_curve_scores_their_ema_weights(tmp_path, tiny_pipeline_dir):
+    from tryon_lab.models.config import load_model_config
+    from tryon_lab.models.world_encoder import WorldEncoder
+    from tryon_lab.training.checkpoints import checkpoint_dirs
+    from tryon_lab.training.curve import checkpoint_pipeline, curve_figure, learning_curve, read_curve
+    from tryon_lab.training.inpaint import InpaintSettings, train_inpainting
+
+    config = load_model_config("tiny")
+    settings = InpaintSettings(steps=4, batch_size=2, dataset_size=4, checkpoint_every=1, milestone_every=2,
+                               ema_decay=0.5, snr_gamma=5.0)
+    vae_dir = tiny_pipeline_dir / "vae"
+    pipe, _ = train_inpainting(config, tmp_path / "run", vae_dir, settings)
+    assert [d.name for d in checkpoint_dirs(tmp_path / "run")] == ["step-000002", "step-000003", "step-000004"]
+    last = checkpoint_pipeline(tmp_path / "run", tmp_path / "run" / "step-000004", vae_dir, config)
+    for name, value in pipe.unet.state_dict().items():  # the EMA weights train_inpainting ships
+        assert torch.equal(last.unet.state_dict()[name], value), name
+    judge = tmp_path / "judge"
+    WorldEncoder.for_world().save_pretrained(judge)
+    rows = learning_curve(tmp_path / "run", vae_dir, judge, config, samples=2, steps=2)
+    assert [row["step"] for row in rows] == [2, 3, 4] and all(0 <= row["attr_acc_all"] <= 1 for row in rows)
+    again = learning_curve(tmp_path / "run", vae_dir, judge, config, samples=2, steps=2)  # nothing new to score
+    assert [(r["step"], r["masked_psnr_db"]) for r in again] == [(r["step"], r["masked_psnr_db"]) for r in rows]
+    assert len(read_curve(tmp_path / "run")) == 3
+    assert len(curve_figure(rows).axes[0].lines) == 2

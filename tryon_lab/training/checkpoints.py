@@ -34,6 +34,11 @@ def is_complete(folder: Path) -> bool:
         return False
 
 
+def checkpoint_step(folder: Path) -> int:
+    """The training step a checkpoint folder (``step-NNNNNN``) holds."""
+    return int(folder.name.removeprefix(CHECKPOINT_PREFIX))
+
+
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
     """Return the complete checkpoints in ``run_dir``, oldest first."""
     run_dir = Path(run_dir)
@@ -61,12 +66,13 @@ def _remove(run_dir: Path, folder: Path) -> None:
 
 
 def save_checkpoint(accelerator: Accelerator, run_dir: str | Path, step: int, keep: int = 2, extra: dict | None = None,
-                    model: torch.nn.Module | None = None) -> Path:
+                    model: torch.nn.Module | None = None, milestone_every: int | None = None) -> Path:
     """Save models, optimizers, schedulers, registered objects, RNG states and ``step`` atomically.
 
     Returns the checkpoint folder. Every process must call it (accelerate gathers state); only the
     main process writes the marker, renames and prunes to the ``keep`` newest, after the new one
-    is complete. With ``model``, the state also records whether all processes' weights agree
+    is complete; checkpoints at multiples of ``milestone_every`` are never pruned (the points of a
+    learning curve). With ``model``, the state also records whether all processes' weights agree
     (``replicas_in_sync``).
     """
     extra = {**(extra or {}), "num_processes": accelerator.num_processes}
@@ -91,7 +97,8 @@ def save_checkpoint(accelerator: Accelerator, run_dir: str | Path, step: int, ke
         tmp.rename(final)
         fsync_tree(run_dir, recursive=False)
         for old in checkpoint_dirs(run_dir)[:-keep]:
-            _remove(run_dir, old)
+            if not (milestone_every and checkpoint_step(old) % milestone_every == 0):
+                _remove(run_dir, old)
     accelerator.wait_for_everyone()
     return final
 

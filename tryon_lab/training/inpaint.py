@@ -83,11 +83,13 @@ class InpaintSettings:
     ema_decay: float | None = 0.999
     dataset_size: int = 24000
     checkpoint_every: int = 500
+    milestone_every: int | None = None  # keep these checkpoints: ``tryon-lab curve`` scores them
 
     def loop(self) -> LoopSettings:
         """The generic loop settings of this run."""
         return LoopSettings(steps=self.steps, learning_rate=self.learning_rate, checkpoint_every=self.checkpoint_every,
-                            ema_decay=self.ema_decay, warmup_steps=200, weight_decay=1e-2)
+                            ema_decay=self.ema_decay, warmup_steps=200, weight_decay=1e-2,
+                            milestone_every=self.milestone_every)
 
 
 def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings: InpaintSettings, seed: int = 0):

@@ -41,6 +41,7 @@ class LoopSettings:
     grad_clip: float = 1.0
     warmup_steps: int = 0
     anneal: bool = False  # after warmup, a cosine decay of the learning rate to zero at ``steps``
+    milestone_every: int | None = None  # checkpoints at these multiples are kept (learning curves)
 
 
 @dataclass
@@ -127,7 +128,8 @@ def run_loop(
             bar.set_postfix({k: f"{v:.4f}" for k, v in last.items()})
         if done % settings.checkpoint_every == 0 or done == settings.steps:
             wall = elapsed_before + time.perf_counter() - began
-            save_checkpoint(accelerator, run_dir, done, extra={"wall_seconds": wall}, model=model)
+            save_checkpoint(accelerator, run_dir, done, extra={"wall_seconds": wall}, model=model,
+                            milestone_every=settings.milestone_every)
     model.eval()
     return LoopResult(
         steps=settings.steps,

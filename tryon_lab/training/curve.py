@@ -1,0 +1,111 @@
+"""Learning curves of the inpainting U-Net: each kept checkpoint of a run, scored on val samples.
+
+A run keeps its checkpoints at multiples of ``milestone_every`` (see ``InpaintSettings``); this
+module rebuilds the pipeline each one holds (the EMA weights when the run keeps an EMA, as the
+shipped model does) and scores it with the judge on the *val* split, the split recipes are tuned
+on; the model card's figures stay on test. Scores land in ``<run_dir>/curve.csv``, one row per
+checkpoint; a checkpoint already in the file is not scored again, so the command can be re-run
+while training goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from tryon_lab.training.checkpoints import checkpoint_dirs, checkpoint_step
+
+CURVE_FILE = "curve.csv"
+EMA_FILE = "custom_checkpoint_0.pkl"  # accelerate's name for the first object registered for checkpointing
+COLUMNS = ("step", "attr_acc_all", "attr_acc_all_lo", "attr_acc_all_hi", "leftover", "leftover_lo", "leftover_hi",
+           "masked_psnr_db", "samples")
+
+
+def checkpoint_pipeline(run_dir: str | Path, checkpoint: str | Path, vae_dir: str | Path, config):
+    """The ``TryOnInpaintPipeline`` a U-Net run's ``checkpoint`` folder holds (its EMA weights
+    when it has them), with the run's tokenizer and the VAE in ``vae_dir``, sampling with DDIM."""
+    from diffusers import AutoencoderKL, DDIMScheduler
+    from diffusers.training_utils import EMAModel
+    from safetensors.torch import load_file
+    from transformers import CLIPTokenizer
+
+    from tryon_lab.models.components import build_scheduler, build_text_encoder, build_unet
+    from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
+    from tryon_lab.pipelines.latents import COURSE_RULE
+
+    checkpoint = Path(checkpoint)
+    tokenizer = CLIPTokenizer.from_pretrained(Path(run_dir) / "tokenizer")
+    trained = torch.nn.ModuleDict({"unet": build_unet(config), "text_encoder": build_text_encoder(config, tokenizer)})
+    trained.load_state_dict(load_file(checkpoint / "model.safetensors"))
+    if (checkpoint / EMA_FILE).is_file():
+        # the EMA follows the objective's parameters: the U-Net's, then the text encoder's, as here
+        ema = EMAModel(trained.parameters())
+        ema.load_state_dict(torch.load(checkpoint / EMA_FILE, weights_only=False))
+        ema.copy_to(trained.parameters())
+    vae = AutoencoderKL.from_pretrained(vae_dir)
+    pipe = TryOnInpaintPipeline(vae=vae, text_encoder=trained["text_encoder"], tokenizer=tokenizer,
+                                unet=trained["unet"], scheduler=DDIMScheduler.from_config(build_scheduler(config).config),
+                                inpaint_rule=COURSE_RULE)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(torch.float32)
+
+
+def read_curve(run_dir: str | Path) -> list[dict[str, float]]:
+    """The rows of ``<run_dir>/curve.csv`` (numbers), oldest step first; [] when there is none."""
+    path = Path(run_dir) / CURVE_FILE
+    if not path.is_file():
+        return []
+    with path.open() as handle:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: str | Path, config, samples: int = 64,
+                   steps: int = 25, guidance_scale: float = 4.0, seed: int = 0) -> list[dict[str, float]]:
+    """Score every kept checkpoint of the U-Net run in ``run_dir`` not yet in its curve on the first
+    ``samples`` val samples (all-attribute accuracy and leftover with 95% intervals, masked PSNR);
+    append them to ``curve.csv`` and return the whole curve."""
+    from tryon_lab.data.world import World
+    from tryon_lab.metrics.inpainting import pipeline_method, score_outputs
+    from tryon_lab.metrics.judge import WorldJudge
+
+    rows = read_curve(run_dir)
+    done = {int(row["step"]) for row in rows}
+    world = World(seed, config.resolution)
+    val = [world.sample(i, split="val") for i in range(samples)]
+    judge = WorldJudge.load(judge_dir)
+    path = Path(run_dir) / CURVE_FILE
+    for checkpoint in checkpoint_dirs(run_dir):
+        step = checkpoint_step(checkpoint)
+        if step in done:
+            continue
+        pipe = checkpoint_pipeline(run_dir, checkpoint, vae_dir, config)
+        scores = score_outputs(val, pipeline_method(pipe, steps, guidance_scale, seed=seed)(val), judge, intervals=True)
+        row = {"step": step, **{key: scores[key] for key in COLUMNS if key in scores}, "samples": samples}
+        new_file = not path.is_file()
+        with path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        rows.append({key: float(value) for key, value in row.items()})
+    return sorted(rows, key=lambda row: row["step"])
+
+
+def curve_figure(rows: list[dict[str, float]], title: str = ""):
+    """All-attribute accuracy and leftover (with their intervals) against the training step."""
+    from tryon_lab.plotting import NotebookFigure
+
+    figure = NotebookFigure(figsize=(6, 3))
+    axis = figure.subplots()
+    steps = [row["step"] for row in rows]
+    for key, label in (("attr_acc_all", "all-attribute accuracy"), ("leftover", "leftover")):
+        axis.plot(steps, [row[key] for row in rows], marker="o", label=label)
+        axis.fill_between(steps, [row[f"{key}_lo"] for row in rows], [row[f"{key}_hi"] for row in rows], alpha=0.2)
+    axis.set_xlabel("training step")
+    axis.set_ylim(0, 1)
+    axis.set_title(title or "val samples, 95% intervals")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
