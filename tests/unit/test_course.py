@@ -53,6 +53,11 @@ def test_passing_notebook_runs_in_its_own_build_dir(tmp_path, capsys):
     workdir = out / "smoke" / "00_hello"  # one folder per profile: checkpoints and caches never mix
     assert outputs_text(executed.cells[2]).split() == ["smoke", str(workdir), str(workdir)]
     assert outputs_text(executed.cells[3]) == "42\n"
+    import json
+
+    timings = json.loads((workdir.parent / "timings.json").read_text())  # a full run records its times
+    assert timings["profile"] == "smoke" and list(timings["notebooks"]) == ["00_hello"]
+    assert timings["notebooks"]["00_hello"]["slowest_cell"]["index"] in (1, 2, 3)
     run_course(profile="quick", notebooks_dir=folder, out_dir=out)
     executed = nbformat.read(out / "00_hello.ipynb", as_version=4)
     assert outputs_text(executed.cells[2]).split()[1] == str(out / "quick" / "00_hello")
