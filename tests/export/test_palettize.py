@@ -123,3 +123,76 @@ def test_palettization_aware_finetuning_gives_a_palettized_program(components, g
     histogram = weight_report(model).histogram
     assert histogram.get(4, 0) > 0.9 * sum(histogram.values())  # DKM's palettes reach the program as 4-bit LUTs
     assert np.isfinite(program_psnr(model, *golden.components["TextEncoder"]))
+
+
+def test_kmeans_1d_converges_to_nearest_centres_and_beats_even_spacing():
+    from tryon_lab.export.mixed_bits import kmeans_1d
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(-0.3, 0.02, 3000), rng.normal(0.1, 0.1, 5000)]).reshape(80, 100)
+    for nbits in (2, 3, 4, 8):
+        centres, indices = kmeans_1d(values, nbits)
+        assert centres.size <= 2**nbits and indices.shape == values.shape
+        distance = np.abs(values[..., None] - centres)
+        assert np.all(np.take_along_axis(distance, indices[..., None], -1)[..., 0] <= distance.min(-1) + 1e-12)
+        error = np.mean((centres[indices] - values) ** 2)
+        if nbits <= 4:  # few entries: k-means clearly beats evenly spaced values
+            even = np.linspace(values.min(), values.max(), 2**nbits)
+            assert error < np.mean((even[np.abs(values[..., None] - even).argmin(-1)] - values) ** 2)
+        assert error < values.var() * 4.0 ** -min(nbits, 5)
+    centres, indices = kmeans_1d(np.array([1.0, 1.0, 2.0]), 4)  # fewer distinct values than entries
+    assert list(centres) == [1.0, 2.0] and list(indices) == [0, 0, 1]
+
+
+def test_sensitivity_covers_every_mixed_width_and_narrower_is_worse(conversions, golden):
+    from tryon_lab.export.mixed_bits import MIXED_BITS, layer_sensitivity, palettizable_weights
+
+    unet = conversions["Unet"].model
+    sensitivities = layer_sensitivity(unet, golden.components["Unet"][0], settings=PaletteSettings())
+    assert [s.name for s in sensitivities] == list(palettizable_weights(unet))
+    for s in sensitivities:
+        assert set(s.psnr) == set(MIXED_BITS)
+        widths = sorted(s.psnr)
+        assert all(s.psnr[a] <= s.psnr[b] + 0.5 for a, b in zip(widths, widths[1:]))
+
+
+def test_an_allocation_with_two_and_three_bits_is_read_back_from_the_program(conversions, golden):
+    from tryon_lab.export.mixed_bits import palettizable_weights, palettize_allocation
+
+    unet = conversions["Unet"].model
+    names = list(palettizable_weights(unet))
+    widths = (2, 3, 4, 6, 8)
+    allocation = {name: widths[i % len(widths)] for i, name in enumerate(names)}
+    report = weight_report(palettize_allocation(unet, allocation))
+    expected = {}
+    for name, bits in allocation.items():
+        expected[bits] = expected.get(bits, 0) + next(w.elements for w in weight_report(unet).weights if w.name == name)
+    assert {b: n for b, n in report.histogram.items() if b < 16} == expected
+    with pytest.raises(ExportInputError):
+        palettize_allocation(unet, {names[0]: 5})
+
+
+@pytest.mark.slow
+def test_the_shipped_models_mixed_bits_use_at_least_three_widths_calibrated_apart():
+    """Notebook 04's lesson on the shipped model: calibrated on one try-on, reported on another, the
+    allocation over {2, 3, 4, 6, 8} mixes at least 3 widths and holds near the target on the other try-on."""
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.export.contract import pipeline_components
+    from tryon_lab.export.coreml import convert_measured
+    from tryon_lab.export.golden import make_golden
+    from tryon_lab.export.mixed_bits import MIXED_BITS
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+
+    try:
+        pipe = load_inpaint_pipeline()
+    except ConfigError:
+        pytest.skip("the shipped model is not in data/models")
+    components = pipeline_components(pipe, only=("Unet", "TextEncoder", "VAEEncoder", "VAEDecoder"))
+    golden, calibration = (make_golden(pipe, components, steps=4, seed=seed) for seed in (0, 1))
+    unet = convert_measured(components["Unet"], *golden.components["Unet"]).model
+    inputs, reference = calibration.components["Unet"]
+    mixed = mixed_bit_palettize(unet, inputs, reference["noise_pred"], target_psnr=30.0, bits=MIXED_BITS)
+    widths = {b for b in weight_report(mixed.model).histogram if b < 16}
+    assert len(widths) >= 3, widths
+    assert mixed.psnr >= 30.0
+    assert program_psnr(mixed.model, *golden.components["Unet"]) >= 28.0  # other inputs: near the target
