@@ -6,8 +6,8 @@ import json
 import pytest
 
 from tryon_lab.errors import ConfigError
-from tryon_lab.pipelines.loading import load_dtc_pipeline, load_pipeline
 from tryon_lab.pipelines.dtc import DTCPipeline
+from tryon_lab.pipelines.loading import load_dtc_pipeline, load_pipeline
 from tryon_lab.profiles import load_profile
 from tryon_lab.training.dtc_recipe import recipe_plan, train_dtc_recipe
 
@@ -24,6 +24,7 @@ def test_the_recipe_ships_a_loadable_pipeline_with_a_card_and_the_ablation(tiny_
     assert "masked_psnr_db_lo" in record["ablation"]["film+perceptual"]
     assert record["unet"] == "lora" and "InfoNCE" in record["perceptual_net"]["objective"]
     assert "Paired differences" in (out / "ablation.md").read_text()
+    assert {p.name for p in (out / "logs").iterdir()} >= {"baseline_losses.csv", "film_perceptual_losses.csv"}
     assert not any(out.rglob("*.bin"))  # safetensors only
     pipe = load_pipeline(out, device="cpu")
     assert isinstance(pipe, DTCPipeline) and pipe.hint_encoder.config.fusion == "film"

@@ -109,6 +109,28 @@ def save_dtc_pipeline(pipe, out_dir: Path) -> None:
     pipe.to(torch.float32)
 
 
+def paper_differences(train: DTCSettings, variant) -> str:
+    """What still differs from Seyfioglu et al. 2024 in this recipe, and why, as Markdown."""
+    unet = {"full": "all main-U-Net weights fine-tuned, as in the paper",
+            "lora": f"the main U-Net fine-tuned through a rank-{train.unet_lora_rank} LoRA (fused), not all its "
+                    "weights: the same parameters in every variant, cheaper to keep close to the base",
+            "frozen": "the main U-Net frozen (the paper fine-tunes it): only the encoders train"}[train.unet]
+    timestep = ("takes the timestep, as the paper's copy of the U-Net encoder does" if variant.hint_timestep else
+                "gets no timestep (a learned constant embedding), so its conditioning is computed once per image")
+    return ("Differences from the paper: a small CNN + transformer reference encoder trained from scratch instead "
+            "of a frozen DINOv2 (no DINOv2 weights here); a five-layer self-supervised CNN instead of ImageNet VGG "
+            f"for the perceptual loss (independent of the judge); {unet}; the hint encoder {timestep}; a "
+            "mini SD-style model on 128 px world renders instead of SD-1.5 on photos.")
+
+
+def _log_names(ablation_dir: Path, ablation: AblationSettings) -> dict[str, Path]:
+    """{log name: run folder}: ``<variant>`` for the first seed's run (what notebook 03 plots),
+    ``<variant>_seed-<s>`` for the others; "+" written "_"."""
+    first = ablation.seeds[0]
+    return {(name if seed == first else f"{name}_seed-{seed}").replace("+", "_"): ablation_dir / name / f"seed-{seed}"
+            for name, seed in ablation.runs()}
+
+
 def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path, *, base: str | Path | None = None,
                      judge_dir: str | Path | None = None, seed: int = 0,
                      variants: Sequence[str] | None = None) -> Path:
@@ -167,8 +189,7 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
             save_dtc_parts(pipe, tmp, base_name, variant.fusion)
         else:
             save_dtc_pipeline(pipe, tmp)
-        copy_logs(tmp, **{run.replace("+", "_").replace("/", "_"): run_dir / "ablation" / run
-                          for run in result.wall_seconds}, perceptual_net=run_dir / "perceptual")
+        copy_logs(tmp, **_log_names(run_dir / "ablation", ablation), perceptual_net=run_dir / "perceptual")
         (tmp / ABLATION_FILE).write_text(tables)
         figure.savefig(tmp / "samples.png", dpi=80, bbox_inches="tight")
         write_json(tmp / TRAINING_RECORD, {**record, "settings": {**profile["dtc"], "plan": asdict(ablation)},
@@ -182,10 +203,10 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
             f"Variant `{shipped}`: reference encoder and hint encoder trained {unet_note}. Inputs: a photo, a mask "
             "and one reference image of any catalog item; no text, no per-item training. Perceptual network: "
             f"{(perceptual_record or {}).get('objective', 'none')}. Ablation (test split, intervals, paired "
-            f"verdicts): [{ABLATION_FILE}]({ABLATION_FILE}).",
+            f"verdicts): [{ABLATION_FILE}]({ABLATION_FILE}).\n\n{paper_differences(ablation.train, variant)}",
             record, metrics, {**profile["dtc"]["train"], "variant": shipped},
-            [f"tryon-lab train-dtc --profile {profile.name} --base {base or SHIPPED_INPAINT} --judge {judge_dir} "
-             f"--out {out_dir}"],
+            [(f"tryon-lab train-dtc --profile {profile.name} --base {base or SHIPPED_INPAINT} --judge {judge_dir} "
+              f"--out {out_dir}")],
             {f"test pairs ({ablation.sample_steps} DDIM steps, guidance {ablation.guidance_scale})": "samples.png"})
 
     return save_atomically(out_dir, write)

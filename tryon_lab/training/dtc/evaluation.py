@@ -19,7 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tryon_lab.metrics.stats import FID_SAMPLES_PER_DIMENSION, bootstrap, fid, kid, paired_difference, verdict
+from tryon_lab.metrics.stats import (
+    FID_SAMPLES_PER_DIMENSION,
+    bootstrap,
+    fid,
+    kid,
+    paired_difference,
+    verdict,
+)
 
 FEATURES = "features"  # the judge's features of the generated item crops (n, d), stored beside the scores
 # metric -> (title, lower is better)
@@ -166,6 +173,8 @@ def ablation_table(results: dict[str, dict], baseline: str = "baseline") -> str:
 
 def comparisons_table(comparisons: Sequence[dict]) -> str:
     """A Markdown table of ``compare_variants`` rows: A - B with its interval, and the verdict."""
+    if not comparisons:
+        return "(no two variants differ in exactly one factor: nothing to compare)"
     lines = ["| A | B | metric | A − B [95% interval] | verdict |", "|---|---|---|---|---|"]
     for row in comparisons:
         lines.append(f"| {row['a']} | {row['b']} | {row['metric']} | "
