@@ -15,7 +15,11 @@ import torch
 from tryon_lab.data.world import World
 from tryon_lab.paths import shipped_model
 from tryon_lab.pipelines.dtc import measure_step_times
-from tryon_lab.pipelines.loading import SHIPPED_DTC, load_dtc_pipeline, load_inpaint_pipeline
+from tryon_lab.pipelines.loading import (
+    SHIPPED_DTC,
+    load_dtc_pipeline,
+    load_inpaint_pipeline,
+)
 from tryon_lab.training.dtc.evaluation import METRICS, format_score
 
 MODELS = ("mini-sd-inpaint", "dtc")  # the ablation is read from dtc/training.json; timings run both

@@ -190,7 +190,12 @@ def test_save_load_round_trip(base, scene, tmp_path, fusion):
 def test_a_few_training_steps_lower_the_loss(base, tmp_path):
     from diffusers import DDPMScheduler
 
-    from tryon_lab.training.dtc import DTCCache, DTCObjective, ShapeOrBoxDTCDataset, build_dtc_cache
+    from tryon_lab.training.dtc import (
+        DTCCache,
+        DTCObjective,
+        ShapeOrBoxDTCDataset,
+        build_dtc_cache,
+    )
 
     dataset = ShapeOrBoxDTCDataset(World(seed=0, resolution=64), "train", 4)
     assert {dataset.uses_box(i) for i in range(16)} == {True, False}

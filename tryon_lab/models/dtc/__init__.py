@@ -15,7 +15,14 @@ encoder and FiLM skip fusion.
 # model_index.json names: this package, for every DTC pipeline saved so far.
 from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 
-from tryon_lab.models.dtc.hint_encoder import ADAPTER_LAYERS, EMPTY_HINT, FILM_MODES, FUSIONS, HintAdapter, HintEncoder
+from tryon_lab.models.dtc.hint_encoder import (
+    ADAPTER_LAYERS,
+    EMPTY_HINT,
+    FILM_MODES,
+    FUSIONS,
+    HintAdapter,
+    HintEncoder,
+)
 from tryon_lab.models.dtc.perceptual import PerceptualNet
 from tryon_lab.models.dtc.reference_encoder import ReferenceEncoder, resize_images
 from tryon_lab.models.dtc.unet_hooks import (

@@ -114,7 +114,7 @@ class HintEncoder(ModelMixin, ConfigMixin):
     @classmethod
     def from_unet(cls, unet: UNet2DConditionModel, fusion: str = "film", film_mode: str = "spatial",
                   timestep_conditioning: bool = False, vae_scale_factor: int = 8,
-                  adapter_channels: tuple[int, ...] = (16, 32, 64)) -> "HintEncoder":
+                  adapter_channels: tuple[int, ...] = (16, 32, 64)) -> HintEncoder:
         """A hint encoder whose secondary encoder is a copy of ``unet``'s conv_in (its mask and
         masked-latent channels), down blocks, mid block and (with timestep conditioning) time embedding."""
         check_unet_supported(unet)

@@ -105,7 +105,7 @@ class HintConditioning:
     def __len__(self) -> int:
         return len(self.shifts)
 
-    def cat(self, other: "HintConditioning") -> "HintConditioning":
+    def cat(self, other: HintConditioning) -> HintConditioning:
         """Concatenate along the batch (e.g. unconditional then conditional, for guidance)."""
         shifts = tuple(torch.cat([a, b]) for a, b in zip(self.shifts, other.shifts))
         if self.scales is None:

@@ -19,7 +19,13 @@ from tryon_lab.training.dtc.ablation import (
     run_ablation,
     select_variant,
 )
-from tryon_lab.training.dtc.cache import CACHE_FILE, DTCCache, ShapeOrBoxDTCDataset, build_dtc_cache, ensure_dtc_cache
+from tryon_lab.training.dtc.cache import (
+    CACHE_FILE,
+    DTCCache,
+    ShapeOrBoxDTCDataset,
+    build_dtc_cache,
+    ensure_dtc_cache,
+)
 from tryon_lab.training.dtc.cost import hint_step_seconds
 from tryon_lab.training.dtc.evaluation import (
     ablation_table,
@@ -38,13 +44,44 @@ from tryon_lab.training.dtc.perceptual import (
 )
 from tryon_lab.training.dtc.train import DTCSettings, settings_from_mapping, train_dtc
 from tryon_lab.training.dtc.unet_tuning import UNET_MODES, finish_unet, prepare_unet
-from tryon_lab.training.dtc.variants import Variant, parse_variant, parse_variants, valid_names
+from tryon_lab.training.dtc.variants import (
+    Variant,
+    parse_variant,
+    parse_variants,
+    valid_names,
+)
 
 __all__ = [
-    "AblationResult", "AblationSettings", "CACHE_FILE", "ContrastiveObjective", "DTCCache", "DTCObjective",
-    "DTCSettings", "PerceptualSettings", "ShapeOrBoxDTCDataset", "UNET_MODES", "UnlabelledCropDataset", "Variant",
-    "ablation_table", "build_dtc_cache", "compare_variants", "comparison_pairs", "comparisons_table", "dtc_method",
-    "ensure_dtc_cache", "finish_unet", "hint_step_seconds", "parse_variant", "parse_variants", "prepare_unet",
-    "run_ablation", "score_tryons", "select_variant", "settings_from_mapping", "summarize_variant", "train_dtc",
-    "train_perceptual_net", "valid_names",
+    "CACHE_FILE",
+    "UNET_MODES",
+    "AblationResult",
+    "AblationSettings",
+    "ContrastiveObjective",
+    "DTCCache",
+    "DTCObjective",
+    "DTCSettings",
+    "PerceptualSettings",
+    "ShapeOrBoxDTCDataset",
+    "UnlabelledCropDataset",
+    "Variant",
+    "ablation_table",
+    "build_dtc_cache",
+    "compare_variants",
+    "comparison_pairs",
+    "comparisons_table",
+    "dtc_method",
+    "ensure_dtc_cache",
+    "finish_unet",
+    "hint_step_seconds",
+    "parse_variant",
+    "parse_variants",
+    "prepare_unet",
+    "run_ablation",
+    "score_tryons",
+    "select_variant",
+    "settings_from_mapping",
+    "summarize_variant",
+    "train_dtc",
+    "train_perceptual_net",
+    "valid_names",
 ]

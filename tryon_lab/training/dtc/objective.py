@@ -17,7 +17,13 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
 from tryon_lab.errors import ConfigError
 from tryon_lab.models.channels import inpaint_channels
-from tryon_lab.models.dtc import EMPTY_HINT, HintEncoder, PerceptualNet, ReferenceEncoder, dtc_unet_forward
+from tryon_lab.models.dtc import (
+    EMPTY_HINT,
+    HintEncoder,
+    PerceptualNet,
+    ReferenceEncoder,
+    dtc_unet_forward,
+)
 from tryon_lab.training.dtc.cache import to_float
 
 

@@ -127,7 +127,11 @@ def train_perceptual_net(run_dir: str | Path, settings: PerceptualSettings, reso
     """Train (or resume) the perceptual network, self-supervised, on unlabelled train-split crops of
     its own world (``world_seed``); saves it to ``out_dir`` if given, with ``training.json`` and a
     ``README.md`` saying what it was trained on and how; returns it in eval mode, frozen."""
-    from tryon_lab.training.common import loader_factory, make_accelerator, save_atomically
+    from tryon_lab.training.common import (
+        loader_factory,
+        make_accelerator,
+        save_atomically,
+    )
     from tryon_lab.training.loop import endless, run_loop
 
     accelerator = make_accelerator(settings.world_seed)

@@ -17,7 +17,11 @@ from tryon_lab.errors import ConfigError
 from tryon_lab.models.dtc import FILM_MODES, PerceptualNet
 from tryon_lab.training.dtc.cache import ensure_dtc_cache
 from tryon_lab.training.dtc.objective import DTCObjective
-from tryon_lab.training.dtc.unet_tuning import check_unet_mode, finish_unet, prepare_unet
+from tryon_lab.training.dtc.unet_tuning import (
+    check_unet_mode,
+    finish_unet,
+    prepare_unet,
+)
 from tryon_lab.training.loop import LoopSettings
 
 
@@ -54,7 +58,7 @@ class DTCSettings:
             raise ConfigError("[dtc.train] steps, batch_size and dataset_size must be >= 1")
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "DTCSettings":
+    def from_mapping(cls, values: Mapping[str, Any]) -> DTCSettings:
         """Settings from a profile table; ``ConfigError`` naming an unknown or missing key."""
         return settings_from_mapping(cls, values, "dtc.train")
 

@@ -29,7 +29,7 @@ class Variant:
         head = next(k for k, v in FUSION_NAMES.items() if v == self.fusion)
         return "+".join([head] + [TIMESTEP] * self.hint_timestep + [PERCEPTUAL] * self.perceptual)
 
-    def differs_in_one_factor(self, other: "Variant") -> bool:
+    def differs_in_one_factor(self, other: Variant) -> bool:
         """Whether ``other`` differs from this variant in exactly one of fusion, timestep, perceptual loss."""
         return sum(getattr(self, f) != getattr(other, f) for f in ("fusion", "hint_timestep", "perceptual")) == 1
 
@@ -37,7 +37,7 @@ class Variant:
 def valid_names() -> list[str]:
     """Every variant name, in a fixed order."""
     names = []
-    for head, fusion in FUSION_NAMES.items():
+    for fusion in FUSION_NAMES.values():
         for timestep in (False, True) if fusion is not None else (False,):
             names += [Variant(fusion, timestep, False).name, Variant(fusion, timestep, True).name]
     return names
