@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -72,5 +73,7 @@ def run(model: str | Path | None = None) -> list[tuple[str, object, str]]:
     for sample in bad:
         check = reports[sample.name].check(sample.fault)
         verdict = "failed" if sample in caught else f"MISSED ({check.status})"
-        rows.append((f"{sample.name} -> {sample.fault}", verdict, check.reason[:110].replace("|", "/")))
+        # the hostile zips aim at a path outside the grader's folder; its name is this machine's, not a result
+        reason = re.sub(r"(\.\./)*/?tmp/tryon-lab-grader-escape-[0-9a-f]+", "<outside path>", check.reason)
+        rows.append((f"{sample.name} -> {sample.fault}", verdict, reason[:110].replace("|", "/")))
     return rows

@@ -26,14 +26,17 @@ COLUMNS = ("step", "attr_acc_all", "attr_acc_all_lo", "attr_acc_all_hi", "leftov
 def checkpoint_pipeline(run_dir: str | Path, checkpoint: str | Path, vae_dir: str | Path, config):
     """The ``TryOnInpaintPipeline`` a U-Net run's ``checkpoint`` folder holds (its EMA weights
     when it has them), with the run's tokenizer and the VAE in ``vae_dir``, sampling with DDIM."""
-    from diffusers import AutoencoderKL, DDIMScheduler
+    from diffusers import AutoencoderKL
     from diffusers.training_utils import EMAModel
     from safetensors.torch import load_file
     from transformers import CLIPTokenizer
 
-    from tryon_lab.models.components import build_scheduler, build_text_encoder, build_unet
-    from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
-    from tryon_lab.pipelines.latents import COURSE_RULE
+    from tryon_lab.models.components import (
+        build_scheduler,
+        build_text_encoder,
+        build_unet,
+    )
+    from tryon_lab.training.inpaint import trained_pipeline
 
     checkpoint = Path(checkpoint)
     tokenizer = CLIPTokenizer.from_pretrained(Path(run_dir) / "tokenizer")
@@ -44,10 +47,8 @@ def checkpoint_pipeline(run_dir: str | Path, checkpoint: str | Path, vae_dir: st
         ema = EMAModel(trained.parameters())
         ema.load_state_dict(torch.load(checkpoint / EMA_FILE, weights_only=False))
         ema.copy_to(trained.parameters())
-    vae = AutoencoderKL.from_pretrained(vae_dir)
-    pipe = TryOnInpaintPipeline(vae=vae, text_encoder=trained["text_encoder"], tokenizer=tokenizer,
-                                unet=trained["unet"], scheduler=DDIMScheduler.from_config(build_scheduler(config).config),
-                                inpaint_rule=COURSE_RULE)
+    pipe = trained_pipeline(AutoencoderKL.from_pretrained(vae_dir), trained["text_encoder"], tokenizer,
+                            trained["unet"], build_scheduler(config))
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(torch.float32)
 

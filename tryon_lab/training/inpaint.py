@@ -98,7 +98,7 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
     Work files (tokenizer, latent cache, checkpoints, losses.csv) live in ``run_dir``; returns a
     ``TryOnInpaintPipeline`` holding the EMA weights (if EMA is on), with a DDIM sampler.
     """
-    from diffusers import AutoencoderKL, DDIMScheduler
+    from diffusers import AutoencoderKL
 
     from tryon_lab.data.datasets import InpaintDataset
     from tryon_lab.data.world import World
@@ -108,7 +108,6 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
         build_unet,
     )
     from tryon_lab.models.tokenizer import train_tokenizer
-    from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
     from tryon_lab.training.common import loader_factory, make_accelerator
     from tryon_lab.training.latent_cache import LatentCache, build_latent_cache
     from tryon_lab.training.loop import endless, run_loop
@@ -138,7 +137,15 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
     result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="unet")
     if result.ema is not None:
         result.ema.copy_to(objective.parameters())
-    sampler = DDIMScheduler.from_config(noise_scheduler.config)
-    pipe = TryOnInpaintPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=sampler,
-                                inpaint_rule=COURSE_RULE)
-    return pipe, result
+    return trained_pipeline(vae, text_encoder, tokenizer, unet, noise_scheduler), result
+
+
+def trained_pipeline(vae, text_encoder, tokenizer, unet, noise_scheduler: DDPMScheduler):
+    """The ``TryOnInpaintPipeline`` of a U-Net run's parts: the course's inpaint rule, sampling with
+    DDIM on the training scheduler's noise schedule."""
+    from diffusers import DDIMScheduler
+
+    from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
+
+    return TryOnInpaintPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                scheduler=DDIMScheduler.from_config(noise_scheduler.config), inpaint_rule=COURSE_RULE)
