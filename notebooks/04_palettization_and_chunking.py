@@ -300,8 +300,7 @@ chunk_figure([f"chunk {i}" for i in range(1, len(chunks) + 1)], [c.weight_bytes 
 # %%
 import json
 
-from tryon_lab.export.bundle import ExportOptions, compress_component, write_bundle
-from tryon_lab.export.mixed_bits import mixed_unet_component
+from tryon_lab.export.bundle import ExportOptions, compress_component, mixed_unet_component, write_bundle
 from tryon_lab.export.verify import verify_bundle
 
 options = ExportOptions(bits="mixed", target_psnr=settings["target_psnr"], chunks=settings["chunks"],

@@ -91,7 +91,7 @@ def _add_verbose(parser: argparse.ArgumentParser, default) -> None:
 def _command(subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         name,
-        help=help,
+        help=help.replace("%", "%%"),  # argparse %-formats help strings, not descriptions
         description=help,
         epilog=f"examples:\n{examples}",
         formatter_class=argparse.RawDescriptionHelpFormatter,

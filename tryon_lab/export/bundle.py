@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tryon_lab import __version__
 from tryon_lab.export.chunking import Chunk, check_chunks, chunk_balance, chunk_program
@@ -47,9 +49,10 @@ from tryon_lab.export.manifest import (
     TokenizerFiles,
     write_manifest,
 )
-from tryon_lab.export.mixed_bits import mixed_bit_palettize
+from tryon_lab.export.mixed_bits import MixedBitResult, mixed_bit_palettize
 from tryon_lab.export.palettize import GROUP_SIZE, PaletteSettings, WeightReport, palettize, weight_report
 from tryon_lab.paths import sha256_file
+
 BITS_CHOICES = ("16", "8", "6", "4", "mixed")
 COMPRESSED_COMPONENTS = ("Unet",)  # palettized and chunked; the others ship at their measured precision
 
@@ -102,6 +105,19 @@ class CoreMLComponent:
     psnr: float
     chunks: list[Chunk]
     chunk_difference: float | None = None
+
+
+def mixed_unet_component(conversion: Conversion, mixed: MixedBitResult, chunks: Sequence[Chunk],
+                         inputs: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray],
+                         settings: PaletteSettings, target_psnr: float) -> CoreMLComponent:
+    """The bundle's component for a U-Net already mixed-bit palettized (``mixed``) and chunked
+    (``chunks``), its PSNR measured on ``inputs`` (the golden ones, not the calibration inputs), so a
+    notebook writes the bundle from what it has computed instead of palettizing a second time."""
+    compression = Compression(mode="kmeans", bits="mixed", granularity=settings.granularity,
+                              group_size=settings.group_size, weight_threshold=settings.weight_threshold,
+                              target_psnr=target_psnr, allocation=dict(sorted(mixed.allocation.items())))
+    difference = check_chunks(mixed.model, list(chunks), inputs) if len(chunks) > 1 else None
+    return CoreMLComponent(conversion, compression, program_psnr(mixed.model, inputs, reference), list(chunks), difference)
 
 
 def compress_component(name: str, conversion: Conversion, golden: Golden, options: ExportOptions) -> CoreMLComponent:

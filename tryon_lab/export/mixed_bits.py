@@ -250,28 +250,6 @@ def allocation_table(sensitivities: Sequence[Sensitivity], allocation: Mapping[s
             for s in sensitivities]
 
 
-def mixed_unet_component(conversion, mixed: MixedBitResult, chunks: Sequence[Any], inputs: Mapping[str, np.ndarray],
-                         reference: Mapping[str, np.ndarray], settings: PaletteSettings, target_psnr: float):
-    """The bundle's ``CoreMLComponent`` for a U-Net already mixed-bit palettized (``mixed``) and chunked
-    (``chunks``), its PSNR measured on ``inputs`` (the golden ones, not the calibration inputs), so a
-    notebook writes the bundle from what it has computed instead of palettizing a second time."""
-    from tryon_lab.export.bundle import CoreMLComponent
-    from tryon_lab.export.chunking import check_chunks
-    from tryon_lab.export.coreml import program_psnr
-
-    record = {"mode": "kmeans", "bits": "mixed", "granularity": settings.granularity,
-              "group_size": settings.group_size, "weight_threshold": settings.weight_threshold,
-              "target_psnr": target_psnr, "target_bits": None, "allocation": dict(sorted(mixed.allocation.items()))}
-    try:  # the manifest's typed record where the package has one, else the plain entry it writes
-        from tryon_lab.export.manifest import Compression
-
-        compression = Compression(**record)
-    except ImportError:
-        compression = record
-    difference = check_chunks(mixed.model, list(chunks), inputs) if len(chunks) > 1 else None
-    return CoreMLComponent(conversion, compression, program_psnr(mixed.model, inputs, reference), list(chunks), difference)
-
-
 def allocation_figure(sensitivities: Sequence[Sensitivity], allocation: Mapping[str, int]):
     """The width each layer got, one bar per layer in program order (bar width ~ its share of the
     weights), coloured by width: where the allocation spent and saved bits."""
