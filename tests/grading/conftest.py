@@ -34,14 +34,15 @@ def _bundle_key() -> str:
     return digest.hexdigest()[:16]
 
 
-def _cached_export(request, tmp_path_factory, name: str, bits: str, chunks: int) -> Path:
-    """A fresh copy of the tiny pipeline exported (Core ML only) with ``bits`` and ``chunks``, taken
-    from pytest's cache (as ``name``) when the code that makes it has not changed."""
+def _cached_export(request, tmp_path_factory, name: str, bits: str, chunks: int, **options) -> Path:
+    """A fresh copy of the tiny pipeline exported (Core ML only) with ``bits``, ``chunks`` and any
+    other ``ExportOptions``, taken from pytest's cache (as ``name``) when the code that makes it has
+    not changed."""
     from tryon_lab.export.bundle import ExportOptions, export_bundle
 
     def export(out: Path) -> Path:
-        options = ExportOptions(bits=bits, chunks=chunks, targets=("coreml",), steps=GOLDEN_STEPS)
-        return export_bundle(request.getfixturevalue("tiny_pipeline_dir"), out, options, log=lambda _: None)
+        settings = ExportOptions(bits=bits, chunks=chunks, targets=("coreml",), steps=GOLDEN_STEPS, **options)
+        return export_bundle(request.getfixturevalue("tiny_pipeline_dir"), out, settings, log=lambda _: None)
 
     copy = tmp_path_factory.mktemp(name) / "bundle"
     cache = getattr(request.config, "cache", None)
@@ -68,6 +69,12 @@ def reference_bundle(request, tmp_path_factory) -> Path:
 def eight_bit_bundle(request, tmp_path_factory) -> Path:
     """The same pipeline exported off the course recipe: an 8-bit U-Net, unchunked."""
     return _cached_export(request, tmp_path_factory, "eight-bit", "8", 1)
+
+
+@pytest.fixture(scope="session")
+def mixed_bit_bundle(request, tmp_path_factory) -> Path:
+    """The course recipe with a mixed-bit U-Net averaging 4 bits: some layers at 2 or 3 bits."""
+    return _cached_export(request, tmp_path_factory, "mixed-bit", "mixed", 2, target_psnr=None, target_bits=4.0)
 
 
 @pytest.fixture(scope="session")

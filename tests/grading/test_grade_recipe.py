@@ -67,3 +67,13 @@ def test_without_a_reference_a_disagreement_with_its_own_golden_data_still_fails
     report = grade_submission(sample.path, tmp_path / "out", rubric)
     assert report.check("numerics").status == "failed" and "misses the bar" in report.check("numerics").reason
     assert report.check("tryon").status == "unverified" and report.status == "failed"
+
+
+@pytest.mark.slow
+def test_a_mixed_bit_bundle_with_2_and_3_bit_layers_passes_the_bits_check(mixed_bit_bundle, reference, tmp_path):
+    from tryon_lab.export.manifest import read_manifest
+
+    allocation = read_manifest(mixed_bit_bundle).components["Unet"].coreml.compression.allocation
+    assert {2, 3} & set(allocation.values()), allocation  # the allocator used the widths the rubric must accept
+    report = grade_submission(mixed_bit_bundle, tmp_path / "out", load_rubric(), reference)
+    assert report.check("bits").status == "passed", report.check("bits").reason

@@ -40,7 +40,8 @@ from tryon_lab.export.manifest import (
     Package,
     read_manifest,
 )
-from tryon_lab.export.palettize import PALETTE_BITS, WEIGHT_THRESHOLD, WeightReport
+from tryon_lab.export.mixed_bits import MIXED_BITS
+from tryon_lab.export.palettize import WEIGHT_THRESHOLD, WeightReport
 from tryon_lab.grading.errors import PackageError, SubmissionRejected
 from tryon_lab.grading.filetypes import MAX_JSON_BYTES, file_problem
 from tryon_lab.grading.packages import MODEL_FILE, WEIGHTS_FILE, LoadedPackage, load_package
@@ -524,7 +525,7 @@ def _component_bits(context: Context, name: str, coreml: CoreMLEntry, problems: 
     if not claim.palettized:
         permitted = set()
     else:
-        permitted = set(PALETTE_BITS) if claim.bits == "mixed" else {claim.bits}
+        permitted = set(MIXED_BITS) if claim.bits == "mixed" else {claim.bits}
     if not widths <= permitted or (claim.palettized and not widths):
         held = f"{sorted(widths)}-bit palettes" if widths else "no palettes"
         problems.append(f"component {name}: the manifest claims {_claim(claim)}, the programs hold {held}")
