@@ -158,10 +158,13 @@ print(format_table(film_rows(fresh_film, skip_names(fresh.unet)), FILM_HEADERS))
 #    uses VGG; here `PerceptualNet` is trained on its own world, and it is never the world encoder
 #    that later judges the results: a model must not be trained against its judge.
 #
-# The shipped recipe keeps the main U-Net **frozen** and trains only the reference and hint
-# encoders: the shipped DTC then adds a few MB to the base model instead of a second U-Net. Below,
-# the same recipe runs for the profile's few steps: a perceptual network first, then DTC. Losses
-# are logged every 10 steps; beside them, the curves the shipped model's recipe logged.
+# The shipped recipe (`tryon-lab train-dtc`) trains the main U-Net too, as the paper does, beside
+# the reference and hint encoders. Here every variant of the ablation fine-tunes the same U-Net
+# parameters, a LoRA (its rank and targets are the profile's `[dtc.train]` settings) that is fused
+# into the U-Net when the model is saved; a phone then runs one U-Net plus the two small encoders.
+# The brief run below keeps the U-Net **frozen** so that it fits in a notebook's minutes: a
+# perceptual network first, then DTC. Losses are logged every 10 steps; beside them, the curves the
+# shipped model's recipe logged.
 
 # %%
 from tryon_lab.training.dtc import DTCSettings, PerceptualSettings, train_dtc, train_perceptual_net
@@ -281,7 +284,7 @@ else:
 # %% [markdown]
 # In the paper (its rows are in the table above), FiLM lowers FID against PBE_best more than
 # direct addition does: FiLM wins because the hint is not aligned with the scene. Compare the signs
-# and sizes of the changes in our column with the paper's. Ours come from a frozen U-Net, a short
+# and sizes of the changes in our column with the paper's. Ours come from a mini model, a short
 # training run, 128-pixel images and a limited set of held-out pairs scored by a small feature
 # network, so small differences are within noise; a variant that does not beat the baseline would
 # be a finding too. The next cell reads the comparison off the table.
