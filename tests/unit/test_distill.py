@@ -1,0 +1,110 @@
+"""LCM-LoRA distillation: the parts agree with diffusers' reference schedulers, training lowers the
+consistency loss, the teacher is untouched, and the distilled pipeline samples with LCMScheduler."""
+
+import pytest
+import torch
+from diffusers import DDIMScheduler, LCMScheduler
+
+from tryon_lab.errors import ConfigError
+from tryon_lab.training.distill import (
+    LCM_ADAPTER,
+    ConsistencyDistillObjective,
+    DDIMSolver,
+    DistillSettings,
+    boundary_scalings,
+    distill_lcm,
+)
+
+
+def test_boundary_scalings_are_lcm_schedulers():
+    scheduler = LCMScheduler()
+    for t in (0, 1, 19, 259, 999):
+        c_skip, c_out = boundary_scalings(torch.tensor([t]))
+        ref_skip, ref_out = scheduler.get_scalings_for_boundary_condition_discrete(t)
+        assert c_skip.item() == pytest.approx(float(ref_skip), rel=1e-6)
+        assert c_out.item() == pytest.approx(float(ref_out), rel=1e-6, abs=1e-12)
+    skip0, out0 = boundary_scalings(torch.tensor([0]))
+    assert skip0.item() == 1.0 and out0.item() == 0.0
+
+
+def test_the_teachers_solver_step_is_ddim_schedulers():
+    ddim = DDIMScheduler(set_alpha_to_one=False, clip_sample=False, beta_schedule="scaled_linear")
+    ddim.set_timesteps(50)
+    solver = DDIMSolver(ddim.alphas_cumprod, 50)
+    generator = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(2, 4, 8, 8, generator=generator), torch.randn(2, 4, 8, 8, generator=generator)
+    for index in (0, 1, 25, 49):
+        t = int(solver.timesteps[index])
+        alpha = ddim.alphas_cumprod[t]
+        x0 = (x - (1 - alpha).sqrt() * eps) / alpha.sqrt()
+        ours = solver.step(x0, eps, torch.tensor([index, index]))
+        reference = ddim.step(eps, t, x).prev_sample
+        torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5)
+
+
+def _batch(pipe, generator):
+    size = pipe.unet.config.sample_size
+    return {"latents": torch.randn(2, 4, size, size, generator=generator),
+            "masked_latents": torch.randn(2, 4, size, size, generator=generator),
+            "mask": (torch.rand(2, 1, size, size, generator=generator) > 0.5).float(),
+            "caption": ["a red striped shirt", "a blue plain bag"]}
+
+
+def test_training_lowers_the_consistency_loss_and_leaves_the_teacher(tiny_pipeline):
+    from tryon_lab.training.dreambooth.train import lora_config
+
+    pipe = tiny_pipeline
+    pipe.unet.requires_grad_(False)
+    pipe.unet.add_adapter(lora_config(8, targets="all"), adapter_name=LCM_ADAPTER)
+    objective = ConsistencyDistillObjective(pipe.unet, pipe.text_encoder, pipe.tokenizer, pipe.scheduler.alphas_cumprod,
+                                            ddim_timesteps=10)
+    batch = _batch(pipe, torch.Generator().manual_seed(1))
+    probe = torch.cat([batch["latents"], batch["mask"], batch["masked_latents"]], dim=1)
+    hidden = objective._embed(batch["caption"])
+
+    def teacher():
+        pipe.unet.disable_adapters()
+        try:
+            return pipe.unet(probe, torch.tensor([500, 500]), encoder_hidden_states=hidden).sample
+        finally:
+            pipe.unet.enable_adapters()
+
+    def loss():
+        torch.manual_seed(0)  # the same timesteps, noise and guidance scales each time
+        with torch.no_grad():
+            return objective(batch)[0].item()
+
+    before, teacher_before = loss(), teacher()
+    params = [p for p in pipe.unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=3e-3)
+    for _ in range(30):
+        torch.manual_seed(0)
+        value, _ = objective(batch)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+    assert loss() < 0.8 * before
+    torch.testing.assert_close(teacher(), teacher_before)
+
+
+def test_bad_settings_are_refused_before_training():
+    with pytest.raises(ConfigError, match="w_min"):
+        DistillSettings(steps=1, w_min=5.0, w_max=2.0).check()
+    with pytest.raises(ConfigError, match="ddim_timesteps"):
+        DDIMSolver(torch.ones(1000), 0)
+
+
+@pytest.mark.slow
+def test_a_distilled_pipeline_samples_in_4_lcm_steps(tiny_pipeline, tmp_path):
+    settings = DistillSettings(steps=2, batch_size=2, dataset_size=4, rank=4, checkpoint_every=2, warmup_steps=0)
+    pipe, result = distill_lcm(tiny_pipeline, tmp_path / "run", settings)
+    assert result.steps == 2 and (tmp_path / "run" / "losses.csv").is_file()
+    assert LCM_ADAPTER in pipe.unet.peft_config
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    image = torch.zeros(3, pipe.resolution, pipe.resolution).numpy().transpose(1, 2, 0)
+    mask = torch.zeros(pipe.resolution, pipe.resolution).numpy()
+    mask[8:24, 8:24] = 1
+    steps = []
+    pipe(image, mask, "a red shirt", num_inference_steps=4, guidance_scale=1.0, seed=0,
+         callback_on_step_end=lambda p, i, t, state: steps.append(int(t)) or state)
+    assert len(steps) == 4 and steps == sorted(steps, reverse=True)
