@@ -1,11 +1,12 @@
 """LCM-LoRA distillation: the parts agree with diffusers' reference schedulers, training lowers the
 consistency loss, the teacher is untouched, and the distilled pipeline samples with LCMScheduler."""
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, LCMScheduler
 
-from tryon_lab.errors import ConfigError
+from tryon_lab.errors import ConfigError, TryOnInputError
 from tryon_lab.training.distill import (
     LCM_ADAPTER,
     ConsistencyDistillObjective,
@@ -94,17 +95,42 @@ def test_bad_settings_are_refused_before_training():
         DDIMSolver(torch.ones(1000), 0)
 
 
-@pytest.mark.slow
-def test_a_distilled_pipeline_samples_in_4_lcm_steps(tiny_pipeline, tmp_path):
-    settings = DistillSettings(steps=2, batch_size=2, dataset_size=4, rank=4, checkpoint_every=2, warmup_steps=0)
-    pipe, result = distill_lcm(tiny_pipeline, tmp_path / "run", settings)
-    assert result.steps == 2 and (tmp_path / "run" / "losses.csv").is_file()
-    assert LCM_ADAPTER in pipe.unet.peft_config
-    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
-    image = torch.zeros(3, pipe.resolution, pipe.resolution).numpy().transpose(1, 2, 0)
-    mask = torch.zeros(pipe.resolution, pipe.resolution).numpy()
+def _tryon(pipe, steps, guidance):
+    import numpy as np
+
+    image = np.full((pipe.resolution, pipe.resolution, 3), 128, np.uint8)
+    mask = np.zeros((pipe.resolution, pipe.resolution), np.float32)
     mask[8:24, 8:24] = 1
-    steps = []
-    pipe(image, mask, "a red shirt", num_inference_steps=4, guidance_scale=1.0, seed=0,
-         callback_on_step_end=lambda p, i, t, state: steps.append(int(t)) or state)
-    assert len(steps) == 4 and steps == sorted(steps, reverse=True)
+    timesteps = []
+    out = pipe(image, mask, "a red shirt", num_inference_steps=steps, guidance_scale=guidance, seed=0, output_type="np",
+               callback_on_step_end=lambda p, i, t, state: timesteps.append(int(t)) or state)
+    return out.images[0], timesteps
+
+
+@pytest.mark.slow
+def test_a_distilled_lora_saves_loads_and_samples_in_4_lcm_steps(tiny_pipeline_dir, tmp_path):
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    from tryon_lab.pipelines.samplers import use_sampler
+    from tryon_lab.training.distill import load_lcm, save_lcm
+
+    base = load_inpaint_pipeline(tiny_pipeline_dir)
+    ddim_before, _ = _tryon(base, 3, 4.0)
+    settings = DistillSettings(steps=2, batch_size=2, dataset_size=4, rank=4, checkpoint_every=2, warmup_steps=0,
+                               learning_rate=1e-2)
+    pipe, result = distill_lcm(load_inpaint_pipeline(tiny_pipeline_dir), tmp_path / "run", settings)
+    assert result.steps == 2 and (tmp_path / "run" / "losses.csv").is_file()
+    assert use_sampler(pipe, "lcm").steps == 4
+    trained, timesteps = _tryon(pipe, 4, 1.0)
+    assert len(timesteps) == 4 and timesteps == sorted(timesteps, reverse=True)
+
+    save_lcm(pipe, tmp_path / "pipeline")
+    loaded = load_inpaint_pipeline(tiny_pipeline_dir)
+    with pytest.raises(TryOnInputError, match="LCM LoRA"):
+        use_sampler(loaded, "lcm")
+    assert load_lcm(loaded, tmp_path / "pipeline") and not load_lcm(loaded, tmp_path / "nothing")
+    use_sampler(loaded, "ddim")
+    np.testing.assert_array_equal(_tryon(loaded, 3, 4.0)[0], ddim_before)  # adapter off: the base model exactly
+    use_sampler(loaded, "lcm")
+    again, _ = _tryon(loaded, 4, 1.0)
+    np.testing.assert_allclose(again, trained, atol=2e-3)
+    assert np.abs(again - ddim_before).max() > 0.01

@@ -28,9 +28,10 @@ import torch
 
 from tryon_lab.errors import ConfigError
 from tryon_lab.models.channels import inpaint_channels
+from tryon_lab.pipelines.samplers import LCM_ADAPTER, has_lcm
 from tryon_lab.training.loop import LoopSettings
 
-LCM_ADAPTER = "lcm"
+LCM_FOLDER = "lcm"  # a pipeline folder's LCM LoRA: <pipeline>/lcm/pytorch_lora_weights.safetensors
 SIGMA_DATA = 0.5  # the consistency parametrisation's data scale (LCM's and diffusers' LCMScheduler's)
 TIMESTEP_SCALING = 10.0  # LCMScheduler's default: the boundary condition acts within a few timesteps of 0
 
@@ -195,3 +196,26 @@ def distill_lcm(pipe, run_dir: str | Path, settings: DistillSettings, seed: int 
     batches = endless(loader_factory(accelerator, LatentCache(cache_dir), settings.batch_size))
     result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="lcm distill")
     return pipe, result
+
+
+def save_lcm(pipe, folder: str | Path) -> Path:
+    """Write ``pipe``'s LCM adapter into pipeline folder ``folder`` (``folder/lcm``, diffusers' LoRA
+    layout); returns the LoRA folder."""
+    from tryon_lab.training.common import save_atomically
+    from tryon_lab.training.dreambooth.lora_files import save_unet_lora
+
+    return save_atomically(Path(folder) / LCM_FOLDER, lambda tmp: save_unet_lora(pipe.unet, LCM_ADAPTER, tmp))
+
+
+def load_lcm(pipe, folder: str | Path) -> bool:
+    """Attach the LCM LoRA of pipeline folder ``folder`` to ``pipe``, switched off (``use_sampler``
+    switches it on); returns False when the folder has none."""
+    from tryon_lab.training.dreambooth.lora_files import LORA_FILE, attach_lora
+
+    lora = Path(folder) / LCM_FOLDER
+    if not (lora / LORA_FILE).is_file():
+        return False
+    if not has_lcm(pipe):
+        attach_lora(pipe.unet, pipe.text_encoder, lora, LCM_ADAPTER)
+        pipe.unet.disable_adapters()
+    return True

@@ -29,19 +29,27 @@ FORMAT1_TOKEN_FILE = "token_embedding.safetensors"
 _COMPONENTS = ("unet", "text_encoder")
 
 
-def save_lora_garment(pipe, adapter_name: str, token: str, folder: str | Path) -> None:
-    """Write ``pipe.unet``'s adapter ``adapter_name`` (``LORA_FILE``) and ``token``'s embedding row
-    (``TOKEN_FILE``) into ``folder``."""
+def save_unet_lora(unet, adapter_name: str, folder: str | Path) -> Path:
+    """Write ``unet``'s adapter ``adapter_name`` as ``folder/LORA_FILE`` in diffusers' layout (what
+    ``pipe.load_lora_weights(folder)`` reads); returns the file's path."""
     from diffusers import StableDiffusionInpaintPipeline
     from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import save_file
 
     # peft's key names, not convert_state_dict_to_diffusers': that renames only the attention
     # projections, and diffusers' loader reads a file mixing both namings in part, silently.
-    layers = get_peft_model_state_dict(pipe.unet, adapter_name=adapter_name)
+    layers = get_peft_model_state_dict(unet, adapter_name=adapter_name)
     StableDiffusionInpaintPipeline.save_lora_weights(
         folder, unet_lora_layers=layers, weight_name=LORA_FILE,
-        unet_lora_adapter_metadata=pipe.unet.peft_config[adapter_name].to_dict())
+        unet_lora_adapter_metadata=unet.peft_config[adapter_name].to_dict())
+    return Path(folder) / LORA_FILE
+
+
+def save_lora_garment(pipe, adapter_name: str, token: str, folder: str | Path) -> None:
+    """Write ``pipe.unet``'s adapter ``adapter_name`` (``LORA_FILE``) and ``token``'s embedding row
+    (``TOKEN_FILE``) into ``folder``."""
+    from safetensors.torch import save_file
+
+    save_unet_lora(pipe.unet, adapter_name, folder)
     token_id = pipe.tokenizer.convert_tokens_to_ids(token)
     vector = pipe.text_encoder.get_input_embeddings().weight[token_id].detach().float().cpu().contiguous()
     save_file({token: vector}, Path(folder) / TOKEN_FILE)
