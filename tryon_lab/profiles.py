@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from importlib import resources
 from typing import Any
 
@@ -56,3 +57,17 @@ def load_profile(name: str) -> Profile:
 def current_profile() -> Profile:
     """Return the profile named by ``$TRYON_LAB_PROFILE`` (default ``quick``)."""
     return load_profile(os.environ.get(PROFILE_ENV, DEFAULT_PROFILE).strip() or DEFAULT_PROFILE)
+
+
+def settings_from_mapping(cls, values: Mapping[str, Any], section: str):
+    """``cls(**values)`` for a frozen settings dataclass, with ``ConfigError`` naming an unknown or
+    missing key of the profile's ``[section]`` instead of a TypeError."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"[{section}] has unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ConfigError(f"[{section}]: {error}") from None

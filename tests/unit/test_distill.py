@@ -110,8 +110,8 @@ def _tryon(pipe, steps, guidance):
 @pytest.mark.slow
 def test_a_distilled_lora_saves_loads_and_samples_in_4_lcm_steps(tiny_pipeline_dir, tmp_path):
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
-    from tryon_lab.pipelines.samplers import use_sampler
-    from tryon_lab.training.distill import load_lcm, save_lcm
+    from tryon_lab.pipelines.samplers import load_lcm, use_sampler
+    from tryon_lab.training.distill import save_lcm
 
     base = load_inpaint_pipeline(tiny_pipeline_dir)
     ddim_before, _ = _tryon(base, 3, 4.0)
@@ -134,3 +134,38 @@ def test_a_distilled_lora_saves_loads_and_samples_in_4_lcm_steps(tiny_pipeline_d
     again, _ = _tryon(loaded, 4, 1.0)
     np.testing.assert_allclose(again, trained, atol=2e-3)
     assert np.abs(again - ddim_before).max() > 0.01
+
+
+def test_the_distill_recipe_writes_a_scored_lora_into_the_pipeline_folder(tiny_pipeline_dir, tmp_path):
+    import json
+    import shutil
+
+    from tryon_lab.models.world_encoder import WorldEncoder
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    from tryon_lab.pipelines.samplers import load_lcm
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.training.distill_recipe import base_unet_sha256, distill_pipeline
+
+    pipeline = tmp_path / "pipeline"
+    shutil.copytree(tiny_pipeline_dir, pipeline)
+    torch.manual_seed(0)
+    WorldEncoder.for_world().save_pretrained(tmp_path / "judge")
+    folder = distill_pipeline(load_profile("smoke"), pipeline, tmp_path / "run", tmp_path / "judge")
+    record = json.loads((folder / "training.json").read_text())
+    assert record["base_unet_sha256"] == base_unet_sha256(pipeline) and record["steps"] == 2
+    metrics = record["metrics"]
+    for name in ("val_ddim25_attr_acc_all", "val_lcm4_identity_acc", "val_lcm_minus_ddim_identity_acc"):
+        assert "[" in metrics[name]  # a value with its interval
+    assert 0 < metrics["lcm_to_ddim_time_ratio"] < 1  # 4 unguided passes against 25 guided ones
+    assert "LCM-LoRA" in (folder / "MODEL_CARD.md").read_text() and (folder / "logs" / "lcm_losses.csv").is_file()
+    assert load_lcm(load_inpaint_pipeline(pipeline), pipeline)
+
+
+def test_the_distill_recipe_refuses_a_bad_section_before_any_work(tmp_path):
+    from tryon_lab.profiles import Profile
+    from tryon_lab.training.distill_recipe import distill_pipeline
+
+    profile = Profile("custom", "", {"distill": {"steps": 2, "rnak": 4}})
+    with pytest.raises(ConfigError, match="rnak"):
+        distill_pipeline(profile, tmp_path / "nowhere", tmp_path / "run", tmp_path / "judge")
+    assert not (tmp_path / "run").exists()

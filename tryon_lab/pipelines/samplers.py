@@ -2,7 +2,7 @@
 
 Every sampler is a diffusers scheduler made ``from_config`` of the model's own noise schedule, so
 any of them runs any trained pipeline. ``lcm`` needs the model's LCM LoRA (``tryon-lab distill``):
-``training.distill.load_lcm`` attaches it; with the adapter active, 4 steps without classifier-free guidance (the guidance is distilled into
+``load_lcm`` attaches it from the pipeline folder's ``lcm/``; with the adapter active, 4 steps without classifier-free guidance (the guidance is distilled into
 the adapter) replace the 25 guided DDIM steps; without it, the adapter is switched off and the
 pipeline is exactly the base model again.
 """
@@ -10,11 +10,14 @@ pipeline is exactly the base model again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from tryon_lab.errors import TryOnInputError
+from tryon_lab.errors import ConfigError, TryOnInputError
 
 LCM_ADAPTER = "lcm"
+LCM_FOLDER = "lcm"  # a pipeline folder's LCM LoRA: <pipeline>/lcm/pytorch_lora_weights.safetensors
+LCM_FILE = "pytorch_lora_weights.safetensors"
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,12 @@ def check_sampler(name: str) -> Sampler:
 
 def make_scheduler(name: str, config: Any):
     """The diffusers scheduler of sampler ``name`` built from a scheduler ``config``."""
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, LCMScheduler
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerDiscreteScheduler,
+        LCMScheduler,
+    )
 
     check_sampler(name)
     if name == "dpm":
@@ -72,3 +80,20 @@ def use_sampler(pipe, name: str) -> Sampler:
         else:
             pipe.unet.disable_adapters()
     return sampler
+
+
+def load_lcm(pipe, folder: str | Path) -> bool:
+    """Attach the LCM LoRA of pipeline folder ``folder`` (``folder/lcm``) to ``pipe``'s U-Net,
+    switched off (``use_sampler(pipe, "lcm")`` switches it on); returns False when the folder has
+    none. ``ConfigError`` when the file does not fit this U-Net."""
+    lora = Path(folder) / LCM_FOLDER
+    if not (lora / LCM_FILE).is_file():
+        return False
+    if not has_lcm(pipe):
+        try:
+            pipe.unet.load_lora_adapter(str(lora), weight_name=LCM_FILE, prefix="unet", adapter_name=LCM_ADAPTER,
+                                        local_files_only=True)
+        except (OSError, ValueError, RuntimeError) as err:
+            raise ConfigError(f"{lora}: the LCM LoRA does not fit this model's U-Net ({err})") from None
+        pipe.unet.disable_adapters()
+    return True

@@ -21,6 +21,7 @@ masked-image channels after the noisy latent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,9 @@ import torch
 
 from tryon_lab.errors import ConfigError
 from tryon_lab.models.channels import inpaint_channels
-from tryon_lab.pipelines.samplers import LCM_ADAPTER, has_lcm
+from tryon_lab.pipelines.samplers import LCM_ADAPTER, LCM_FOLDER
 from tryon_lab.training.loop import LoopSettings
 
-LCM_FOLDER = "lcm"  # a pipeline folder's LCM LoRA: <pipeline>/lcm/pytorch_lora_weights.safetensors
 SIGMA_DATA = 0.5  # the consistency parametrisation's data scale (LCM's and diffusers' LCMScheduler's)
 TIMESTEP_SCALING = 10.0  # LCMScheduler's default: the boundary condition acts within a few timesteps of 0
 
@@ -198,24 +198,16 @@ def distill_lcm(pipe, run_dir: str | Path, settings: DistillSettings, seed: int 
     return pipe, result
 
 
-def save_lcm(pipe, folder: str | Path) -> Path:
+def save_lcm(pipe, folder: str | Path, extra: Callable[[Path], None] | None = None) -> Path:
     """Write ``pipe``'s LCM adapter into pipeline folder ``folder`` (``folder/lcm``, diffusers' LoRA
-    layout); returns the LoRA folder."""
+    layout), with whatever ``extra(lora_folder)`` adds (a card, logs), atomically; returns the LoRA folder."""
     from tryon_lab.training.common import save_atomically
     from tryon_lab.training.dreambooth.lora_files import save_unet_lora
 
-    return save_atomically(Path(folder) / LCM_FOLDER, lambda tmp: save_unet_lora(pipe.unet, LCM_ADAPTER, tmp))
+    def write(tmp: Path) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        save_unet_lora(pipe.unet, LCM_ADAPTER, tmp)
+        if extra is not None:
+            extra(tmp)
 
-
-def load_lcm(pipe, folder: str | Path) -> bool:
-    """Attach the LCM LoRA of pipeline folder ``folder`` to ``pipe``, switched off (``use_sampler``
-    switches it on); returns False when the folder has none."""
-    from tryon_lab.training.dreambooth.lora_files import LORA_FILE, attach_lora
-
-    lora = Path(folder) / LCM_FOLDER
-    if not (lora / LORA_FILE).is_file():
-        return False
-    if not has_lcm(pipe):
-        attach_lora(pipe.unet, pipe.text_encoder, lora, LCM_ADAPTER)
-        pipe.unet.disable_adapters()
-    return True
+    return save_atomically(Path(folder) / LCM_FOLDER, write)

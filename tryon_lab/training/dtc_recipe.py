@@ -21,7 +21,7 @@ import torch
 
 from tryon_lab.errors import ConfigError
 from tryon_lab.pipelines.loading import DTC_RECORD
-from tryon_lab.profiles import Profile
+from tryon_lab.profiles import Profile, settings_from_mapping
 from tryon_lab.training.common import run_record, save_atomically, write_json
 from tryon_lab.training.dtc import (
     AblationSettings,
@@ -32,7 +32,6 @@ from tryon_lab.training.dtc import (
     hint_step_seconds,
     run_ablation,
     select_variant,
-    settings_from_mapping,
     train_perceptual_net,
 )
 from tryon_lab.training.dtc.evaluation import METRICS

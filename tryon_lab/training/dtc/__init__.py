@@ -42,7 +42,7 @@ from tryon_lab.training.dtc.perceptual import (
     UnlabelledCropDataset,
     train_perceptual_net,
 )
-from tryon_lab.training.dtc.train import DTCSettings, settings_from_mapping, train_dtc
+from tryon_lab.training.dtc.train import DTCSettings, train_dtc
 from tryon_lab.training.dtc.unet_tuning import UNET_MODES, finish_unet, prepare_unet
 from tryon_lab.training.dtc.variants import (
     Variant,
@@ -79,7 +79,6 @@ __all__ = [
     "run_ablation",
     "score_tryons",
     "select_variant",
-    "settings_from_mapping",
     "summarize_variant",
     "train_dtc",
     "train_perceptual_net",

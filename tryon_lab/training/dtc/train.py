@@ -7,13 +7,14 @@ and the hint path train together under the shared loop (``run_loop``: resumable,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tryon_lab.errors import ConfigError
+from tryon_lab.profiles import settings_from_mapping
 from tryon_lab.models.dtc import FILM_MODES, PerceptualNet
 from tryon_lab.training.dtc.cache import ensure_dtc_cache
 from tryon_lab.training.dtc.objective import DTCObjective
@@ -66,20 +67,6 @@ class DTCSettings:
         """The generic loop settings of this run."""
         return LoopSettings(steps=self.steps, learning_rate=self.learning_rate, checkpoint_every=self.checkpoint_every,
                             ema_decay=self.ema_decay, warmup_steps=self.warmup_steps, weight_decay=1e-2)
-
-
-def settings_from_mapping(cls, values: Mapping[str, Any], section: str):
-    """``cls(**values)`` for a frozen settings dataclass, with ``ConfigError`` naming an unknown or
-    missing key of the profile's ``[section]`` instead of a TypeError."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"[{section}] has unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(known))}")
-    try:
-        return cls(**values)
-    except TypeError as error:
-        raise ConfigError(f"[{section}]: {error}") from None
 
 
 def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str | None = "film",

@@ -1,0 +1,115 @@
+"""``tryon-lab distill``: the recipe behind a pipeline's LCM LoRA (``<pipeline>/lcm``).
+
+The profile's ``[distill]`` section is read and checked before any work. The LoRA trains on the
+world's train split (resuming from the run folder), is scored on val samples against the base
+model's own 25-step DDIM (the same samples, seeds and judge: all-attribute and identity accuracy
+with 95% intervals, their paired differences, and wall time per try-on), and is written with its
+card into the pipeline folder beside the weights it was distilled from, atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tryon_lab.errors import ConfigError
+from tryon_lab.pipelines.samplers import LCM_FOLDER, SAMPLERS
+from tryon_lab.profiles import Profile, settings_from_mapping
+from tryon_lab.training.common import run_record, write_json
+from tryon_lab.training.distill import DistillSettings, distill_lcm, save_lcm
+from tryon_lab.training.model_card import write_model_card
+from tryon_lab.training.pretrain import TRAINING_RECORD
+
+BASE_UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
+COMPARED = ("attr_acc_all", "identity_acc")
+
+
+def distill_settings(profile: Profile) -> tuple[DistillSettings, int]:
+    """The profile's checked ``[distill]`` settings and its ``eval_samples`` (val try-ons per sampler);
+    ``ConfigError`` naming a missing section, an unknown key or a value out of range."""
+    section = dict(profile["distill"])
+    eval_samples = section.pop("eval_samples", 32)
+    settings = settings_from_mapping(DistillSettings, section, f"{profile.name}.distill")
+    settings.check()
+    if eval_samples < 2:
+        raise ConfigError(f"[{profile.name}.distill] eval_samples must be >= 2 for an interval, got {eval_samples}")
+    return settings, eval_samples
+
+
+def base_unet_sha256(pipeline_dir: str | Path) -> str:
+    """sha256 of the U-Net weights file the LoRA is distilled from (the card records it: an LCM LoRA
+    fits only the exact U-Net it was trained against)."""
+    return hashlib.sha256((Path(pipeline_dir) / BASE_UNET_WEIGHTS).read_bytes()).hexdigest()
+
+
+def compare_samplers(pipe, samples, judge, world) -> dict[str, str | float]:
+    """Score 4-step LCM against the base's 25-step DDIM on the same ``samples``: each sampler's
+    all-attribute and identity accuracy with intervals, the paired differences LCM - DDIM with a
+    verdict, wall seconds per try-on and their ratio."""
+    from tryon_lab.metrics.inpainting import per_sample_scores, pipeline_method
+    from tryon_lab.metrics.stats import bootstrap, paired_difference, verdict
+    from tryon_lab.pipelines.samplers import use_sampler
+
+    scores, seconds = {}, {}
+    for name in ("ddim", "lcm"):
+        sampler = use_sampler(pipe, name)
+        start = time.perf_counter()
+        outputs = pipeline_method(pipe, sampler.steps, sampler.guidance_scale)(samples)
+        seconds[name] = (time.perf_counter() - start) / len(samples)
+        scores[name] = per_sample_scores(samples, outputs, judge, world)
+    use_sampler(pipe, "ddim")
+    labels = {name: f"{name}{SAMPLERS[name].steps}" for name in scores}
+    metrics: dict[str, str | float] = {}
+    for metric in COMPARED:
+        for name, per_sample in scores.items():
+            metrics[f"val_{labels[name]}_{metric}"] = str(bootstrap(np.mean, per_sample[metric]))
+        difference = paired_difference(scores["lcm"][metric], scores["ddim"][metric])
+        metrics[f"val_lcm_minus_ddim_{metric}"] = (f"{difference} ("
+                                                   f"{verdict(difference, False, (labels['lcm'], labels['ddim']))})")
+    for name, value in seconds.items():
+        metrics[f"{labels[name]}_seconds_per_tryon"] = round(value, 3)
+    metrics["lcm_to_ddim_time_ratio"] = round(seconds["lcm"] / seconds["ddim"], 3)
+    return metrics
+
+
+def distill_pipeline(profile: Profile, pipeline_dir: str | Path, run_dir: str | Path,
+                     judge_dir: str | Path, seed: int = 0) -> Path:
+    """Distil the pipeline in ``pipeline_dir`` into an LCM LoRA (profile ``[distill]``; resumes from
+    ``run_dir``), score it on val samples against 25-step DDIM with the judge in ``judge_dir``, and
+    write ``pipeline_dir/lcm`` (weights, training.json, MODEL_CARD.md, losses). Returns that folder."""
+    from tryon_lab.data.world import World
+    from tryon_lab.metrics.judge import WorldJudge
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    from tryon_lab.training.pretrain import copy_logs
+
+    settings, eval_samples = distill_settings(profile)
+    if not Path(judge_dir, "config.json").is_file():
+        raise ConfigError(f"{judge_dir} is not a world-encoder folder (no config.json); the card needs the judge")
+    pipe = load_inpaint_pipeline(pipeline_dir, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    base_sha = base_unet_sha256(pipeline_dir)
+    judge = WorldJudge.load(judge_dir)
+    pipe, result = distill_lcm(pipe, run_dir, settings, seed)
+    world = World(seed, pipe.resolution)
+    metrics = compare_samplers(pipe, [world.sample(i, split="val") for i in range(eval_samples)], judge, world)
+    record = run_record({"component": "lcm-lora", "base": str(pipeline_dir), "base_unet_sha256": base_sha,
+                         "steps": settings.steps, "wall_seconds": round(result.wall_seconds, 1)})
+
+    def extra(folder: Path) -> None:
+        copy_logs(folder, lcm=run_dir)
+        write_json(folder / TRAINING_RECORD, {**record, "settings": settings.__dict__, "metrics": metrics})
+        write_model_card(
+            folder, f"{Path(pipeline_dir).name}/{LCM_FOLDER}: LCM-LoRA of the inpainting U-Net",
+            "A LoRA on the U-Net, distilled from the model itself by latent consistency distillation, so that "
+            f"{SAMPLERS['lcm'].steps} LCMScheduler steps without classifier-free guidance replace "
+            f"{SAMPLERS['ddim'].steps} guided DDIM steps. It fits only the U-Net whose sha256 is recorded below; "
+            "with the adapter switched off the pipeline is the base model exactly. Scored on val samples "
+            "(items, people and rooms of the val split), 95% bootstrap intervals; the test-split comparison is "
+            "in benchmarks/RESULTS.md.",
+            record, metrics, {**settings.__dict__, "eval_samples": eval_samples},
+            [f"tryon-lab distill --profile {profile.name} --base {pipeline_dir} --judge {judge_dir}"])
+
+    return save_lcm(pipe, pipeline_dir, extra)
