@@ -84,6 +84,19 @@ def pipeline_method(pipe, steps: int = 25, guidance_scale: float = 4.0, use_text
     return run
 
 
+def sampler_method(pipe, sampler: str, steps: int | None = None, seed: int = 0, batch_size: int = 8) -> Method:
+    """A Method that switches ``pipe`` to ``sampler`` (``pipelines.samplers``: its default steps
+    unless ``steps``, its guidance) before inpainting, so methods of one pipeline can alternate."""
+    from tryon_lab.pipelines.samplers import use_sampler
+
+    def run(samples: Sequence[WorldSample]) -> list[Image.Image]:
+        chosen = use_sampler(pipe, sampler)
+        return pipeline_method(pipe, steps or chosen.steps, chosen.guidance_scale, seed=seed,
+                               batch_size=batch_size)(samples)
+
+    return run
+
+
 def per_method_scores(methods: dict[str, Method], samples: Sequence[WorldSample], judge: WorldJudge | None,
                       world: World | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Run every method on the same samples; returns {method name: per-sample scores}, aligned by

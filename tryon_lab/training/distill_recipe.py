@@ -49,15 +49,14 @@ def compare_samplers(pipe, samples, judge, world) -> dict[str, str | float]:
     """Score 4-step LCM against the base's 25-step DDIM on the same ``samples``: each sampler's
     all-attribute and identity accuracy with intervals, the paired differences LCM - DDIM with a
     verdict, wall seconds per try-on and their ratio."""
-    from tryon_lab.metrics.inpainting import per_sample_scores, pipeline_method
+    from tryon_lab.metrics.inpainting import per_sample_scores, sampler_method
     from tryon_lab.metrics.stats import bootstrap, paired_difference, verdict
     from tryon_lab.pipelines.samplers import use_sampler
 
     scores, seconds = {}, {}
     for name in ("ddim", "lcm"):
-        sampler = use_sampler(pipe, name)
         start = time.perf_counter()
-        outputs = pipeline_method(pipe, sampler.steps, sampler.guidance_scale)(samples)
+        outputs = sampler_method(pipe, name)(samples)
         seconds[name] = (time.perf_counter() - start) / len(samples)
         scores[name] = per_sample_scores(samples, outputs, judge, world)
     use_sampler(pipe, "ddim")
