@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,28 @@ def test_a_frozen_unet_recipe_ships_only_the_parts(tiny_pipeline_dir, tmp_path):
     assert (tmp_path / "dtc" / "dtc.json").is_file() and not (tmp_path / "dtc" / "unet").exists()
     assert not (tmp_path / "run" / "perceptual-net").exists()  # no +perceptual variant: no perceptual network
     assert load_dtc_pipeline(tmp_path / "dtc", base=tiny_pipeline_dir, device="cpu").hint_encoder is not None
+
+
+def test_parts_keep_the_main_unet_they_were_trained_with_when_the_base_moves_on(tiny_pipeline_dir, tmp_path):
+    import shutil
+
+    import torch
+
+    smoke = load_profile("smoke")
+    section = {**smoke["dtc"], "variants": ["film"], "ship": "film", "train": {**smoke["dtc"]["train"], "unet": "frozen"}}
+    profile = dataclasses.replace(smoke, sections={**smoke.sections, "dtc": section})
+    train_dtc_recipe(profile, tmp_path / "dtc", tmp_path / "run", base=tiny_pipeline_dir)
+    shutil.copytree(Path(tiny_pipeline_dir) / "unet", tmp_path / "dtc" / "unet")  # pinned before the base changes
+    moved = tmp_path / "base"
+    shutil.copytree(tiny_pipeline_dir, moved)
+    retrained = load_pipeline(moved, device="cpu")
+    with torch.no_grad():
+        for parameter in retrained.unet.parameters():
+            parameter.add_(0.01)
+    retrained.unet.save_pretrained(moved / "unet")
+    pinned = load_dtc_pipeline(tmp_path / "dtc", base=moved, device="cpu").unet.state_dict()
+    original = load_pipeline(tiny_pipeline_dir, device="cpu").unet.state_dict()
+    assert all(torch.equal(pinned[name], original[name]) for name in original)
 
 
 def test_bad_recipes_are_refused_before_any_work(tmp_path):

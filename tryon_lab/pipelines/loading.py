@@ -38,10 +38,11 @@ def load_dtc_pipeline(path: str | Path | None = None, base: str | Path | None = 
     """Return a DTCPipeline (DDIM sampler) from ``path`` (default: the shipped ``dtc``), on ``device``.
 
     ``path`` is either a full DTCPipeline folder (``model_index.json``) or a DTC parts folder
-    (``dtc.json`` + ``image_encoder/`` [+ ``hint_encoder/``]) whose main U-Net and VAE come from
-    ``base`` (default: the base that ``dtc.json`` names, among the shipped models).
+    (``dtc.json`` + ``image_encoder/`` [+ ``hint_encoder/``] [+ ``unet/``]) whose VAE, and main U-Net
+    unless the parts hold their own ``unet/``, come from ``base`` (default: the base that ``dtc.json``
+    names, among the shipped models).
     """
-    from diffusers import DDIMScheduler
+    from diffusers import DDIMScheduler, UNet2DConditionModel
 
     from tryon_lab.models.dtc import HintEncoder, ReferenceEncoder
     from tryon_lab.pipelines.dtc import DTCPipeline
@@ -58,7 +59,11 @@ def load_dtc_pipeline(path: str | Path | None = None, base: str | Path | None = 
     image_encoder = ReferenceEncoder.from_pretrained(folder / "image_encoder", dtype=dtype)
     hint_encoder = (HintEncoder.from_pretrained(folder / "hint_encoder", dtype=dtype)
                     if (folder / "hint_encoder").is_dir() else None)
-    pipe = DTCPipeline(vae=base_pipe.vae, unet=base_pipe.unet, image_encoder=image_encoder, hint_encoder=hint_encoder,
+    # Parts trained against an earlier base keep that base's main U-Net in unet/: the hint encoder
+    # learnt that U-Net's features, and the base folder may since hold a retrained one.
+    unet = (UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype).to(device)
+            if (folder / "unet").is_dir() else base_pipe.unet)
+    pipe = DTCPipeline(vae=base_pipe.vae, unet=unet, image_encoder=image_encoder, hint_encoder=hint_encoder,
                        scheduler=DDIMScheduler.from_config(base_pipe.scheduler.config), inpaint_rule=base_pipe.inpaint_rule)
     return pipe.to(device)
 
