@@ -180,7 +180,9 @@ class ExecuTorchBackend:
                 on_step(step, steps, lambda: paste_back(photo, to_image(decode({"latent": latents})["image"]),
                                                         mask, 0.0))
 
-        result = run_tryon(self.model.runners, inputs, make_scheduler(self.model.manifest.scheduler), step_end)
+        manifest = self.model.manifest
+        result = run_tryon(self.model.runners, inputs, make_scheduler(manifest.scheduler), step_end,
+                           rows=manifest.runtime.unet_batch)
         # The PyTorch pipeline's default seam: two model pixels wide.
         feather_px = 2.0 * min(photo.size) / self.model.resolution
         return paste_back(photo, to_image(result["image"]), mask, feather_px)

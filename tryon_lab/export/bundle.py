@@ -51,9 +51,11 @@ from tryon_lab.export.manifest import (
 )
 from tryon_lab.export.mixed_bits import MixedBitResult, mixed_bit_palettize
 from tryon_lab.export.palettize import GROUP_SIZE, PaletteSettings, WeightReport, palettize, weight_report
-from tryon_lab.paths import sha256_file
+from tryon_lab.paths import sha256_file, shipped_model
+from tryon_lab.pipelines.samplers import SAMPLERS
 
 BITS_CHOICES = ("16", "8", "6", "4", "mixed")
+SAMPLER_CHOICES = ("ddim", "lcm")
 COMPRESSED_COMPONENTS = ("Unet",)  # palettized and chunked; the others ship at their measured precision
 
 
@@ -61,7 +63,9 @@ COMPRESSED_COMPONENTS = ("Unet",)  # palettized and chunked; the others ship at 
 class ExportOptions:
     """What to export: ``bits`` (16, 8, 6, 4 or mixed) for the U-Net, its ``chunks``, the ``targets``,
     palettization ``granularity`` / ``group_size``, the mixed-bit ``target_psnr`` or ``target_bits``,
-    ExecuTorch ``quantization`` (none or int8), and the golden try-on's ``steps``, ``guidance_scale``, ``seed``."""
+    ExecuTorch ``quantization`` (none or int8), the ``sampler`` the phone loop runs (ddim, or lcm: the
+    model's LCM LoRA fused into the U-Net, one row per U-Net call, no guidance), and the golden
+    try-on's ``steps``, ``guidance_scale`` (default: the sampler's) and ``seed``."""
 
     bits: str = "6"
     chunks: int = 1
@@ -71,8 +75,9 @@ class ExportOptions:
     target_psnr: float | None = 30.0
     target_bits: float | None = None
     quantization: str = "none"
+    sampler: str = "ddim"
     steps: int = 4
-    guidance_scale: float = 4.0
+    guidance_scale: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -88,6 +93,13 @@ class ExportOptions:
                                    f"and {self.group_size}")
         if self.bits == "mixed" and (self.target_psnr is None) == (self.target_bits is None):
             raise ExportInputError("mixed bits need exactly one of target_psnr and target_bits")
+        if self.sampler not in SAMPLER_CHOICES:
+            raise ExportInputError(f"sampler must be one of {', '.join(SAMPLER_CHOICES)}, got {self.sampler!r}")
+        if self.guidance_scale is None:
+            object.__setattr__(self, "guidance_scale", SAMPLERS[self.sampler].guidance_scale)
+        elif self.sampler == "lcm" and self.guidance_scale != 1.0:
+            raise ExportInputError("the lcm sampler runs without guidance (the LCM LoRA has it distilled in); "
+                                   f"leave guidance_scale unset, got {self.guidance_scale}")
 
     @property
     def settings(self) -> PaletteSettings:
@@ -156,13 +168,32 @@ def build_coreml(components: Mapping[str, Component], golden: Golden, options: E
     return built
 
 
+def prepare_sampler(pipe: Any, folder: Path, sampler: str) -> None:
+    """Make ``pipe`` (loaded from ``folder``) sample as the bundle will: with DDIM, or (``lcm``) with
+    LCMScheduler and the folder's LCM LoRA fused into the U-Net weights, so the exported U-Net is
+    one program. ``ExportInputError`` for a model without an LCM LoRA, or a DTC model with lcm."""
+    from tryon_lab.pipelines.samplers import load_lcm, use_sampler
+
+    if sampler == "lcm":
+        if getattr(pipe, "text_encoder", None) is None:
+            raise ExportInputError("the lcm sampler exports text models; a DTC model has no LCM LoRA yet")
+        if not load_lcm(pipe, folder):
+            raise ExportInputError(f"{folder} has no LCM LoRA (lcm/); distil one with `tryon-lab distill`")
+    use_sampler(pipe, sampler)
+    if sampler == "lcm":
+        pipe.unet.fuse_lora()
+        pipe.unet.unload_lora()
+
+
 def export_bundle(model_path: str | Path | None, out: str | Path, options: ExportOptions = ExportOptions(),
                   log: Callable[[str], None] = print) -> Path:
     """Export the pipeline at ``model_path`` (default: the shipped text model; a DTC parts or pipeline
     folder gives a DTC bundle) to a bundle at ``out``; return it."""
-    from tryon_lab.pipelines.loading import load_pipeline
+    from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_pipeline
 
     pipe = load_pipeline(model_path, device="cpu")
+    prepare_sampler(pipe, Path(model_path) if model_path is not None else shipped_model(SHIPPED_INPAINT),
+                    options.sampler)
     components = pipeline_components(pipe)
     golden = make_golden(pipe, components, options.steps, options.guidance_scale, options.seed)
     coreml = build_coreml(components, golden, options, log) if "coreml" in options.targets else {}

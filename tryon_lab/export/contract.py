@@ -33,7 +33,6 @@ from tryon_lab.export.errors import BundleError, ExportInputError
 from tryon_lab.models.channels import CHANNEL_GROUPS
 
 DTYPES = ("float32", "int32")
-UNET_BATCH = 2  # classifier-free guidance: unconditional and conditional rows in one call
 # diffusers' order, which every SD-inpainting checkpoint expects
 UNET_CHANNELS = tuple(name for name, count in CHANNEL_GROUPS for _ in range(count))
 
@@ -138,13 +137,19 @@ def runtime_contract(pipe: Any) -> dict[str, Any]:
         "latent_size": int(pipe.unet.config.sample_size),
         "vae_scale_factor": int(pipe.vae_scale_factor),
         "vae_scaling_factor": float(pipe.vae.config.scaling_factor),
-        "unet_batch": UNET_BATCH,
+        "unet_batch": guidance_rows(pipe),
         "unet_channels": list(UNET_CHANNELS),
         "latent_mask": "max-pool of the pixel mask (1 = repaint) to the latent grid; masked-image latent: "
                        "the VAEEncoder's posterior mode",
         "image_range": [-1.0, 1.0],
         **of_pipeline(pipe).runtime(pipe),
     }
+
+
+def guidance_rows(pipe: Any) -> int:
+    """Rows of every U-Net call: 2 for classifier-free guidance (unconditional, then conditional, in
+    one call), 1 for a pipeline that samples with its LCM LoRA (the guidance is distilled into it)."""
+    return 1 if type(pipe.scheduler).__name__ == "LCMScheduler" else 2
 
 
 def _hint_encoder_of(pipe: Any):
@@ -158,16 +163,17 @@ def _hint_encoder_of(pipe: Any):
 
 def _tokens_spec(pipe: Any) -> TensorSpec:
     return TensorSpec("encoder_hidden_states",
-                      (UNET_BATCH, of_pipeline(pipe).token_count(pipe), pipe.unet.config.cross_attention_dim))
+                      (guidance_rows(pipe), of_pipeline(pipe).token_count(pipe), pipe.unet.config.cross_attention_dim))
 
 
 def _hint_specs(pipe: Any) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """(inputs, outputs) of the HintEncoder; the map shapes are measured with one pass on zeros."""
     side, latent = pipe.resolution, pipe.unet.config.sample_size
     channels = pipe.unet.config.out_channels
-    inputs = (TensorSpec("masked_latent", (UNET_BATCH, channels, latent, latent)),
-              TensorSpec("latent_mask", (UNET_BATCH, 1, latent, latent)),
-              TensorSpec("hint", (UNET_BATCH, 3, side, side)),
+    rows = guidance_rows(pipe)
+    inputs = (TensorSpec("masked_latent", (rows, channels, latent, latent)),
+              TensorSpec("latent_mask", (rows, 1, latent, latent)),
+              TensorSpec("hint", (rows, 3, side, side)),
               _tokens_spec(pipe))
     with torch.no_grad():
         maps = wrappers.HintEncoderWrapper(pipe.hint_encoder)(*(torch.zeros(t.shape) for t in inputs))
@@ -193,12 +199,13 @@ def _unet(pipe: Any) -> Component:
     side = config.sample_size
     hint = _hint_encoder_of(pipe)
     maps = _hint_specs(pipe)[1] if hint is not None else ()
+    rows = guidance_rows(pipe)
     spec = ComponentSpec(
         "Unet",
-        (TensorSpec("sample", (UNET_BATCH, config.in_channels, side, side)),
-         TensorSpec("timestep", (UNET_BATCH,)),
+        (TensorSpec("sample", (rows, config.in_channels, side, side)),
+         TensorSpec("timestep", (rows,)),
          _tokens_spec(pipe), *maps),
-        (TensorSpec("noise_pred", (UNET_BATCH, config.out_channels, side, side)),),
+        (TensorSpec("noise_pred", (rows, config.out_channels, side, side)),),
     )
     return Component(spec, wrappers.UnetWrapper(pipe.unet, film=hint is not None and hint.config.fusion == "film"))
 

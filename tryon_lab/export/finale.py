@@ -135,7 +135,8 @@ def golden_tryons(bundle: str | Path) -> dict[str, tuple[Any, float | None]]:
     shown: dict[str, tuple[Any, float | None]] = {"PyTorch (golden)": (reference, None)}
     labels = {"coreml": "Core ML (MIL executor)", "executorch": "ExecuTorch"}
     for target, runners in bundle_runners(bundle).items():
-        image = to_image(run_tryon(runners, inputs, make_scheduler(manifest.scheduler))["image"])
+        image = to_image(run_tryon(runners, inputs, make_scheduler(manifest.scheduler),
+                                   rows=manifest.runtime.unet_batch)["image"])
         shown[labels[target]] = (image, masked_psnr(image, reference, mask))
     return shown
 

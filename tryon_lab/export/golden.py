@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from tryon_lab.export.conditioning import TEXT, of_pipeline
-from tryon_lab.export.contract import Component, ComponentSpec
+from tryon_lab.export.contract import Component, ComponentSpec, guidance_rows
 from tryon_lab.export.errors import BundleError
 from tryon_lab.export.runner import RecordingRunner, TorchRunner, TryOnInputs, run_tryon
 
@@ -67,12 +67,12 @@ def random_inputs(spec: ComponentSpec, seed: int = 0) -> Arrays:
 
 def make_golden(pipe: Any, components: Mapping[str, Component], steps: int = 4, guidance_scale: float = 4.0,
                 seed: int = 0) -> Golden:
-    """Run the fixed try-on through the PyTorch ``components`` and record the golden data."""
-    from diffusers import DDIMScheduler
-
+    """Run the fixed try-on through the PyTorch ``components`` with the pipeline's own sampler and
+    record the golden data."""
     inputs, prompt = tryon_inputs(pipe, steps, guidance_scale, seed)
     recorders = {name: RecordingRunner(TorchRunner(c)) for name, c in components.items()}
-    result = run_tryon(recorders, inputs, DDIMScheduler.from_config(pipe.scheduler.config))
+    result = run_tryon(recorders, inputs, type(pipe.scheduler).from_config(pipe.scheduler.config),
+                       rows=guidance_rows(pipe))
     recorded = {}
     for name, component in components.items():
         if recorders[name].first is not None:

@@ -51,7 +51,7 @@ FORMAT_VERSION = 2
 RETIRED_FORMATS = {1: "version 1 fed the U-Net [noisy latent, masked-image latent, mask]; "
                       "version 2 uses diffusers' order [noisy latent, mask, masked-image latent]"}
 TARGETS = ("coreml", "executorch")
-SCHEDULERS = ("DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler")
+SCHEDULERS = ("DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "LCMScheduler")
 MAX_STEPS = 1000  # a manifest cannot make verification run for ever
 PRECISIONS = ("float16", "float32")
 QUANTIZATIONS = ("none", "int8")

@@ -117,9 +117,12 @@ class TryOnInputs:
 
 def _text_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
                        condition: np.ndarray) -> dict[str, np.ndarray]:
-    """``encoder_hidden_states`` (2, L, D): the negative prompt's, then the prompt's."""
+    """``encoder_hidden_states`` (2, L, D): the negative prompt's, then the prompt's; (1, L, D), the
+    prompt's alone, when the U-Net runs one row (``condition`` has the rows)."""
     encode = runners["TextEncoder"].predict
     cond = encode({"input_ids": inputs.input_ids})["last_hidden_state"]
+    if len(condition) == 1:
+        return {"encoder_hidden_states": cond.astype(np.float32)}
     uncond = encode({"input_ids": inputs.negative_input_ids})["last_hidden_state"]
     return {"encoder_hidden_states": np.concatenate([uncond, cond]).astype(np.float32)}
 
@@ -151,14 +154,16 @@ def unet_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
 
 
 def run_tryon(runners: Mapping[str, Runner], inputs: TryOnInputs, scheduler: Any,
-              on_step: Callable[[int, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
+              on_step: Callable[[int, np.ndarray], None] | None = None, rows: int = 2) -> dict[str, np.ndarray]:
     """Inpaint ``inputs.image`` inside ``inputs.mask`` with the runners named by the contract
     (VAEEncoder, Unet, VAEDecoder, and TextEncoder or ImageEncoder [+ HintEncoder], as
     ``inputs.conditioning`` needs); return ``{"image", "latents"}``.
 
-    ``scheduler`` is a diffusers scheduler (DDIM in the shipped model); the loop is the pipeline's,
-    with classifier-free guidance in one batch of 2 (unconditional first) and the U-Net's channels
-    in diffusers' order. The latent mask and masked-image latent follow the course's rule (max-pool,
+    ``scheduler`` is a diffusers scheduler (the manifest's); the loop is the pipeline's, with
+    classifier-free guidance in one batch of ``rows`` = 2 (unconditional first), or ``rows`` = 1 and
+    no guidance for an LCM bundle, and the U-Net's channels in diffusers' order. A scheduler that
+    adds noise between steps (LCM) draws it from a generator of fixed seed, so that a bundle's golden
+    try-on can be reproduced. The latent mask and masked-image latent follow the course's rule (max-pool,
     posterior mode): a phone draws no randomness it does not need. ``on_step(step, latents)``,
     if given, is called after every denoising step with the current latents (1, 4, h, w); an
     exception it raises stops the loop (how an app cancels).
@@ -166,22 +171,23 @@ def run_tryon(runners: Mapping[str, Runner], inputs: TryOnInputs, scheduler: Any
     masked = (inputs.image * (1.0 - inputs.mask)).astype(np.float32)
     masked_latent = runners["VAEEncoder"].predict({"image": masked})["latent"]
     lmask = latent_mask(torch.from_numpy(inputs.mask), masked_latent.shape[-1]).numpy()
-    condition = inpaint_channels(lmask, masked_latent)
-    condition = np.concatenate([condition, condition])
+    condition = np.concatenate([inpaint_channels(lmask, masked_latent)] * rows)
     fixed = unet_conditioning(runners, inputs, condition)  # once per try-on, reused every step
 
     scheduler.set_timesteps(inputs.steps)
+    generator = torch.Generator().manual_seed(0)
     latents = torch.from_numpy(inputs.noise) * scheduler.init_noise_sigma
     for step, t in enumerate(scheduler.timesteps):
-        scaled = scheduler.scale_model_input(torch.cat([latents, latents]), t).numpy()
-        noise = runners["Unet"].predict({
+        scaled = scheduler.scale_model_input(torch.cat([latents] * rows), t).numpy()
+        noise = torch.from_numpy(runners["Unet"].predict({
             "sample": np.concatenate([scaled, condition], axis=1).astype(np.float32),
-            "timestep": np.full((2,), float(t), dtype=np.float32),
+            "timestep": np.full((rows,), float(t), dtype=np.float32),
             **fixed,
-        })["noise_pred"]
-        uncond, cond = torch.from_numpy(noise).float().chunk(2)
-        guided = uncond + inputs.guidance_scale * (cond - uncond)
-        latents = scheduler.step(guided, t, latents, return_dict=False)[0]
+        })["noise_pred"]).float()
+        if rows == 2:
+            uncond, cond = noise.chunk(2)
+            noise = uncond + inputs.guidance_scale * (cond - uncond)
+        latents = scheduler.step(noise, t, latents, generator=generator, return_dict=False)[0]
         if on_step is not None:
             on_step(step, latents.float().numpy())
     latents = latents.float().numpy()

@@ -205,7 +205,7 @@ def tryon_row(bundle: Path, manifest: Manifest, target: str, runners: dict[str, 
     from tryon_lab.metrics.image import masked_psnr
 
     inputs, arrays = golden_tryon(bundle, manifest)
-    result = run_tryon(runners, inputs, make_scheduler(manifest.scheduler))
+    result = run_tryon(runners, inputs, make_scheduler(manifest.scheduler), rows=manifest.runtime.unet_batch)
     mask = arrays["mask"][0, 0] > 0.5
     region = masked_psnr(to_image(result["image"]), to_image(arrays["result.image"]), mask)
     error = max_abs_error(result["image"], arrays["result.image"])
