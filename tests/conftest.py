@@ -70,3 +70,20 @@ def fake_bundle(tmp_path):
         return folder
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_lcm_pipeline_dir(tiny_pipeline_dir, tmp_path_factory):
+    """A copy of the tiny pipeline with a 2-step LCM LoRA in its lcm/ folder."""
+    import shutil
+
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    from tryon_lab.training.distill import DistillSettings, distill_lcm, save_lcm
+
+    root = tmp_path_factory.mktemp("lcm")
+    folder = shutil.copytree(tiny_pipeline_dir, root / "pipeline")
+    settings = DistillSettings(steps=2, batch_size=2, dataset_size=4, rank=4, checkpoint_every=2, warmup_steps=0,
+                               learning_rate=1e-2)
+    pipe, _ = distill_lcm(load_inpaint_pipeline(folder), root / "run", settings)
+    save_lcm(pipe, folder)
+    return folder

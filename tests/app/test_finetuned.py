@@ -24,7 +24,11 @@ def garments_dir(tiny_pipeline_dir, tmp_path_factory):
     --lora-rank 2` saves them) and a full fine-tune, which the app cannot switch to."""
     from tryon_lab.data.world import World
     from tryon_lab.training.dreambooth import (
-        DreamBoothSettings, item_from_id, save_dreambooth, train_dreambooth, world_instances,
+        DreamBoothSettings,
+        item_from_id,
+        save_dreambooth,
+        train_dreambooth,
+        world_instances,
     )
 
     settings = DreamBoothSettings(steps=2, batch_size=1, lora_rank=2, lora_learning_rate=5e-2,
@@ -78,9 +82,9 @@ def test_a_fine_tuned_try_on_uses_its_adapter_and_identifier_prompt(room, mouse)
     seen = []
     generate = room.backend.generate
 
-    def spy(image, mask, prompt, steps, seed, on_step=None):
+    def spy(image, mask, prompt, steps, seed, on_step=None, sampler=None):
         seen.append((room.finetuned.adapters.active, prompt))
-        return generate(image, mask, prompt, steps, seed, on_step)
+        return generate(image, mask, prompt, steps, seed, on_step, sampler)
 
     room.backend.generate = spy
     try:
@@ -102,8 +106,9 @@ def test_a_fine_tuned_try_on_uses_its_adapter_and_identifier_prompt(room, mouse)
 def test_fine_tuned_garments_need_the_pytorch_model(garments_dir, small_catalog):
     class PhoneLike:
         name = "ExecuTorch · b"
+        samplers = ("ddim",)
 
-        def generate(self, image, mask, prompt, steps, seed, on_step=None):
+        def generate(self, image, mask, prompt, steps, seed, on_step=None, sampler=None):
             raise AssertionError("not called")
 
         def cancel(self):

@@ -36,8 +36,9 @@ def _upload(name, content):
 
 class FailingBackend:
     name = "failing"
+    samplers = ("ddim",)
 
-    def generate(self, image, mask, prompt, steps, seed, on_step=None):
+    def generate(self, image, mask, prompt, steps, seed, on_step=None, sampler=None):
         raise RuntimeError("the accelerator caught fire")
 
     def cancel(self):
@@ -48,11 +49,12 @@ class GatedBackend:
     """Reports a step, then waits until cancelled: makes cancel deterministic."""
 
     name = "gated"
+    samplers = ("ddim",)
 
     def __init__(self):
         self.stepped, self._cancelled = threading.Event(), threading.Event()
 
-    def generate(self, image, mask, prompt, steps, seed, on_step=None):
+    def generate(self, image, mask, prompt, steps, seed, on_step=None, sampler=None):
         on_step(0, steps, lambda: image)
         self.stepped.set()
         self._cancelled.wait(WAIT)
@@ -248,3 +250,55 @@ def test_another_model_takes_photos_without_a_note(room, grace_hopper_jpg):
     assert not knows_only_the_world(room.backend)
     room.personalize.upload.value = (_upload("hopper.jpg", grace_hopper_jpg),)
     assert room.status.text != outside_world_note("This photo") and room.status.kind == "info"
+
+
+class RecordingBackend:
+    """Returns the photo and remembers every (steps, sampler) asked for."""
+
+    name = "recording"
+    samplers = ("ddim", "lcm")
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, image, mask, prompt, steps, seed, on_step=None, sampler=None):
+        self.calls.append((steps, sampler))
+        return image
+
+    def cancel(self):
+        pass
+
+
+def test_an_instant_result_comes_first_and_refine_runs_the_full_sampler(small_catalog, mouse):
+    backend = RecordingBackend()
+    room = FittingRoom(backend, small_catalog, steps=12)
+    assert room.result.refine_button.layout.display is None and room.result.refine_button.disabled
+    mouse.try_on(room)
+    assert room.wait(WAIT), room.status.text
+    assert backend.calls == [(4, "lcm")] and "4 LCM steps" in room.status.text
+    assert not room.result.refine_button.disabled
+    room.result.refine_button.click()
+    assert room.wait(WAIT), room.status.text
+    assert backend.calls[-1] == (12, None) and room.status.kind == "ok"
+
+
+def test_refine_is_hidden_without_an_instant_sampler(room):
+    assert room.result.refine_button.layout.display == "none"
+
+
+def test_the_pytorch_backend_samples_instantly_and_then_is_the_base_model_again(tiny_lcm_pipeline_dir):
+    from tryon_lab.app import PyTorchBackend
+    from tryon_lab.data.world import World
+
+    backend = PyTorchBackend.from_path(tiny_lcm_pipeline_dir)
+    assert backend.samplers == ("ddim", "lcm")
+    sample = World(seed=0, resolution=64).sample(0, split="test")
+    photo, mask = sample.scene, sample.shape_mask
+    before = np.asarray(backend.generate(photo, mask, "a red shirt", 3, seed=0))
+    steps = []
+    instant = backend.generate(photo, mask, "a red shirt", 4, seed=0, sampler="lcm",
+                               on_step=lambda step, total, preview: steps.append(step))
+    assert steps == [0, 1, 2, 3] and not np.array_equal(np.asarray(instant), before)
+    np.testing.assert_array_equal(np.asarray(backend.generate(photo, mask, "a red shirt", 3, seed=0)), before)
+    with pytest.raises(TryOnInputError, match="euler"):
+        backend.generate(photo, mask, "a red shirt", 3, seed=0, sampler="euler")

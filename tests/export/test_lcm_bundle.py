@@ -1,29 +1,12 @@
 """An LCM bundle: the model's LCM LoRA fused into a one-row U-Net, LCMScheduler named in the
 manifest, and a phone loop whose golden 4-step try-on the converted programs reproduce."""
 
-import shutil
-
 import numpy as np
 import pytest
 
 from tryon_lab.export.bundle import ExportOptions, export_bundle
 from tryon_lab.export.errors import ExportInputError
 from tryon_lab.export.verify import read_manifest, verify_bundle
-
-
-@pytest.fixture(scope="module")
-def lcm_pipeline_dir(tiny_pipeline_dir, tmp_path_factory):
-    """The tiny pipeline with a 2-step LCM LoRA in its lcm/ folder."""
-    from tryon_lab.pipelines.loading import load_inpaint_pipeline
-    from tryon_lab.training.distill import DistillSettings, distill_lcm, save_lcm
-
-    root = tmp_path_factory.mktemp("lcm")
-    folder = shutil.copytree(tiny_pipeline_dir, root / "pipeline")
-    settings = DistillSettings(steps=2, batch_size=2, dataset_size=4, rank=4, checkpoint_every=2, warmup_steps=0,
-                               learning_rate=1e-2)
-    pipe, _ = distill_lcm(load_inpaint_pipeline(folder), root / "run", settings)
-    save_lcm(pipe, folder)
-    return folder
 
 
 def test_export_options_know_the_sampler_and_its_guidance():
@@ -42,11 +25,11 @@ def test_a_model_without_an_lcm_lora_is_refused_before_any_conversion(tiny_pipel
 
 
 @pytest.mark.slow
-def test_an_lcm_bundle_runs_one_row_without_guidance_and_verifies(lcm_pipeline_dir, tmp_path):
+def test_an_lcm_bundle_runs_one_row_without_guidance_and_verifies(tiny_lcm_pipeline_dir, tmp_path):
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
     from tryon_lab.pipelines.samplers import load_lcm, use_sampler
 
-    out = export_bundle(lcm_pipeline_dir, tmp_path / "bundle",
+    out = export_bundle(tiny_lcm_pipeline_dir, tmp_path / "bundle",
                         ExportOptions(sampler="lcm", bits="16", targets=("coreml",), steps=4), log=lambda _: None)
     manifest = read_manifest(out)
     assert manifest.scheduler["_class_name"] == "LCMScheduler" and manifest.runtime.unet_batch == 1
@@ -60,8 +43,8 @@ def test_an_lcm_bundle_runs_one_row_without_guidance_and_verifies(lcm_pipeline_d
     from tryon_lab.export.golden import load_arrays
     from tryon_lab.export.runner import TorchRunner
 
-    pipe = load_inpaint_pipeline(lcm_pipeline_dir, device="cpu")
-    load_lcm(pipe, lcm_pipeline_dir)
+    pipe = load_inpaint_pipeline(tiny_lcm_pipeline_dir, device="cpu")
+    load_lcm(pipe, tiny_lcm_pipeline_dir)
     use_sampler(pipe, "lcm")
     adapter_unet = TorchRunner(pipeline_components(pipe)["Unet"])
     golden = load_arrays(out / manifest.components["Unet"].golden)

@@ -169,3 +169,24 @@ def test_the_distill_recipe_refuses_a_bad_section_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="rnak"):
         distill_pipeline(profile, tmp_path / "nowhere", tmp_path / "run", tmp_path / "judge")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_lcm_adapter_switches_without_touching_a_garments_adapter(tiny_lcm_pipeline_dir):
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    from tryon_lab.pipelines.samplers import enabled_adapters, load_lcm, use_sampler
+    from tryon_lab.training.dreambooth.train import lora_config
+
+    pipe = load_inpaint_pipeline(tiny_lcm_pipeline_dir)
+    assert load_lcm(pipe, tiny_lcm_pipeline_dir) and enabled_adapters(pipe.unet) == []
+    use_sampler(pipe, "lcm")
+    assert enabled_adapters(pipe.unet) == [LCM_ADAPTER]
+    use_sampler(pipe, "ddim")
+    assert enabled_adapters(pipe.unet) == []
+    pipe.unet.add_adapter(lora_config(4, targets="all"), adapter_name="garment")
+    pipe.unet.enable_adapters()
+    pipe.unet.set_adapter("garment")
+    use_sampler(pipe, "ddim")
+    assert enabled_adapters(pipe.unet) == ["garment"]  # the garment stays on
+    with pytest.raises(TryOnInputError, match="garment"):
+        use_sampler(pipe, "lcm")
+    assert enabled_adapters(pipe.unet) == ["garment"]

@@ -140,6 +140,8 @@ class ExecuTorchBackend:
     def __init__(self, model: PhoneModel, guidance_scale: float = 4.0) -> None:
         self.model = model
         self.guidance_scale = guidance_scale
+        # a bundle runs the one sampler it was exported for (an LCM bundle's U-Net has the LoRA fused in)
+        self.samplers = ("lcm",) if model.manifest.scheduler.get("_class_name") == "LCMScheduler" else ("ddim",)
         self.name = f"ExecuTorch · {model.folder.name}"
         self._cancelled = threading.Event()
 
@@ -149,9 +151,10 @@ class ExecuTorchBackend:
         return cls(open_bundle(bundle, tokenizer), **kwargs)
 
     def generate(self, image: Image.Image, mask: np.ndarray, prompt: str, steps: int, seed: int,
-                 on_step: StepCallback | None = None) -> Image.Image:
-        """Inpaint ``mask`` of ``image`` as ``prompt`` says in ``steps`` steps from ``seed``; return
-        the photo-sized result, equal to ``image`` outside the mask."""
+                 on_step: StepCallback | None = None, sampler: str | None = None) -> Image.Image:
+        """Inpaint ``mask`` of ``image`` as ``prompt`` says in ``steps`` steps from ``seed`` with the
+        bundle's sampler (``sampler``, if given, must be it); return the photo-sized result, equal to
+        ``image`` outside the mask."""
         import torch
 
         from tryon_lab.data.io import load_image, load_mask
@@ -162,6 +165,8 @@ class ExecuTorchBackend:
 
         if steps < 1:
             raise TryOnInputError(f"steps must be at least 1, got {steps}")
+        if sampler not in (None, *self.samplers):
+            raise TryOnInputError(f"this bundle was exported for the {self.samplers[0]} sampler, not {sampler!r}")
         self._cancelled.clear()
         photo = load_image(image)
         mask = load_mask(mask, image=photo)

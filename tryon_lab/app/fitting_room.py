@@ -106,7 +106,8 @@ class FittingRoom:
         prompt = item.prompt(self.personalize.room)
         if prompt != self._auto_prompt:
             self.result.prompt.value = self._auto_prompt = prompt
-        self.result.generate(self.personalize.canvas.photo, mask)
+        # a fine-tuned garment samples with the full sampler: the LCM LoRA was distilled from the base model
+        self.result.generate(self.personalize.canvas.photo, mask, full_sampler=item.finetuned)
         self.show(RESULT)
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -1,4 +1,8 @@
-"""The Result screen: the try-on as it forms, before/after, the restore brush, seed and steps, save."""
+"""The Result screen: the try-on as it forms, before/after, the restore brush, seed and steps, save.
+
+With a back end that can sample with the model's LCM LoRA, a try-on comes first in the LCM
+sampler's few steps (an instant result) and "Refine" runs the same photo, mask, prompt and seed
+again with the full sampler and the Steps slider."""
 
 from __future__ import annotations
 
@@ -18,13 +22,15 @@ from tryon_lab.errors import ConfigError, TryOnInputError
 from tryon_lab.paths import build_dir
 
 AFTER, BEFORE = "After", "Before"
+INSTANT = "lcm"  # the sampler of the first, instant result when the back end has it
 MAX_SEED = 2**31 - 1
 
 
 class ResultScreen:
     """Shows generations of ``backend`` (None: ``unavailable`` says why) and lets the user paint
     the original photo back over the result. "New seed" calls ``on_again()`` with the seed
-    advanced by one."""
+    advanced by one; "Refine" (shown when the back end can sample instantly) re-runs the last
+    try-on with the full sampler."""
 
     def __init__(self, backend: TryOnBackend | None, status: StatusLine, on_again: Callable[[], None],
                  steps: int = 20, seed: int = 0, canvas_size: tuple[int, int] = (336, 420),
@@ -32,6 +38,8 @@ class ResultScreen:
         self.status, self.unavailable = status, unavailable
         self.original: Image.Image | None = None
         self.generated: Image.Image | None = None
+        self.instant = backend is not None and INSTANT in getattr(backend, "samplers", ())
+        self._last: tuple[Image.Image, object] | None = None
         self.runner = Runner(backend, status, self.show_preview, self.set_result) if backend is not None else None
         self.canvas = MaskCanvas(*canvas_size, colour=(0, 170, 120), alpha=0.5, keep_overlay=False,
                                  css_class="tryon-result-canvas")
@@ -52,10 +60,15 @@ class ResultScreen:
 
         self.again_button = button("New seed", again, status, css_class="tryon-again")
         self.save_button = button("Save PNG", self._save_clicked, status, css_class="tryon-save")
+        self.refine_button = button("Refine", self.refine, status, css_class="tryon-refine",
+                                    tooltip="run this try-on again with the full sampler and the Steps slider")
+        self.refine_button.disabled = True
+        self.refine_button.layout.display = None if self.instant else "none"
         progress = []
         if self.runner is not None:
             progress = [self.runner.progress, self.runner.cancel_button]
             self.runner.on_busy(lambda busy: setattr(self.again_button, "disabled", busy))
+            self.runner.on_busy(lambda busy: setattr(self.refine_button, "disabled", busy or self._last is None))
         self.widget = widgets.VBox([
             self.canvas.widget,
             widgets.HBox([self.view, button("Undo", self.canvas.undo, status),
@@ -63,7 +76,7 @@ class ResultScreen:
             widgets.HTML("<small>Paint over the result to bring your own photo back there.</small>"),
             widgets.HBox(progress),
             self.prompt,
-            widgets.HBox([self.seed, self.again_button]),
+            widgets.HBox([self.seed, self.again_button, self.refine_button]),
             self.steps,
             widgets.HBox([self.save_button, self.download]),
         ])
@@ -79,9 +92,10 @@ class ResultScreen:
         mask = self.canvas.mask
         return restore(self.generated, self.original, mask) if mask.any() else self.generated
 
-    def generate(self, photo: Image.Image, mask) -> None:
-        """Start a try-on of ``photo`` inside ``mask`` (bool, the photo's size) with the
-        screen's prompt, seed and steps."""
+    def generate(self, photo: Image.Image, mask, full_sampler: bool = False) -> None:
+        """Start a try-on of ``photo`` inside ``mask`` (bool, the photo's size) with the screen's
+        prompt and seed: in the instant sampler's steps when the back end has it and
+        ``full_sampler`` is False, else with the full sampler and the screen's steps."""
         if self.runner is None:
             raise ConfigError(f"cannot try on: {self.unavailable}")
         if self.runner.busy:
@@ -89,7 +103,13 @@ class ResultScreen:
         prompt = self.prompt.value.strip()
         if not prompt:
             raise TryOnInputError("write a prompt: what should appear inside the mask?")
-        job = Job(photo, mask, prompt, int(self.steps.value), int(self.seed.value))
+        if self.instant and not full_sampler:
+            from tryon_lab.pipelines.samplers import SAMPLERS
+
+            job = Job(photo, mask, prompt, SAMPLERS[INSTANT].steps, int(self.seed.value), INSTANT)
+        else:
+            job = Job(photo, mask, prompt, int(self.steps.value), int(self.seed.value))
+        self._last = (photo, mask)
         # The canvas must hold the photo before the worker's first preview arrives.
         self.original, self.generated = photo, None
         self.download.value = ""
@@ -97,6 +117,12 @@ class ResultScreen:
         self.canvas.enabled = False
         self.canvas.set_photo(photo)
         self.runner.start(job)
+
+    def refine(self) -> None:
+        """Run the last try-on again with the full sampler and the screen's steps."""
+        if self._last is None:
+            raise TryOnInputError("try an item on first; Refine runs that try-on again with the full sampler")
+        self.generate(*self._last, full_sampler=True)
 
     def show_preview(self, image: Image.Image) -> None:
         """Show a step preview (called from the worker thread)."""

@@ -25,13 +25,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Job:
-    """One try-on request: the photo, its bool mask, the prompt, steps and seed."""
+    """One try-on request: the photo, its bool mask, the prompt, steps, seed and the sampler (None:
+    the back end's default)."""
 
     image: Image.Image
     mask: np.ndarray
     prompt: str
     steps: int
     seed: int
+    sampler: str | None = None
 
 
 class Runner:
@@ -115,11 +117,12 @@ class Runner:
             self.status.show(f"Painting… step {step + 1}/{total}")
 
         try:
-            image = self.backend.generate(job.image, job.mask, job.prompt, job.steps, job.seed, on_step)
+            image = self.backend.generate(job.image, job.mask, job.prompt, job.steps, job.seed, on_step,
+                                          sampler=job.sampler)
             self.seconds = time.perf_counter() - began
             self.on_result(image)
-            self.status.show(f"Done in {self.seconds:.1f} s (seed {job.seed}). Paint over it to restore your photo.",
-                             "ok")
+            how = f"seed {job.seed}" + (f", {job.steps} {job.sampler.upper()} steps" if job.sampler else "")
+            self.status.show(f"Done in {self.seconds:.1f} s ({how}). Paint over it to restore your photo.", "ok")
         except GenerationCancelled:
             self.status.show("Cancelled.")
         except Exception as error:  # noqa: BLE001 - a worker failure must become a message, not a lost thread

@@ -65,20 +65,37 @@ def has_lcm(pipe) -> bool:
     return LCM_ADAPTER in (getattr(pipe.unet, "peft_config", None) or {})
 
 
+def enabled_adapters(unet) -> list[str]:
+    """The LoRA adapters that take part in ``unet``'s forward pass now ([] with none, or all disabled)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in unet.modules():
+        if isinstance(module, BaseTunerLayer):
+            return [] if module.disable_adapters else list(module.active_adapters)
+    return []
+
+
 def use_sampler(pipe, name: str) -> Sampler:
     """Set ``pipe``'s scheduler to sampler ``name`` (from the pipeline's noise schedule) and switch
-    the LCM adapter on for ``lcm``, off otherwise. Returns the ``Sampler`` (its default steps and
-    guidance). ``TryOnInputError`` for an unknown name, or ``lcm`` on a pipeline without the adapter."""
+    the LCM adapter on for ``lcm``, off otherwise (another adapter, e.g. a fine-tuned garment's,
+    is left as it is). Returns the ``Sampler`` (its default steps and guidance).
+    ``TryOnInputError`` for an unknown name, or ``lcm`` on a pipeline without the adapter or with
+    another adapter switched on (the LCM LoRA was distilled from the base model alone)."""
     sampler = check_sampler(name)
-    if name == "lcm" and not has_lcm(pipe):
-        raise TryOnInputError("the lcm sampler needs this model's LCM LoRA; distil one with `tryon-lab distill`")
+    enabled = enabled_adapters(pipe.unet)
+    if name == "lcm":
+        if not has_lcm(pipe):
+            raise TryOnInputError("the lcm sampler needs this model's LCM LoRA; distil one with `tryon-lab distill`")
+        others = [adapter for adapter in enabled if adapter != LCM_ADAPTER]
+        if others:
+            raise TryOnInputError(f"the lcm sampler runs the base model's LCM LoRA; adapter {', '.join(others)} is "
+                                  "switched on (a fine-tuned garment samples with ddim)")
     pipe.scheduler = make_scheduler(name, pipe.scheduler.config)
-    if has_lcm(pipe):
-        if name == "lcm":
-            pipe.unet.enable_adapters()
-            pipe.unet.set_adapter(LCM_ADAPTER)
-        else:
-            pipe.unet.disable_adapters()
+    if name == "lcm":
+        pipe.unet.enable_adapters()
+        pipe.unet.set_adapter(LCM_ADAPTER)
+    elif LCM_ADAPTER in enabled:
+        pipe.unet.disable_adapters()
     return sampler
 
 
