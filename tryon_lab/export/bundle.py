@@ -157,11 +157,15 @@ def build_coreml(components: Mapping[str, Component], golden: Golden, options: E
 
 
 def export_bundle(model_path: str | Path | None, out: str | Path, options: ExportOptions = ExportOptions(),
-                  log: Callable[[str], None] = print) -> Path:
+                  log: Callable[[str], None] = print, overwrite: bool = True) -> Path:
     """Export the pipeline at ``model_path`` (default: the shipped text model; a DTC parts or pipeline
-    folder gives a DTC bundle) to a bundle at ``out``; return it."""
+    folder gives a DTC bundle) to a bundle at ``out``; return it. ``overwrite=False`` refuses an ``out``
+    that holds files (``ExportInputError``, before any work)."""
     from tryon_lab.pipelines.loading import load_pipeline
 
+    if not overwrite and Path(out).is_dir() and any(Path(out).iterdir()):
+        raise ExportInputError(f"--out {out} is not empty (an earlier bundle?); pass --force to replace it, "
+                               "or choose another folder")
     pipe = load_pipeline(model_path, device="cpu")
     components = pipeline_components(pipe)
     golden = make_golden(pipe, components, options.steps, options.guidance_scale, options.seed)
