@@ -2,7 +2,10 @@
 exits with status 2: no traceback, and before any long work starts (each case has seconds), run
 in-process through ``tryon_lab.cli.main``."""
 
+import json
+
 import pytest
+from PIL import Image
 
 from tryon_lab.cli import main
 
@@ -12,18 +15,25 @@ BAD_NUMBER = "many"
 @pytest.fixture()
 def files(tmp_path):
     """Bad inputs: ``missing`` (no such path), ``empty`` (an empty file), ``text`` (a text file),
-    ``folder`` (an empty folder), ``manifest`` (a folder whose manifest.json is empty)."""
+    ``folder`` (an empty folder), ``manifest`` (a folder whose manifest.json is empty), ``malformed`` (a
+    folder whose manifest.json is a bundle manifest missing its fields); and a good ``photo`` (a PNG)."""
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.txt").write_text("just words, not what was asked for\n")
     (tmp_path / "folder").mkdir()
     (tmp_path / "bundle").mkdir()
     (tmp_path / "bundle" / "manifest.json").write_text("")
+    (tmp_path / "malformed").mkdir()
+    (tmp_path / "malformed" / "manifest.json").write_text(json.dumps({"format": "tryon-lab-bundle", "format_version": 2,
+                                                                       "components": {"Unet": {"inputs": 3}}}))
+    Image.new("RGB", (64, 64), (200, 120, 40)).save(tmp_path / "photo.png")
     return {"missing": str(tmp_path / "missing"), "empty": str(tmp_path / "empty.png"),
             "text": str(tmp_path / "text.txt"), "folder": str(tmp_path / "folder"),
-            "manifest": str(tmp_path / "bundle"), "out": str(tmp_path / "out")}
+            "manifest": str(tmp_path / "bundle"), "malformed": str(tmp_path / "malformed"),
+            "photo": str(tmp_path / "photo.png"), "out": str(tmp_path / "out")}
 
 
 PERSON = ["--person", "{empty}"]
+PHOTO = ["tryon", "--person", "{photo}", "--prompt", "a tee", "--out", "{out}.png"]
 
 
 # (case name, arguments with {file} placeholders)
@@ -38,6 +48,8 @@ CASES = [
     ("world: bad count", ["world", "render", "--out", "{out}", "--garments", "-1"]),
     ("world: bad resolution", ["world", "render", "--out", "{out}", "--resolution", "8"]),
     ("world: negative seed", ["world", "render", "--out", "{out}", "--seed", "-1"]),
+    ("world: more garments than the world has", ["world", "render", "--out", "{out}", "--garments", "100000",
+                                                 "--products", "0", "--scenes", "0", "--resolution", "32"]),
     ("world: out is a file", ["world", "render", "--out", "{text}", "--garments", "1", "--products", "0",
                               "--scenes", "0", "--resolution", "32"]),
     ("pretrain: wrong profile", ["pretrain", "vae", "--profile", "huge", "--out", "{out}"]),
@@ -90,15 +102,22 @@ CASES = [
     ("export: zero steps", ["export", "--steps", "0", "--out", "{out}"]),
     ("export: out is a file", ["export", "--out", "{text}"]),
     ("export: out holds files", ["export", "--out", "{manifest}"]),
+    ("tryon: auto mask without a category", [*PHOTO, "--mask", "auto"]),
+    ("tryon: unknown category", [*PHOTO, "--mask", "auto", "--category", "cape"]),
+    ("tryon: zero steps", [*PHOTO, "--mask", "auto", "--category", "tee", "--steps", "0"]),
+    ("tryon: text file as mask", [*PHOTO, "--mask", "{text}"]),
     ("tryon: out is a folder", ["tryon", "--person", "{text}", "--mask", "auto", "--prompt", "x", "--out", "{folder}"]),
     ("verify: missing bundle", ["verify", "{missing}"]),
     ("verify: empty folder", ["verify", "{folder}"]),
     ("verify: text file as bundle", ["verify", "{text}"]),
     ("verify: empty manifest", ["verify", "{manifest}"]),
+    ("verify: malformed manifest", ["verify", "{malformed}"]),
     ("verify: wrong backend", ["verify", "{folder}", "--backend", "gpu"]),
     ("app: missing model", ["app", "--model", "{missing}"]),
     ("app: text file as bundle", ["app", "--bundle", "{text}"]),
     ("app: empty manifest", ["app", "--bundle", "{manifest}"]),
+    ("app: malformed manifest", ["app", "--bundle", "{malformed}"]),
+    ("app: garments with a bundle", ["app", "--bundle", "{manifest}", "--garments", "{folder}"]),
     ("app: missing catalog", ["app", "--catalog", "{missing}"]),
     ("app: text file as catalog", ["app", "--catalog", "{text}"]),
     ("app: missing garments", ["app", "--garments", "{missing}"]),
@@ -110,6 +129,8 @@ CASES = [
     ("grade: missing reference", ["grade", "{folder}", "--reference", "{missing}", "--out", "{out}"]),
     ("grade: text file as reference", ["grade", "{folder}", "--reference", "{text}", "--out", "{out}"]),
     ("grade: empty manifest reference", ["grade", "{folder}", "--reference", "{manifest}", "--out", "{out}"]),
+    ("grade: malformed manifest reference", ["grade", "{folder}", "--reference", "{malformed}", "--out", "{out}"]),
+    ("grade: submissions and a class", ["grade", "{folder}", "--class", "{folder}", "--out", "{out}"]),
     ("grade: text file as rubric", ["grade", "{folder}", "--rubric", "{text}", "--out", "{out}"]),
     ("grade: missing rubric", ["grade", "{folder}", "--rubric", "{missing}", "--out", "{out}"]),
     ("grade: bad jobs", ["grade", "{folder}", "--jobs", BAD_NUMBER, "--out", "{out}"]),

@@ -113,7 +113,7 @@ def test_a_crash_names_the_log_and_keeps_its_exception(monkeypatch, tmp_path, ca
     def broken(args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("tryon_lab.cli._run_info", broken)
+    monkeypatch.setattr("tryon_lab.cli.info.run_info", broken)
     with pytest.raises(RuntimeError, match="boom"):
         main(["info"])
     assert capsys.readouterr().err == f"third-party output of this run: {tmp_path / 'logs' / 'tryon-lab-info.log'}\n"

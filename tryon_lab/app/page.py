@@ -73,10 +73,37 @@ def voila_arguments(notebook: Path, port: int, token: str, preheat: bool = True)
     return arguments
 
 
+def check_inputs(model: str | Path | None = None, catalog: str | Path | None = None,
+                 bundle: str | Path | None = None, garments: str | Path | None = None) -> None:
+    """``TryOnInputError`` naming the first of the app's inputs that cannot be used (see ``serve``)."""
+    from tryon_lab.data.catalog import load_catalog
+    from tryon_lab.errors import ConfigError
+
+    if garments and bundle:
+        raise ConfigError("--garments are LoRA adapters on the PyTorch model; a bundle cannot switch them "
+                          "(leave out --bundle, or export a fine-tuned model as its own bundle)")
+    # Refused here, not in a page that then shows an error to whoever opens it.
+    if model and not Path(model, "model_index.json").is_file():
+        raise ConfigError(f"--model {model} is not a pipeline folder (no model_index.json)")
+    if bundle:
+        from tryon_lab.app.executorch_backend import check_bundle
+
+        check_bundle(bundle)
+    if catalog:
+        load_catalog(catalog)
+    if garments:
+        from tryon_lab.training.adapters import finetuned_catalog
+
+        if not any(g.mode == "lora" for g in finetuned_catalog(garments)):
+            raise ConfigError(f"--garments {garments} holds no LoRA garment "
+                              "(folders written by `tryon-lab dreambooth --lora-rank N`)")
+
+
 def serve(port: int = 0, model: str | Path | None = None, catalog: str | Path | None = None,
           preheat: bool = True, bundle: str | Path | None = None, garments: str | Path | None = None) -> None:
     """Serve the app (see ``page_notebook``) on 127.0.0.1:``port`` (0: a free port), print its
-    address, run until interrupted (Ctrl-C)."""
+    address, run until interrupted (Ctrl-C). Bad inputs are refused first (``check_inputs``)."""
+    check_inputs(model, catalog, bundle, garments)
     from voila.app import Voila
 
     port = port or free_port()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from math import prod
 
-from tryon_lab.errors import ConfigError
+from tryon_lab.errors import ConfigError, WorldError
 
 RGB = tuple[int, int, int]
 
@@ -117,7 +117,7 @@ class ItemSpec:
     def __post_init__(self) -> None:
         error = item_field_error(self.kind, self.category, self.colour, self.pattern, self.motif)
         if error is not None:
-            raise ValueError(error[1])
+            raise ConfigError(error[1])
 
     @property
     def item_id(self) -> str:
@@ -269,7 +269,7 @@ N_ROOMS = prod(len(axis) for axis in _ROOM_AXES)
 
 def _decode(value: int, axes: tuple[tuple, ...], limit: int, name: str) -> list:
     if not 0 <= value < limit:
-        raise ValueError(f"{name} must be in [0, {limit}), got {value}")
+        raise WorldError(f"{name} must be in [0, {limit}), got {value}")
     fields = []
     for axis in axes:
         value, digit = divmod(value, len(axis))

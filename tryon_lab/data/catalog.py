@@ -21,7 +21,7 @@ from tryon_lab.data.attributes import N_MOTIFS, ItemSpec, all_items, item_field_
 from tryon_lab.data.masks import mask_to_image
 from tryon_lab.data.splits import item_split
 from tryon_lab.data.world import World
-from tryon_lab.errors import ConfigError
+from tryon_lab.errors import ConfigError, WorldError
 
 CATALOG_JSON = "catalog.json"
 SCENES_JSON = "scenes.json"
@@ -55,7 +55,7 @@ def spread_items(kind: str, n: int) -> list[ItemSpec]:
     colours, patterns and motifs."""
     items = all_items(kind)
     if not 0 <= n <= len(items):
-        raise ValueError(f"n must be in [0, {len(items)}] for {kind} items, got {n}")
+        raise WorldError(f"the world has {len(items)} {kind} items: cannot write {n} (choose 0 to {len(items)})")
     captions = len(items) // N_MOTIFS
     return [items[(k * _SPREAD_STRIDE) % captions * N_MOTIFS + (k // captions + k) % N_MOTIFS] for k in range(n)]
 

@@ -19,7 +19,7 @@ from tryon_lab.data.attributes import ItemSpec, attribute_labels, global_item_in
 from tryon_lab.data.masks import bounding_box, make_collage, stroke_mask
 from tryon_lab.data.splits import SPLIT_CODES, check_split, item_split
 from tryon_lab.data.world import World, WorldSample, caption_for
-from tryon_lab.errors import SplitError
+from tryon_lab.errors import ConfigError, SplitError
 
 MASK_MODES = ("shape", "box", "mixed")
 STROKE_PROBABILITY = 0.2
@@ -56,7 +56,7 @@ def training_mask(sample: WorldSample, mode: str, rng: np.random.Generator) -> n
     (``mixed``) either one at random, with probability 0.2 unioned with 1-3 random brush
     strokes. The mask always covers the item, so the caption names what must be painted."""
     if mode not in MASK_MODES:
-        raise ValueError(f"unknown mask_mode {mode!r}; choose one of {MASK_MODES}")
+        raise ConfigError(f"unknown mask_mode {mode!r}; choose one of {MASK_MODES}")
     if mode == "shape":
         return sample.shape_mask
     if mode == "box":
@@ -112,9 +112,9 @@ class _WorldDataset(Dataset):
     ) -> None:
         check_training_split(split, evaluation)
         if mask_mode not in MASK_MODES:
-            raise ValueError(f"unknown mask_mode {mask_mode!r}; choose one of {MASK_MODES}")
+            raise ConfigError(f"unknown mask_mode {mask_mode!r}; choose one of {MASK_MODES}")
         if length < 1:
-            raise ValueError(f"length must be >= 1, got {length}")
+            raise ConfigError(f"length must be >= 1, got {length}")
         self.world, self.split, self.length, self.mask_mode = world, split, int(length), mask_mode
 
     def __len__(self) -> int:
@@ -177,7 +177,7 @@ class DreamBoothDataset(Dataset):
     ) -> None:
         check_training_split(split, evaluation, None if personalize else item)
         if mask_mode not in MASK_MODES:
-            raise ValueError(f"unknown mask_mode {mask_mode!r}; choose one of {MASK_MODES}")
+            raise ConfigError(f"unknown mask_mode {mask_mode!r}; choose one of {MASK_MODES}")
         self.world, self.item, self.token, self.mask_mode, self.split = world, item, token, mask_mode, split
         self.class_word = class_word or item.category
         self.samples = world.instance_samples(item, n_people, split)

@@ -8,6 +8,8 @@ applies the EXIF orientation so that photos come out the way the camera held the
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -331,3 +333,19 @@ def _fit(
     if mode == "crop":
         return ImageOps.fit(image, target, method=resample)
     raise TryOnInputError(f"fit: mode must be 'pad' or 'crop', got {mode!r}")
+
+
+def save_png(image: Image.Image, path: str | Path) -> Path:
+    """Write ``image`` as a PNG at ``path`` (creating its folder) atomically: a failed save never leaves
+    a half-written file there. Returns the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target

@@ -186,11 +186,15 @@ def prepare_sampler(pipe: Any, folder: Path, sampler: str) -> None:
 
 
 def export_bundle(model_path: str | Path | None, out: str | Path, options: ExportOptions = ExportOptions(),
-                  log: Callable[[str], None] = print) -> Path:
+                  log: Callable[[str], None] = print, overwrite: bool = True) -> Path:
     """Export the pipeline at ``model_path`` (default: the shipped text model; a DTC parts or pipeline
-    folder gives a DTC bundle) to a bundle at ``out``; return it."""
+    folder gives a DTC bundle) to a bundle at ``out``; return it. ``overwrite=False`` refuses an ``out``
+    that holds files (``ExportInputError``, before any work)."""
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_pipeline
 
+    if not overwrite and Path(out).is_dir() and any(Path(out).iterdir()):
+        raise ExportInputError(f"--out {out} is not empty (an earlier bundle?); pass --force to replace it, "
+                               "or choose another folder")
     pipe = load_pipeline(model_path, device="cpu")
     prepare_sampler(pipe, Path(model_path) if model_path is not None else shipped_model(SHIPPED_INPAINT),
                     options.sampler)

@@ -11,13 +11,15 @@ import math
 
 import numpy as np
 
+from tryon_lab.export.errors import BundleError
+
 CONVERSION_MIN_PSNR = 35.0
 
 
 def _pair(output, reference) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(output, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"cannot compare shapes {a.shape} and {b.shape}")
+        raise BundleError(f"cannot compare shapes {a.shape} and {b.shape}")
     return a, b
 
 

@@ -30,6 +30,7 @@ from tryon_lab.grading.report import (
     Report,
     read_report,
     render_class_html,
+    render_html,
     summary_csv,
     write_json,
     write_report,
@@ -94,6 +95,34 @@ def find_submissions(folder: str | Path, exclude: Sequence[str | Path] = ()) -> 
         else:
             notes.append(f"ignored {entry.name}: not a folder or a .zip")
     return found, notes
+
+
+def submissions_to_grade(paths: Sequence[str | Path], class_dir: str | Path | None,
+                         out: str | Path) -> tuple[list[Path], list[str]]:
+    """The submissions to grade: ``paths``, or those ``find_submissions`` sees in ``class_dir`` (leaving out
+    the output folder ``out``), with notes on what was ignored. ``GradingInputError`` unless exactly one
+    of ``paths`` and ``class_dir`` is given, or if the class folder holds no submission."""
+    if bool(paths) == bool(class_dir):
+        raise GradingInputError("give SUBMISSION paths or --class DIR, not both and not neither")
+    if not class_dir:
+        return [Path(p) for p in paths], []
+    sources, notes = find_submissions(class_dir, exclude=[out])
+    if not sources:
+        raise GradingInputError(f"{class_dir} holds no submissions (folders or .zip files)")
+    return sources, notes
+
+
+def write_run_reports(run: ClassRun, out: str | Path, json_path: str | Path | None = None,
+                      html_path: str | Path | None = None, single: bool = False) -> None:
+    """Also write ``run``'s reports as JSON at ``json_path`` and HTML at ``html_path``: its one report if
+    ``single``, else a list and a class page linking each student's report in ``out``."""
+    if json_path:
+        write_json(run.reports[0].to_json() if single else [r.to_json() for r in run.reports], Path(json_path))
+    if html_path:
+        html = Path(html_path)
+        links = {r.student: os.path.relpath(Path(out, r.student, "report.html"), html.parent.resolve())
+                 for r in run.reports}
+        write_text(html, render_html(run.reports[0]) if single else render_class_html(run.reports, links))
 
 
 def grade_job(job: Job) -> None:

@@ -58,6 +58,15 @@ def check_not_legacy(folder: str | Path) -> None:
                           f"latent, mask]; upgrade it to diffusers' channel order with: {UPGRADE_COMMAND} {folder}")
 
 
+def upgrade_folders(folders: list[str | Path]) -> dict[str, dict[str, str]]:
+    """Upgrade every folder in place (``upgrade_folder``); return {folder: its changed files' hashes}.
+    ``ConfigError`` before any folder is changed if one is not a model folder in the old channel order."""
+    stale = [str(folder) for folder in folders if legacy_record(folder) is None]
+    if stale:
+        raise ConfigError(f"not a model folder in the old channel order (nothing to upgrade): {', '.join(stale)}")
+    return {str(folder): upgrade_folder(folder) for folder in folders}
+
+
 def to_diffusers_order(weight: torch.Tensor) -> torch.Tensor:
     """A conv_in weight (out, C, k, k) whose last 5 input channels are [masked-image latent (4), mask (1)]
     -> the same weight for inputs ordered [mask, masked-image latent] (the first C - 5 stay)."""

@@ -18,6 +18,7 @@ import torch
 from tryon_lab.training.checkpoints import checkpoint_dirs, checkpoint_step
 
 CURVE_FILE = "curve.csv"
+FIGURE_FILE = "curve.png"
 EMA_FILE = "custom_checkpoint_0.pkl"  # accelerate's name for the first object registered for checkpointing
 COLUMNS = ("step", "attr_acc_all", "attr_acc_all_lo", "attr_acc_all_hi", "leftover", "leftover_lo", "leftover_hi",
            "masked_psnr_db", "samples")
@@ -92,6 +93,26 @@ def learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: str | Pa
             writer.writerow(row)
         rows.append({key: float(value) for key, value in row.items()})
     return sorted(rows, key=lambda row: row["step"])
+
+
+def write_learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: str | Path, profile,
+                         samples: int = 64) -> list[dict[str, float]]:
+    """Score the U-Net run in ``run_dir`` (``learning_curve`` with ``profile``'s model config) and draw it
+    into ``<run_dir>/curve.png``; return the rows. ``ConfigError`` before any work if ``run_dir`` holds
+    no checkpoints or ``vae_dir`` / ``judge_dir`` is not a saved model folder."""
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.models.config import load_model_config
+
+    run_dir = Path(run_dir)
+    if not checkpoint_dirs(run_dir) or not (run_dir / "tokenizer").is_dir():
+        raise ConfigError(f"--run-dir {run_dir} holds no U-Net checkpoints (step-* folders and a tokenizer)")
+    for flag, folder in (("--vae", vae_dir), ("--judge", judge_dir)):
+        if not Path(folder, "config.json").is_file():
+            raise ConfigError(f"{flag} must name a saved model folder (with config.json); got {str(folder)!r}")
+    config = load_model_config(profile["pretrain"]["model"])
+    rows = learning_curve(run_dir, vae_dir, judge_dir, config, samples=samples)
+    curve_figure(rows, f"{run_dir}: {samples} val samples, 95% intervals").savefig(run_dir / FIGURE_FILE, dpi=80)
+    return rows
 
 
 def curve_figure(rows: list[dict[str, float]], title: str = ""):

@@ -142,6 +142,41 @@ def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path,
     return save_atomically(out_dir, write)
 
 
+def pretrain_component(component: str, profile: Profile, out_dir: str | Path, run_dir: str | Path | None = None, *,
+                       vae_dir: str | Path | None = None, judge_dir: str | Path | None = None,
+                       init_dir: str | Path | None = None, phases: list[str] | None = None,
+                       into: str | Path | None = None, seed: int = 0, log: Callable[[str], None] = print) -> Path:
+    """Train ``component`` ("vae", "encoder" or "unet") with its recipe into ``out_dir``; return the folder it saved.
+
+    ``run_dir`` defaults to ``runs/<profile>/<component>``. A VAE may start from ``init_dir`` and run
+    only some ``phases``; with ``into`` it then goes into that finished pipeline (``swap_vae``), whose
+    folder is returned. The U-Net trains on the VAE in ``vae_dir``. Arguments are checked before any
+    training (``ConfigError``); ``log`` gets a line for every folder saved but the returned one.
+    """
+    from tryon_lab.errors import ConfigError
+
+    run_dir = Path(run_dir or Path("runs") / profile.name / component)
+    if component == "vae":
+        if init_dir and not Path(init_dir, "config.json").is_file():
+            raise ConfigError(f"--init must name a saved VAE folder (with config.json); got {str(init_dir)!r}")
+        if into and (phases is None or "vae" in phases):
+            # refused before hours of training, not after: phase 1 retrains the encoder
+            raise ConfigError("--into ships a retrained decoder only, and phase 'vae' retrains the encoder: "
+                              "choose decoder phases with --phases (e.g. --phases polish)")
+        out = pretrain_vae(profile, run_dir, out_dir, seed=seed, init_dir=init_dir, only=phases)
+        if not into:
+            return out
+        log(f"saved vae to {out}")
+        return swap_vae(profile, out, into, judge_dir=judge_dir, seed=seed)
+    if component == "encoder":
+        return pretrain_encoder(profile, run_dir, out_dir, seed=seed)
+    if component == "unet":
+        if not vae_dir or not Path(vae_dir, "config.json").is_file():
+            raise ConfigError(f"--vae must name a trained VAE folder (with config.json); got {vae_dir!r}")
+        return pretrain_unet(profile, run_dir, vae_dir, out_dir, judge_dir=judge_dir, seed=seed)
+    raise ConfigError(f"unknown component {component!r}: choose vae, encoder or unet")
+
+
 def identity_ceiling(encoder, world, samples: int):
     """Identity accuracy of the ground-truth targets of the first ``samples`` test samples (crops
     at their items' masks, as try-ons are judged), with its bootstrap interval (a stats.Interval)."""

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tryon_lab.data.attributes import COLOURS, N_MOTIFS, PATTERNS, RGB, ItemSpec
 from tryon_lab.data.render.draw import MaskPen, contrast, mix, outline, pixel_grid, shade
+from tryon_lab.errors import WorldError
 
 # Pattern sizes as fractions of the image side: at 128 px stripes and dots repeat every 13 px
 # and checks every 16 px, coarse enough to survive a factor-8 VAE.
@@ -109,7 +110,7 @@ def pattern_fill(
 def _pattern_pixels(shape_mask, colour, pattern, rng, anchor) -> np.ndarray:
     """The (N, 3) colours of the N True pixels of ``shape_mask``, in row-major order."""
     if pattern not in PATTERNS:
-        raise ValueError(f"unknown pattern {pattern!r}; choose one of {PATTERNS}")
+        raise WorldError(f"unknown pattern {pattern!r}; choose one of {PATTERNS}")
     rgb = np.array(COLOURS[colour] if isinstance(colour, str) else colour, dtype=np.uint8)
     accent_rgb = np.array(contrast(rgb), dtype=np.uint8)
     size = shape_mask.shape[0]
@@ -245,7 +246,7 @@ def product_shape(category: str, box: tuple[float, float, float, float], size: i
     try:
         draw = _PRODUCTS[category]
     except KeyError:
-        raise ValueError(f"unknown product category {category!r}; choose one of {tuple(_PRODUCTS)}") from None
+        raise WorldError(f"unknown product category {category!r}; choose one of {tuple(_PRODUCTS)}") from None
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
 

@@ -16,6 +16,7 @@ import numpy as np
 from tryon_lab.data.attributes import HAIR_COLOURS, RGB, SHORTS_COLOURS, SKIN_TONES, PersonSpec
 from tryon_lab.data.render.draw import MaskPen, outline
 from tryon_lab.data.render.items import ItemShape, Part
+from tryon_lab.errors import WorldError
 
 Point = tuple[float, float]
 
@@ -159,7 +160,7 @@ def garment_shape(fig: Figure, category: str, body: Body | None = None) -> ItemS
     try:
         torso_kind, sleeves, extras = _GARMENTS[category]
     except KeyError:
-        raise ValueError(f"unknown garment category {category!r}; choose one of {tuple(_GARMENTS)}") from None
+        raise WorldError(f"unknown garment category {category!r}; choose one of {tuple(_GARMENTS)}") from None
     sleeve_mask = _sleeves(fig, sleeves)
     torso = fig.pen().polygon(_torso_outline(fig, **torso_kind)).mask()
     main, parts, (ax, ay, asize) = extras(fig, torso | sleeve_mask)

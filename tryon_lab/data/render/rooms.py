@@ -10,6 +10,7 @@ import numpy as np
 
 from tryon_lab.data.attributes import BACKGROUNDS, COLOURS, FLOOR_TONES, RGB, SPOTS, WALL_TONES, RoomSpec
 from tryon_lab.data.render.draw import MaskPen, mix, pixel_grid, shade
+from tryon_lab.errors import WorldError
 
 TABLE_RGB: RGB = (150, 104, 70)
 FRAME_RGB: RGB = (240, 240, 236)
@@ -39,7 +40,7 @@ def person_background(kind: str, tone: RGB, size: int) -> np.ndarray:
         band = (xs / (0.125 * size)) % 1.0 < 0.5
         image = np.where(band[..., None], base * 0.92, base)
     else:
-        raise ValueError(f"unknown background {kind!r}; choose one of {BACKGROUNDS}")
+        raise WorldError(f"unknown background {kind!r}; choose one of {BACKGROUNDS}")
     return np.clip(image, 0, 255).astype(np.uint8)
 
 

@@ -82,7 +82,7 @@ def heldout_cases(world: World, item: ItemSpec, n_people: int = 6, mask_kinds: S
             elif kind == "brush":
                 mask = brush_mask(sample, rng)
             else:
-                raise ValueError(f"unknown mask kind {kind!r}; choose from {EVAL_MASK_KINDS}")
+                raise ConfigError(f"unknown mask kind {kind!r}; choose from {EVAL_MASK_KINDS}")
             cases.append(HeldOutCase(sample, mask, kind))
     return cases
 

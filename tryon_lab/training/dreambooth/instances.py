@@ -70,7 +70,7 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __init__(self, images: list[Image.Image], masks: list[np.ndarray], captions: list[str]):
         if not (len(images) == len(masks) == len(captions)) or not images:
-            raise ValueError(f"need equal, non-zero numbers of images, masks and captions; got "
+            raise ConfigError(f"need equal, non-zero numbers of images, masks and captions; got "
                              f"{len(images)}, {len(masks)}, {len(captions)}")
         self.images, self.masks, self.captions = images, masks, captions
 

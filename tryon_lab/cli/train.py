@@ -1,0 +1,184 @@
+"""Training commands: ``pretrain`` (a component of the mini model), ``curve`` (a U-Net run's learning
+curve), ``train-dtc`` (Diffuse to Choose) and ``dreambooth`` (one garment)."""
+
+from __future__ import annotations
+
+import argparse
+
+from tryon_lab.cli.parsing import at_least_two, command, count, folder_out
+from tryon_lab.profiles import DEFAULT_PROFILE, PROFILE_NAMES
+
+
+def add_pretrain(subparsers) -> None:
+    """Register ``pretrain``."""
+    parser = command(
+        subparsers,
+        "pretrain",
+        "Train a component of the mini model from scratch on the world (resumes from its run folder).",
+        "  tryon-lab pretrain vae --profile quick --out runs/quick/vae/final\n"
+        "  tryon-lab pretrain encoder --profile quick --out data/models/world-encoder\n"
+        "  tryon-lab pretrain unet --profile quick --vae runs/quick/vae/final \\\n"
+        "      --judge data/models/world-encoder --out data/models/mini-sd-inpaint\n"
+        "Retrain a shipped decoder with one phase of the recipe; the latent space, and so the U-Net, stay:\n"
+        "  tryon-lab pretrain vae --init data/models/mini-sd-inpaint/vae --phases polish --out runs/quick/vae-polished \\\n"
+        "      --into data/models/mini-sd-inpaint --judge data/models/world-encoder\n"
+        "Data-parallel on 2 CPU processes (gloo) or GPUs, same command:\n"
+        "  accelerate launch --multi_gpu --num_processes 2 --no_python tryon-lab pretrain encoder --out OUT\n"
+        "The quick profile's sizes are the recipe of the shipped checkpoints: hours on a 2-core CPU.\n"
+        "Interrupt at any time; the same command resumes from the newest checkpoint in --run-dir.",
+    )
+    parser.add_argument("component", choices=("vae", "encoder", "unet"), help="what to train")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
+                        help="sizes and step counts (default: %(default)s)")
+    parser.add_argument("--out", type=folder_out, required=True,
+                        help="folder for the finished model (written atomically)")
+    parser.add_argument("--run-dir", help="checkpoints and losses.csv (default: runs/<profile>/<component>)")
+    parser.add_argument("--vae", help="(unet) folder of the trained VAE")
+    parser.add_argument("--judge", help="(unet, or vae with --into) folder of the world encoder, to score the model card")
+    parser.add_argument("--init", metavar="DIR", help="(vae) start from this saved VAE instead of random weights")
+    parser.add_argument("--phases", nargs="+", metavar="NAME",
+                        help="(vae) run only these phases of the recipe: vae, decoder, anneal, polish "
+                             "(with --init, continues a finished VAE)")
+    parser.add_argument("--into", metavar="PIPELINE",
+                        help="(vae) then put the VAE into this finished pipeline and re-score its model card; "
+                             "its encoder must be the pipeline's (a decoder-only retraining)")
+    parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
+    parser.set_defaults(handler=run_pretrain)
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    """Train the component (resuming from its run folder) and say where it was saved."""
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.training.pretrain import pretrain_component
+
+    out = pretrain_component(args.component, load_profile(args.profile), args.out, args.run_dir, vae_dir=args.vae,
+                             judge_dir=args.judge, init_dir=args.init, phases=args.phases, into=args.into,
+                             seed=args.seed)
+    what = "the pipeline with the new vae" if args.into else args.component
+    print(f"saved {what} to {out}")
+    return 0
+
+
+def add_curve(subparsers) -> None:
+    """Register ``curve``."""
+    parser = command(
+        subparsers,
+        "curve",
+        "Score the kept checkpoints of a U-Net run on val samples: its learning curve "
+        "(all-attribute accuracy, leftover, 95% intervals) in <run-dir>/curve.csv and curve.png.",
+        "  tryon-lab curve --profile quick --run-dir runs/quick/unet --vae runs/quick/vae \\\n"
+        "      --judge data/models/world-encoder\n"
+        "Re-run while training goes on: checkpoints already in curve.csv are not scored again.",
+    )
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
+                        help="the run's profile: its model config (default: %(default)s)")
+    parser.add_argument("--run-dir", required=True, help="the U-Net run folder (its step-* checkpoints)")
+    parser.add_argument("--vae", required=True, help="folder of the VAE the run trained on")
+    parser.add_argument("--judge", required=True, help="folder of the world encoder that scores")
+    parser.add_argument("--samples", type=at_least_two, default=64, help="val samples per checkpoint (default: %(default)s)")
+    parser.set_defaults(handler=run_curve)
+
+
+def run_curve(args: argparse.Namespace) -> int:
+    """Score the run's new checkpoints and print its learning curve as a table."""
+    from pathlib import Path
+
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.tables import format_table
+    from tryon_lab.training.curve import CURVE_FILE, FIGURE_FILE, write_learning_curve
+
+    rows = write_learning_curve(args.run_dir, args.vae, args.judge, load_profile(args.profile), samples=args.samples)
+    print(format_table([[int(r["step"]), f"{r['attr_acc_all']:.3f} [{r['attr_acc_all_lo']:.3f}, {r['attr_acc_all_hi']:.3f}]",
+                         f"{r['leftover']:.3f} [{r['leftover_lo']:.3f}, {r['leftover_hi']:.3f}]", f"{r['masked_psnr_db']:.2f}"]
+                        for r in rows], ["step", "all-attribute accuracy", "leftover", "masked PSNR dB"]))
+    run_dir = Path(args.run_dir)
+    print(f"wrote {run_dir / CURVE_FILE} and {run_dir / FIGURE_FILE}")
+    return 0
+
+
+def add_train_dtc(subparsers) -> None:
+    """Register ``train-dtc``."""
+    parser = command(
+        subparsers,
+        "train-dtc",
+        "Train Diffuse to Choose on the mini model: perceptual network, the paper's ablation, the shipped variant.",
+        "  tryon-lab train-dtc --profile quick --judge data/models/world-encoder --out data/models/dtc\n"
+        "  tryon-lab train-dtc --profile smoke --out build/dtc-smoke    # seconds, results not meaningful\n"
+        "Every variant (and seed) of the ablation trains in --run-dir/ablation/<variant>/seed-<s> and is scored\n"
+        "on the same val and test pairs (ablation.json). Interrupt at any time; the same command resumes.",
+    )
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
+                        help="sizes, step counts and variants (default: %(default)s)")
+    parser.add_argument("--out", required=True, help="folder for the shipped variant (written atomically)")
+    parser.add_argument("--base", metavar="DIR", help="text inpainting pipeline to build on (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--judge", metavar="DIR", help="world encoder folder: scores attribute and identity accuracy, "
+                                                      "reference similarity and KID (default: masked PSNR / SSIM only)")
+    parser.add_argument("--run-dir", help="checkpoints, latent cache, ablation.json (default: runs/<profile>/dtc)")
+    parser.add_argument("--variants", nargs="+", metavar="NAME",
+                        help="train and score only these ablation variants (default: the profile's): "
+                             "baseline, add or film, then optionally +t (hint timestep) and +perceptual; "
+                             "must include the profile's shipped variant unless it ships 'auto'")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="world of the training pairs and evaluation samples (training seeds: the profile's "
+                             "seeds; default: %(default)s)")
+    parser.set_defaults(handler=run_train_dtc)
+
+
+def run_train_dtc(args: argparse.Namespace) -> int:
+    """Run the DTC recipe (its ablation, then the shipped variant) and say where it was saved."""
+    from pathlib import Path
+
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.training.dtc_recipe import train_dtc_recipe
+
+    profile = load_profile(args.profile)
+    run_dir = Path(args.run_dir or Path("runs") / profile.name / "dtc")
+    out = train_dtc_recipe(profile, args.out, run_dir, base=args.base, judge_dir=args.judge, seed=args.seed,
+                           variants=args.variants)
+    print(f"saved DTC to {out}; ablation table in {out / 'ablation.md'}")
+    return 0
+
+
+def add_dreambooth(subparsers) -> None:
+    """Register ``dreambooth``."""
+    parser = command(
+        subparsers,
+        "dreambooth",
+        "Teach the inpainting model one garment (DreamBooth): full fine-tuning or a LoRA adapter.",
+        "  tryon-lab dreambooth --garment garment-tee-red-stripes --out build/garments/red-tee\n"
+        "  tryon-lab dreambooth --garment garment-tee-red-stripes --lora-rank 8 --out build/garments/red-tee-lora\n"
+        "  tryon-lab dreambooth --images my_shirt/ --class-word tee --token zwx --lora-rank 8 --out build/garments/mine\n"
+        "A photo folder holds NAME.jpg/.png with masks NAME_mask.png (white = the garment).\n"
+        "Then: tryon-lab tryon --model OUT (full) ... --prompt 'a photo of a person wearing a sks tee'.\n"
+        "Interrupt at any time; the same command resumes from the newest checkpoint in --run-dir.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--garment", metavar="ID", help="catalog item id, e.g. garment-tee-red-stripes")
+    source.add_argument("--images", metavar="DIR", help="folder of your photos with NAME_mask.png masks")
+    parser.add_argument("--token", default="sks", help="the new identifier word (default: %(default)s)")
+    parser.add_argument("--class-word", metavar="WORD", help="what the garment is, e.g. tee (default: the item's category; "
+                                             "needed with --images)")
+    parser.add_argument("--lora-rank", type=count, metavar="N", help="train LoRA adapters of this rank (default: the whole U-Net)")
+    parser.add_argument("--train-text-encoder", action="store_true", help="(full) also fine-tune the text encoder")
+    parser.add_argument("--steps", type=int, metavar="N", help="training steps (default: the profile's)")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
+                        help="sizes and step counts (default: %(default)s)")
+    parser.add_argument("--base", metavar="DIR", help="base pipeline folder (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--run-dir", help="class images, checkpoints, losses.csv (default: runs/<profile>/dreambooth/...)")
+    parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
+    parser.add_argument("--out", type=folder_out, required=True,
+                        help="folder for the pipeline (full) or adapter (LoRA), written atomically")
+    parser.set_defaults(handler=run_dreambooth)
+
+
+def run_dreambooth(args: argparse.Namespace) -> int:
+    """Teach the model the garment and print the run's summary."""
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.training.dreambooth.recipe import run_dreambooth
+
+    run = run_dreambooth(load_profile(args.profile), args.out, garment=args.garment, images=args.images,
+                         token=args.token, class_word=args.class_word, lora_rank=args.lora_rank,
+                         train_text_encoder=args.train_text_encoder, steps=args.steps, base=args.base,
+                         run_dir=args.run_dir, seed=args.seed)
+    print(run.summary)
+    return 0
