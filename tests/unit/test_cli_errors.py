@@ -13,10 +13,11 @@ BAD_NUMBER = "many"
 
 
 @pytest.fixture()
-def files(tmp_path):
+def files(tmp_path, tiny_pipeline_dir):
     """Bad inputs: ``missing`` (no such path), ``empty`` (an empty file), ``text`` (a text file),
     ``folder`` (an empty folder), ``manifest`` (a folder whose manifest.json is empty), ``malformed`` (a
-    folder whose manifest.json is a bundle manifest missing its fields); and a good ``photo`` (a PNG)."""
+    folder whose manifest.json is a bundle manifest missing its fields); a good ``photo`` (a PNG) and
+    ``tiny``, a model without an LCM LoRA."""
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.txt").write_text("just words, not what was asked for\n")
     (tmp_path / "folder").mkdir()
@@ -29,7 +30,7 @@ def files(tmp_path):
     return {"missing": str(tmp_path / "missing"), "empty": str(tmp_path / "empty.png"),
             "text": str(tmp_path / "text.txt"), "folder": str(tmp_path / "folder"),
             "manifest": str(tmp_path / "bundle"), "malformed": str(tmp_path / "malformed"),
-            "photo": str(tmp_path / "photo.png"), "out": str(tmp_path / "out")}
+            "photo": str(tmp_path / "photo.png"), "out": str(tmp_path / "out"), "tiny": str(tiny_pipeline_dir)}
 
 
 PERSON = ["--person", "{empty}"]
@@ -68,6 +69,10 @@ CASES = [
     ("train-dtc: missing base", ["train-dtc", "--base", "{missing}", "--out", "{out}"]),
     ("train-dtc: missing judge", ["train-dtc", "--judge", "{missing}", "--out", "{out}"]),
     ("train-dtc: variant name", ["train-dtc", "--variants", "film+perceptual", "typo", "--out", "{out}"]),
+    ("distill: wrong profile", ["distill", "--profile", "huge"]),
+    ("distill: missing base", ["distill", "--base", "{missing}", "--run-dir", "{out}"]),
+    ("distill: text file as base", ["distill", "--base", "{text}", "--run-dir", "{out}"]),
+    ("distill: missing judge", ["distill", "--base", "{folder}", "--judge", "{missing}", "--run-dir", "{out}"]),
     ("tryon: missing photo", ["tryon", "--person", "{missing}", "--mask", "auto", "--category", "tee",
                               "--prompt", "a tee", "--out", "{out}"]),
     ("tryon: empty photo", [*PERSON, "--mask", "auto", "--category", "tee", "--prompt", "a tee", "--out", "{out}"]),
@@ -106,6 +111,12 @@ CASES = [
     ("tryon: unknown category", [*PHOTO, "--mask", "auto", "--category", "cape"]),
     ("tryon: zero steps", [*PHOTO, "--mask", "auto", "--category", "tee", "--steps", "0"]),
     ("tryon: text file as mask", [*PHOTO, "--mask", "{text}"]),
+    ("tryon: unknown sampler", [*PHOTO, "--mask", "auto", "--category", "tee", "--sampler", "plms"]),
+    ("tryon: lcm with guidance", [*PHOTO, "--mask", "auto", "--category", "tee", "--sampler", "lcm",
+                                  "--guidance", "4"]),
+    ("tryon: lcm without an LCM LoRA", [*PHOTO, "--mask", "auto", "--category", "tee", "--sampler", "lcm",
+                                        "--model", "{tiny}"]),
+    ("export: unknown sampler", ["export", "--sampler", "plms", "--out", "{out}"]),
     ("tryon: out is a folder", ["tryon", "--person", "{text}", "--mask", "auto", "--prompt", "x", "--out", "{folder}"]),
     ("verify: missing bundle", ["verify", "{missing}"]),
     ("verify: empty folder", ["verify", "{folder}"]),

@@ -110,3 +110,15 @@ def test_no_note_on_a_world_render(shipped_tiny, photo_and_mask, tmp_path, capsy
 def test_no_note_with_another_model(tiny_pipeline_dir, grace_hopper, tmp_path, capsys):
     assert _tryon(grace_hopper, tmp_path / "r.png", "--model", str(tiny_pipeline_dir)) == 0
     assert _notes(capsys.readouterr().err) == []
+
+
+def test_an_lcm_tryon_runs_the_models_lora_in_its_4_steps(tiny_lcm_pipeline_dir, photo_and_mask, tmp_path, capsys):
+    folder, sample = photo_and_mask
+    assert main(["tryon", "--person", str(folder / "scene.png"), "--mask", str(folder / "mask.png"),
+                 "--out", str(tmp_path / "lcm.png"), "--prompt", sample.caption, "--model", str(tiny_lcm_pipeline_dir),
+                 "--sampler", "lcm"]) == 0
+    assert _run(folder, tmp_path / "ddim.png", "--prompt", sample.caption, "--model", str(tiny_lcm_pipeline_dir)) == 0
+    lcm, ddim = (np.asarray(Image.open(tmp_path / name)) for name in ("lcm.png", "ddim.png"))
+    assert lcm.shape == ddim.shape and not np.array_equal(lcm, ddim)
+    outside = ~sample.shape_mask
+    np.testing.assert_array_equal(lcm[outside], np.asarray(sample.scene)[outside])

@@ -17,6 +17,7 @@ def add_export(subparsers) -> None:
         "  tryon-lab export --model data/models/mini-sd-inpaint --out build/b --bits mixed --chunks 2\n"
         "  tryon-lab export --model /path/to/sd-inpainting --out b --bits 4 --targets coreml\n"
         "  tryon-lab export --model data/models/dtc --out build/dtc-bundle --bits 6 --chunks 2   # Diffuse to Choose\n"
+        "  tryon-lab export --out build/instant --sampler lcm     # 4 LCM steps, the LCM LoRA fused into the U-Net\n"
         "Then check it anywhere (no Mac needed): tryon-lab verify build/bundle",
     )
     parser.add_argument("--model", help="pipeline folder: a text model, or a DTC parts (dtc.json) or DTCPipeline "
@@ -37,6 +38,9 @@ def add_export(subparsers) -> None:
     goal.add_argument("--target-bits", type=float, help="with --bits mixed: the average bits to reach instead")
     parser.add_argument("--quantize", choices=("none", "int8"), default="none",
                         help="ExecuTorch weights: fp32 or int8 per channel (default: %(default)s)")
+    parser.add_argument("--sampler", default="ddim",
+                        help="what the phone loop runs: ddim (guided, 2 rows per U-Net call) or lcm (the model's LCM "
+                             "LoRA fused in, 1 row, no guidance; from `tryon-lab distill`) (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=4, help="denoising steps of the golden try-on (default: %(default)s)")
     parser.set_defaults(handler=run_export)
 
@@ -58,7 +62,7 @@ def run_export(args: argparse.Namespace) -> int:
     target_psnr = args.target_psnr if args.target_psnr is not None else (None if args.target_bits else 30.0)
     options = ExportOptions(bits=args.bits, chunks=args.chunks, targets=args.targets, granularity=args.granularity,
                             group_size=args.group_size, target_psnr=target_psnr, target_bits=args.target_bits,
-                            quantization=args.quantize, steps=args.steps)
+                            quantization=args.quantize, sampler=args.sampler, steps=args.steps)
     began = time.perf_counter()
     path = export_bundle(args.model, args.out, options, overwrite=args.force)
     print(f"wrote bundle {path} in {time.perf_counter() - began:.0f} s; check it with: tryon-lab verify {path}")

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from tryon_lab.cli.parsing import command, file_out
+from tryon_lab.pipelines.samplers import SAMPLERS
 
 
 def add_tryon(subparsers) -> None:
@@ -17,6 +18,7 @@ def add_tryon(subparsers) -> None:
         "  tryon-lab tryon --person me.jpg --mask auto --category tee \\\n"
         "      --prompt 'a photo of a person wearing a red striped tee' --out result.png\n"
         "  tryon-lab tryon --person me.jpg --mask my_mask.png --prompt '...' --out r.png --seed 3 --steps 40\n"
+        "  tryon-lab tryon --person me.jpg --mask my_mask.png --prompt '...' --out r.png --sampler lcm   # 4 steps\n"
         "  tryon-lab tryon --person room.jpg --mask box.png --reference lamp.png --out r.png   # any product (DTC)\n"
         "  tryon-lab tryon ... --model /path/to/stable-diffusion-inpainting   # any local SD-inpainting folder",
     )
@@ -29,9 +31,12 @@ def add_tryon(subparsers) -> None:
                                                              "no text, no per-item training)")
     parser.add_argument("--out", type=file_out, required=True, help="where to save the PNG result")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps (default: %(default)s)")
+    parser.add_argument("--sampler", choices=tuple(SAMPLERS), default="ddim",
+                        help="; ".join(f"{s.name}: {s.description}, {s.steps} steps" for s in SAMPLERS.values())
+                        + " (default: %(default)s)")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the sampler's)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: 4 with --prompt, "
-                                                       "5 with --reference)")
+                                                       "5 with --reference, none with --sampler lcm)")
     parser.add_argument("--model", help="pipeline folder (default: the shipped mini-sd-inpaint, or with --reference "
                                         "the shipped dtc; both know only the course's synthetic world: for real "
                                         "photos, --prompt with a local SD-1.5-inpainting folder)")
@@ -47,7 +52,8 @@ def run_tryon(args: argparse.Namespace) -> int:
 
     began = time.perf_counter()
     result = tryon_photo(args.person, args.mask, prompt=args.prompt, reference=args.reference, category=args.category,
-                         model=args.model, steps=args.steps, guidance=args.guidance, seed=args.seed,
+                         model=args.model, sampler=args.sampler, steps=args.steps, guidance=args.guidance,
+                         seed=args.seed,
                          note=lambda text: print(f"note: {text}", file=sys.stderr))
     save_png(result.image, args.out)
     print(f"saved {args.out} ({result.photo.width}x{result.photo.height}); try-on {result.seconds:.2f} s, "
