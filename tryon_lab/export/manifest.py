@@ -20,7 +20,8 @@ manifest.json fields::
     targets: the targets written, of ["coreml", "executorch"]
     components.<Name>: inputs, outputs ([{name, shape, dtype}]), golden (path),
       coreml: {precision, deployment_target, conversion_psnr, psnr, compression, bits, size_bytes,
-               packages: [{name, path, inputs, outputs, bits, size_bytes}], chunking}
+               packages: [{name, path, inputs, outputs, bits, size_bytes}], chunking, attention}
+        attention: "original" or "split_einsum" (``ane_attention``); a manifest without it reads as "original"
         compression: {mode: "none"} or {mode: "kmeans", bits: 8|6|4|"mixed", granularity, group_size,
                       weight_threshold[, target_psnr, target_bits, allocation]}
         bits: {average, histogram: {"<bits>": elements}, weight_elements, weight_bytes}
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
+from tryon_lab.export.ane_attention import ATTENTIONS
 from tryon_lab.export.conditioning import CONDITIONINGS, Conditioning
 from tryon_lab.export.contract import ComponentSpec, TensorSpec
 from tryon_lab.export.errors import BundleError
@@ -316,7 +318,8 @@ class Chunking:
 @dataclass(frozen=True)
 class CoreMLEntry:
     """A component's Core ML programs: the measured ``precision``, PSNRs, ``compression`` claim,
-    combined ``bits``, ``size_bytes``, its ``packages`` in calling order and its ``chunking``."""
+    combined ``bits``, ``size_bytes``, its ``packages`` in calling order, its ``chunking`` and the
+    form of its ``attention``."""
 
     precision: str
     deployment_target: str
@@ -327,6 +330,7 @@ class CoreMLEntry:
     size_bytes: int
     packages: tuple[Package, ...]
     chunking: Chunking | None
+    attention: str = "original"
 
     def to_json(self) -> dict[str, Any]:
         """Return the ``coreml`` entry."""
@@ -334,7 +338,7 @@ class CoreMLEntry:
                 "conversion_psnr": self.conversion_psnr, "psnr": self.psnr, "compression": self.compression.to_json(),
                 "bits": self.bits.to_json(), "size_bytes": self.size_bytes,
                 "packages": [p.to_json() for p in self.packages],
-                "chunking": self.chunking.to_json() if self.chunking else None}
+                "chunking": self.chunking.to_json() if self.chunking else None, "attention": self.attention}
 
     @classmethod
     def from_json(cls, value: Any, name: str) -> CoreMLEntry:
@@ -348,7 +352,8 @@ class CoreMLEntry:
                    Bits.from_json(_key(value, "bits", name), f"{name}.bits"),
                    _int(_key(value, "size_bytes", name), f"{name}.size_bytes"),
                    _list(_key(value, "packages", name), f"{name}.packages", Package.from_json, 1),
-                   _optional(Chunking.from_json)(_key(value, "chunking", name), f"{name}.chunking"))
+                   _optional(Chunking.from_json)(_key(value, "chunking", name), f"{name}.chunking"),
+                   _text(value.get("attention", "original"), f"{name}.attention", ATTENTIONS))
 
 
 @dataclass(frozen=True)
