@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from tryon_lab.export.ane_attention import SplitEinsumAttnProcessor, split_einsum_unet, with_attention
-from tryon_lab.export.compare import signal_psnr
 from tryon_lab.export.errors import ExportInputError
 
 
