@@ -56,11 +56,10 @@ def _quantize_int8(exported, examples: tuple[torch.Tensor, ...]) -> torch.nn.Mod
     # which fails ("required rank 4 tensor to use channels_last format") on the U-Net, whose convs
     # are fed through (B, C, H*W) group-norm reshapes.
     quantizer = (XNNPACKQuantizer()
-                 .set_module_type(torch.nn.Linear, get_symmetric_quantization_config(is_per_channel=True,
-                                                                                     is_dynamic=True))
+                 .set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
                  .set_module_type(torch.nn.Conv2d, get_symmetric_quantization_config(is_per_channel=True)))
     prepared = prepare_pt2e(exported.module(), quantizer)
-    prepared(*examples)  # calibrates the convs' activation ranges (the linears' are measured per call)
+    prepared(*examples)  # calibrates the convs' activation ranges (the others' are measured per call)
     return convert_pt2e(prepared)
 
 
