@@ -87,8 +87,8 @@ def _check_supported(name: str, attn: nn.Module) -> None:
     unsupported = [part for part in ("spatial_norm", "norm_q", "norm_k", "add_q_proj")
                    if getattr(attn, part, None) is not None]
     if unsupported or not isinstance(attn.to_q, nn.Linear):
-        raise ExportInputError(f"split_einsum attention cannot rewrite {name} (it has {unsupported or 'no linear to_q'});"
-                               " export it with --attention original")
+        raise ExportInputError(f"split_einsum attention cannot rewrite {name} (it has "
+                               f"{unsupported or 'no linear to_q'}); export it with --attention original")
 
 
 def split_einsum_unet(unet: nn.Module) -> nn.Module:

@@ -1,9 +1,10 @@
 """The same components as ExecuTorch programs (``.pte``) for the XNNPACK CPU backend, Android and iOS.
 
 ``export_pte`` captures a component with ``torch.export``, optionally quantizes it (int8 weights
-per output channel through the PT2E flow: linear layers with activations quantized on the fly,
-XNNPACK's "dynamic" scheme; convolutions with static int8 activations calibrated on the example
-inputs), lowers every supported part to XNNPACK and writes the program. ``PteRunner`` runs it with the ExecuTorch runtime behind the ``predict`` API.
+per output channel through the PT2E flow: activations quantized on the fly, XNNPACK's "dynamic"
+scheme, except convolutions, whose int8 activation ranges are calibrated on the example inputs),
+lowers every supported part to XNNPACK and writes the program. ``PteRunner`` runs it with the
+ExecuTorch runtime behind the ``predict`` API.
 """
 
 from __future__ import annotations
