@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-NAMES = ("inpainting", "dtc", "dreambooth", "export", "app", "grade", "channel-order", "judge", "samplers")
+NAMES = ("inpainting", "dtc", "dreambooth", "export", "app", "grade", "channel-order", "judge", "samplers",
+         "phone-programs")
 EXTRA = ("export-sd15", "dreambooth-val")
 COURSE_MODELS = ("mini-sd-inpaint", "dtc", "world-encoder")  # what a course run's notebooks load  # long (tens of minutes, SD-1.5 size): run by name only, never by `all`
 

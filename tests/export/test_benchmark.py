@@ -21,3 +21,20 @@ def test_the_export_benchmark_reports_every_bar(tiny_pipeline_dir):
     for name in ("TextEncoder", "Unet", "VAEEncoder", "VAEDecoder"):
         assert values[f"ExecuTorch {name} relative error"] <= 1e-3
     assert {"try-on from the 6-bit bundle (coreml)", "try-on from the 6-bit bundle (executorch)"} <= set(values)
+
+
+@pytest.mark.slow
+def test_the_phone_programs_benchmark_compares_attention_forms_and_int8(tiny_pipeline_dir):
+    from benchmarks.phone_programs import run
+
+    rows = run(tiny_pipeline_dir, samples=2)
+    values = {metric: value for metric, value, _ in rows}
+    notes = {metric: note for metric, _, note in rows}
+    for label in ("fp16", "6-bit"):
+        for attention in ("original", "split_einsum"):
+            assert f"U-Net {label} PSNR, {attention} attention" in values
+        difference = f"U-Net {label} PSNR, split_einsum - original"
+        assert any(v in notes[difference] for v in ("beats", "not distinguishable"))
+    for name in ("TextEncoder", "Unet"):
+        assert values[f"ExecuTorch {name} int8 / fp32 size"] < 1.0
+    assert "try-on with int8 TextEncoder and Unet" in values

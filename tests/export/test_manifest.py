@@ -118,3 +118,18 @@ def test_a_folder_without_a_manifest_is_a_bundle_error(tmp_path):
     for path in (tmp_path, tmp_path / "missing", tmp_path / "a-file"):
         with pytest.raises(BundleError, match="no manifest.json"):
             read_manifest(path)
+
+
+def test_a_coreml_entry_without_attention_reads_as_original_and_split_einsum_round_trips():
+    from tryon_lab.export.manifest import Bits, Compression, CoreMLEntry, Package
+    from tryon_lab.export.manifest_fields import Invalid
+
+    package = Package("Unet", "coreml/Unet.mlpackage", (), (), Bits(16.0, {16: 10}, 10, 20), 20)
+    entry = CoreMLEntry("float16", "iOS18", 60.0, 60.0, Compression("none"), package.bits, 20, (package,), None,
+                        "split_einsum")
+    raw = entry.to_json()
+    assert raw["attention"] == "split_einsum" and CoreMLEntry.from_json(raw, "coreml") == entry
+    del raw["attention"]  # a bundle written before the field
+    assert CoreMLEntry.from_json(raw, "coreml").attention == "original"
+    with pytest.raises(Invalid, match="attention"):
+        CoreMLEntry.from_json({**raw, "attention": "flash"}, "coreml")

@@ -105,6 +105,7 @@ CASES = [
     ("export: unknown target", ["export", "--targets", "tflite", "--out", "{out}"]),
     ("export: bad group size", ["export", "--group-size", "0", "--out", "{out}"]),
     ("export: zero steps", ["export", "--steps", "0", "--out", "{out}"]),
+    ("export: unknown attention", ["export", "--attention", "flash", "--out", "{out}"]),
     ("export: out is a file", ["export", "--out", "{text}"]),
     ("export: out holds files", ["export", "--out", "{manifest}"]),
     ("tryon: auto mask without a category", [*PHOTO, "--mask", "auto"]),

@@ -38,6 +38,11 @@ def add_export(subparsers) -> None:
     goal.add_argument("--target-bits", type=float, help="with --bits mixed: the average bits to reach instead")
     parser.add_argument("--quantize", choices=("none", "int8"), default="none",
                         help="ExecuTorch weights: fp32 or int8 per channel (default: %(default)s)")
+    parser.add_argument("--attention", choices=("original", "split_einsum"), default="original",
+                        help="Core ML U-Net attention: diffusers' original, or split_einsum, the Neural Engine's "
+                             "(B, C, 1, S) layout with per-head einsums as apple/ml-stable-diffusion's: the same "
+                             "maths, its PSNR beside original's in benchmarks/RESULTS.md (phone-programs); the "
+                             "default stays original until a phone measures the speed-up (default: %(default)s)")
     parser.add_argument("--sampler", default="ddim",
                         help="what the phone loop runs: ddim (guided, 2 rows per U-Net call) or lcm (the model's LCM "
                              "LoRA fused in, 1 row, no guidance; from `tryon-lab distill`) (default: %(default)s)")
@@ -62,7 +67,8 @@ def run_export(args: argparse.Namespace) -> int:
     target_psnr = args.target_psnr if args.target_psnr is not None else (None if args.target_bits else 30.0)
     options = ExportOptions(bits=args.bits, chunks=args.chunks, targets=args.targets, granularity=args.granularity,
                             group_size=args.group_size, target_psnr=target_psnr, target_bits=args.target_bits,
-                            quantization=args.quantize, sampler=args.sampler, steps=args.steps)
+                            quantization=args.quantize, attention=args.attention, sampler=args.sampler,
+                            steps=args.steps)
     began = time.perf_counter()
     path = export_bundle(args.model, args.out, options, overwrite=args.force)
     print(f"wrote bundle {path} in {time.perf_counter() - began:.0f} s; check it with: tryon-lab verify {path}")

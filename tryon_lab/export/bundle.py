@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from tryon_lab import __version__
+from tryon_lab.export.ane_attention import ATTENTIONS, REWRITTEN, with_attention
 from tryon_lab.export.chunking import Chunk, check_chunks, chunk_balance, chunk_program
 from tryon_lab.export.contract import Component, TensorSpec, pipeline_components, runtime_contract
 from tryon_lab.export.coreml import DEPLOYMENT_TARGET, Conversion, convert_measured, program_psnr
@@ -63,9 +64,10 @@ COMPRESSED_COMPONENTS = ("Unet",)  # palettized and chunked; the others ship at 
 class ExportOptions:
     """What to export: ``bits`` (16, 8, 6, 4 or mixed) for the U-Net, its ``chunks``, the ``targets``,
     palettization ``granularity`` / ``group_size``, the mixed-bit ``target_psnr`` or ``target_bits``,
-    ExecuTorch ``quantization`` (none or int8), the ``sampler`` the phone loop runs (ddim, or lcm: the
-    model's LCM LoRA fused into the U-Net, one row per U-Net call, no guidance), and the golden
-    try-on's ``steps``, ``guidance_scale`` (default: the sampler's) and ``seed``."""
+    ExecuTorch ``quantization`` (none or int8), the Core ML U-Net's ``attention`` (original or
+    split_einsum), the ``sampler`` the phone loop runs (ddim, or lcm: the model's LCM LoRA fused into
+    the U-Net, one row per U-Net call, no guidance), and the golden try-on's ``steps``,
+    ``guidance_scale`` (default: the sampler's) and ``seed``."""
 
     bits: str = "6"
     chunks: int = 1
@@ -75,6 +77,7 @@ class ExportOptions:
     target_psnr: float | None = 30.0
     target_bits: float | None = None
     quantization: str = "none"
+    attention: str = "original"
     sampler: str = "ddim"
     steps: int = 4
     guidance_scale: float | None = None
@@ -91,6 +94,8 @@ class ExportOptions:
         if self.chunks < 1 or self.steps < 1 or self.group_size < 1:
             raise ExportInputError(f"chunks, steps and group_size must be >= 1, got {self.chunks}, {self.steps} "
                                    f"and {self.group_size}")
+        if self.attention not in ATTENTIONS:
+            raise ExportInputError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if self.bits == "mixed" and (self.target_psnr is None) == (self.target_bits is None):
             raise ExportInputError("mixed bits need exactly one of target_psnr and target_bits")
         if self.sampler not in SAMPLER_CHOICES:
@@ -117,6 +122,7 @@ class CoreMLComponent:
     psnr: float
     chunks: list[Chunk]
     chunk_difference: float | None = None
+    attention: str = "original"
 
 
 def mixed_unet_component(conversion: Conversion, mixed: MixedBitResult, chunks: Sequence[Chunk],
@@ -124,7 +130,8 @@ def mixed_unet_component(conversion: Conversion, mixed: MixedBitResult, chunks: 
                          settings: PaletteSettings, target_psnr: float) -> CoreMLComponent:
     """The bundle's component for a U-Net already mixed-bit palettized (``mixed``) and chunked
     (``chunks``), its PSNR measured on ``inputs`` (the golden ones, not the calibration inputs), so a
-    notebook writes the bundle from what it has computed instead of palettizing a second time."""
+    notebook writes the bundle from what it has computed instead of palettizing a second time
+    (its attention is the original form)."""
     compression = Compression(mode="kmeans", bits="mixed", granularity=settings.granularity,
                               group_size=settings.group_size, weight_threshold=settings.weight_threshold,
                               target_psnr=target_psnr, allocation=dict(sorted(mixed.allocation.items())))
@@ -154,15 +161,17 @@ def compress_component(name: str, conversion: Conversion, golden: Golden, option
     n_chunks = options.chunks if name in COMPRESSED_COMPONENTS else 1
     chunks = chunk_program(model, n_chunks)
     difference = check_chunks(model, chunks, inputs) if n_chunks > 1 else None
-    return CoreMLComponent(conversion, compression, psnr, chunks, difference)
+    attention = options.attention if name in REWRITTEN else "original"
+    return CoreMLComponent(conversion, compression, psnr, chunks, difference, attention)
 
 
 def build_coreml(components: Mapping[str, Component], golden: Golden, options: ExportOptions,
                  log: Callable[[str], None] = print) -> dict[str, CoreMLComponent]:
-    """Convert every component (fp16, or fp32 where measured necessary), then compress and chunk."""
+    """Convert every component (fp16, or fp32 where measured necessary; the U-Net's attention in the
+    form ``options.attention``), then compress and chunk."""
     built = {}
     for name, component in components.items():
-        conversion = convert_measured(component, *golden.components[name])
+        conversion = convert_measured(with_attention(component, options.attention), *golden.components[name])
         log(f"  {name}: converted in {conversion.seconds:.1f} s, {conversion.precision}, {conversion.psnr:.1f} dB")
         built[name] = compress_component(name, conversion, golden, options)
     return built
@@ -274,6 +283,7 @@ def _write_coreml(root: Path, name: str, built: CoreMLComponent) -> CoreMLEntry:
         packages=tuple(packages),
         chunking=Chunking(len(built.chunks), round(chunk_balance(built.chunks), 4), built.chunk_difference)
         if chunked else None,
+        attention=built.attention,
     )
 
 

@@ -20,7 +20,8 @@ manifest.json fields::
     targets: the targets written, of ["coreml", "executorch"]
     components.<Name>: inputs, outputs ([{name, shape, dtype}]), golden (path),
       coreml: {precision, deployment_target, conversion_psnr, psnr, compression, bits, size_bytes,
-               packages: [{name, path, inputs, outputs, bits, size_bytes}], chunking}
+               packages: [{name, path, inputs, outputs, bits, size_bytes}], chunking, attention}
+        attention: "original" or "split_einsum" (``ane_attention``); a manifest without it reads as "original"
         compression: {mode: "none"} or {mode: "kmeans", bits: 8|6|4|"mixed", granularity, group_size,
                       weight_threshold[, target_psnr, target_bits, allocation]}
         bits: {average, histogram: {"<bits>": elements}, weight_elements, weight_bytes}

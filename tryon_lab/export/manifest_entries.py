@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tryon_lab.export.ane_attention import ATTENTIONS
 from tryon_lab.export.contract import ComponentSpec, TensorSpec
 from tryon_lab.export.manifest_fields import (
     NAME,
@@ -193,7 +194,8 @@ class Chunking:
 @dataclass(frozen=True)
 class CoreMLEntry:
     """A component's Core ML programs: the measured ``precision``, PSNRs, ``compression`` claim,
-    combined ``bits``, ``size_bytes``, its ``packages`` in calling order and its ``chunking``."""
+    combined ``bits``, ``size_bytes``, its ``packages`` in calling order, its ``chunking`` and the
+    form of its ``attention``."""
 
     precision: str
     deployment_target: str
@@ -204,6 +206,7 @@ class CoreMLEntry:
     size_bytes: int
     packages: tuple[Package, ...]
     chunking: Chunking | None
+    attention: str = "original"
 
     def to_json(self) -> dict[str, Any]:
         """Return the ``coreml`` entry."""
@@ -211,7 +214,7 @@ class CoreMLEntry:
                 "conversion_psnr": self.conversion_psnr, "psnr": self.psnr, "compression": self.compression.to_json(),
                 "bits": self.bits.to_json(), "size_bytes": self.size_bytes,
                 "packages": [p.to_json() for p in self.packages],
-                "chunking": self.chunking.to_json() if self.chunking else None}
+                "chunking": self.chunking.to_json() if self.chunking else None, "attention": self.attention}
 
     @classmethod
     def from_json(cls, value: Any, name: str) -> CoreMLEntry:
@@ -225,7 +228,8 @@ class CoreMLEntry:
                    Bits.from_json(read_key(value, "bits", name), f"{name}.bits"),
                    read_int(read_key(value, "size_bytes", name), f"{name}.size_bytes"),
                    read_list(read_key(value, "packages", name), f"{name}.packages", Package.from_json, 1),
-                   optional(Chunking.from_json)(read_key(value, "chunking", name), f"{name}.chunking"))
+                   optional(Chunking.from_json)(read_key(value, "chunking", name), f"{name}.chunking"),
+                   read_text(value.get("attention", "original"), f"{name}.attention", ATTENTIONS))
 
 
 @dataclass(frozen=True)
