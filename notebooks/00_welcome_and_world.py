@@ -55,7 +55,7 @@
 # %%
 from IPython.display import Markdown, display
 
-from tryon_lab.course import times_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.environment import environment_report, format_report
 from tryon_lab.paths import build_dir
 
@@ -282,7 +282,7 @@ def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch00 import check_box_from_mask
+from tryon_lab.course.exercises.ch00 import check_box_from_mask
 
 check_box_from_mask(box_from_mask)
 

@@ -61,7 +61,7 @@
 from IPython.display import Markdown, display
 
 from tryon_lab import current_profile
-from tryon_lab.course import times_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.paths import build_dir
 from tryon_lab.pipelines.inspect import course_pipeline, model_note
 
@@ -362,7 +362,7 @@ def unet_input(noisy_latents: torch.Tensor, masked_image_latents: torch.Tensor, 
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch01 import check_unet_input
+from tryon_lab.course.exercises.ch01 import check_unet_input
 
 check_unet_input(unet_input)
 
@@ -385,7 +385,7 @@ def guided_noise(noise_pred: torch.Tensor, guidance_scale: float) -> torch.Tenso
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch01 import check_guided_noise
+from tryon_lab.course.exercises.ch01 import check_guided_noise
 
 check_guided_noise(guided_noise)
 
@@ -419,7 +419,7 @@ def sample_loop(unet, scheduler, latents: torch.Tensor, mask: torch.Tensor, mask
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch01 import check_sample_loop
+from tryon_lab.course.exercises.ch01_sampling import check_sample_loop
 
 check_sample_loop(sample_loop, pipe)
 
@@ -443,7 +443,7 @@ def blend(original: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> np.
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch01 import check_blend
+from tryon_lab.course.exercises.ch01 import check_blend
 
 check_blend(blend)
 

@@ -57,7 +57,7 @@ from IPython.display import Markdown, display
 from transformers.utils import logging as transformers_logging
 
 from tryon_lab import current_profile
-from tryon_lab.course import recorded, times_note
+from tryon_lab.course.runner import recorded, times_note
 from tryon_lab.data.world import World
 from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.paths import build_dir, shipped_model
@@ -338,7 +338,7 @@ def lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, lora_
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch02 import check_lora_linear
+from tryon_lab.course.exercises.ch02 import check_lora_linear
 
 check_lora_linear(lora_linear)
 
@@ -360,7 +360,7 @@ def lora_parameter_count(layer: torch.nn.Module, rank: int) -> int:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch02 import check_lora_parameter_count
+from tryon_lab.course.exercises.ch02 import check_lora_parameter_count
 
 check_lora_parameter_count(lora_parameter_count)
 
@@ -384,7 +384,7 @@ def dreambooth_loss(prediction: torch.Tensor, noise: torch.Tensor, mask: torch.T
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch02 import check_dreambooth_loss
+from tryon_lab.course.exercises.ch02 import check_dreambooth_loss
 
 check_dreambooth_loss(dreambooth_loss)
 

@@ -54,7 +54,7 @@
 from IPython.display import Markdown, display
 
 from tryon_lab import current_profile
-from tryon_lab.course import times_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.paths import build_dir
 from tryon_lab.pipelines.inspect import course_pipeline, model_note
 
@@ -360,7 +360,7 @@ def film(skip: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch03 import check_film
+from tryon_lab.course.exercises.ch03 import check_film
 
 check_film(film)
 
@@ -386,7 +386,7 @@ def largest_rectangle(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch03 import check_largest_rectangle
+from tryon_lab.course.exercises.ch03 import check_largest_rectangle
 
 check_largest_rectangle(largest_rectangle)
 
@@ -407,7 +407,7 @@ def predicted_x0(noisy: torch.Tensor, noise_pred: torch.Tensor, alpha_bar: torch
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch03 import check_predicted_x0
+from tryon_lab.course.exercises.ch03 import check_predicted_x0
 
 check_predicted_x0(predicted_x0)
 

@@ -50,7 +50,7 @@
 from IPython.display import Markdown, display
 
 from tryon_lab import current_profile
-from tryon_lab.course import times_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.errors import ConfigError
 from tryon_lab.paths import build_dir
 from tryon_lab.pipelines.inspect import course_pipeline, model_note
@@ -249,7 +249,7 @@ print(format_table(allocation_table(sensitivities, mixed.allocation),
 # %%
 import math
 
-from tryon_lab.course import recorded
+from tryon_lab.course.runner import recorded
 
 GIB = 2**30
 sd15 = "export-sd15"
@@ -339,7 +339,7 @@ def kmeans_palette(weights: np.ndarray, nbits: int) -> tuple[np.ndarray, np.ndar
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch04 import check_kmeans_palette
+from tryon_lab.course.exercises.ch04 import check_kmeans_palette
 
 check_kmeans_palette(kmeans_palette)
 
@@ -360,7 +360,7 @@ def balanced_cuts(sizes: list[int], n_chunks: int) -> list[int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch04 import check_balanced_cuts
+from tryon_lab.course.exercises.ch04 import check_balanced_cuts
 
 check_balanced_cuts(balanced_cuts)
 
@@ -383,7 +383,7 @@ def greedy_allocation(layers: dict, budget: float) -> dict[str, int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch04 import check_greedy_allocation
+from tryon_lab.course.exercises.ch04 import check_greedy_allocation
 
 check_greedy_allocation(greedy_allocation)
 

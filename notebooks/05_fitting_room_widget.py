@@ -51,7 +51,7 @@
 from IPython.display import Markdown, display
 
 from tryon_lab.app import MaskCanvas
-from tryon_lab.course import times_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.data.world import World
 
 display(Markdown(times_note("05")))
@@ -237,7 +237,7 @@ def events_to_mask(events: list, radius: float, size: tuple[int, int]) -> np.nda
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch05 import check_events_to_mask
+from tryon_lab.course.exercises.ch05 import check_events_to_mask
 
 check_events_to_mask(events_to_mask)
 

@@ -130,7 +130,7 @@ def _add_course(subparsers) -> None:
 
 
 def _run_course(args: argparse.Namespace) -> int:
-    from tryon_lab import course
+    from tryon_lab.course import runner as course
 
     notebooks = args.notebooks or course.DEFAULT_NOTEBOOKS_DIR
     if args.sync:

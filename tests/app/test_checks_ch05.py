@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tryon_lab.checks import ExerciseError
-from tryon_lab.checks.ch05 import check_events_to_mask
+from tryon_lab.course.exercises import ExerciseError
+from tryon_lab.course.exercises.ch05 import check_events_to_mask
 from tryon_lab.data.masks import add_stroke
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tryon_lab.checks.ch04 import check_balanced_cuts, check_kmeans_palette
-from tryon_lab.checks.core import ExerciseError
+from tryon_lab.course.exercises.ch04 import check_balanced_cuts, check_kmeans_palette
+from tryon_lab.course.exercises.core import ExerciseError
 
 
 def kmeans_palette(weights, nbits):
@@ -107,7 +107,7 @@ def with_the_package(layers, budget):
 
 
 def test_greedy_allocation_right_answers_pass(capsys):
-    from tryon_lab.checks.ch04 import check_greedy_allocation
+    from tryon_lab.course.exercises.ch04 import check_greedy_allocation
 
     assert check_greedy_allocation(greedy_allocation)
     assert check_greedy_allocation(with_the_package)
@@ -115,7 +115,7 @@ def test_greedy_allocation_right_answers_pass(capsys):
 
 
 def _mistaken(mistake):
-    from tryon_lab.checks.ch04 import reference_allocation
+    from tryon_lab.course.exercises.ch04 import reference_allocation
 
     return lambda layers, budget: reference_allocation(layers, budget, mistake)
 
@@ -133,7 +133,7 @@ def _mistaken(mistake):
     (lambda layers, budget: {}, "missing"),
 ])
 def test_greedy_allocation_mistakes_are_named(wrong, says):
-    from tryon_lab.checks.ch04 import check_greedy_allocation
+    from tryon_lab.course.exercises.ch04 import check_greedy_allocation
 
     with pytest.raises(ExerciseError, match=says):
         check_greedy_allocation(wrong)

@@ -4,8 +4,8 @@ wrong without giving the answer away."""
 import numpy as np
 import pytest
 
-from tryon_lab.checks import Case, ExerciseError, check_function, check_value
-from tryon_lab.checks.ch00 import box_cases, check_box_from_mask
+from tryon_lab.course.exercises import Case, ExerciseError, check_function, check_value
+from tryon_lab.course.exercises.ch00 import box_cases, check_box_from_mask
 from tryon_lab.data.masks import bounding_box
 
 

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tryon_lab.checks import ExerciseError
-from tryon_lab.checks.ch01 import (
+from tryon_lab.course.exercises import ExerciseError
+from tryon_lab.course.exercises.ch01 import (
     blend_cases,
     check_blend,
     check_guided_noise,
@@ -283,7 +283,7 @@ def sample_loop(unet, scheduler, latents, mask, masked, embeddings, guidance_sca
 def _making(mistake):
     from types import SimpleNamespace
 
-    from tryon_lab.checks.ch01 import reference_sample_loop
+    from tryon_lab.course.exercises.ch01_sampling import reference_sample_loop
 
     def loop(unet, scheduler, latents, mask, masked, embeddings, guidance_scale):
         inputs = SimpleNamespace(latents=latents, mask=mask, masked_image_latents=masked, text_embeddings=embeddings)
@@ -312,7 +312,7 @@ def last_step_missing(unet, scheduler, latents, mask, masked, embeddings, guidan
 
 @pytest.mark.slow
 def test_sample_loop_right_answer_matches_the_pipeline(capsys):
-    from tryon_lab.checks.ch01 import check_sample_loop
+    from tryon_lab.course.exercises.ch01_sampling import check_sample_loop
 
     assert check_sample_loop(sample_loop)
     assert "✓ sample_loop passed" in capsys.readouterr().out
@@ -331,7 +331,7 @@ def test_sample_loop_right_answer_matches_the_pipeline(capsys):
     (not_written, "not written yet"),
 ])
 def test_sample_loop_mistakes_fail_with_a_reason(wrong, says):
-    from tryon_lab.checks.ch01 import check_sample_loop
+    from tryon_lab.course.exercises.ch01_sampling import check_sample_loop
 
     with pytest.raises(ExerciseError, match=says) as info:
         check_sample_loop(wrong)
@@ -340,7 +340,7 @@ def test_sample_loop_mistakes_fail_with_a_reason(wrong, says):
 
 def test_reference_loop_without_mistakes_is_the_pipelines():
     """The judge's own loop (used to recognise mistakes) computes what the pipeline computes."""
-    from tryon_lab.checks.ch01 import SAMPLING_CASES, _sampling_case, _tiny_pipeline, reference_sample_loop, _fresh
+    from tryon_lab.course.exercises.ch01_sampling import SAMPLING_CASES, _sampling_case, _tiny_pipeline, reference_sample_loop, _fresh
 
     pipe = _tiny_pipeline()
     case = SAMPLING_CASES[1]

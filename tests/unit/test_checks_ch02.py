@@ -9,8 +9,8 @@ import re
 import pytest
 import torch
 
-from tryon_lab.checks import ExerciseError
-from tryon_lab.checks.ch02 import (
+from tryon_lab.course.exercises import ExerciseError
+from tryon_lab.course.exercises.ch02 import (
     check_dreambooth_loss,
     check_lora_linear,
     check_lora_parameter_count,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tryon_lab.checks import ExerciseError
-from tryon_lab.checks.ch03 import (
+from tryon_lab.course.exercises import ExerciseError
+from tryon_lab.course.exercises.ch03 import (
     check_film,
     check_largest_rectangle,
     check_predicted_x0,
@@ -274,7 +274,7 @@ def test_x0_mistakes_fail_with_a_reason(wrong, says):
 
 
 def test_x0_judge_names_a_per_sample_alpha_broadcast_along_the_width():
-    from tryon_lab.checks.ch03 import judge_x0
+    from tryon_lab.course.exercises.ch03 import judge_x0
 
     case = next(c for c in x0_cases() if len(c.args[2]) == c.args[0].shape[-1])
     noisy, eps, alpha = (torch.from_numpy(a) for a in case.args)

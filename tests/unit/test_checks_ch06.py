@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tryon_lab.checks.ch06 import check_average_bits, check_tampered_files
-from tryon_lab.checks.core import ExerciseError
+from tryon_lab.course.exercises.ch06 import check_average_bits, check_tampered_files
+from tryon_lab.course.exercises.core import ExerciseError
 
 
 def tampered_files(folder, files):
@@ -60,7 +60,7 @@ def test_wrong_averages_are_named(wrong, message):
 
 # --- exercise 3: read a failing report, name the fix -------------------------------------------------
 
-from tryon_lab.checks.ch06 import FIX_OF_CHECK, check_name_the_fix  # noqa: E402
+from tryon_lab.course.exercises.ch06 import FIX_OF_CHECK, check_name_the_fix  # noqa: E402
 
 
 def name_the_fix(report):
@@ -91,7 +91,7 @@ def test_name_the_fix_right_answer_passes(capsys):
 
 def test_name_the_fix_reads_real_reports():
     """The cases are real reports: Report.from_json reads them, and their failed checks are the grader's names."""
-    from tryon_lab.checks.ch06 import fix_cases
+    from tryon_lab.course.exercises.ch06 import fix_cases
     from tryon_lab.grading.report import Report
 
     for case in fix_cases():

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.checks.core import Case, check_function, describe
+from tryon_lab.course.exercises.core import Case, check_function, describe
 from tryon_lab.data.masks import add_stroke
 
 EXERCISE = "events_to_mask"

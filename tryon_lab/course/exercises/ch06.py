@@ -23,7 +23,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from tryon_lab.checks.core import Case, check_function, describe
+from tryon_lab.course.exercises.core import Case, check_function, describe
 
 TAMPER_EXERCISE = "tampered_files"
 BITS_EXERCISE = "average_bits"

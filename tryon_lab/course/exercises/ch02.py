@@ -23,8 +23,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from tryon_lab.checks.core import Case, check_function, describe
-from tryon_lab.checks.tensors import as_torch, tensor_problem
+from tryon_lab.course.exercises.core import Case, check_function, describe
+from tryon_lab.course.exercises.tensors import as_torch, tensor_problem
 
 LORA_LINEAR = "lora_linear"
 LORA_COUNT = "lora_parameter_count"

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.checks.core import Case, check_function, describe
+from tryon_lab.course.exercises.core import Case, check_function, describe
 
 EXERCISE = "box_from_mask"
 

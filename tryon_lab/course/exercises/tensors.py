@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tryon_lab.checks.core import describe
+from tryon_lab.course.exercises.core import describe
 
 
 def as_torch(fn):

@@ -23,8 +23,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.checks.core import Case, check_function, describe
-from tryon_lab.checks.tensors import as_torch, max_error, tensor_problem
+from tryon_lab.course.exercises.core import Case, check_function, describe
+from tryon_lab.course.exercises.tensors import as_torch, max_error, tensor_problem
 
 FILM = "film"
 RECTANGLE = "largest_rectangle"
