@@ -57,11 +57,11 @@ from IPython.display import Markdown, display
 from transformers.utils import logging as transformers_logging
 
 from tryon_lab import current_profile
+from tryon_lab.course.inpainting.models import course_pipeline, model_note
 from tryon_lab.course.runner import recorded, times_note
 from tryon_lab.data.world import World
 from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.paths import build_dir, shipped_model
-from tryon_lab.pipelines.inspect import course_pipeline, model_note
 from tryon_lab.training.dreambooth import DreamBoothSettings, item_from_id
 from tryon_lab.training.dreambooth.recipe import base_model_dir
 

@@ -50,10 +50,10 @@
 from IPython.display import Markdown, display
 
 from tryon_lab import current_profile
+from tryon_lab.course.inpainting.models import course_pipeline, model_note
 from tryon_lab.course.runner import times_note
 from tryon_lab.errors import ConfigError
 from tryon_lab.paths import build_dir
-from tryon_lab.pipelines.inspect import course_pipeline, model_note
 
 display(Markdown(times_note("04")))
 settings = current_profile()["export"]
@@ -114,7 +114,7 @@ print(format_table(
 # %%
 import torch
 
-from tryon_lab.pipelines.inspect import FP16_MAX, groupnorm_peaks
+from tryon_lab.course.fp16 import FP16_MAX, groupnorm_peaks
 
 decoder_input = golden.components["VAEDecoder"][0]["latent"]
 peaks = groupnorm_peaks(components["VAEDecoder"].module, torch.from_numpy(decoder_input))

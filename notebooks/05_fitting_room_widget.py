@@ -145,8 +145,8 @@ from IPython.display import Markdown
 
 from tryon_lab import current_profile
 from tryon_lab.app import FittingRoom
+from tryon_lab.course.inpainting.models import course_pipeline, model_note
 from tryon_lab.paths import build_dir
-from tryon_lab.pipelines.inspect import course_pipeline, model_note
 
 settings = current_profile()["inpainting"]
 pipe = course_pipeline(settings["model"], build_dir())

@@ -219,7 +219,7 @@ def x0(noisy, noise_pred, alpha_bar):
 
 
 def x0_package(noisy, noise_pred, alpha_bar):
-    from tryon_lab.pipelines.inspect import predicted_x0
+    from tryon_lab.course.inpainting.previews import predicted_x0
 
     return torch.cat([predicted_x0(noisy[i:i + 1], noise_pred[i:i + 1], float(a)) for i, a in enumerate(alpha_bar)])
 

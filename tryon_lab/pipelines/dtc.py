@@ -9,8 +9,9 @@ computed once per image and reused at every step. Without a hint encoder the sam
 the Paint-by-Example-style baseline. Loop, paste-back, previews, seeds and interrupt are those of
 ``MaskedInpaintPipelineBase``, as in ``TryOnInpaintPipeline``.
 
-Measured with ``measure_step_times`` (mini config, random weights, guidance on, 8 steps, one torch
-thread, CPU time so other load on the machine does not count; medians of 2 calls):
+Measured with ``tryon_lab.metrics.timing.measure_step_times`` (mini config, random weights, guidance
+on, 8 steps, one torch thread, CPU time so other load on the machine does not count; medians of 2
+calls):
 
     per step (ms)  per call (s)   pipeline
         68.2          0.74        TryOnInpaintPipeline (text)
@@ -27,8 +28,6 @@ image, about 1.04x a text try-on at 25 steps. Hence ``timestep_conditioning=Fals
 from __future__ import annotations
 
 import copy
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -136,7 +135,7 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         originals, masks = self._load_inputs(image, mask_image)
         references = self._broadcast(reference, len(originals), "reference")
         squares = [to_model_square(img, m, self.resolution) for img, m in zip(originals, masks)]
-        channels = self._inpaint_channels([s[0] for s in squares], [s[1] for s in squares], generator=None)
+        channels = self.encode_inpaint_channels([s[0] for s in squares], [s[1] for s in squares], generator=None)
         hints = self.make_hints(references, [s[1] for s in squares]).to(self.device, channels.dtype)
         tokens = self.encode_reference(references)
         return self.hint_encoder(*split_inpaint_channels(channels), hints, tokens, timestep=timestep)
@@ -175,8 +174,8 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         batch = len(originals)
         references = self._broadcast(reference, batch, "reference")
         squares = [to_model_square(img, m, self.resolution) for img, m in zip(originals, masks)]
-        generator = self._generator(generator, seed)
-        latents, channels = self._prepare([s[0] for s in squares], [s[1] for s in squares], num_inference_steps,
+        generator = self.seeded_generator(generator, seed)
+        latents, channels = self.prepare_sampling([s[0] for s in squares], [s[1] for s in squares], num_inference_steps,
                                           generator)
         tokens = self.encode_reference(references).to(channels.dtype)
         hints = None
@@ -214,41 +213,4 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         return lambda t: cached
 
 
-def measure_step_times(pipes: dict[str, Any], image: Any, mask: Any, reference: Any, *, steps: int = 10,
-                       repeats: int = 3, guidance_scale: float = 5.0,
-                       clock: Callable[[], float] = time.perf_counter) -> dict[str, dict[str, float]]:
-    """Time sampling with each pipeline of ``pipes`` ({name: DTCPipeline or TryOnInpaintPipeline}).
-
-    A name ending in ":recompute" runs its DTCPipeline with ``cache_hint=False``. Returns
-    {name: {"step_s": median seconds per denoising step (between step callbacks),
-    "call_s": median seconds per whole call}} over ``repeats`` calls after one warm-up.
-    ``clock``: wall time by default; ``time.process_time`` (with one torch thread) measures the
-    CPU work itself, unaffected by other processes on a busy machine.
-    """
-    results = {}
-    for name, pipe in pipes.items():
-        kwargs: dict[str, Any] = {"num_inference_steps": steps, "guidance_scale": guidance_scale, "seed": 0}
-        if isinstance(pipe, DTCPipeline):
-            args = (image, mask, reference)
-            kwargs["cache_hint"] = not name.endswith(":recompute")
-        else:
-            args = (image, mask, "")
-        pipe.set_progress_bar_config(disable=True)
-        step_times, call_times = [], []
-        for attempt in range(repeats + 1):
-            stamps: list[float] = []
-
-            def stamp(p, i, t, state, stamps=stamps):
-                stamps.append(clock())
-                return state
-
-            began = clock()
-            pipe(*args, callback_on_step_end=stamp, **kwargs)
-            if attempt:  # the first call warms up
-                call_times.append(clock() - began)
-                step_times += [b - a for a, b in zip(stamps, stamps[1:])]
-        results[name] = {"step_s": statistics.median(step_times), "call_s": statistics.median(call_times)}
-    return results
-
-
-__all__ = ["DTCPipeline", "EMPTY_HINT", "default_reference_encoder", "measure_step_times"]
+__all__ = ["DTCPipeline", "EMPTY_HINT", "default_reference_encoder"]

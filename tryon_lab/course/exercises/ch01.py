@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.course.exercises.core import Case, check_function, describe, fail, passed
+from tryon_lab.course.exercises.core import Case, check_function, describe
 from tryon_lab.course.exercises.tensors import as_torch, max_error, tensor_problem
 
 UNET_INPUT = "unet_input"

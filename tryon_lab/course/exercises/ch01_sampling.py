@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from tryon_lab.course.exercises.core import describe, fail, passed
-from tryon_lab.course.exercises.tensors import max_error, tensor_problem
+from tryon_lab.course.exercises.tensors import tensor_problem
 
 SAMPLING = "sample_loop"
 
@@ -45,7 +45,7 @@ SAMPLING_CASES = (
 def _tiny_pipeline():
     import tempfile
 
-    from tryon_lab.pipelines.inspect import course_pipeline
+    from tryon_lab.course.inpainting.models import course_pipeline
 
     return course_pipeline("random:tiny", tempfile.mkdtemp(prefix="tryon-lab-ch01-"))
 
@@ -99,8 +99,8 @@ def _sampling_case(pipe, scheduler, case: SamplingCase):
         return inputs, expected.clone()
     import diffusers
 
+    from tryon_lab.course.inpainting.sampling import pipeline_latents, sampling_inputs
     from tryon_lab.data.world import World
-    from tryon_lab.pipelines.inspect import pipeline_latents, sampling_inputs
 
     sample = World(seed=0, resolution=pipe.resolution).sample(case.index, split="test", kind="garment")
     make = getattr(diffusers, case.scheduler)
