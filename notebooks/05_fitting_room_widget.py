@@ -166,7 +166,7 @@ room.personalize.suggest()
 room.try_on()
 room.wait()
 print(room.status.text)
-print(f"first preview after {room.runner.first_preview_seconds:.2f} s, result after {room.runner.seconds:.2f} s")
+print(f"first preview after {room.jobs.first_preview_seconds:.2f} s, result after {room.jobs.seconds:.2f} s")
 photo = room.personalize.canvas.photo
 image_grid([photo, overlay(photo, room.personalize.canvas.mask), room.result.result],
            ["photo", f"mask for a {item.category}", f"try-on: {item.phrase}"], ncols=3)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tryon_lab.app.backends import TryOnBackend
 from tryon_lab.app.canvas import MaskCanvas
-from tryon_lab.app.runner import Job, Runner
+from tryon_lab.app.jobs import Job, JobRunner
 from tryon_lab.app.ui import LABELS, StatusLine, button
 from tryon_lab.errors import ConfigError, TryOnInputError
 from tryon_lab.paths import build_dir
@@ -32,7 +32,7 @@ class ResultScreen:
         self.status, self.unavailable = status, unavailable
         self.original: Image.Image | None = None
         self.generated: Image.Image | None = None
-        self.runner = Runner(backend, status, self.show_preview, self.set_result) if backend is not None else None
+        self.jobs = JobRunner(backend, status, self.show_preview, self.set_result) if backend is not None else None
         self.canvas = MaskCanvas(*canvas_size, colour=(0, 170, 120), alpha=0.5, keep_overlay=False,
                                  css_class="tryon-result-canvas")
         self.canvas.enabled = False
@@ -53,9 +53,9 @@ class ResultScreen:
         self.again_button = button("New seed", again, status, css_class="tryon-again")
         self.save_button = button("Save PNG", self._save_clicked, status, css_class="tryon-save")
         progress = []
-        if self.runner is not None:
-            progress = [self.runner.progress, self.runner.cancel_button]
-            self.runner.on_busy(lambda busy: setattr(self.again_button, "disabled", busy))
+        if self.jobs is not None:
+            progress = [self.jobs.progress, self.jobs.cancel_button]
+            self.jobs.on_busy(lambda busy: setattr(self.again_button, "disabled", busy))
         self.widget = widgets.VBox([
             self.canvas.widget,
             widgets.HBox([self.view, button("Undo", self.canvas.undo, status),
@@ -82,9 +82,9 @@ class ResultScreen:
     def generate(self, photo: Image.Image, mask) -> None:
         """Start a try-on of ``photo`` inside ``mask`` (bool, the photo's size) with the
         screen's prompt, seed and steps."""
-        if self.runner is None:
+        if self.jobs is None:
             raise ConfigError(f"cannot try on: {self.unavailable}")
-        if self.runner.busy:
+        if self.jobs.busy:
             raise TryOnInputError("a try-on is already running; cancel it or wait")
         prompt = self.prompt.value.strip()
         if not prompt:
@@ -96,7 +96,7 @@ class ResultScreen:
         self.view.value = AFTER
         self.canvas.enabled = False
         self.canvas.set_photo(photo)
-        self.runner.start(job)
+        self.jobs.start(job)
 
     def show_preview(self, image: Image.Image) -> None:
         """Show a step preview (called from the worker thread)."""

@@ -34,7 +34,7 @@ class Job:
     seed: int
 
 
-class Runner:
+class JobRunner:
     """Runs one ``Job`` at a time on a worker thread and reports to widgets.
 
     ``on_preview(image)`` and ``on_result(image)`` are called from the worker thread; previews
