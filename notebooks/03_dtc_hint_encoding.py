@@ -125,7 +125,7 @@ print(format_table(parameter_rows(fresh), ["part", "what it does", "parameters (
 # every channel, so the hint can act where the item is.
 
 # %%
-fresh_film = fresh.hint_conditioning(garment.scene, garment.shape_mask, garment.reference)
+fresh_film = fresh.hint_modulation(garment.scene, garment.shape_mask, garment.reference)
 print(format_table(skip_rows(fresh, fresh_film), ["level", "skip", "channels", "map size"]))
 
 # %% [markdown]
@@ -183,7 +183,7 @@ loss_figure({f"this notebook ({loop.steps} steps)": run_dir / "dtc" / "losses.cs
 # But the FiLM layers have left zero, so the hint now changes what the U-Net sees:
 
 # %%
-trained_film = trained.hint_conditioning(garment.scene, garment.shape_mask, garment.reference)
+trained_film = trained.hint_modulation(garment.scene, garment.shape_mask, garment.reference)
 print(format_table(film_rows(trained_film, skip_names(trained.unet), garment.shape_mask), FILM_HEADERS))
 
 # %% [markdown]
@@ -200,7 +200,7 @@ from tryon_lab.course.dtc.models import course_dtc, dtc_note
 
 used, dtc = course_dtc(settings, base, trained)
 display(Markdown(dtc_note(used, dtc)))
-film = dtc.hint_conditioning(garment.scene, garment.shape_mask, garment.reference)
+film = dtc.hint_modulation(garment.scene, garment.shape_mask, garment.reference)
 film_figure(film, skip_names(dtc.unet), hint=hint_parts(garment.scene, garment.shape_mask, garment.reference).hint)
 
 # %% [markdown]

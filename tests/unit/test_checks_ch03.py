@@ -93,8 +93,8 @@ def test_film_right_answers_pass(capsys, tiny_pipeline):
     encoder.fusion_layers = torch.nn.ModuleList([torch.nn.Identity()])
 
     def film_package(skip, params):
-        conditioning = encoder.conditioning((params,))
-        return skip * conditioning.scales[0] + conditioning.shifts[0]
+        modulation = encoder.modulation((params,))
+        return skip * modulation.scales[0] + modulation.shifts[0]
 
     assert check_film(film_package)
 

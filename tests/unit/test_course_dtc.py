@@ -38,7 +38,7 @@ from tryon_lab.course.dtc.tryons import dtc_logs, loss_figure, run_tryons, tryon
 from tryon_lab.data.masks import largest_rectangle
 from tryon_lab.errors import ConfigError
 from tryon_lab.metrics.timing import RECOMPUTE
-from tryon_lab.models.dtc import HintConditioning, skip_channels
+from tryon_lab.models.dtc import HintModulation, skip_channels
 from tryon_lab.pipelines.dtc import DTCPipeline
 from tryon_lab.pipelines.latents import pil_to_tensor
 from tryon_lab.plotting import NotebookFigure
@@ -182,10 +182,10 @@ def test_skip_names_match_skip_channels(base, fresh, pairs):
                                   layers_per_block=2, cross_attention_dim=16, norm_num_groups=8)
     assert len(skip_names(deeper)) == len(skip_channels(deeper)) == 10
     sample = pairs[0]
-    conditioning = fresh.hint_conditioning(sample.scene, sample.shape_mask, sample.reference)
-    rows = skip_rows(fresh, conditioning)
+    modulation = fresh.hint_modulation(sample.scene, sample.shape_mask, sample.reference)
+    rows = skip_rows(fresh, modulation)
     assert [r[1] for r in rows] == skip_names(fresh.unet)
-    assert [r[2] for r in rows] == [t.shape[1] for t in conditioning.shifts]
+    assert [r[2] for r in rows] == [t.shape[1] for t in modulation.shifts]
     assert rows[0][3] == "8x8" and rows[-1][3] == "4x4"
 
 
@@ -212,7 +212,7 @@ def test_encoder_drift_is_zero_for_a_copy_and_names_the_block_that_moved(base):
 # --- FiLM -------------------------------------------------------------------------------------
 
 
-def _conditioning(spatial: bool = True, with_scales: bool = True) -> HintConditioning:
+def _modulation(spatial: bool = True, with_scales: bool = True) -> HintModulation:
     size = (4, 4) if spatial else (1, 1)
     shifts = (torch.zeros(1, 2, *size), torch.zeros(1, 3, *size))
     scales = (torch.ones(1, 2, *size), torch.ones(1, 3, *size))
@@ -221,22 +221,22 @@ def _conditioning(spatial: bool = True, with_scales: bool = True) -> HintConditi
         shifts[0][:, :, 3, 3] = 0.1
         scales[1][:, :, :2, :2] = 1.2
         scales[1][:, :, 3, 3] = 0.9
-    return HintConditioning(shifts, scales if with_scales else None)
+    return HintModulation(shifts, scales if with_scales else None)
 
 
 def test_film_rows_summarise_gamma_beta_and_where_they_act(fresh, pairs):
     mask = np.zeros((8, 8), bool)
     mask[:4, :4] = True  # the top-left quarter at every level
-    rows = film_rows(_conditioning(), ["a", "b"], mask)
+    rows = film_rows(_modulation(), ["a", "b"], mask)
     assert len(rows[0]) == len(FILM_HEADERS)
     assert rows[0][1:4] == [1.0, 1.0, 1.0] and rows[0][4] == 0.0 and rows[0][6] == 0.5
     assert rows[1][1] == 0.9 and rows[1][3] == 1.2
     assert rows[0][7] == pytest.approx(0.5 / (0.1 / 12), rel=1e-2) and rows[1][7] > 1
-    assert film_rows(_conditioning(), ["a", "b"])[0][7] == ""  # no mask, no ratio
-    assert film_rows(_conditioning(spatial=False), ["a", "b"], mask)[0][7] == ""
-    assert film_rows(_conditioning(with_scales=False), ["a", "b"], mask)[0][1:4] == ["", "", ""]
+    assert film_rows(_modulation(), ["a", "b"])[0][7] == ""  # no mask, no ratio
+    assert film_rows(_modulation(spatial=False), ["a", "b"], mask)[0][7] == ""
+    assert film_rows(_modulation(with_scales=False), ["a", "b"], mask)[0][1:4] == ["", "", ""]
     sample = pairs[0]
-    identity = film_rows(fresh.hint_conditioning(sample.scene, sample.shape_mask, sample.reference),
+    identity = film_rows(fresh.hint_modulation(sample.scene, sample.shape_mask, sample.reference),
                             skip_names(fresh.unet), sample.shape_mask)
     assert all(r[1:7] == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0] for r in identity)
 
@@ -251,10 +251,10 @@ def test_level_mask_marks_a_cell_when_any_pixel_is_masked():
 @pytest.mark.parametrize("spatial, with_scales, rows", [(True, True, 2), (False, True, 2), (True, False, 1)])
 def test_film_figure_draws_one_panel_per_level_and_map(spatial, with_scales, rows):
     hint = Image.new("RGB", (8, 8))
-    figure = film_figure(_conditioning(spatial, with_scales), ["a", "b"], hint=hint)
+    figure = film_figure(_modulation(spatial, with_scales), ["a", "b"], hint=hint)
     assert isinstance(figure, NotebookFigure) and len(figure.axes) == rows * 3
     assert figure._repr_png_().startswith(b"\x89PNG")
-    assert len(film_figure(_conditioning(spatial, with_scales), ["a", "b"]).axes) == rows * 2
+    assert len(film_figure(_modulation(spatial, with_scales), ["a", "b"]).axes) == rows * 2
 
 
 # --- training, try-ons, scores ---------------------------------------------------------------

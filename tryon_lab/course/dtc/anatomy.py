@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from tryon_lab.models.dtc import HintConditioning, skip_channels
+from tryon_lab.models.dtc import HintModulation, skip_channels
 
 
 def skip_names(unet) -> list[str]:
@@ -21,11 +21,11 @@ def skip_names(unet) -> list[str]:
     return names + ["mid"]
 
 
-def skip_rows(pipe, conditioning: HintConditioning) -> list[list]:
-    """Rows (level, name, channels, map size) of every skip connection ``conditioning`` modulates."""
+def skip_rows(pipe, modulation: HintModulation) -> list[list]:
+    """Rows (level, name, channels, map size) of every skip connection ``modulation`` modulates."""
     names, channels = skip_names(pipe.unet), skip_channels(pipe.unet)
     return [[i, name, c, "x".join(map(str, t.shape[-2:]))]
-            for i, (name, c, t) in enumerate(zip(names, channels, conditioning.shifts))]
+            for i, (name, c, t) in enumerate(zip(names, channels, modulation.shifts))]
 
 
 def count_parameters(module: torch.nn.Module | torch.Tensor) -> int:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tryon_lab.models.dtc import HintConditioning
+from tryon_lab.models.dtc import HintModulation
 from tryon_lab.plotting import NotebookFigure
 
 FILM_HEADERS = ["level", "gamma min", "gamma mean", "gamma max", "beta min", "beta mean", "beta max", "in/out of mask"]
@@ -22,15 +22,15 @@ def level_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return F.adaptive_max_pool2d(tensor, size)[0, 0].numpy() > 0.5
 
 
-def film_rows(conditioning: HintConditioning, names: Sequence[str], mask: np.ndarray | None = None,
+def film_rows(modulation: HintModulation, names: Sequence[str], mask: np.ndarray | None = None,
               index: int = 0) -> list[list]:
     """Rows (``FILM_HEADERS``) of per-level statistics of one example (``index``) of
-    ``conditioning``: level name, gamma min / mean / max, beta min / mean / max, and, with the
+    ``modulation``: level name, gamma min / mean / max, beta min / mean / max, and, with the
     pixel ``mask`` (spatial maps only), the mean |gamma - 1| + |beta| inside the mask over that
     outside it: above 1, the hint changes the skip more where the item goes."""
     rows = []
-    scales = conditioning.scales or (None,) * len(conditioning)
-    for name, shift, scale in zip(names, conditioning.shifts, scales):
+    scales = modulation.scales or (None,) * len(modulation)
+    for name, shift, scale in zip(names, modulation.shifts, scales):
         beta = shift[index].float()
         gamma = scale[index].float() if scale is not None else None
         row = [name]
@@ -56,14 +56,14 @@ def _inside_outside(gamma: torch.Tensor | None, beta: torch.Tensor, mask: np.nda
     return round(float(strength[cells].mean()) / outside, 2) if outside > 0 else ""
 
 
-def film_figure(conditioning: HintConditioning, names: Sequence[str], hint: Image.Image | None = None,
+def film_figure(modulation: HintModulation, names: Sequence[str], hint: Image.Image | None = None,
                 index: int = 0, size: float = 1.6) -> NotebookFigure:
     """FiLM maps of one example: per level (columns), the channel mean of gamma (top row, centred
     on 1) and of beta (bottom row, centred on 0), each on its own symmetric colour scale (the
     title gives it). Channel-wise FiLM (1x1 maps) shows one value per channel instead.
     ``hint``: shown first for orientation. Addition (no gamma) has only the beta row."""
-    rows = [("gamma", conditioning.scales, 1.0)] if conditioning.scales is not None else []
-    rows.append(("beta" if conditioning.scales is not None else "residual", conditioning.shifts, 0.0))
+    rows = [("gamma", modulation.scales, 1.0)] if modulation.scales is not None else []
+    rows.append(("beta" if modulation.scales is not None else "residual", modulation.shifts, 0.0))
     ncols = len(names) + (hint is not None)
     fig = NotebookFigure(figsize=(size * ncols, size * len(rows) + 0.6))
     axes = fig.subplots(len(rows), ncols, squeeze=False)

@@ -1,6 +1,6 @@
 """What the hint encoder's timestep costs per sampling step (the ``+t`` ablation's price).
 
-Without the timestep the hint conditioning is computed once per image and reused at every step;
+Without the timestep the hint modulation is computed once per image and reused at every step;
 with it (``hint_timestep = true``) the secondary encoder runs again at every step.
 """
 
