@@ -335,7 +335,7 @@ parts.figure()
 # %% [markdown]
 # ## 8. Exercises
 #
-# Each exercise has a stub that raises `NotImplementedError`, followed by a check. The check runs
+# Each exercise has a stub that raises `NotImplementedError`, followed by its exercise. The exercise runs
 # your function on fixed inputs and tells you what is wrong, never what the answer is. (The package
 # has its own versions of all four; write yours before you look for them.)
 #
@@ -362,9 +362,9 @@ def unet_input(noisy_latents: torch.Tensor, masked_image_latents: torch.Tensor, 
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch01 import check_unet_input
+from tryon_lab.course.exercises.ch01 import exercise_unet_input
 
-check_unet_input(unet_input)
+exercise_unet_input(unet_input)
 
 # %% [markdown]
 # ### 8.2 Classifier-free guidance
@@ -385,9 +385,9 @@ def guided_noise(noise_pred: torch.Tensor, guidance_scale: float) -> torch.Tenso
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch01 import check_guided_noise
+from tryon_lab.course.exercises.ch01 import exercise_guided_noise
 
-check_guided_noise(guided_noise)
+exercise_guided_noise(guided_noise)
 
 # %% [markdown]
 # ### 8.3 The guided sampling loop
@@ -407,7 +407,7 @@ check_guided_noise(guided_noise)
 # not), append the inpainting channels in the U-Net's order, predict the noise
 # (`unet(x, t, encoder_hidden_states=text_embeddings).sample`), guide it as in exercise 8.2, and
 # take the scheduler's step (`scheduler.step(noise, t, latents).prev_sample`). Return the final
-# latents. The check runs the pipeline itself with the same seed, once with DDIM and once with
+# latents. The exercise runs the pipeline itself with the same seed, once with DDIM and once with
 # Euler, and compares your latents with the pipeline's.
 
 # %%
@@ -419,9 +419,9 @@ def sample_loop(unet, scheduler, latents: torch.Tensor, mask: torch.Tensor, mask
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch01_sampling import check_sample_loop
+from tryon_lab.course.exercises.ch01_sampling import exercise_sample_loop
 
-check_sample_loop(sample_loop, pipe)
+exercise_sample_loop(sample_loop, pipe)
 
 # %% [markdown]
 # ### 8.4 The paste-back blend
@@ -443,10 +443,10 @@ def blend(original: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> np.
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch01 import check_blend
+from tryon_lab.course.exercises.ch01 import exercise_blend
 
-check_blend(blend)
+exercise_blend(blend)
 
 # %% [markdown]
-# When the checks pass, you are ready for **02 · DreamBooth on a garment**, where this model is
+# When the exercises pass, you are ready for **02 · DreamBooth on a garment**, where this model is
 # fine-tuned on a handful of pictures of one garment until it can put *that* garment on anyone.

@@ -316,7 +316,7 @@ gallery_grid(people, gallery, {e.id: load_image(e.file) for e in loaded if e.fil
 # %% [markdown]
 # ## 11. Exercises
 #
-# Each exercise has a stub that raises `NotImplementedError`, followed by a check. The check runs
+# Each exercise has a stub that raises `NotImplementedError`, followed by its exercise. The exercise runs
 # your function on fixed inputs and tells you what is wrong, never what the answer is.
 #
 # ### 11.1 A LoRA layer
@@ -338,9 +338,9 @@ def lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, lora_
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch02 import check_lora_linear
+from tryon_lab.course.exercises.ch02 import exercise_lora_linear
 
-check_lora_linear(lora_linear)
+exercise_lora_linear(lora_linear)
 
 # %% [markdown]
 # ### 11.2 What an adapter costs
@@ -360,9 +360,9 @@ def lora_parameter_count(layer: torch.nn.Module, rank: int) -> int:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch02 import check_lora_parameter_count
+from tryon_lab.course.exercises.ch02 import exercise_lora_parameter_count
 
-check_lora_parameter_count(lora_parameter_count)
+exercise_lora_parameter_count(lora_parameter_count)
 
 # %% [markdown]
 # ### 11.3 The DreamBooth loss
@@ -384,10 +384,10 @@ def dreambooth_loss(prediction: torch.Tensor, noise: torch.Tensor, mask: torch.T
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch02 import check_dreambooth_loss
+from tryon_lab.course.exercises.ch02 import exercise_dreambooth_loss
 
-check_dreambooth_loss(dreambooth_loss)
+exercise_dreambooth_loss(dreambooth_loss)
 
 # %% [markdown]
-# When the checks pass, you are ready for **03 · Diffuse to Choose**, which puts *any* catalog item
+# When the exercises pass, you are ready for **03 · Diffuse to Choose**, which puts *any* catalog item
 # into a photo without fine-tuning at all, by showing the model the item's picture instead.

@@ -335,7 +335,7 @@ print(f"DTC with the cached hint {verdict} the bar of {TRYON_BAR}x a text try-on
 # %% [markdown]
 # ## 9. Exercises
 #
-# Each stub raises `NotImplementedError`; the check after it runs your function on fixed inputs
+# Each stub raises `NotImplementedError`; the exercise after it runs your function on fixed inputs
 # and says what is wrong, never what the answer is. (The package has its own version of each;
 # write yours before you look.)
 #
@@ -358,9 +358,9 @@ def film(skip: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch03 import check_film
+from tryon_lab.course.exercises.ch03 import exercise_film
 
-check_film(film)
+exercise_film(film)
 
 # %% [markdown]
 # ### 9.2 Where the hint goes
@@ -384,9 +384,9 @@ def largest_rectangle(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch03 import check_largest_rectangle
+from tryon_lab.course.exercises.ch03 import exercise_largest_rectangle
 
-check_largest_rectangle(largest_rectangle)
+exercise_largest_rectangle(largest_rectangle)
 
 # %% [markdown]
 # ### 9.3 The clean latent the perceptual loss decodes
@@ -405,9 +405,9 @@ def predicted_x0(noisy: torch.Tensor, noise_pred: torch.Tensor, alpha_bar: torch
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch03 import check_predicted_x0
+from tryon_lab.course.exercises.ch03 import exercise_predicted_x0
 
-check_predicted_x0(predicted_x0)
+exercise_predicted_x0(predicted_x0)
 
 # %% [markdown]
 # Next, **04 · palettization and chunking** shrinks these models for a phone; notebook 06 exports

@@ -325,7 +325,7 @@ print(verify_bundle(bundle).table())
 # is below 1. Start the centres evenly spaced between the smallest and largest weight, then
 # alternate: assign each weight to its nearest centre, move each centre to the mean of its
 # weights (keep a centre that lost all its weights where it is). Finish with an assignment step.
-# The checker verifies that every weight uses its nearest entry and that your palette is at
+# The exercise verifies that every weight uses its nearest entry and that your palette is at
 # least as good as evenly spaced values.
 
 # %%
@@ -339,9 +339,9 @@ def kmeans_palette(weights: np.ndarray, nbits: int) -> tuple[np.ndarray, np.ndar
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch04 import check_kmeans_palette
+from tryon_lab.course.exercises.ch04 import exercise_kmeans_palette
 
-check_kmeans_palette(kmeans_palette)
+exercise_kmeans_palette(kmeans_palette)
 
 # %% [markdown]
 # **Exercise 2: balanced cuts.** Write `balanced_cuts(sizes, n_chunks)`: given the weight bytes of
@@ -360,9 +360,9 @@ def balanced_cuts(sizes: list[int], n_chunks: int) -> list[int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch04 import check_balanced_cuts
+from tryon_lab.course.exercises.ch04 import exercise_balanced_cuts
 
-check_balanced_cuts(balanced_cuts)
+exercise_balanced_cuts(balanced_cuts)
 
 # %% [markdown]
 # **Exercise 3: the greedy allocator.** Write `greedy_allocation(layers, budget)`, the heart of
@@ -383,9 +383,9 @@ def greedy_allocation(layers: dict, budget: float) -> dict[str, int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch04 import check_greedy_allocation
+from tryon_lab.course.exercises.ch04 import exercise_greedy_allocation
 
-check_greedy_allocation(greedy_allocation)
+exercise_greedy_allocation(greedy_allocation)
 
 # %% [markdown]
 # Next, **05 · the Fitting Room widget** puts the model behind a mask-drawing app, and **06**

@@ -223,7 +223,7 @@ image_grid([photo, overlay(photo, room.personalize.canvas.mask), room.result.res
 # stroke, and moves with the button up paint nothing. Points may lie outside the image.
 #
 # Hint: `tryon_lab.data.masks.add_stroke(mask, points, radius)` paints a polyline into a mask in
-# place. The checker tries a click, a fast drag, hovering, two strokes, a stroke that leaves the
+# place. The exercise tries a click, a fast drag, hovering, two strokes, a stroke that leaves the
 # image, and a non-square canvas.
 
 # %%
@@ -237,10 +237,10 @@ def events_to_mask(events: list, radius: float, size: tuple[int, int]) -> np.nda
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.course.exercises.ch05 import check_events_to_mask
+from tryon_lab.course.exercises.ch05 import exercise_events_to_mask
 
-check_events_to_mask(events_to_mask)
+exercise_events_to_mask(events_to_mask)
 
 # %% [markdown]
-# When the check passes, you are ready for **06 · exporting and verifying the phone models**,
+# When the exercise passes, you are ready for **06 · exporting and verifying the phone models**,
 # where the model behind this app becomes Core ML and ExecuTorch programs for a real phone.

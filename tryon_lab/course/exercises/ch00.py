@@ -14,16 +14,16 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.course.exercises.core import Case, check_function, describe
+from tryon_lab.course.exercises.core import Case, describe, run_exercise
 
 EXERCISE = "box_from_mask"
 
 
-def check_box_from_mask(fn) -> bool:
+def exercise_box_from_mask(fn) -> bool:
     """Test the student's ``box_from_mask`` on fixed world masks and edge cases; return True
     (printing "✓ ... passed") or raise ``ExerciseError`` saying what is wrong."""
     __tracebackhide__ = True
-    return check_function(EXERCISE, fn, box_cases(), judge_box)
+    return run_exercise(EXERCISE, fn, box_cases(), judge_box)
 
 
 @lru_cache(maxsize=1)

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.course.exercises.core import Case, check_function, describe
+from tryon_lab.course.exercises.core import Case, describe, run_exercise
 from tryon_lab.course.exercises.tensors import as_torch, max_error, tensor_problem
 
 UNET_INPUT = "unet_input"
@@ -35,11 +35,11 @@ _TOLERANCE = 1e-5
 # --- exercise 1: the U-Net's 9-channel input -----------------------------------------------------
 
 
-def check_unet_input(fn) -> bool:
+def exercise_unet_input(fn) -> bool:
     """Test the student's ``unet_input(noisy_latents, masked_image_latents, pixel_mask)`` on fixed
     latents and masks; return True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(UNET_INPUT, as_torch(fn), unet_input_cases(), judge_unet_input)
+    return run_exercise(UNET_INPUT, as_torch(fn), unet_input_cases(), judge_unet_input)
 
 
 def _latent_mask(pixel_mask: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -127,11 +127,11 @@ def _mask_channel_problem(channel: np.ndarray, pixel_mask: np.ndarray, index: in
 # --- exercise 2: classifier-free guidance --------------------------------------------------------
 
 
-def check_guided_noise(fn) -> bool:
+def exercise_guided_noise(fn) -> bool:
     """Test the student's ``guided_noise(noise_pred, guidance_scale)`` on fixed U-Net outputs and
     scales; return True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(GUIDANCE, as_torch(fn), guidance_cases(), judge_guided_noise)
+    return run_exercise(GUIDANCE, as_torch(fn), guidance_cases(), judge_guided_noise)
 
 
 @lru_cache(maxsize=1)
@@ -186,11 +186,11 @@ def judge_guided_noise(result, case: Case) -> str | None:
 # --- exercise 4: the paste-back blend ------------------------------------------------------------
 
 
-def check_blend(fn) -> bool:
+def exercise_blend(fn) -> bool:
     """Test the student's ``blend(original, generated, alpha)`` on fixed images and seams; return
     True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(BLEND, fn, blend_cases(), judge_blend)
+    return run_exercise(BLEND, fn, blend_cases(), judge_blend)
 
 
 @lru_cache(maxsize=1)

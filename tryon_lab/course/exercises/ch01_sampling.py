@@ -50,7 +50,7 @@ def _tiny_pipeline():
     return course_pipeline("random:tiny", tempfile.mkdtemp(prefix="tryon-lab-ch01-"))
 
 
-def check_sample_loop(fn, pipe=None) -> bool:
+def exercise_sample_loop(fn, pipe=None) -> bool:
     """Run the student's ``sample_loop(unet, scheduler, latents, mask, masked_image_latents,
     text_embeddings, guidance_scale)`` from the starting point ``pipe(...)`` prepares for a seed and
     compare its final latents with the pipeline's own, with DDIM and with Euler. ``pipe`` defaults to

@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from tryon_lab.course.exercises.core import Case, check_function, describe
+from tryon_lab.course.exercises.core import Case, describe, run_exercise
 from tryon_lab.course.exercises.tensors import as_torch, tensor_problem
 
 LORA_LINEAR = "lora_linear"
@@ -44,11 +44,11 @@ def _error(result: torch.Tensor, expected: np.ndarray) -> float:
 # --- exercise 1: a LoRA linear layer ----------------------------------------------------------------
 
 
-def check_lora_linear(fn) -> bool:
+def exercise_lora_linear(fn) -> bool:
     """Test the student's ``lora_linear(x, weight, bias, lora_A, lora_B, scale)`` on fixed layers
     and adapters; return True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(LORA_LINEAR, as_torch(fn), lora_linear_cases(), judge_lora_linear)
+    return run_exercise(LORA_LINEAR, as_torch(fn), lora_linear_cases(), judge_lora_linear)
 
 
 @lru_cache(maxsize=1)
@@ -112,18 +112,18 @@ def judge_lora_linear(result, case: Case) -> str | None:
 # --- exercise 2: what an adapter costs ------------------------------------------------------------
 
 
-def check_lora_parameter_count(fn) -> bool:
+def exercise_lora_parameter_count(fn) -> bool:
     """Test the student's ``lora_parameter_count(layer, rank)`` on fixed Linear and Conv2d layers;
     return True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
     if not callable(fn):
-        return check_function(LORA_COUNT, fn, (), judge_lora_count)  # reports "expected a function"
+        return run_exercise(LORA_COUNT, fn, (), judge_lora_count)  # reports "expected a function"
 
     def call(spec: LayerSpec, rank: int):
         __tracebackhide__ = True
         return fn(spec.build(), rank)
 
-    return check_function(LORA_COUNT, call, lora_count_cases(), judge_lora_count)
+    return run_exercise(LORA_COUNT, call, lora_count_cases(), judge_lora_count)
 
 
 @dataclass(frozen=True)
@@ -196,11 +196,11 @@ def judge_lora_count(result, case: Case) -> str | None:
 # --- exercise 3: the DreamBooth loss --------------------------------------------------------------
 
 
-def check_dreambooth_loss(fn) -> bool:
+def exercise_dreambooth_loss(fn) -> bool:
     """Test the student's ``dreambooth_loss(prediction, noise, mask, is_prior, prior_weight,
     outside_weight)`` on fixed batches; return True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(DREAMBOOTH_LOSS, as_torch(fn), dreambooth_loss_cases(), judge_dreambooth_loss)
+    return run_exercise(DREAMBOOTH_LOSS, as_torch(fn), dreambooth_loss_cases(), judge_dreambooth_loss)
 
 
 @lru_cache(maxsize=1)

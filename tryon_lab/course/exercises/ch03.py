@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.course.exercises.core import Case, check_function, describe
+from tryon_lab.course.exercises.core import Case, describe, run_exercise
 from tryon_lab.course.exercises.tensors import as_torch, max_error, tensor_problem
 
 FILM = "film"
@@ -35,11 +35,11 @@ _TOLERANCE = 1e-5
 # --- exercise 1: FiLM ----------------------------------------------------------------------------
 
 
-def check_film(fn) -> bool:
+def exercise_film(fn) -> bool:
     """Test the student's ``film(skip, params)`` on fixed skips and FiLM parameters; return True
     (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(FILM, as_torch(fn), film_cases(), judge_film)
+    return run_exercise(FILM, as_torch(fn), film_cases(), judge_film)
 
 
 @lru_cache(maxsize=1)
@@ -103,11 +103,11 @@ def judge_film(result, case: Case) -> str | None:
 # --- exercise 2: the rectangle the hint fills ----------------------------------------------------
 
 
-def check_largest_rectangle(fn) -> bool:
+def exercise_largest_rectangle(fn) -> bool:
     """Test the student's ``largest_rectangle(mask)`` on fixed masks; return True (printing
     "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(RECTANGLE, fn, rectangle_cases(), judge_rectangle)
+    return run_exercise(RECTANGLE, fn, rectangle_cases(), judge_rectangle)
 
 
 @lru_cache(maxsize=1)
@@ -187,11 +187,11 @@ def judge_rectangle(result, case: Case) -> str | None:
 # --- exercise 3: the predicted clean latent ------------------------------------------------------
 
 
-def check_predicted_x0(fn) -> bool:
+def exercise_predicted_x0(fn) -> bool:
     """Test the student's ``predicted_x0(noisy, noise_pred, alpha_bar)`` on fixed latents; return
     True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(X0, as_torch(fn), x0_cases(), judge_x0)
+    return run_exercise(X0, as_torch(fn), x0_cases(), judge_x0)
 
 
 @lru_cache(maxsize=1)

@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.course.exercises.core import Case, check_function, describe
+from tryon_lab.course.exercises.core import Case, describe, run_exercise
 
 PALETTE_EXERCISE = "kmeans_palette"
 CUTS_EXERCISE = "balanced_cuts"
@@ -37,10 +37,10 @@ ALLOCATION_EXERCISE = "greedy_allocation"
 FP16 = 16
 
 
-def check_kmeans_palette(fn) -> bool:
+def exercise_kmeans_palette(fn) -> bool:
     """Test the student's ``kmeans_palette`` on fixed weight tensors; return True or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(PALETTE_EXERCISE, fn, palette_cases(), judge_palette)
+    return run_exercise(PALETTE_EXERCISE, fn, palette_cases(), judge_palette)
 
 
 @lru_cache(maxsize=1)
@@ -100,10 +100,10 @@ def _palette_errors(weights: np.ndarray, nbits: int, rounds: int = 50) -> tuple[
     return errors[0], errors[-1]
 
 
-def check_balanced_cuts(fn) -> bool:
+def exercise_balanced_cuts(fn) -> bool:
     """Test the student's ``balanced_cuts`` on fixed layer-size lists; return True or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(CUTS_EXERCISE, fn, cut_cases(), judge_cuts)
+    return run_exercise(CUTS_EXERCISE, fn, cut_cases(), judge_cuts)
 
 
 @lru_cache(maxsize=1)
@@ -147,11 +147,11 @@ def judge_cuts(result, case: Case) -> str | None:
 # --- exercise 3: the greedy mixed-bit allocator ---------------------------------------------------------
 
 
-def check_greedy_allocation(fn) -> bool:
+def exercise_greedy_allocation(fn) -> bool:
     """Test the student's ``greedy_allocation(layers, budget)`` on fixed layer tables; return True or
     raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(ALLOCATION_EXERCISE, fn, allocation_cases(), judge_allocation)
+    return run_exercise(ALLOCATION_EXERCISE, fn, allocation_cases(), judge_allocation)
 
 
 def _layer(elements: int, gain: float, widths=(8, 6, 4, 3, 2)) -> dict:

@@ -15,18 +15,18 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.course.exercises.core import Case, check_function, describe
+from tryon_lab.course.exercises.core import Case, describe, run_exercise
 from tryon_lab.data.masks import add_stroke
 
 EXERCISE = "events_to_mask"
 EDGE = 0.5  # pixels of slack at the brush's edge: discs drawn with < or <= both pass
 
 
-def check_events_to_mask(fn) -> bool:
+def exercise_events_to_mask(fn) -> bool:
     """Test the student's ``events_to_mask`` on fixed event sequences; return True (printing
     "✓ ... passed") or raise ``ExerciseError`` saying what is wrong."""
     __tracebackhide__ = True
-    return check_function(EXERCISE, fn, event_cases(), judge_mask)
+    return run_exercise(EXERCISE, fn, event_cases(), judge_mask)
 
 
 @lru_cache(maxsize=1)

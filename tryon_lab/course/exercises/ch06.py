@@ -23,7 +23,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from tryon_lab.course.exercises.core import Case, check_function, describe
+from tryon_lab.course.exercises.core import Case, describe, run_exercise
 
 TAMPER_EXERCISE = "tampered_files"
 BITS_EXERCISE = "average_bits"
@@ -53,11 +53,11 @@ FIX_OF_CHECK = {"unpack": "zip it again", "file_types": "remove foreign files", 
 # --- exercise 1: tampered files ----------------------------------------------------------------------
 
 
-def check_tampered_files(fn) -> bool:
+def exercise_tampered_files(fn) -> bool:
     """Test the student's ``tampered_files(folder, files)`` on small bundles with known faults;
     return True (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(TAMPER_EXERCISE, fn, tamper_cases(), judge_tampered_files)
+    return run_exercise(TAMPER_EXERCISE, fn, tamper_cases(), judge_tampered_files)
 
 
 def _entry(data: bytes) -> dict:
@@ -142,10 +142,10 @@ def judge_tampered_files(result, case: Case) -> str | None:
 # --- exercise 2: average bits ------------------------------------------------------------------------
 
 
-def check_average_bits(fn) -> bool:
+def exercise_average_bits(fn) -> bool:
     """Test the student's ``average_bits(histogram)`` on fixed histograms; return True or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(BITS_EXERCISE, fn, bits_cases(), judge_average_bits)
+    return run_exercise(BITS_EXERCISE, fn, bits_cases(), judge_average_bits)
 
 
 @lru_cache(maxsize=1)
@@ -182,11 +182,11 @@ def judge_average_bits(result, case: Case) -> str | None:
 # --- exercise 3: read a failing report, name the fix -----------------------------------------------
 
 
-def check_name_the_fix(fn) -> bool:
+def exercise_name_the_fix(fn) -> bool:
     """Test the student's ``name_the_fix(report)`` on grading reports of typical faults; return True
     (printing "✓ ... passed") or raise ``ExerciseError``."""
     __tracebackhide__ = True
-    return check_function(FIX_EXERCISE, fn, fix_cases(), judge_fix)
+    return run_exercise(FIX_EXERCISE, fn, fix_cases(), judge_fix)
 
 
 _REASONS = {

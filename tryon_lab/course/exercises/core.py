@@ -3,7 +3,7 @@
 A chapter module (``ch00``, ``ch01``, ...) lists its fixed inputs as ``Case`` objects and writes
 a *judge*: a function that looks at one result and returns a sentence describing what is wrong
 with it (or None). Judges describe the problem in terms of the input ("3 mask pixels lie
-outside your box"), never by quoting the expected answer, so a check cannot be passed by
+outside your box"), never by quoting the expected answer, so an exercise cannot be passed by
 copying its message.
 """
 
@@ -34,7 +34,7 @@ class Case:
 Judge = Callable[[Any, Case], "str | None"]
 
 
-def check_function(exercise: str, fn: Any, cases: Sequence[Case], judge: Judge) -> bool:
+def run_exercise(exercise: str, fn: Any, cases: Sequence[Case], judge: Judge) -> bool:
     """Call ``fn(*case.args)`` for every case and let ``judge(result, case)`` inspect the result.
 
     Returns True (after printing "✓ ... passed") when every case is right; otherwise raises
@@ -68,7 +68,7 @@ def check_function(exercise: str, fn: Any, cases: Sequence[Case], judge: Judge) 
     return passed(exercise, f"{len(cases)} cases")
 
 
-def check_value(exercise: str, value: Any, judge: Callable[[Any], str | None]) -> bool:
+def run_value_exercise(exercise: str, value: Any, judge: Callable[[Any], str | None]) -> bool:
     """Return True (printing "✓ ... passed") if ``judge(value)`` finds nothing wrong with
     ``value``; otherwise raise ``ExerciseError`` with the judge's description."""
     __tracebackhide__ = True

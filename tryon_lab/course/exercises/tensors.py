@@ -12,7 +12,7 @@ from tryon_lab.course.exercises.core import describe
 def as_torch(fn):
     """Wrap ``fn`` so that numpy array arguments reach it as torch tensors sharing their memory."""
     if not callable(fn):
-        return fn  # let check_function report it
+        return fn  # let run_exercise report it
 
     def call(*args):
         __tracebackhide__ = True

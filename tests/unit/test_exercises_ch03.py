@@ -11,9 +11,9 @@ import torch
 
 from tryon_lab.course.exercises import ExerciseError
 from tryon_lab.course.exercises.ch03 import (
-    check_film,
-    check_largest_rectangle,
-    check_predicted_x0,
+    exercise_film,
+    exercise_largest_rectangle,
+    exercise_predicted_x0,
     film_cases,
     rectangle_cases,
     x0_cases,
@@ -86,7 +86,7 @@ def film_numpy(skip, params):
 
 
 def test_film_right_answers_pass(capsys, tiny_pipeline):
-    assert check_film(film)
+    assert exercise_film(film)
     assert "✓ film passed" in capsys.readouterr().out
     # the package's own FiLM: a real HintEncoder whose fusion layer passes the parameters through
     encoder = HintEncoder.from_unet(tiny_pipeline.unet)
@@ -96,7 +96,7 @@ def test_film_right_answers_pass(capsys, tiny_pipeline):
         modulation = encoder.modulation((params,))
         return skip * modulation.scales[0] + modulation.shifts[0]
 
-    assert check_film(film_package)
+    assert exercise_film(film_package)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_film_right_answers_pass(capsys, tiny_pipeline):
     ],
 )
 def test_film_mistakes_fail_with_a_reason(wrong, says):
-    assert says in _fails(check_film, wrong)
+    assert says in _fails(exercise_film, wrong)
 
 
 def test_film_cases_cover_identity_and_channel_wise_parameters():
@@ -181,8 +181,8 @@ def rectangle_as_array(mask):
 
 
 def test_rectangle_right_answers_pass():
-    assert check_largest_rectangle(rectangle)
-    assert check_largest_rectangle(package_rectangle)
+    assert exercise_largest_rectangle(rectangle)
+    assert exercise_largest_rectangle(package_rectangle)
 
 
 @pytest.mark.parametrize(
@@ -198,7 +198,7 @@ def test_rectangle_right_answers_pass():
     ],
 )
 def test_rectangle_mistakes_fail_with_a_reason(wrong, says):
-    assert says in _fails(check_largest_rectangle, wrong)
+    assert says in _fails(exercise_largest_rectangle, wrong)
 
 
 def test_rectangle_cases_have_a_misleading_bounding_box_and_an_empty_mask():
@@ -253,8 +253,8 @@ def x0_first_alpha(noisy, noise_pred, alpha_bar):
 
 
 def test_x0_right_answers_pass():
-    assert check_predicted_x0(x0)
-    assert check_predicted_x0(x0_package)
+    assert exercise_predicted_x0(x0)
+    assert exercise_predicted_x0(x0_package)
 
 
 @pytest.mark.parametrize(
@@ -270,7 +270,7 @@ def test_x0_right_answers_pass():
     ],
 )
 def test_x0_mistakes_fail_with_a_reason(wrong, says):
-    assert says in _fails(check_predicted_x0, wrong)
+    assert says in _fails(exercise_predicted_x0, wrong)
 
 
 def test_x0_judge_names_a_per_sample_alpha_broadcast_along_the_width():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tryon_lab.course.exercises.ch04 import check_balanced_cuts, check_kmeans_palette
+from tryon_lab.course.exercises.ch04 import exercise_balanced_cuts, exercise_kmeans_palette
 from tryon_lab.course.exercises.core import ExerciseError
 
 
@@ -33,8 +33,8 @@ def balanced_cuts(sizes, n_chunks):
 
 
 def test_right_answers_pass():
-    assert check_kmeans_palette(kmeans_palette)
-    assert check_balanced_cuts(balanced_cuts)
+    assert exercise_kmeans_palette(kmeans_palette)
+    assert exercise_balanced_cuts(balanced_cuts)
 
 
 def test_a_uniform_palette_is_not_k_means():
@@ -45,15 +45,15 @@ def test_a_uniform_palette_is_not_k_means():
         return lut, np.abs(weights[..., None] - lut).argmin(-1)
 
     with pytest.raises(ExerciseError, match="not clearly below") as info:
-        check_kmeans_palette(uniform)
+        exercise_kmeans_palette(uniform)
     assert "lut" not in str(info.value).split(":", 2)[-1]
 
 
 def test_wrong_palette_shapes_and_missing_errors_are_explained():
     with pytest.raises(ExerciseError, match="indices must be integers shaped like"):
-        check_kmeans_palette(lambda w, n: (np.zeros(2, np.float32), np.zeros(3, int)))
+        exercise_kmeans_palette(lambda w, n: (np.zeros(2, np.float32), np.zeros(3, int)))
     with pytest.raises(ExerciseError, match="should raise ValueError"):
-        check_kmeans_palette(lambda w, n: kmeans_palette(w, max(n, 1)))
+        exercise_kmeans_palette(lambda w, n: kmeans_palette(w, max(n, 1)))
 
 
 def test_even_cuts_by_layer_count_are_not_balanced():
@@ -63,13 +63,13 @@ def test_even_cuts_by_layer_count_are_not_balanced():
         return [len(sizes) * k // n_chunks - 1 for k in range(1, n_chunks)]
 
     with pytest.raises(ExerciseError, match="running total") as info:
-        check_balanced_cuts(by_count)
+        exercise_balanced_cuts(by_count)
     assert "[" not in str(info.value).split(":", 2)[-1]  # no list of expected cuts
 
 
 def test_wrong_cut_counts_are_explained():
     with pytest.raises(ExerciseError, match="2 chunks need 1 cuts, you gave 0"):
-        check_balanced_cuts(lambda sizes, n: [])
+        exercise_balanced_cuts(lambda sizes, n: [])
 
 
 # --- exercise 3: the greedy mixed-bit allocator -------------------------------------------------------
@@ -107,10 +107,10 @@ def with_the_package(layers, budget):
 
 
 def test_greedy_allocation_right_answers_pass(capsys):
-    from tryon_lab.course.exercises.ch04 import check_greedy_allocation
+    from tryon_lab.course.exercises.ch04 import exercise_greedy_allocation
 
-    assert check_greedy_allocation(greedy_allocation)
-    assert check_greedy_allocation(with_the_package)
+    assert exercise_greedy_allocation(greedy_allocation)
+    assert exercise_greedy_allocation(with_the_package)
     assert capsys.readouterr().out.count("✓ greedy_allocation passed") == 2
 
 
@@ -133,7 +133,7 @@ def _mistaken(mistake):
     (lambda layers, budget: {}, "missing"),
 ])
 def test_greedy_allocation_mistakes_are_named(wrong, says):
-    from tryon_lab.course.exercises.ch04 import check_greedy_allocation
+    from tryon_lab.course.exercises.ch04 import exercise_greedy_allocation
 
     with pytest.raises(ExerciseError, match=says):
-        check_greedy_allocation(wrong)
+        exercise_greedy_allocation(wrong)

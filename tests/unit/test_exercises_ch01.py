@@ -14,9 +14,9 @@ from PIL import Image
 from tryon_lab.course.exercises import ExerciseError
 from tryon_lab.course.exercises.ch01 import (
     blend_cases,
-    check_blend,
-    check_guided_noise,
-    check_unet_input,
+    exercise_blend,
+    exercise_guided_noise,
+    exercise_unet_input,
     guidance_cases,
     unet_input_cases,
 )
@@ -88,9 +88,9 @@ def not_written(*args):
 
 
 def test_unet_input_right_answers_pass(capsys):
-    assert check_unet_input(unet_input)
+    assert exercise_unet_input(unet_input)
     assert "✓ unet_input passed" in capsys.readouterr().out
-    assert check_unet_input(unet_input_package)
+    assert exercise_unet_input(unet_input_package)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_unet_input_right_answers_pass(capsys):
 )
 def test_unet_input_mistakes_fail_with_a_reason(wrong, says):
     with pytest.raises(ExerciseError) as info:
-        check_unet_input(wrong)
+        exercise_unet_input(wrong)
     assert says in str(info.value)
     _reveals_no_array(str(info.value))
 
@@ -168,8 +168,8 @@ def scale_squared(noise_pred, scale):
 
 
 def test_guidance_right_answers_pass():
-    assert check_guided_noise(guided)
-    assert check_guided_noise(guided_other_form)
+    assert exercise_guided_noise(guided)
+    assert exercise_guided_noise(guided_other_form)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ def test_guidance_right_answers_pass():
 )
 def test_guidance_mistakes_fail_with_a_reason(wrong, says):
     with pytest.raises(ExerciseError) as info:
-        check_guided_noise(wrong)
+        exercise_guided_noise(wrong)
     assert says in str(info.value)
     _reveals_no_array(str(info.value))
 
@@ -233,8 +233,8 @@ def hard_mask(original, generated, alpha):
 
 
 def test_blend_right_answers_pass():
-    assert check_blend(blend)
-    assert check_blend(blend_with_package)
+    assert exercise_blend(blend)
+    assert exercise_blend(blend_with_package)
 
 
 @pytest.mark.parametrize(
@@ -250,7 +250,7 @@ def test_blend_right_answers_pass():
 )
 def test_blend_mistakes_fail_with_a_reason(wrong, says):
     with pytest.raises(ExerciseError) as info:
-        check_blend(wrong)
+        exercise_blend(wrong)
     assert says in str(info.value)
 
 
@@ -312,9 +312,9 @@ def last_step_missing(unet, scheduler, latents, mask, masked, embeddings, guidan
 
 @pytest.mark.slow
 def test_sample_loop_right_answer_matches_the_pipeline(capsys):
-    from tryon_lab.course.exercises.ch01_sampling import check_sample_loop
+    from tryon_lab.course.exercises.ch01_sampling import exercise_sample_loop
 
-    assert check_sample_loop(sample_loop)
+    assert exercise_sample_loop(sample_loop)
     assert "✓ sample_loop passed" in capsys.readouterr().out
 
 
@@ -331,16 +331,22 @@ def test_sample_loop_right_answer_matches_the_pipeline(capsys):
     (not_written, "not written yet"),
 ])
 def test_sample_loop_mistakes_fail_with_a_reason(wrong, says):
-    from tryon_lab.course.exercises.ch01_sampling import check_sample_loop
+    from tryon_lab.course.exercises.ch01_sampling import exercise_sample_loop
 
     with pytest.raises(ExerciseError, match=says) as info:
-        check_sample_loop(wrong)
+        exercise_sample_loop(wrong)
     assert not re.search(r"-?\d+\.\d{4,}", str(info.value)), "a message must not quote latent values"
 
 
 def test_reference_loop_without_mistakes_is_the_pipelines():
     """The judge's own loop (used to recognise mistakes) computes what the pipeline computes."""
-    from tryon_lab.course.exercises.ch01_sampling import SAMPLING_CASES, _sampling_case, _tiny_pipeline, reference_sample_loop, _fresh
+    from tryon_lab.course.exercises.ch01_sampling import (
+        SAMPLING_CASES,
+        _fresh,
+        _sampling_case,
+        _tiny_pipeline,
+        reference_sample_loop,
+    )
 
     pipe = _tiny_pipeline()
     case = SAMPLING_CASES[1]

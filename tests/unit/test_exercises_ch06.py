@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tryon_lab.course.exercises.ch06 import check_average_bits, check_tampered_files
+from tryon_lab.course.exercises.ch06 import exercise_average_bits, exercise_tampered_files
 from tryon_lab.course.exercises.core import ExerciseError
 
 
@@ -31,8 +31,8 @@ def average_bits(histogram):
 
 
 def test_right_answers_pass(capsys):
-    assert check_tampered_files(tampered_files)
-    assert check_average_bits(average_bits)
+    assert exercise_tampered_files(tampered_files)
+    assert exercise_average_bits(average_bits)
     assert capsys.readouterr().out.count("✓") == 2
 
 
@@ -44,7 +44,7 @@ def test_right_answers_pass(capsys):
 ])
 def test_wrong_integrity_checks_are_named(wrong, message):
     with pytest.raises(ExerciseError, match=message):
-        check_tampered_files(wrong)
+        exercise_tampered_files(wrong)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -55,12 +55,12 @@ def test_wrong_integrity_checks_are_named(wrong, message):
 ])
 def test_wrong_averages_are_named(wrong, message):
     with pytest.raises(ExerciseError, match=message):
-        check_average_bits(wrong)
+        exercise_average_bits(wrong)
 
 
 # --- exercise 3: read a failing report, name the fix -------------------------------------------------
 
-from tryon_lab.course.exercises.ch06 import FIX_OF_CHECK, check_name_the_fix  # noqa: E402
+from tryon_lab.course.exercises.ch06 import FIX_OF_CHECK, exercise_name_the_fix  # noqa: E402
 
 
 def name_the_fix(report):
@@ -85,7 +85,7 @@ def last_failed_or_blocked(report):
 
 
 def test_name_the_fix_right_answer_passes(capsys):
-    assert check_name_the_fix(name_the_fix)
+    assert exercise_name_the_fix(name_the_fix)
     assert "✓ name_the_fix passed" in capsys.readouterr().out
 
 
@@ -110,4 +110,4 @@ def test_name_the_fix_reads_real_reports():
 ])
 def test_wrong_fixes_are_named(wrong, message):
     with pytest.raises(ExerciseError, match=message):
-        check_name_the_fix(wrong)
+        exercise_name_the_fix(wrong)

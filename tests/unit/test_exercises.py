@@ -4,8 +4,8 @@ wrong without giving the answer away."""
 import numpy as np
 import pytest
 
-from tryon_lab.course.exercises import Case, ExerciseError, check_function, check_value
-from tryon_lab.course.exercises.ch00 import box_cases, check_box_from_mask
+from tryon_lab.course.exercises import Case, ExerciseError, run_exercise, run_value_exercise
+from tryon_lab.course.exercises.ch00 import box_cases, exercise_box_from_mask
 from tryon_lab.data.masks import bounding_box
 
 
@@ -59,12 +59,12 @@ def not_written(mask):
 
 
 def test_correct_solution_passes(capsys):
-    assert check_box_from_mask(correct) is True
+    assert exercise_box_from_mask(correct) is True
     assert "✓ box_from_mask passed" in capsys.readouterr().out
 
 
 def test_the_package_bounding_box_passes():
-    assert check_box_from_mask(bounding_box)
+    assert exercise_box_from_mask(bounding_box)
 
 
 def test_cases_cover_border_single_pixel_and_empty_masks():
@@ -93,7 +93,7 @@ def test_cases_cover_border_single_pixel_and_empty_masks():
 )
 def test_wrong_solutions_fail_without_revealing_the_answer(wrong, says):
     with pytest.raises(ExerciseError) as info:
-        check_box_from_mask(wrong)
+        exercise_box_from_mask(wrong)
     message = str(info.value)
     assert says in message
     for case in box_cases():
@@ -107,22 +107,22 @@ def test_exercise_error_is_an_assertion_error():
     assert issubclass(ExerciseError, AssertionError)
 
 
-def test_check_function_names_the_failing_case():
+def test_run_exercise_names_the_failing_case():
     cases = [Case("two plus two", (2, 2)), Case("one plus one", (1, 1))]
 
     def judge(result, case):
         return None if result == sum(case.args) else "the sum is off"
 
-    assert check_function("add", lambda a, b: a + b, cases, judge)
+    assert run_exercise("add", lambda a, b: a + b, cases, judge)
     with pytest.raises(ExerciseError, match="on one plus one: the sum is off"):
-        check_function("add", lambda a, b: 4, cases, judge)
+        run_exercise("add", lambda a, b: 4, cases, judge)
 
 
-def test_check_value(capsys):
+def test_run_value_exercise(capsys):
     def judge(value):
         return None if value > 0 else f"the value must be positive, yours is {value}"
 
-    assert check_value("positive", 3, judge)
+    assert run_value_exercise("positive", 3, judge)
     assert "✓ positive passed" in capsys.readouterr().out
     with pytest.raises(ExerciseError, match="must be positive"):
-        check_value("positive", -1, judge)
+        run_value_exercise("positive", -1, judge)

@@ -11,10 +11,10 @@ import torch
 
 from tryon_lab.course.exercises import ExerciseError
 from tryon_lab.course.exercises.ch02 import (
-    check_dreambooth_loss,
-    check_lora_linear,
-    check_lora_parameter_count,
     dreambooth_loss_cases,
+    exercise_dreambooth_loss,
+    exercise_lora_linear,
+    exercise_lora_parameter_count,
     lora_count_cases,
     lora_linear_cases,
 )
@@ -82,9 +82,9 @@ def flattened(x, weight, bias, lora_A, lora_B, scale):
 
 
 def test_lora_linear_right_answers_pass(capsys):
-    assert check_lora_linear(lora_linear)
+    assert exercise_lora_linear(lora_linear)
     assert "✓ lora_linear passed" in capsys.readouterr().out
-    assert check_lora_linear(lora_linear_with_peft)
+    assert exercise_lora_linear(lora_linear_with_peft)
 
 
 @pytest.mark.parametrize("wrong, says", [
@@ -97,7 +97,7 @@ def test_lora_linear_right_answers_pass(capsys):
     (not_written, "not written yet"),
 ])
 def test_lora_linear_mistakes_fail_with_a_reason(wrong, says):
-    _fails_saying(check_lora_linear, wrong, says)
+    _fails_saying(exercise_lora_linear, wrong, says)
 
 
 def test_lora_linear_cases_include_a_fresh_adapter_and_a_scale_other_than_one():
@@ -163,8 +163,8 @@ def never_raises(layer, rank):
 
 
 def test_lora_count_right_answers_pass():
-    assert check_lora_parameter_count(lora_parameter_count)
-    assert check_lora_parameter_count(count_with_peft)
+    assert exercise_lora_parameter_count(lora_parameter_count)
+    assert exercise_lora_parameter_count(count_with_peft)
 
 
 @pytest.mark.parametrize("wrong, says", [
@@ -178,7 +178,7 @@ def test_lora_count_right_answers_pass():
     (42, "expected a function"),
 ])
 def test_lora_count_mistakes_fail_with_a_reason(wrong, says):
-    _fails_saying(check_lora_parameter_count, wrong, says)
+    _fails_saying(exercise_lora_parameter_count, wrong, says)
 
 
 def test_lora_count_cases_cover_linear_and_both_kernel_sizes():
@@ -240,8 +240,8 @@ def per_sample_vector(prediction, noise, mask, is_prior, prior_weight, outside_w
 
 
 def test_dreambooth_loss_right_answers_pass():
-    assert check_dreambooth_loss(dreambooth_loss)
-    assert check_dreambooth_loss(dreambooth_loss_package)
+    assert exercise_dreambooth_loss(dreambooth_loss)
+    assert exercise_dreambooth_loss(dreambooth_loss_package)
 
 
 @pytest.mark.parametrize("wrong, says", [
@@ -255,7 +255,7 @@ def test_dreambooth_loss_right_answers_pass():
     (not_written, "not written yet"),
 ])
 def test_dreambooth_loss_mistakes_fail_with_a_reason(wrong, says):
-    _fails_saying(check_dreambooth_loss, wrong, says)
+    _fails_saying(exercise_dreambooth_loss, wrong, says)
 
 
 def test_dreambooth_loss_cases_separate_pooled_from_separate_means():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tryon_lab.course.exercises import ExerciseError
-from tryon_lab.course.exercises.ch05 import check_events_to_mask
+from tryon_lab.course.exercises.ch05 import exercise_events_to_mask
 from tryon_lab.data.masks import add_stroke
 
 
@@ -65,7 +65,7 @@ def width_by_height(events, radius, size):
 
 @pytest.mark.parametrize("answer", [right, right_with_own_discs])
 def test_right_answers_pass(answer, capsys):
-    assert check_events_to_mask(answer)
+    assert exercise_events_to_mask(answer)
     assert "✓ events_to_mask passed" in capsys.readouterr().out
 
 
@@ -78,4 +78,4 @@ def test_right_answers_pass(answer, capsys):
 ])
 def test_mistakes_are_described(answer, message):
     with pytest.raises(ExerciseError, match=message):
-        check_events_to_mask(answer)
+        exercise_events_to_mask(answer)
