@@ -1,4 +1,4 @@
-"""Chapter 05's exercise check: right answers pass, each typical mistake gets its own message."""
+"""Chapter 05's exercise: right answers pass, each typical mistake gets its own message."""
 
 import numpy as np
 import pytest

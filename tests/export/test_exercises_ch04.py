@@ -1,4 +1,4 @@
-"""Chapter 04 checks: right answers pass; wrong ones fail with a message that does not give the answer."""
+"""Chapter 04 exercises: right answers pass; wrong ones fail with a message that does not give the answer."""
 
 import numpy as np
 import pytest

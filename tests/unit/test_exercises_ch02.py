@@ -1,4 +1,4 @@
-"""Chapter 02 checks: right answers pass (including the package's own code: peft's LoRA layers and
+"""Chapter 02 exercises: right answers pass (including the package's own code: peft's LoRA layers and
 the DreamBooth objective), typical mistakes fail with a message that says what is wrong, and no
 message quotes the expected values."""
 

@@ -1,4 +1,4 @@
-"""Chapter 03 checks: right answers pass (including the package's own code), typical mistakes fail
+"""Chapter 03 exercises: right answers pass (including the package's own code), typical mistakes fail
 with a message that says what is wrong, and no message quotes the expected values."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Chapter 06 checks: right answers pass; typical wrong ones get a message naming the problem."""
+"""Chapter 06 exercises: right answers pass; typical wrong ones get a message naming the problem."""
 
 import hashlib
 from pathlib import Path
