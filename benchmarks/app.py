@@ -80,9 +80,9 @@ def _backend_rows(model: Path, which: str, scratch: Path) -> list[tuple]:
         for _ in range(2):  # the first run pays for one-off set-up (XNNPACK packs its weights)
             room.try_on()
             room.wait()
-        if room.runner.error is not None:
-            raise room.runner.error
+        if room.jobs.error is not None:
+            raise room.jobs.error
         note = f"{which}, {STEPS} steps, app driven from Python (no browser)"
-        rows += [(f"{label} back end: first preview (s)", room.runner.first_preview_seconds, note),
-                 (f"{label} back end: result (s)", room.runner.seconds, note)]
+        rows += [(f"{label} back end: first preview (s)", room.jobs.first_preview_seconds, note),
+                 (f"{label} back end: result (s)", room.jobs.seconds, note)]
     return rows

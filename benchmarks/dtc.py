@@ -13,8 +13,8 @@ import time
 import torch
 
 from tryon_lab.data.world import World
+from tryon_lab.metrics.timing import measure_step_times
 from tryon_lab.paths import shipped_model
-from tryon_lab.pipelines.dtc import measure_step_times
 from tryon_lab.pipelines.loading import (
     SHIPPED_DTC,
     load_dtc_pipeline,

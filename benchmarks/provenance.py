@@ -8,7 +8,7 @@ names the sections known to be stale, and why, so that only a section going stal
 
 ``results.json`` beside RESULTS.md is its machine-readable copy, written from RESULTS.md by the same
 call that writes a section (``write_results_json``): notebooks read measured numbers from it at run
-time (``tryon_lab.course.recorded``) instead of typing them, so text and measurement cannot drift.
+time (``tryon_lab.course.runner.recorded``) instead of typing them, so text and measurement cannot drift.
 """
 
 from __future__ import annotations

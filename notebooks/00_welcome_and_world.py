@@ -55,7 +55,7 @@
 # %%
 from IPython.display import Markdown, display
 
-from tryon_lab.course import times_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.environment import environment_report, format_report
 from tryon_lab.paths import build_dir
 
@@ -267,7 +267,7 @@ image_grid([load_image(e.file) for e in shown], [e.caption_phrase for e in shown
 # `ValueError`.
 #
 # Hints: `mask.any(axis=1)` tells you which rows hold a pixel; `np.flatnonzero` lists the indices
-# of the `True` values. The checker tries your function on world masks, masks that touch the
+# of the `True` values. The exercise tries your function on world masks, masks that touch the
 # image border, single pixels, and an empty mask. (The package has its own version; write yours
 # before you look for it.)
 
@@ -282,10 +282,10 @@ def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch00 import check_box_from_mask
+from tryon_lab.course.exercises.ch00 import exercise_box_from_mask
 
-check_box_from_mask(box_from_mask)
+exercise_box_from_mask(box_from_mask)
 
 # %% [markdown]
-# When the check passes, you are ready for **01 · latent inpainting**, where a small diffusion
+# When the exercise passes, you are ready for **01 · latent inpainting**, where a small diffusion
 # model learns to repaint exactly the pixels such a mask selects.

@@ -46,7 +46,7 @@
 # How long each profile takes is measured, never typed: the first code cell reads this notebook's
 # times from the recorded course run.
 #
-# Everything here calls the `tryon_lab` package: the helpers in `tryon_lab.pipelines.inspect` run
+# Everything here calls the `tryon_lab` package: the helpers in `tryon_lab.course.inpainting` run
 # the same `TryOnInpaintPipeline` that `tryon-lab tryon` runs from a terminal.
 
 # %% [markdown]
@@ -61,9 +61,9 @@
 from IPython.display import Markdown, display
 
 from tryon_lab import current_profile
-from tryon_lab.course import times_note
+from tryon_lab.course.inpainting.models import course_pipeline, model_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.paths import build_dir
-from tryon_lab.pipelines.inspect import course_pipeline, model_note
 
 display(Markdown(times_note("01")))
 profile = current_profile()
@@ -103,9 +103,9 @@ print(f"resolution {pipe.resolution} px, VAE factor {pipe.vae_scale_factor}, lat
 # %%
 from matplotlib import cbook
 
+from tryon_lab.course.inpainting.latents import channel_images, latent_stats, vae_roundtrip
 from tryon_lab.data.io import load_image
 from tryon_lab.data.world import World
-from tryon_lab.pipelines.inspect import channel_images, latent_stats, vae_roundtrip
 from tryon_lab.plotting import image_grid
 
 world = World(seed=0, resolution=pipe.resolution)
@@ -144,7 +144,7 @@ for name, trip in trips.items():
 # A sampler visits only a few of these timesteps (dots: DDIM with the profile's step counts).
 
 # %%
-from tryon_lab.pipelines.inspect import noise_schedule, plot_noise_schedule, sampling_timesteps
+from tryon_lab.course.inpainting.noise import noise_schedule, plot_noise_schedule, sampling_timesteps
 
 schedule = noise_schedule(pipe.scheduler)
 print(f"{type(pipe.scheduler).__name__}: beta_schedule={pipe.scheduler.config.beta_schedule!r}, "
@@ -160,7 +160,7 @@ plot_noise_schedule(schedule, {
 # picture is left, which is why sampling can start from pure noise.
 
 # %%
-from tryon_lab.pipelines.inspect import noising_previews
+from tryon_lab.course.inpainting.noise import noising_previews
 
 timesteps = settings["noise_timesteps"]
 noisy = noising_previews(pipe, trips["world image"].latents[None], timesteps, seed=seed)
@@ -202,7 +202,7 @@ image_grid(noisy, [f"t = {t}  (SNR {schedule.snr[t]:.2g})" for t in timesteps], 
 # masked image, and the 9 channels at t = `unet_timestep`.
 
 # %%
-from tryon_lab.pipelines.inspect import unet_input_channels
+from tryon_lab.course.inpainting.unet_input import unet_input_channels
 
 unet_in = unet_input_channels(pipe, sample.scene, sample.shape_mask, settings["unet_timestep"],
                               target=sample.target, seed=seed)
@@ -266,7 +266,7 @@ print(f"{type(pipe.scheduler).__name__} with {settings['sampler_steps']} steps v
 # classifier-free-guided noise (exercise 2 below).
 
 # %%
-from tryon_lab.pipelines.inspect import denoising_previews
+from tryon_lab.course.inpainting.previews import denoising_previews
 
 previews = denoising_previews(pipe, sample.scene, sample.shape_mask, sample.caption, steps=settings["steps"],
                               every=settings["preview_every"], seed=seed, guidance_scale=settings["guidance_scale"])
@@ -290,7 +290,7 @@ previews.figure()
 # result differs from the reference, magnified 4 times (black: no difference).
 
 # %%
-from tryon_lab.pipelines.inspect import compare_schedulers, sampler_figure, sampler_table
+from tryon_lab.course.inpainting.samplers import compare_schedulers, sampler_figure, sampler_table
 
 runs = compare_schedulers(pipe, sample.scene, sample.shape_mask, sample.caption, steps=settings["sampler_steps"],
                           seed=seed, guidance_scale=settings["guidance_scale"],
@@ -313,8 +313,8 @@ sampler_figure(runs)
 # pixels changed and where they did not.
 
 # %%
+from tryon_lab.course.inpainting.paste_back import paste_back_parts
 from tryon_lab.data.masks import box_mask
-from tryon_lab.pipelines.inspect import paste_back_parts
 
 jacket = box_mask((380, 40, 600, 470), size=photo.size)  # box: (top, left, bottom, right); size: (w, h)
 feather_px = 8.0
@@ -335,7 +335,7 @@ parts.figure()
 # %% [markdown]
 # ## 8. Exercises
 #
-# Each exercise has a stub that raises `NotImplementedError`, followed by a check. The check runs
+# Each exercise has a stub that raises `NotImplementedError`, followed by its exercise. The exercise runs
 # your function on fixed inputs and tells you what is wrong, never what the answer is. (The package
 # has its own versions of all four; write yours before you look for them.)
 #
@@ -362,9 +362,9 @@ def unet_input(noisy_latents: torch.Tensor, masked_image_latents: torch.Tensor, 
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch01 import check_unet_input
+from tryon_lab.course.exercises.ch01 import exercise_unet_input
 
-check_unet_input(unet_input)
+exercise_unet_input(unet_input)
 
 # %% [markdown]
 # ### 8.2 Classifier-free guidance
@@ -385,9 +385,9 @@ def guided_noise(noise_pred: torch.Tensor, guidance_scale: float) -> torch.Tenso
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch01 import check_guided_noise
+from tryon_lab.course.exercises.ch01 import exercise_guided_noise
 
-check_guided_noise(guided_noise)
+exercise_guided_noise(guided_noise)
 
 # %% [markdown]
 # ### 8.3 The guided sampling loop
@@ -407,7 +407,7 @@ check_guided_noise(guided_noise)
 # not), append the inpainting channels in the U-Net's order, predict the noise
 # (`unet(x, t, encoder_hidden_states=text_embeddings).sample`), guide it as in exercise 8.2, and
 # take the scheduler's step (`scheduler.step(noise, t, latents).prev_sample`). Return the final
-# latents. The check runs the pipeline itself with the same seed, once with DDIM and once with
+# latents. The exercise runs the pipeline itself with the same seed, once with DDIM and once with
 # Euler, and compares your latents with the pipeline's.
 
 # %%
@@ -419,9 +419,9 @@ def sample_loop(unet, scheduler, latents: torch.Tensor, mask: torch.Tensor, mask
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch01 import check_sample_loop
+from tryon_lab.course.exercises.ch01_sampling import exercise_sample_loop
 
-check_sample_loop(sample_loop, pipe)
+exercise_sample_loop(sample_loop, pipe)
 
 # %% [markdown]
 # ### 8.4 The paste-back blend
@@ -443,10 +443,10 @@ def blend(original: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> np.
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch01 import check_blend
+from tryon_lab.course.exercises.ch01 import exercise_blend
 
-check_blend(blend)
+exercise_blend(blend)
 
 # %% [markdown]
-# When the checks pass, you are ready for **02 · DreamBooth on a garment**, where this model is
+# When the exercises pass, you are ready for **02 · DreamBooth on a garment**, where this model is
 # fine-tuned on a handful of pictures of one garment until it can put *that* garment on anyone.

@@ -57,11 +57,11 @@ from IPython.display import Markdown, display
 from transformers.utils import logging as transformers_logging
 
 from tryon_lab import current_profile
-from tryon_lab.course import recorded, times_note
+from tryon_lab.course.inpainting.models import course_pipeline, model_note
+from tryon_lab.course.runner import recorded, times_note
 from tryon_lab.data.world import World
 from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.paths import build_dir, shipped_model
-from tryon_lab.pipelines.inspect import course_pipeline, model_note
 from tryon_lab.training.dreambooth import DreamBoothSettings, item_from_id
 from tryon_lab.training.dreambooth.recipe import base_model_dir
 
@@ -316,7 +316,7 @@ gallery_grid(people, gallery, {e.id: load_image(e.file) for e in loaded if e.fil
 # %% [markdown]
 # ## 11. Exercises
 #
-# Each exercise has a stub that raises `NotImplementedError`, followed by a check. The check runs
+# Each exercise has a stub that raises `NotImplementedError`, followed by its exercise. The exercise runs
 # your function on fixed inputs and tells you what is wrong, never what the answer is.
 #
 # ### 11.1 A LoRA layer
@@ -338,9 +338,9 @@ def lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, lora_
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch02 import check_lora_linear
+from tryon_lab.course.exercises.ch02 import exercise_lora_linear
 
-check_lora_linear(lora_linear)
+exercise_lora_linear(lora_linear)
 
 # %% [markdown]
 # ### 11.2 What an adapter costs
@@ -360,9 +360,9 @@ def lora_parameter_count(layer: torch.nn.Module, rank: int) -> int:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch02 import check_lora_parameter_count
+from tryon_lab.course.exercises.ch02 import exercise_lora_parameter_count
 
-check_lora_parameter_count(lora_parameter_count)
+exercise_lora_parameter_count(lora_parameter_count)
 
 # %% [markdown]
 # ### 11.3 The DreamBooth loss
@@ -384,10 +384,10 @@ def dreambooth_loss(prediction: torch.Tensor, noise: torch.Tensor, mask: torch.T
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch02 import check_dreambooth_loss
+from tryon_lab.course.exercises.ch02 import exercise_dreambooth_loss
 
-check_dreambooth_loss(dreambooth_loss)
+exercise_dreambooth_loss(dreambooth_loss)
 
 # %% [markdown]
-# When the checks pass, you are ready for **03 · Diffuse to Choose**, which puts *any* catalog item
+# When the exercises pass, you are ready for **03 · Diffuse to Choose**, which puts *any* catalog item
 # into a photo without fine-tuning at all, by showing the model the item's picture instead.

@@ -41,7 +41,7 @@
 #
 # The first code cell reads this notebook's measured times from the recorded course run.
 #
-# Everything here calls `tryon_lab`: the helpers in `tryon_lab.pipelines.dtc_inspect` run the
+# Everything here calls `tryon_lab`: the helpers in `tryon_lab.course.dtc` run the
 # same `DTCPipeline` and recipe as `tryon-lab train-dtc` and `tryon-lab tryon --reference ITEM.png`.
 
 # %% [markdown]
@@ -54,9 +54,9 @@
 from IPython.display import Markdown, display
 
 from tryon_lab import current_profile
-from tryon_lab.course import times_note
+from tryon_lab.course.inpainting.models import course_pipeline, model_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.paths import build_dir
-from tryon_lab.pipelines.inspect import course_pipeline, model_note
 
 display(Markdown(times_note("03")))
 profile = current_profile()
@@ -77,7 +77,7 @@ display(Markdown(model_note(settings["base"], base)))
 # largest rectangle. The U-Net itself sees the scene with the masked pixels blanked (gray).
 
 # %%
-from tryon_lab.pipelines.dtc_inspect import heldout_pairs, hint_figure, hint_parts
+from tryon_lab.course.dtc.hint import heldout_pairs, hint_figure, hint_parts
 
 garment, product = heldout_pairs(base.resolution, 2, seed)
 hint_figure({
@@ -109,15 +109,9 @@ hint_figure({
 #   exactly the base model and training starts from its behaviour.
 
 # %%
-from tryon_lab.pipelines.dtc_inspect import (
-    FILM_HEADERS,
-    encoder_drift,
-    film_rows,
-    load_dtc,
-    parameter_rows,
-    skip_names,
-    skip_rows,
-)
+from tryon_lab.course.dtc.anatomy import encoder_drift, parameter_rows, skip_names, skip_rows
+from tryon_lab.course.dtc.film import FILM_HEADERS, film_rows
+from tryon_lab.course.dtc.models import load_dtc
 from tryon_lab.tables import format_table
 
 fresh = load_dtc("fresh", base)
@@ -131,7 +125,7 @@ print(format_table(parameter_rows(fresh), ["part", "what it does", "parameters (
 # every channel, so the hint can act where the item is.
 
 # %%
-fresh_film = fresh.hint_conditioning(garment.scene, garment.shape_mask, garment.reference)
+fresh_film = fresh.hint_modulation(garment.scene, garment.shape_mask, garment.reference)
 print(format_table(skip_rows(fresh, fresh_film), ["level", "skip", "channels", "map size"]))
 
 # %% [markdown]
@@ -177,7 +171,8 @@ print(f"{loop.steps} steps in {loop.wall_seconds:.0f} s; last losses:",
       {name: round(value, 4) for name, value in loop.last_losses.items()})
 
 # %%
-from tryon_lab.pipelines.dtc_inspect import dtc_logs, dtc_record_folder, loss_figure
+from tryon_lab.course.dtc.models import dtc_record_folder
+from tryon_lab.course.dtc.tryons import dtc_logs, loss_figure
 
 recipe_logs = dtc_logs(dtc_record_folder(settings["model"]), variants=("baseline+perceptual", "film+perceptual"))
 loss_figure({f"this notebook ({loop.steps} steps)": run_dir / "dtc" / "losses.csv",
@@ -188,7 +183,7 @@ loss_figure({f"this notebook ({loop.steps} steps)": run_dir / "dtc" / "losses.cs
 # But the FiLM layers have left zero, so the hint now changes what the U-Net sees:
 
 # %%
-trained_film = trained.hint_conditioning(garment.scene, garment.shape_mask, garment.reference)
+trained_film = trained.hint_modulation(garment.scene, garment.shape_mask, garment.reference)
 print(format_table(film_rows(trained_film, skip_names(trained.unet), garment.shape_mask), FILM_HEADERS))
 
 # %% [markdown]
@@ -200,11 +195,12 @@ print(format_table(film_rows(trained_film, skip_names(trained.unet), garment.sha
 # panel has its own colour scale, given in its title.
 
 # %%
-from tryon_lab.pipelines.dtc_inspect import course_dtc, dtc_note, film_figure
+from tryon_lab.course.dtc.film import film_figure
+from tryon_lab.course.dtc.models import course_dtc, dtc_note
 
 used, dtc = course_dtc(settings, base, trained)
 display(Markdown(dtc_note(used, dtc)))
-film = dtc.hint_conditioning(garment.scene, garment.shape_mask, garment.reference)
+film = dtc.hint_modulation(garment.scene, garment.shape_mask, garment.reference)
 film_figure(film, skip_names(dtc.unet), hint=hint_parts(garment.scene, garment.shape_mask, garment.reference).hint)
 
 # %% [markdown]
@@ -228,7 +224,8 @@ print(format_table(encoder_drift(dtc), ["block", "||w_hint - w_unet|| / ||w_unet
 # PBE_best), and the ground truth.
 
 # %%
-from tryon_lab.pipelines.dtc_inspect import optional_baseline, run_tryons, tryon_figure
+from tryon_lab.course.dtc.models import optional_baseline
+from tryon_lab.course.dtc.tryons import run_tryons, tryon_figure
 
 baseline, baseline_note = optional_baseline(settings["baseline"], base)
 display(Markdown(baseline_note))
@@ -244,8 +241,8 @@ tryon_figure(pairs, tryons)
 # measurement; the ablation below scores many more.
 
 # %%
+from tryon_lab.course.dtc.models import course_judge
 from tryon_lab.metrics.inpainting import score_outputs
-from tryon_lab.pipelines.dtc_inspect import course_judge
 from tryon_lab.training.dtc import ablation_table
 
 judge = course_judge()
@@ -270,7 +267,7 @@ display(Markdown(ablation_table(live, baseline="no-hint baseline")))
 # the try-on and the reference, ×100).
 
 # %%
-from tryon_lab.pipelines.dtc_inspect import paper_comparison, paper_table_markdown, read_ablation
+from tryon_lab.course.dtc.paper_tables import paper_comparison, paper_table_markdown, read_ablation
 
 ablation = read_ablation(dtc_record_folder(used))
 if ablation:
@@ -318,7 +315,8 @@ else:
 # medians of the profile's repeats, with guidance on for all.
 
 # %%
-from tryon_lab.pipelines.dtc_inspect import RECOMPUTE, TRYON_BAR, meets_bar, step_times, timing_rows
+from tryon_lab.course.dtc.cost import TRYON_BAR, meets_bar, step_times, timing_rows
+from tryon_lab.metrics.timing import RECOMPUTE
 
 timed = {"inpainting (text)": base, "DTC, hint cached": dtc, "DTC, hint recomputed every step" + RECOMPUTE: dtc}
 times = step_times(timed, garment, steps=settings["timing_steps"], repeats=settings["timing_repeats"],
@@ -337,7 +335,7 @@ print(f"DTC with the cached hint {verdict} the bar of {TRYON_BAR}x a text try-on
 # %% [markdown]
 # ## 9. Exercises
 #
-# Each stub raises `NotImplementedError`; the check after it runs your function on fixed inputs
+# Each stub raises `NotImplementedError`; the exercise after it runs your function on fixed inputs
 # and says what is wrong, never what the answer is. (The package has its own version of each;
 # write yours before you look.)
 #
@@ -360,9 +358,9 @@ def film(skip: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch03 import check_film
+from tryon_lab.course.exercises.ch03 import exercise_film
 
-check_film(film)
+exercise_film(film)
 
 # %% [markdown]
 # ### 9.2 Where the hint goes
@@ -386,9 +384,9 @@ def largest_rectangle(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch03 import check_largest_rectangle
+from tryon_lab.course.exercises.ch03 import exercise_largest_rectangle
 
-check_largest_rectangle(largest_rectangle)
+exercise_largest_rectangle(largest_rectangle)
 
 # %% [markdown]
 # ### 9.3 The clean latent the perceptual loss decodes
@@ -407,9 +405,9 @@ def predicted_x0(noisy: torch.Tensor, noise_pred: torch.Tensor, alpha_bar: torch
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch03 import check_predicted_x0
+from tryon_lab.course.exercises.ch03 import exercise_predicted_x0
 
-check_predicted_x0(predicted_x0)
+exercise_predicted_x0(predicted_x0)
 
 # %% [markdown]
 # Next, **04 · palettization and chunking** shrinks these models for a phone; notebook 06 exports

@@ -50,10 +50,10 @@
 from IPython.display import Markdown, display
 
 from tryon_lab import current_profile
-from tryon_lab.course import times_note
+from tryon_lab.course.inpainting.models import course_pipeline, model_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.errors import ConfigError
 from tryon_lab.paths import build_dir
-from tryon_lab.pipelines.inspect import course_pipeline, model_note
 
 display(Markdown(times_note("04")))
 settings = current_profile()["export"]
@@ -114,7 +114,7 @@ print(format_table(
 # %%
 import torch
 
-from tryon_lab.pipelines.inspect import FP16_MAX, groupnorm_peaks
+from tryon_lab.course.fp16 import FP16_MAX, groupnorm_peaks
 
 decoder_input = golden.components["VAEDecoder"][0]["latent"]
 peaks = groupnorm_peaks(components["VAEDecoder"].module, torch.from_numpy(decoder_input))
@@ -249,7 +249,7 @@ print(format_table(allocation_table(sensitivities, mixed.allocation),
 # %%
 import math
 
-from tryon_lab.course import recorded
+from tryon_lab.course.runner import recorded
 
 GIB = 2**30
 sd15 = "export-sd15"
@@ -325,7 +325,7 @@ print(verify_bundle(bundle).table())
 # is below 1. Start the centres evenly spaced between the smallest and largest weight, then
 # alternate: assign each weight to its nearest centre, move each centre to the mean of its
 # weights (keep a centre that lost all its weights where it is). Finish with an assignment step.
-# The checker verifies that every weight uses its nearest entry and that your palette is at
+# The exercise verifies that every weight uses its nearest entry and that your palette is at
 # least as good as evenly spaced values.
 
 # %%
@@ -339,9 +339,9 @@ def kmeans_palette(weights: np.ndarray, nbits: int) -> tuple[np.ndarray, np.ndar
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch04 import check_kmeans_palette
+from tryon_lab.course.exercises.ch04 import exercise_kmeans_palette
 
-check_kmeans_palette(kmeans_palette)
+exercise_kmeans_palette(kmeans_palette)
 
 # %% [markdown]
 # **Exercise 2: balanced cuts.** Write `balanced_cuts(sizes, n_chunks)`: given the weight bytes of
@@ -360,9 +360,9 @@ def balanced_cuts(sizes: list[int], n_chunks: int) -> list[int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch04 import check_balanced_cuts
+from tryon_lab.course.exercises.ch04 import exercise_balanced_cuts
 
-check_balanced_cuts(balanced_cuts)
+exercise_balanced_cuts(balanced_cuts)
 
 # %% [markdown]
 # **Exercise 3: the greedy allocator.** Write `greedy_allocation(layers, budget)`, the heart of
@@ -383,9 +383,9 @@ def greedy_allocation(layers: dict, budget: float) -> dict[str, int]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch04 import check_greedy_allocation
+from tryon_lab.course.exercises.ch04 import exercise_greedy_allocation
 
-check_greedy_allocation(greedy_allocation)
+exercise_greedy_allocation(greedy_allocation)
 
 # %% [markdown]
 # Next, **05 · the Fitting Room widget** puts the model behind a mask-drawing app, and **06**

@@ -51,7 +51,7 @@
 from IPython.display import Markdown, display
 
 from tryon_lab.app import MaskCanvas
-from tryon_lab.course import times_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.data.world import World
 
 display(Markdown(times_note("05")))
@@ -145,8 +145,8 @@ from IPython.display import Markdown
 
 from tryon_lab import current_profile
 from tryon_lab.app import FittingRoom
+from tryon_lab.course.inpainting.models import course_pipeline, model_note
 from tryon_lab.paths import build_dir
-from tryon_lab.pipelines.inspect import course_pipeline, model_note
 
 settings = current_profile()["inpainting"]
 pipe = course_pipeline(settings["model"], build_dir())
@@ -166,7 +166,7 @@ room.personalize.suggest()
 room.try_on()
 room.wait()
 print(room.status.text)
-print(f"first preview after {room.runner.first_preview_seconds:.2f} s, result after {room.runner.seconds:.2f} s")
+print(f"first preview after {room.jobs.first_preview_seconds:.2f} s, result after {room.jobs.seconds:.2f} s")
 photo = room.personalize.canvas.photo
 image_grid([photo, overlay(photo, room.personalize.canvas.mask), room.result.result],
            ["photo", f"mask for a {item.category}", f"try-on: {item.phrase}"], ncols=3)
@@ -223,7 +223,7 @@ image_grid([photo, overlay(photo, room.personalize.canvas.mask), room.result.res
 # stroke, and moves with the button up paint nothing. Points may lie outside the image.
 #
 # Hint: `tryon_lab.data.masks.add_stroke(mask, points, radius)` paints a polyline into a mask in
-# place. The checker tries a click, a fast drag, hovering, two strokes, a stroke that leaves the
+# place. The exercise tries a click, a fast drag, hovering, two strokes, a stroke that leaves the
 # image, and a non-square canvas.
 
 # %%
@@ -237,10 +237,10 @@ def events_to_mask(events: list, radius: float, size: tuple[int, int]) -> np.nda
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch05 import check_events_to_mask
+from tryon_lab.course.exercises.ch05 import exercise_events_to_mask
 
-check_events_to_mask(events_to_mask)
+exercise_events_to_mask(events_to_mask)
 
 # %% [markdown]
-# When the check passes, you are ready for **06 · exporting and verifying the phone models**,
+# When the exercise passes, you are ready for **06 · exporting and verifying the phone models**,
 # where the model behind this app becomes Core ML and ExecuTorch programs for a real phone.

@@ -50,7 +50,7 @@
 from IPython.display import Markdown, display
 
 from tryon_lab import current_profile
-from tryon_lab.course import times_note
+from tryon_lab.course.runner import times_note
 from tryon_lab.export.finale import finale_models
 
 display(Markdown(times_note("06")))
@@ -183,9 +183,9 @@ def tampered_files(folder: str, files: dict) -> list[str]:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch06 import check_tampered_files
+from tryon_lab.course.exercises.ch06 import exercise_tampered_files
 
-check_tampered_files(tampered_files)
+exercise_tampered_files(tampered_files)
 
 # %% [markdown]
 # ### 7.2 Average bits
@@ -203,9 +203,9 @@ def average_bits(histogram: dict[str, int]) -> float:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch06 import check_average_bits
+from tryon_lab.course.exercises.ch06 import exercise_average_bits
 
-check_average_bits(average_bits)
+exercise_average_bits(average_bits)
 
 # %% [markdown]
 # ### 7.3 Read a failing report, name the fix
@@ -219,7 +219,7 @@ check_average_bits(average_bits)
 # such report: which fix does it need?
 
 # %%
-from tryon_lab.checks.ch06 import FIXES
+from tryon_lab.course.exercises.ch06 import FIXES
 
 for name, what in FIXES.items():
     print(f"{name:28s} {what}")
@@ -233,9 +233,9 @@ def name_the_fix(report: dict) -> str:
 
 
 # %% tags=["raises-exception"]
-from tryon_lab.checks.ch06 import check_name_the_fix
+from tryon_lab.course.exercises.ch06 import exercise_name_the_fix
 
-check_name_the_fix(name_the_fix)
+exercise_name_the_fix(name_the_fix)
 
 # %% [markdown]
 # That is the course. Your bundles are in `build/finale/`; hand in a folder or a zip of one, and

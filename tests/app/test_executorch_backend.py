@@ -30,15 +30,15 @@ def test_a_try_on_runs_on_the_bundle_with_previews(phone_backend, tiny_backend, 
     room = FittingRoom(phone_backend, small_catalog, steps=3)
     assert room.backend.name == "ExecuTorch · tiny-bundle" and "ExecuTorch" in room.header.value
     previews = []
-    show = room.runner.on_preview
-    room.runner.on_preview = lambda image: (previews.append(image), show(image))
+    show = room.jobs.on_preview
+    room.jobs.on_preview = lambda image: (previews.append(image), show(image))
     mouse.try_on(room)
     assert room.wait(WAIT), room.status.text
     assert room.status.kind == "ok", room.status.text
     photo, mask = room.personalize.canvas.photo, room.personalize.canvas.mask
     result = room.result.result
     assert len(previews) >= 2 and all(p.size == photo.size for p in previews)  # the first step and the last
-    assert room.runner.progress.value == 3 and room.runner.first_preview_seconds is not None
+    assert room.jobs.progress.value == 3 and room.jobs.first_preview_seconds is not None
     assert result.size == photo.size
     np.testing.assert_array_equal(np.asarray(result)[~mask], np.asarray(photo)[~mask])
     # The phone's programs paint what the PyTorch model paints from the same seed.
@@ -67,12 +67,12 @@ def test_cancel_stops_the_bundle_after_the_current_step(phone_backend, photo):
 def test_cancel_button_stops_a_bundle_try_on(phone_backend, small_catalog, mouse):
     room = FittingRoom(phone_backend, small_catalog, steps=400)
     seen = threading.Event()
-    room.runner.on_preview = lambda image: seen.set()
+    room.jobs.on_preview = lambda image: seen.set()
     mouse.try_on(room)
     assert seen.wait(WAIT)
-    room.runner.cancel_button.click()
+    room.jobs.cancel_button.click()
     assert room.wait(WAIT)
-    assert room.status.text == "Cancelled." and room.runner.progress.value < 400 and room.result.result is None
+    assert room.status.text == "Cancelled." and room.jobs.progress.value < 400 and room.result.result is None
 
 
 @pytest.mark.slow
@@ -121,7 +121,7 @@ def test_a_bad_bundle_path_is_a_typed_error_and_a_message_in_the_app(tmp_path, f
     with pytest.raises(BundleError, match="format_version 1 cannot be read .* diffusers' order"):
         ExecuTorchBackend.from_bundle(fake_bundle("old", version=1))
     room = FittingRoom(bundle=tmp_path / "nope", catalog=small_catalog)
-    assert room.backend is None and room.runner is None
+    assert room.backend is None and room.jobs is None
     assert room.status.kind == "error" and room.status.text.startswith("No model: bundle ")
     assert "not found" in room.status.text and "no model loaded" in room.header.value
     mouse.try_on(room)

@@ -83,7 +83,7 @@ def test_paint_try_on_and_get_a_result_off_the_main_thread(room, mouse):
     assert result.size == photo.size and mask.any()
     outside = ~mask
     np.testing.assert_array_equal(np.asarray(result)[outside], np.asarray(photo)[outside])
-    assert room.runner.first_preview_seconds is not None and room.runner.progress.value == 3
+    assert room.jobs.first_preview_seconds is not None and room.jobs.progress.value == 3
     assert room.result.prompt.value == "a photo of a person wearing a " + room.garments.selected.phrase
     assert not room.personalize.try_on_button.disabled
 
@@ -118,23 +118,23 @@ def test_cancel_stops_the_run_and_discards_it(small_catalog, mouse):
     backend = GatedBackend()
     room = FittingRoom(backend, small_catalog, steps=50)
     mouse.try_on(room)
-    assert backend.stepped.wait(WAIT) and room.runner.busy
-    room.runner.cancel_button.click()
+    assert backend.stepped.wait(WAIT) and room.jobs.busy
+    room.jobs.cancel_button.click()
     assert room.wait(WAIT)
     assert room.status.text == "Cancelled." and room.result.result is None
-    assert room.runner.cancel_button.disabled
+    assert room.jobs.cancel_button.disabled
 
 
 def test_cancel_interrupts_the_pytorch_pipeline(tiny_backend, small_catalog, mouse):
     room = FittingRoom(tiny_backend, small_catalog, steps=400)
     seen = threading.Event()
     room.result.show_preview = lambda image: seen.set()
-    room.runner.on_preview = room.result.show_preview
+    room.jobs.on_preview = room.result.show_preview
     mouse.try_on(room)
     assert seen.wait(WAIT)
-    room.runner.cancel()
+    room.jobs.cancel()
     assert room.wait(WAIT)
-    assert room.status.text == "Cancelled." and room.runner.progress.value < 400
+    assert room.status.text == "Cancelled." and room.jobs.progress.value < 400
 
 
 def test_an_error_in_the_back_end_is_a_message_and_the_app_goes_on(small_catalog, mouse):
@@ -143,7 +143,7 @@ def test_an_error_in_the_back_end_is_a_message_and_the_app_goes_on(small_catalog
     assert room.wait(WAIT)
     assert room.status.kind == "error"
     assert room.status.text == "Try-on failed: RuntimeError: the accelerator caught fire"
-    assert isinstance(room.runner.error, RuntimeError) and not room.personalize.try_on_button.disabled
+    assert isinstance(room.jobs.error, RuntimeError) and not room.personalize.try_on_button.disabled
     room.result.again_button.click()
     assert room.wait(WAIT) and room.result.seed.value == 1 and room.status.kind == "error"
 

@@ -16,8 +16,8 @@ from tryon_lab.export.contract import pipeline_components, runtime_contract
 from tryon_lab.export.errors import ExportInputError
 from tryon_lab.export.runner import TorchRunner, TryOnInputs, run_tryon
 from tryon_lab.export.verify import read_manifest, verify_bundle
-from tryon_lab.export.wrappers import ImageEncoderWrapper, hint_conditioning, hint_maps, resize_matrix
-from tryon_lab.models.dtc import HintConditioning, resize_images
+from tryon_lab.export.wrappers import ImageEncoderWrapper, hint_maps, hint_modulation, resize_matrix
+from tryon_lab.models.dtc import HintModulation, resize_images
 from tryon_lab.pipelines.dtc import DTCPipeline
 from tryon_lab.pipelines.loading import load_pipeline
 
@@ -105,9 +105,9 @@ def test_the_image_encoder_resizes_and_stacks_tokens_as_the_pipeline_does(dtc_pi
 
 def test_hint_maps_round_trip_for_film_and_addition():
     shifts, scales = (torch.zeros(1), torch.ones(1)), (torch.full((1,), 2.0), torch.full((1,), 3.0))
-    for conditioning, film in ((HintConditioning(shifts, scales), True), (HintConditioning(shifts), False)):
-        again = hint_conditioning(hint_maps(conditioning), film)
-        assert again.shifts == conditioning.shifts and again.scales == conditioning.scales
+    for modulation, film in ((HintModulation(shifts, scales), True), (HintModulation(shifts), False)):
+        again = hint_modulation(hint_maps(modulation), film)
+        assert again.shifts == modulation.shifts and again.scales == modulation.scales
 
 
 @pytest.mark.parametrize("fusion", ["film", "add"])

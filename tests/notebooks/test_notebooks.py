@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tryon_lab.course import discover_notebooks, run_course, sync_pairs
+from tryon_lab.course.runner import discover_notebooks, run_course, sync_pairs
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = discover_notebooks(NOTEBOOKS_DIR)

@@ -1,7 +1,7 @@
 """No hand-typed measurements: a number in a notebook's Markdown prose is a constant of the course
 (a size, a bar, a setting: the allow-list below, each with its reason) or it is not there at all;
 measured numbers are computed by a code cell or read at run time from the recorded results
-(``tryon_lab.course.recorded``, ``benchmarks/results.json``), so prose and measurement cannot drift."""
+(``tryon_lab.course.runner.recorded``, ``benchmarks/results.json``), so prose and measurement cannot drift."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tryon_lab.course import discover_notebooks
+from tryon_lab.course.runner import discover_notebooks
 
 NOTEBOOKS = discover_notebooks(Path(__file__).resolve().parents[2] / "notebooks")
 
@@ -81,7 +81,7 @@ def hand_typed(notebook: Path) -> list[str]:
 def test_prose_holds_no_hand_typed_measurement(notebook):
     found = hand_typed(notebook)
     assert not found, (f"{notebook.name}: numbers in prose that are neither computed nor read from recorded "
-                       "results (compute them in a cell, read them with tryon_lab.course.recorded, or, for a "
+                       "results (compute them in a cell, read them with tryon_lab.course.runner.recorded, or, for a "
                        "constant, add the phrase to ALLOWED with its reason):\n  " + "\n  ".join(found))
 
 

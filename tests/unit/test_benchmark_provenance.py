@@ -96,7 +96,7 @@ def test_a_course_run_is_recorded_and_read_back(tmp_path):
     import json
 
     from benchmarks.__main__ import record_course
-    from tryon_lab.course import course_times, recorded, times_note
+    from tryon_lab.course.runner import course_times, recorded, times_note
 
     timings = tmp_path / "timings.json"
     timings.write_text(json.dumps({"profile": "quick", "notebooks": {

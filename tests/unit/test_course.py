@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from tryon_lab.course import (
+from tryon_lab.course.runner import (
     CourseError,
     NotebookRun,
     discover_notebooks,

@@ -1,5 +1,5 @@
 """Diffuse to Choose on tiny random models: FiLM / addition start as the identity, shapes and
-weight copying, cached hint conditioning equals recomputation, save / load, exact paste-back,
+weight copying, cached hint modulation equals recomputation, save / load, exact paste-back,
 training lowers the loss, and the ablation runner end to end (resumable)."""
 
 from __future__ import annotations
@@ -73,18 +73,18 @@ def test_fusion_is_exactly_the_identity_at_init(base, fusion, film_mode, timeste
     hint_encoder = HintEncoder.from_unet(unet, fusion=fusion, film_mode=film_mode, timestep_conditioning=timestep)
     sample, t, context, hint = _inputs(unet)
     with torch.no_grad():
-        conditioning = hint_encoder(sample[:, 5:], sample[:, 4:5], hint, context, timestep=t if timestep else None)
+        modulation = hint_encoder(sample[:, 5:], sample[:, 4:5], hint, context, timestep=t if timestep else None)
         plain = unet(sample, t, encoder_hidden_states=context).sample
-        fused = dtc_unet_forward(unet, sample, t, context, conditioning)
-    assert (conditioning.scales is None) == (fusion == "add")
-    if conditioning.scales is not None:
-        assert all(torch.equal(g, torch.ones_like(g)) for g in conditioning.scales)
-    assert all(torch.equal(b, torch.zeros_like(b)) for b in conditioning.shifts)
+        fused = dtc_unet_forward(unet, sample, t, context, modulation)
+    assert (modulation.scales is None) == (fusion == "add")
+    if modulation.scales is not None:
+        assert all(torch.equal(g, torch.ones_like(g)) for g in modulation.scales)
+    assert all(torch.equal(b, torch.zeros_like(b)) for b in modulation.shifts)
     assert torch.equal(fused, plain)
     _perturb(hint_encoder)
     with torch.no_grad():
-        conditioning = hint_encoder(sample[:, 5:], sample[:, 4:5], hint, context, timestep=t if timestep else None)
-        assert not torch.allclose(dtc_unet_forward(unet, sample, t, context, conditioning), plain)
+        modulation = hint_encoder(sample[:, 5:], sample[:, 4:5], hint, context, timestep=t if timestep else None)
+        assert not torch.allclose(dtc_unet_forward(unet, sample, t, context, modulation), plain)
 
 
 def test_shapes_and_copied_weights(base):
@@ -95,9 +95,9 @@ def test_shapes_and_copied_weights(base):
         emb = unet_time_embedding(unet, sample, t)
         skips, mid = unet_encode(unet, sample, emb, context)
         features = hint_encoder.features(sample[:, 5:], sample[:, 4:5], hint, context)
-        conditioning = hint_encoder.conditioning(features)
-    assert len(features) == len(skips) + 1 == len(skip_channels(unet)) == len(conditioning)
-    for feature, skip, gamma in zip(features, (*skips, mid), conditioning.scales):
+        modulation = hint_encoder.modulation(features)
+    assert len(features) == len(skips) + 1 == len(skip_channels(unet)) == len(modulation)
+    for feature, skip, gamma in zip(features, (*skips, mid), modulation.scales):
         assert feature.shape == skip.shape == gamma.shape
     assert hint_encoder.adapter(hint).shape == (2, 4, 8, 8)
     # the secondary encoder is a copy of the main encoder: down and mid blocks, mask/masked-latent input channels
@@ -119,7 +119,7 @@ def test_shapes_and_copied_weights(base):
     assert torch.equal(dropped[0], encoder.null_tokens[0]) and not torch.equal(dropped[1], encoder.null_tokens[0])
 
 
-def test_cached_hint_conditioning_equals_recomputing_it(film_pipe, scene):
+def test_cached_hint_modulation_equals_recomputing_it(film_pipe, scene):
     image, mask, reference = scene
     _perturb(film_pipe.hint_encoder)
     try:
@@ -288,3 +288,23 @@ def test_a_cache_built_with_other_settings_is_rebuilt_not_refused(base, tmp_path
                                    base.inpaint_rule)
     assert other_world.record["world"] == repr(World(seed=1, resolution=64))
     assert not torch.equal(other_world.tensors["latents"], bigger.tensors["latents"])
+
+
+def test_the_shipped_dtc_loads_every_saved_weight_and_config_field():
+    """data/models/dtc was saved before the FiLM output was called modulation: its weight keys and
+    config fields must still be exactly the HintEncoder's."""
+    from safetensors.torch import load_file
+
+    from tryon_lab.paths import data_dir
+    from tryon_lab.pipelines.loading import load_dtc_pipeline
+
+    folder = data_dir() / "models" / "dtc" / "hint_encoder"
+    if not (folder / "config.json").is_file():
+        pytest.skip("no shipped DTC model")
+    saved = load_file(folder / "diffusion_pytorch_model.safetensors")
+    encoder = load_dtc_pipeline(device="cpu").hint_encoder
+    state = encoder.state_dict()
+    assert set(saved) == set(state)
+    assert all(torch.equal(saved[key], state[key].to(saved[key].dtype)) for key in saved)
+    config = {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if not k.startswith("_")}
+    assert json.loads(json.dumps({k: encoder.config[k] for k in config})) == config

@@ -1,5 +1,6 @@
-"""The package's import graph has no cycle: every import counts, at module level or inside a function
-(or under ``TYPE_CHECKING``), so a layer never needs a late import to reach the one above it."""
+"""The package's import graph has no cycle and the course layer sits on top: every import counts, at
+module level or inside a function (or under ``TYPE_CHECKING``), so a layer never needs a late import to
+reach the one above it, and only the course itself and the CLI import ``tryon_lab.course``."""
 
 import ast
 from pathlib import Path
@@ -99,3 +100,30 @@ def test_function_level_imports_are_edges():
 
 def test_tryon_lab_has_no_import_cycle():
     assert cycles(import_graph()) == []
+
+
+def course_importers(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """{module outside ``tryon_lab.course`` and the CLI: the course modules it imports}."""
+    def inside(module: str, package: str) -> bool:
+        return module == package or module.startswith(package + ".")
+
+    found = {}
+    for module, imported in graph.items():
+        if inside(module, "tryon_lab.course") or inside(module, "tryon_lab.cli"):
+            continue
+        course = {name for name in imported if inside(name, "tryon_lab.course")}
+        if course:
+            found[module] = course
+    return found
+
+
+def test_the_course_check_sees_an_importer_from_below():
+    graph = {"tryon_lab.pipelines.x": {"tryon_lab.course.dtc.film"}, "tryon_lab.cli.main": {"tryon_lab.course"},
+             "tryon_lab.course.runner": {"tryon_lab.course.exercises"}, "tryon_lab.coursework": set()}
+    assert course_importers(graph) == {"tryon_lab.pipelines.x": {"tryon_lab.course.dtc.film"}}
+
+
+def test_only_the_course_and_the_cli_import_the_course():
+    graph = import_graph()
+    assert "tryon_lab.course.runner" in graph, "the course layer is where the graph looks for it"
+    assert course_importers(graph) == {}

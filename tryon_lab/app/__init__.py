@@ -14,7 +14,7 @@ from tryon_lab.app.canvas import MaskCanvas
 from tryon_lab.app.executorch_backend import ExecuTorchBackend
 from tryon_lab.app.finetuned import FineTunedGarments
 from tryon_lab.app.fitting_room import FittingRoom
-from tryon_lab.app.runner import Job, Runner
+from tryon_lab.app.jobs import Job, JobRunner
 
-__all__ = ["ExecuTorchBackend", "FineTunedGarments", "FittingRoom", "GenerationCancelled", "Job", "MaskCanvas",
-           "PyTorchBackend", "Runner", "TryOnBackend"]
+__all__ = ["ExecuTorchBackend", "FineTunedGarments", "FittingRoom", "GenerationCancelled", "Job", "JobRunner",
+           "MaskCanvas", "PyTorchBackend", "TryOnBackend"]

@@ -63,8 +63,8 @@ class FittingRoom:
         self.result = ResultScreen(self.backend, self.status, self.try_on, steps=steps, seed=seed,
                                    unavailable=problem or "")
         self._auto_prompt = ""
-        if self.result.runner is not None:
-            self.result.runner.on_busy(lambda busy: setattr(self.personalize.try_on_button, "disabled", busy))
+        if self.result.jobs is not None:
+            self.result.jobs.on_busy(lambda busy: setattr(self.personalize.try_on_button, "disabled", busy))
         self.nav = widgets.ToggleButtons(options=[GARMENTS, PERSONALIZE, RESULT], value=GARMENTS)
         self.nav.add_class("tryon-nav")
         self.nav.observe(lambda change: self._show(change.new), "value")
@@ -81,9 +81,9 @@ class FittingRoom:
             self.status.show("Pick an item to try on." + self._finetuned_note())
 
     @property
-    def runner(self):
-        """The Result screen's ``Runner`` (None without a model)."""
-        return self.result.runner
+    def jobs(self):
+        """The Result screen's ``JobRunner`` (None without a model)."""
+        return self.result.jobs
 
     def show(self, screen: str) -> None:
         """Switch to ``screen``: "Garments", "Personalize" or "Result"."""
@@ -99,7 +99,7 @@ class FittingRoom:
         mask = self.personalize.canvas.mask
         if not mask.any():
             raise TryOnInputError("paint where the item goes first (or press Suggest mask)")
-        if self.runner is not None and self.runner.busy:
+        if self.jobs is not None and self.jobs.busy:
             raise TryOnInputError("a try-on is already running; cancel it or wait")
         self._use_adapter(item)
         # Refill the prompt when the item or the photo's room changed; keep the user's edits otherwise.
@@ -112,11 +112,11 @@ class FittingRoom:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the running try-on ends (for scripts and tests); False on timeout."""
-        return self.runner is None or self.runner.wait(timeout)
+        return self.jobs is None or self.jobs.wait(timeout)
 
     def _selected(self, item: GalleryItem) -> None:
         switched = None
-        if self.runner is None or not self.runner.busy:  # never swap weights under a running try-on
+        if self.jobs is None or not self.jobs.busy:  # never swap weights under a running try-on
             switched = self._use_adapter(item)
         adapter = f" (fine-tuned adapter on in {1000 * switched:.0f} ms, no reload)" \
             if item.finetuned and switched is not None else ""

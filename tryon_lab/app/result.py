@@ -16,7 +16,7 @@ from PIL import Image
 
 from tryon_lab.app.backends import TryOnBackend
 from tryon_lab.app.canvas import MaskCanvas
-from tryon_lab.app.runner import Job, Runner
+from tryon_lab.app.jobs import Job, JobRunner
 from tryon_lab.app.ui import LABELS, StatusLine, button
 from tryon_lab.errors import ConfigError, TryOnInputError
 from tryon_lab.paths import build_dir
@@ -40,7 +40,7 @@ class ResultScreen:
         self.generated: Image.Image | None = None
         self.instant = backend is not None and INSTANT in getattr(backend, "samplers", ())
         self._last: tuple[Image.Image, object] | None = None
-        self.runner = Runner(backend, status, self.show_preview, self.set_result) if backend is not None else None
+        self.jobs = JobRunner(backend, status, self.show_preview, self.set_result) if backend is not None else None
         self.canvas = MaskCanvas(*canvas_size, colour=(0, 170, 120), alpha=0.5, keep_overlay=False,
                                  css_class="tryon-result-canvas")
         self.canvas.enabled = False
@@ -65,10 +65,10 @@ class ResultScreen:
         self.refine_button.disabled = True
         self.refine_button.layout.display = None if self.instant else "none"
         progress = []
-        if self.runner is not None:
-            progress = [self.runner.progress, self.runner.cancel_button]
-            self.runner.on_busy(lambda busy: setattr(self.again_button, "disabled", busy))
-            self.runner.on_busy(lambda busy: setattr(self.refine_button, "disabled", busy or self._last is None))
+        if self.jobs is not None:
+            progress = [self.jobs.progress, self.jobs.cancel_button]
+            self.jobs.on_busy(lambda busy: setattr(self.again_button, "disabled", busy))
+            self.jobs.on_busy(lambda busy: setattr(self.refine_button, "disabled", busy or self._last is None))
         self.widget = widgets.VBox([
             self.canvas.widget,
             widgets.HBox([self.view, button("Undo", self.canvas.undo, status),
@@ -96,9 +96,9 @@ class ResultScreen:
         """Start a try-on of ``photo`` inside ``mask`` (bool, the photo's size) with the screen's
         prompt and seed: in the instant sampler's steps when the back end has it and
         ``full_sampler`` is False, else with the full sampler and the screen's steps."""
-        if self.runner is None:
+        if self.jobs is None:
             raise ConfigError(f"cannot try on: {self.unavailable}")
-        if self.runner.busy:
+        if self.jobs.busy:
             raise TryOnInputError("a try-on is already running; cancel it or wait")
         prompt = self.prompt.value.strip()
         if not prompt:
@@ -116,7 +116,7 @@ class ResultScreen:
         self.view.value = AFTER
         self.canvas.enabled = False
         self.canvas.set_photo(photo)
-        self.runner.start(job)
+        self.jobs.start(job)
 
     def refine(self) -> None:
         """Run the last try-on again with the full sampler and the screen's steps."""

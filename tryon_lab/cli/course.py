@@ -41,7 +41,7 @@ def add_course(subparsers) -> None:
 
 def run_course(args: argparse.Namespace) -> int:
     """Sync the notebooks with ``--sync``, else run them; 1 if a notebook fails."""
-    from tryon_lab import course  # the course runner: its one import in the CLI
+    from tryon_lab.course import runner as course  # the course runner: its one import in the CLI
 
     notebooks = args.notebooks or course.DEFAULT_NOTEBOOKS_DIR
     if args.sync:

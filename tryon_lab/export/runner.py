@@ -25,8 +25,9 @@ from tryon_lab.models.dtc import EMPTY_HINT
 from tryon_lab.pipelines.latents import latent_mask
 
 
-class Runner(Protocol):
-    """Anything with Core ML's ``predict`` signature."""
+class ComponentRunner(Protocol):
+    """A phone component as the denoising loop calls it: anything with Core ML's ``predict`` signature
+    (``TorchRunner``, ``PteRunner``, ``CoreMLRunner``, ``ChainedRunner``)."""
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
@@ -50,7 +51,7 @@ class TorchRunner:
 class ChainedRunner:
     """Run ``runners`` in order, feeding each only the previous one's outputs plus the original inputs."""
 
-    def __init__(self, runners: Sequence[Runner], input_names: Sequence[Sequence[str]]) -> None:
+    def __init__(self, runners: Sequence[ComponentRunner], input_names: Sequence[Sequence[str]]) -> None:
         self.runners = list(runners)
         self.input_names = [list(names) for names in input_names]
 
@@ -66,7 +67,7 @@ class ChainedRunner:
 class RecordingRunner:
     """Pass calls to ``runner`` and keep copies of the first call's inputs and outputs."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: ComponentRunner) -> None:
         self.runner = runner
         self.first: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
 
@@ -115,7 +116,7 @@ class TryOnInputs:
                    guidance_scale=guidance_scale, **optional)
 
 
-def _text_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
+def _text_conditioning(runners: Mapping[str, ComponentRunner], inputs: TryOnInputs,
                        condition: np.ndarray) -> dict[str, np.ndarray]:
     """``encoder_hidden_states`` (2, L, D): the negative prompt's, then the prompt's; (1, L, D), the
     prompt's alone, when the U-Net runs one row (``condition`` has the rows)."""
@@ -127,7 +128,7 @@ def _text_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
     return {"encoder_hidden_states": np.concatenate([uncond, cond]).astype(np.float32)}
 
 
-def _reference_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
+def _reference_conditioning(runners: Mapping[str, ComponentRunner], inputs: TryOnInputs,
                             condition: np.ndarray) -> dict[str, np.ndarray]:
     """``encoder_hidden_states`` (2, N, D) from the ImageEncoder (null tokens, then the reference's) and,
     with a HintEncoder, its maps: the masked-image latent and latent mask in both rows, an
@@ -145,7 +146,7 @@ def _reference_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
 _CONDITIONING_INPUTS = {TEXT.name: _text_conditioning, REFERENCE.name: _reference_conditioning}
 
 
-def unet_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
+def unet_conditioning(runners: Mapping[str, ComponentRunner], inputs: TryOnInputs,
                       condition: np.ndarray) -> dict[str, np.ndarray]:
     """The U-Net inputs a try-on computes once, in guidance rows (unconditional first), from ``inputs``
     and the (2, 5, h, w) inpainting ``condition``: ``encoder_hidden_states`` and, for a DTC model with
@@ -153,7 +154,7 @@ def unet_conditioning(runners: Mapping[str, Runner], inputs: TryOnInputs,
     return _CONDITIONING_INPUTS[inputs.conditioning.name](runners, inputs, condition)
 
 
-def run_tryon(runners: Mapping[str, Runner], inputs: TryOnInputs, scheduler: Any,
+def run_tryon(runners: Mapping[str, ComponentRunner], inputs: TryOnInputs, scheduler: Any,
               on_step: Callable[[int, np.ndarray], None] | None = None, rows: int = 2) -> dict[str, np.ndarray]:
     """Inpaint ``inputs.image`` inside ``inputs.mask`` with the runners named by the contract
     (VAEEncoder, Unet, VAEDecoder, and TextEncoder or ImageEncoder [+ HintEncoder], as

@@ -5,8 +5,8 @@ tensors out; each wrapper also folds in the pipeline's conventions (latent scali
 mode, clamping, the reference's resize, the null tokens) so a phone runner calls the networks
 exactly as ``TryOnInpaintPipeline`` and ``DTCPipeline`` do. The wrapped modules are shared, not copied.
 
-Diffuse to Choose's hint conditioning crosses the HintEncoder -> Unet boundary as a flat tuple of
-maps (``hint_maps`` / ``hint_conditioning``): per skip ``i``, ``scale_i`` then ``shift_i`` (FiLM,
+Diffuse to Choose's hint modulation crosses the HintEncoder -> Unet boundary as a flat tuple of
+maps (``hint_maps`` / ``hint_modulation``): per skip ``i``, ``scale_i`` then ``shift_i`` (FiLM,
 ``skip * scale_i + shift_i``), or ``shift_i`` alone (addition, ``skip + shift_i``); the last ``i``
 is the mid block.
 """
@@ -20,21 +20,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tryon_lab.models.dtc import HintConditioning, dtc_unet_forward
+from tryon_lab.models.dtc import HintModulation, dtc_unet_forward
 
 
-def hint_maps(conditioning: HintConditioning) -> tuple[torch.Tensor, ...]:
-    """Flatten ``conditioning`` to (scale_0, shift_0, scale_1, ...) for FiLM, (shift_0, shift_1, ...) for addition."""
-    if conditioning.scales is None:
-        return tuple(conditioning.shifts)
-    return tuple(t for pair in zip(conditioning.scales, conditioning.shifts) for t in pair)
+def hint_maps(modulation: HintModulation) -> tuple[torch.Tensor, ...]:
+    """Flatten ``modulation`` to (scale_0, shift_0, scale_1, ...) for FiLM, (shift_0, shift_1, ...) for addition."""
+    if modulation.scales is None:
+        return tuple(modulation.shifts)
+    return tuple(t for pair in zip(modulation.scales, modulation.shifts) for t in pair)
 
 
-def hint_conditioning(maps: tuple[torch.Tensor, ...], film: bool) -> HintConditioning:
-    """Inverse of ``hint_maps``: the ``HintConditioning`` of a flat tuple (``film``: pairs, else shifts)."""
+def hint_modulation(maps: tuple[torch.Tensor, ...], film: bool) -> HintModulation:
+    """Inverse of ``hint_maps``: the ``HintModulation`` of a flat tuple (``film``: pairs, else shifts)."""
     if not film:
-        return HintConditioning(tuple(maps))
-    return HintConditioning(tuple(maps[1::2]), tuple(maps[0::2]))
+        return HintModulation(tuple(maps))
+    return HintModulation(tuple(maps[1::2]), tuple(maps[0::2]))
 
 
 def resize_matrix(source: int, size: int) -> torch.Tensor:
@@ -71,8 +71,8 @@ class UnetWrapper(nn.Module):
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor,
                 *maps: torch.Tensor) -> torch.Tensor:
-        conditioning = hint_conditioning(maps, self.film) if maps else None
-        return dtc_unet_forward(self.unet, sample, timestep, encoder_hidden_states, conditioning)
+        modulation = hint_modulation(maps, self.film) if maps else None
+        return dtc_unet_forward(self.unet, sample, timestep, encoder_hidden_states, modulation)
 
 
 class ImageEncoderWrapper(nn.Module):

@@ -74,7 +74,7 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
         return self.vae.decode(latents / self.vae.config.scaling_factor).sample.clamp(-1, 1)
 
     @torch.no_grad()
-    def _inpaint_channels(self, images: list[Image.Image], masks: list[np.ndarray],
+    def encode_inpaint_channels(self, images: list[Image.Image], masks: list[np.ndarray],
                           generator: torch.Generator | None) -> torch.Tensor:
         """The (B, 5, s, s) channels after the noisy latent: latent mask and masked-image latent, made
         by ``inpaint_rule`` (the "diffusers" rule samples the posterior with ``generator``)."""
@@ -95,19 +95,19 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
         return noise * self.scheduler.init_noise_sigma
 
     @staticmethod
-    def _generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator | None:
+    def seeded_generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator | None:
         """``generator`` if given, else a CPU generator seeded with ``seed`` (None: unseeded)."""
         if generator is None and seed is not None:
             return torch.Generator("cpu").manual_seed(seed)
         return generator
 
-    def _prepare(self, images: list[Image.Image], masks: list[np.ndarray], steps: int,
+    def prepare_sampling(self, images: list[Image.Image], masks: list[np.ndarray], steps: int,
                  generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Set the scheduler's ``steps`` and return (initial latents, inpainting channels) for the
         model squares ``images``/``masks``, drawing from ``generator`` in diffusers' order."""
         self.scheduler.set_timesteps(steps, device=self.device)
         latents = self._initial_latents(len(images), generator)
-        return latents, self._inpaint_channels(images, masks, generator)
+        return latents, self.encode_inpaint_channels(images, masks, generator)
 
     def _check_callback_inputs(self, names: Sequence[str]) -> None:
         unknown = set(names) - set(self._callback_tensor_inputs)
@@ -124,7 +124,7 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
         generator: torch.Generator | None,
         callback_on_step_end: Callable[[Any, int, Any, dict], dict] | None,
     ) -> torch.Tensor:
-        """Denoise ``latents`` (B, 4, s, s) from ``_prepare`` over the scheduler's timesteps.
+        """Denoise ``latents`` (B, 4, s, s) from ``prepare_sampling`` over the scheduler's timesteps.
 
         ``channels``: the B-row inpainting channels; with ``guidance_scale`` > 1 ``predict``
         receives 2B rows (unconditional first, then conditional) and the two predictions are mixed.

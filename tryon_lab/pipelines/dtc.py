@@ -3,19 +3,20 @@
 Inputs: a photo, a mask and a reference (catalog) image of the item, no text. The reference
 becomes cross-attention tokens (``ReferenceEncoder``); the hint (the reference pasted into the
 mask's largest rectangle on an empty image) goes through the ``HintEncoder`` whose FiLM (or,
-for the ablation, additive) conditioning is fused into the main U-Net's skips. The hint encoder
-never sees the noisy latent, so unless it was built timestep-conditioned its conditioning is
+for the ablation, additive) modulation is fused into the main U-Net's skips. The hint encoder
+never sees the noisy latent, so unless it was built timestep-conditioned its modulation is
 computed once per image and reused at every step. Without a hint encoder the same pipeline is
 the Paint-by-Example-style baseline. Loop, paste-back, previews, seeds and interrupt are those of
 ``MaskedInpaintPipelineBase``, as in ``TryOnInpaintPipeline``.
 
-Measured with ``measure_step_times`` (mini config, random weights, guidance on, 8 steps, one torch
-thread, CPU time so other load on the machine does not count; medians of 2 calls):
+Measured with ``tryon_lab.metrics.timing.measure_step_times`` (mini config, random weights, guidance
+on, 8 steps, one torch thread, CPU time so other load on the machine does not count; medians of 2
+calls):
 
     per step (ms)  per call (s)   pipeline
         68.2          0.74        TryOnInpaintPipeline (text)
         65.8          0.74        DTC without hint (baseline)
-        69.3          0.80        DTC FiLM, hint conditioning cached (default)
+        69.3          0.80        DTC FiLM, hint modulation cached (default)
         93.1          0.96        DTC FiLM, recomputed every step (cache_hint=False)
         93.4          0.97        DTC FiLM, timestep-conditioned hint encoder
         66.9          0.80        DTC direct addition, cached
@@ -27,8 +28,6 @@ image, about 1.04x a text try-on at 25 steps. Hence ``timestep_conditioning=Fals
 from __future__ import annotations
 
 import copy
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,8 +42,8 @@ from tryon_lab.errors import TryOnInputError
 from tryon_lab.models.channels import split_inpaint_channels
 from tryon_lab.models.dtc import (
     EMPTY_HINT,
-    HintConditioning,
     HintEncoder,
+    HintModulation,
     ReferenceEncoder,
     check_unet_supported,
     dtc_unet_forward,
@@ -109,7 +108,7 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         return cls(vae=base.vae, unet=unet, image_encoder=image_encoder, hint_encoder=hint,
                    scheduler=scheduler if scheduler is not None else base.scheduler, inpaint_rule=base.inpaint_rule)
 
-    # -- conditioning -------------------------------------------------------------------------
+    # -- modulation -------------------------------------------------------------------------
 
     def reference_pixels(self, references: Sequence[Any]) -> torch.Tensor:
         """Reference images (path, PIL, array) as a batch (B, 3, R, R) in [-1, 1] at the model's
@@ -128,7 +127,7 @@ class DTCPipeline(MaskedInpaintPipelineBase):
                             for r, m in zip(references, square_masks)])
 
     @torch.no_grad()
-    def hint_conditioning(self, image: Any, mask_image: Any, reference: Any, timestep=None) -> HintConditioning:
+    def hint_modulation(self, image: Any, mask_image: Any, reference: Any, timestep=None) -> HintModulation:
         """The FiLM (scale, shift) maps or addition residuals for one or more (photo, mask, reference):
         what the main U-Net's skips receive (``scales`` are gamma, ``shifts`` beta), for inspection."""
         if self.hint_encoder is None:
@@ -136,7 +135,7 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         originals, masks = self._load_inputs(image, mask_image)
         references = self._broadcast(reference, len(originals), "reference")
         squares = [to_model_square(img, m, self.resolution) for img, m in zip(originals, masks)]
-        channels = self._inpaint_channels([s[0] for s in squares], [s[1] for s in squares], generator=None)
+        channels = self.encode_inpaint_channels([s[0] for s in squares], [s[1] for s in squares], generator=None)
         hints = self.make_hints(references, [s[1] for s in squares]).to(self.device, channels.dtype)
         tokens = self.encode_reference(references)
         return self.hint_encoder(*split_inpaint_channels(channels), hints, tokens, timestep=timestep)
@@ -166,7 +165,7 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         ``image``/``mask_image``: one photo and mask (path, PIL, array) or equal-length lists;
         ``reference``: one item image for all photos or one per photo. ``guidance_scale`` > 1 guides
         against the null reference and empty hint (the paper samples with 5). ``cache_hint``: compute
-        the hint conditioning once (False recomputes it every step: same result, slower; a
+        the hint modulation once (False recomputes it every step: same result, slower; a
         timestep-conditioned hint encoder always recomputes). ``seed``/``generator``, ``feather_px``,
         ``callback_on_step_end``, ``output_type`` and the return value are as in TryOnInpaintPipeline.
         """
@@ -175,8 +174,8 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         batch = len(originals)
         references = self._broadcast(reference, batch, "reference")
         squares = [to_model_square(img, m, self.resolution) for img, m in zip(originals, masks)]
-        generator = self._generator(generator, seed)
-        latents, channels = self._prepare([s[0] for s in squares], [s[1] for s in squares], num_inference_steps,
+        generator = self.seeded_generator(generator, seed)
+        latents, channels = self.prepare_sampling([s[0] for s in squares], [s[1] for s in squares], num_inference_steps,
                                           generator)
         tokens = self.encode_reference(references).to(channels.dtype)
         hints = None
@@ -189,18 +188,18 @@ class DTCPipeline(MaskedInpaintPipelineBase):
             hint_channels = torch.cat([channels, channels])
             if hints is not None:
                 hints = torch.cat([torch.full_like(hints, EMPTY_HINT), hints])
-        conditioning = self._conditioning_fn(hint_channels, hints, tokens, cache_hint)
+        modulation = self._modulation_fn(hint_channels, hints, tokens, cache_hint)
 
         def predict(model_in: torch.Tensor, t) -> torch.Tensor:
-            return dtc_unet_forward(self.unet, model_in, t, tokens, conditioning(t))
+            return dtc_unet_forward(self.unet, model_in, t, tokens, modulation(t))
 
         latents = self._denoise(latents, channels, predict, guidance_scale=guidance_scale, generator=generator,
                                 callback_on_step_end=callback_on_step_end)
         return self._finish(latents, originals, masks, feather_px, output_type, return_dict)
 
-    def _conditioning_fn(self, channels: torch.Tensor, hints: torch.Tensor | None, tokens: torch.Tensor,
-                         cache: bool) -> Callable[[Any], HintConditioning | None]:
-        """``fn(t)`` giving the hint conditioning at step ``t``: None without a hint encoder, computed
+    def _modulation_fn(self, channels: torch.Tensor, hints: torch.Tensor | None, tokens: torch.Tensor,
+                       cache: bool) -> Callable[[Any], HintModulation | None]:
+        """``fn(t)`` giving the hint modulation at step ``t``: None without a hint encoder, computed
         once when it does not depend on t (and ``cache``), else recomputed at every call."""
         encoder = self.hint_encoder
         if encoder is None:
@@ -214,41 +213,4 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         return lambda t: cached
 
 
-def measure_step_times(pipes: dict[str, Any], image: Any, mask: Any, reference: Any, *, steps: int = 10,
-                       repeats: int = 3, guidance_scale: float = 5.0,
-                       clock: Callable[[], float] = time.perf_counter) -> dict[str, dict[str, float]]:
-    """Time sampling with each pipeline of ``pipes`` ({name: DTCPipeline or TryOnInpaintPipeline}).
-
-    A name ending in ":recompute" runs its DTCPipeline with ``cache_hint=False``. Returns
-    {name: {"step_s": median seconds per denoising step (between step callbacks),
-    "call_s": median seconds per whole call}} over ``repeats`` calls after one warm-up.
-    ``clock``: wall time by default; ``time.process_time`` (with one torch thread) measures the
-    CPU work itself, unaffected by other processes on a busy machine.
-    """
-    results = {}
-    for name, pipe in pipes.items():
-        kwargs: dict[str, Any] = {"num_inference_steps": steps, "guidance_scale": guidance_scale, "seed": 0}
-        if isinstance(pipe, DTCPipeline):
-            args = (image, mask, reference)
-            kwargs["cache_hint"] = not name.endswith(":recompute")
-        else:
-            args = (image, mask, "")
-        pipe.set_progress_bar_config(disable=True)
-        step_times, call_times = [], []
-        for attempt in range(repeats + 1):
-            stamps: list[float] = []
-
-            def stamp(p, i, t, state, stamps=stamps):
-                stamps.append(clock())
-                return state
-
-            began = clock()
-            pipe(*args, callback_on_step_end=stamp, **kwargs)
-            if attempt:  # the first call warms up
-                call_times.append(clock() - began)
-                step_times += [b - a for a, b in zip(stamps, stamps[1:])]
-        results[name] = {"step_s": statistics.median(step_times), "call_s": statistics.median(call_times)}
-    return results
-
-
-__all__ = ["DTCPipeline", "EMPTY_HINT", "default_reference_encoder", "measure_step_times"]
+__all__ = ["DTCPipeline", "EMPTY_HINT", "default_reference_encoder"]

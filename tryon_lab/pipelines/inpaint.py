@@ -107,8 +107,8 @@ class TryOnInpaintPipeline(MaskedInpaintPipelineBase):
             embeds = prompt_embeds.to(self.device)
 
         squares = [to_model_square(img, m, self.resolution) for img, m in zip(originals, masks)]
-        generator = self._generator(generator, seed)
-        latents, channels = self._prepare([s[0] for s in squares], [s[1] for s in squares], num_inference_steps,
+        generator = self.seeded_generator(generator, seed)
+        latents, channels = self.prepare_sampling([s[0] for s in squares], [s[1] for s in squares], num_inference_steps,
                                           generator)
 
         def predict(model_in: torch.Tensor, t) -> torch.Tensor:

@@ -22,19 +22,22 @@ LCM_FILE = "pytorch_lora_weights.safetensors"
 
 @dataclass(frozen=True)
 class Sampler:
-    """A sampler's ``name``, its default ``steps`` and ``guidance_scale``, and what it is."""
+    """A sampler's ``name``, its default ``steps`` and ``guidance_scale``, what it is, and its
+    ``label`` in tables and figures."""
 
     name: str
     steps: int
     guidance_scale: float
     description: str
+    label: str
 
 
 SAMPLERS = {
-    "ddim": Sampler("ddim", 25, 4.0, "DDIM, deterministic (the models' reference sampler)"),
-    "dpm": Sampler("dpm", 20, 4.0, "DPM-Solver++ (2nd order multistep)"),
-    "euler": Sampler("euler", 25, 4.0, "Euler (discrete)"),
-    "lcm": Sampler("lcm", 4, 1.0, "latent consistency (needs the model's LCM LoRA; guidance distilled in)"),
+    "ddim": Sampler("ddim", 25, 4.0, "DDIM, deterministic (the models' reference sampler)", "DDIM"),
+    "dpm": Sampler("dpm", 20, 4.0, "DPM-Solver++ (2nd order multistep)", "DPM-Solver++"),
+    "euler": Sampler("euler", 25, 4.0, "Euler (discrete)", "Euler"),
+    "lcm": Sampler("lcm", 4, 1.0, "latent consistency (needs the model's LCM LoRA; guidance distilled in)",
+                   "LCM"),
 }
 
 

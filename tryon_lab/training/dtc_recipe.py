@@ -115,7 +115,7 @@ def paper_differences(train: DTCSettings, variant) -> str:
                     "weights: the same parameters in every variant, cheaper to keep close to the base",
             "frozen": "the main U-Net frozen (the paper fine-tunes it): only the encoders train"}[train.unet]
     timestep = ("takes the timestep, as the paper's copy of the U-Net encoder does" if variant.hint_timestep else
-                "gets no timestep (a learned constant embedding), so its conditioning is computed once per image")
+                "gets no timestep (a learned constant embedding), so its modulation is computed once per image")
     return ("Differences from the paper: a small CNN + transformer reference encoder trained from scratch instead "
             "of a frozen DINOv2 (no DINOv2 weights here); a five-layer self-supervised CNN instead of ImageNet VGG "
             f"for the perceptual loss (independent of the judge); {unet}; the hint encoder {timestep}; a "

@@ -5,7 +5,7 @@ encoder and FiLM skip fusion.
   ``cross_attention_dim``, replacing the text prompt (Paint-by-Example style).
 - ``hint_encoder``: ``HintEncoder``, the hint -> adapter -> a copy of the main U-Net's encoder ->
   zero-initialised FiLM (or direct-addition) parameters at each of its skip connections.
-- ``unet_hooks``: ``dtc_unet_forward``, the main U-Net run with the hint's ``HintConditioning``
+- ``unet_hooks``: ``dtc_unet_forward``, the main U-Net run with the hint's ``HintModulation``
   (in two halves for FiLM), and the helpers that split it.
 - ``perceptual``: ``PerceptualNet``, the perceptual-loss network (VGG stand-in), trained without
   labels and never the judge.
@@ -26,7 +26,7 @@ from tryon_lab.models.dtc.hint_encoder import (
 from tryon_lab.models.dtc.perceptual import PerceptualNet
 from tryon_lab.models.dtc.reference_encoder import ReferenceEncoder, resize_images
 from tryon_lab.models.dtc.unet_hooks import (
-    HintConditioning,
+    HintModulation,
     check_unet_supported,
     dtc_unet_forward,
     skip_channels,
@@ -42,7 +42,7 @@ for _cls in (HintEncoder, ReferenceEncoder, PerceptualNet):
     _cls.__module__ = __name__
 
 __all__ = [
-    "ADAPTER_LAYERS", "EMPTY_HINT", "FILM_MODES", "FUSIONS", "HintAdapter", "HintConditioning", "HintEncoder",
+    "ADAPTER_LAYERS", "EMPTY_HINT", "FILM_MODES", "FUSIONS", "HintAdapter", "HintEncoder", "HintModulation",
     "PerceptualNet", "ReferenceEncoder", "check_unet_supported", "dtc_unet_forward", "resize_images",
     "skip_channels", "unet_decode", "unet_encode", "unet_init_config", "unet_time_embedding",
 ]

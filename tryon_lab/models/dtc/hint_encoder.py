@@ -1,5 +1,5 @@
 """The DTC hint path: a shallow adapter, a secondary encoder copied from the main U-Net, and the
-zero-initialised fusion layers that turn its features into FiLM (or addition) conditioning.
+zero-initialised fusion layers that turn its features into FiLM (or addition) modulation.
 
 The hint (the reference pasted into the mask's largest rectangle on an empty image,
 ``tryon_lab.data.masks.make_collage``) goes through a 4-layer CNN adapter to latent size and is
@@ -12,7 +12,7 @@ ablation's ControlNet-style direct addition.
 Timestep: the hint encoder's input never depends on the noisy latent. With
 ``timestep_conditioning=False`` (the default, the profile's ``hint_timestep = false``) its resnets
 get a learned constant time embedding, initialised from the main U-Net's embedding of t=0, and its
-conditioning is computed once per image. ``timestep_conditioning=True`` (``hint_timestep = true``,
+modulation is computed once per image. ``timestep_conditioning=True`` (``hint_timestep = true``,
 variants ``film+t`` / ``add+t``) copies the main time embedding, as the paper's copy of the U-Net
 encoder does, and must be recomputed at every sampling step.
 """
@@ -28,7 +28,7 @@ from torch import nn
 from tryon_lab.errors import ConfigError
 from tryon_lab.models.channels import inpaint_channels
 from tryon_lab.models.dtc.unet_hooks import (
-    HintConditioning,
+    HintModulation,
     check_unet_supported,
     skip_channels,
     unet_encode,
@@ -68,7 +68,7 @@ class HintAdapter(nn.Module):
 
 
 class HintEncoder(ModelMixin, ConfigMixin):
-    """The DTC hint path: adapter + secondary U-Net encoder + fusion layers -> HintConditioning.
+    """The DTC hint path: adapter + secondary U-Net encoder + fusion layers -> HintModulation.
 
     Build it with ``HintEncoder.from_unet(unet, fusion="film")`` to copy the main U-Net's encoder;
     ``HintEncoder(unet_config=...)`` alone gives the same architecture with fresh weights (loading).
@@ -158,10 +158,10 @@ class HintEncoder(ModelMixin, ConfigMixin):
         skips, mid = unet_encode(self.encoder, sample, emb, encoder_hidden_states)
         return (*skips, mid)
 
-    def conditioning(self, features: tuple[torch.Tensor, ...]) -> HintConditioning:
+    def modulation(self, features: tuple[torch.Tensor, ...]) -> HintModulation:
         """Turn hint features into FiLM (scale, shift) or addition residuals for the main U-Net."""
         if self.config.fusion == "add":
-            return HintConditioning(tuple(layer(f) for layer, f in zip(self.fusion_layers, features)))
+            return HintModulation(tuple(layer(f) for layer, f in zip(self.fusion_layers, features)))
         scales, shifts = [], []
         for layer, f in zip(self.fusion_layers, features):
             if self.config.film_mode == "channel":
@@ -171,9 +171,9 @@ class HintEncoder(ModelMixin, ConfigMixin):
             delta, shift = params.chunk(2, dim=1)
             scales.append(1.0 + delta)
             shifts.append(shift)
-        return HintConditioning(tuple(shifts), tuple(scales))
+        return HintModulation(tuple(shifts), tuple(scales))
 
     def forward(self, masked_latents: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor,
-                encoder_hidden_states: torch.Tensor, timestep=None) -> HintConditioning:
-        """``conditioning(features(...))``: what ``dtc_unet_forward`` fuses into the main U-Net."""
-        return self.conditioning(self.features(masked_latents, mask, hint, encoder_hidden_states, timestep))
+                encoder_hidden_states: torch.Tensor, timestep=None) -> HintModulation:
+        """``modulation(features(...))``: what ``dtc_unet_forward`` fuses into the main U-Net."""
+        return self.modulation(self.features(masked_latents, mask, hint, encoder_hidden_states, timestep))

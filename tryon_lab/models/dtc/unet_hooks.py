@@ -1,6 +1,6 @@
-"""The main U-Net in two halves, and the hint's conditioning fused into its skip connections.
+"""The main U-Net in two halves, and the hint's modulation fused into its skip connections.
 
-``dtc_unet_forward`` runs the main U-Net with a ``HintConditioning``. Direct addition goes through
+``dtc_unet_forward`` runs the main U-Net with a ``HintModulation``. Direct addition goes through
 diffusers' own ``down_block_additional_residuals`` / ``mid_block_additional_residual``; FiLM needs
 the skips themselves, so the U-Net is run in two halves (``unet_encode`` -> modulate every skip ->
 ``unet_decode``) with the U-Net's own blocks.
@@ -91,7 +91,7 @@ def unet_decode(unet: UNet2DConditionModel, hidden: torch.Tensor, skips: tuple[t
 
 
 @dataclass
-class HintConditioning:
+class HintModulation:
     """What the hint contributes to the main U-Net, one entry per skip connection plus the mid block.
 
     FiLM: ``skip * scales[i] + shifts[i]``; direct addition (``scales`` None): ``skip + shifts[i]``.
@@ -105,33 +105,33 @@ class HintConditioning:
     def __len__(self) -> int:
         return len(self.shifts)
 
-    def cat(self, other: HintConditioning) -> HintConditioning:
+    def cat(self, other: HintModulation) -> HintModulation:
         """Concatenate along the batch (e.g. unconditional then conditional, for guidance)."""
         shifts = tuple(torch.cat([a, b]) for a, b in zip(self.shifts, other.shifts))
         if self.scales is None:
-            return HintConditioning(shifts)
-        return HintConditioning(shifts, tuple(torch.cat([a, b]) for a, b in zip(self.scales, other.scales)))
+            return HintModulation(shifts)
+        return HintModulation(shifts, tuple(torch.cat([a, b]) for a, b in zip(self.scales, other.scales)))
 
 
 def dtc_unet_forward(unet: UNet2DConditionModel, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor,
-                     conditioning: HintConditioning | None = None) -> torch.Tensor:
-    """The main U-Net's noise prediction with the hint's ``conditioning`` fused into its skips.
+                     modulation: HintModulation | None = None) -> torch.Tensor:
+    """The main U-Net's noise prediction with the hint's ``modulation`` fused into its skips.
 
-    ``conditioning`` None is the plain U-Net (the Paint-by-Example-style baseline); direct
+    ``modulation`` None is the plain U-Net (the Paint-by-Example-style baseline); direct
     addition uses diffusers' ControlNet residual inputs; FiLM runs the U-Net in two halves.
     """
-    if conditioning is None:
+    if modulation is None:
         return unet(sample, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
-    if conditioning.scales is None:
+    if modulation.scales is None:
         return unet(sample, timestep, encoder_hidden_states=encoder_hidden_states,
-                    down_block_additional_residuals=list(conditioning.shifts[:-1]),
-                    mid_block_additional_residual=conditioning.shifts[-1], return_dict=False)[0]
+                    down_block_additional_residuals=list(modulation.shifts[:-1]),
+                    mid_block_additional_residual=modulation.shifts[-1], return_dict=False)[0]
     emb = unet_time_embedding(unet, sample, timestep)
     skips, hidden = unet_encode(unet, sample, emb, encoder_hidden_states)
-    if len(skips) + 1 != len(conditioning):
-        raise ConfigError(f"hint conditioning has {len(conditioning)} entries but the U-Net has {len(skips)} skips + mid")
-    skips = tuple(s * g + b for s, g, b in zip(skips, conditioning.scales, conditioning.shifts))
-    hidden = hidden * conditioning.scales[-1] + conditioning.shifts[-1]
+    if len(skips) + 1 != len(modulation):
+        raise ConfigError(f"hint modulation has {len(modulation)} entries but the U-Net has {len(skips)} skips + mid")
+    skips = tuple(s * g + b for s, g, b in zip(skips, modulation.scales, modulation.shifts))
+    hidden = hidden * modulation.scales[-1] + modulation.shifts[-1]
     return unet_decode(unet, hidden, skips, emb, encoder_hidden_states, tuple(sample.shape[-2:]))
 
 

@@ -2,7 +2,7 @@
 
 Each step: noise the target latent at a random timestep; the reference becomes tokens (the null
 tokens with probability ``drop_rate``, together with an empty hint: guidance dropout); the hint
-encoder turns (masked latent + adapted hint, mask) into FiLM or addition conditioning; the main
+encoder turns (masked latent + adapted hint, mask) into FiLM or addition modulation; the main
 U-Net predicts the noise. Loss = MSE on the noise + ``perceptual_weight`` x a perceptual distance
 between the VAE-decoded predicted x0 and the ground truth, weighted per sample by alpha_bar_t (x0
 predicted from nearly pure noise says little) and measured with ``PerceptualNet``, a separately
@@ -67,14 +67,14 @@ class DTCObjective(torch.nn.Module):
         noise = torch.randn_like(latents)
         steps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (batch_size,), device=device)
         noisy = self.noise_scheduler.add_noise(latents, noise, steps)
-        conditioning = None
+        modulation = None
         if self.hint_encoder is not None:
             hint = torch.where(drop[:, None, None, None], torch.full_like(to_float(batch["hint"]), EMPTY_HINT),
                                to_float(batch["hint"]))
             timestep = steps if self.hint_encoder.config.timestep_conditioning else None
-            conditioning = self.hint_encoder(masked, mask, hint, tokens, timestep=timestep)
+            modulation = self.hint_encoder(masked, mask, hint, tokens, timestep=timestep)
         model_in = torch.cat([noisy, inpaint_channels(mask, masked)], dim=1)
-        prediction = dtc_unet_forward(self.unet, model_in, steps, tokens, conditioning)
+        prediction = dtc_unet_forward(self.unet, model_in, steps, tokens, modulation)
         diffusion = F.mse_loss(prediction, noise)
         logs = {"diffusion": float(diffusion.detach())}
         if self.perceptual is None or self.perceptual_weight == 0:
