@@ -570,8 +570,8 @@ def _add_export(subparsers) -> None:
     parser.add_argument("--attention", choices=("original", "split_einsum"), default="original",
                         help="Core ML U-Net attention: diffusers' original, or split_einsum, the Neural Engine's "
                              "(B, C, 1, S) layout with per-head einsums as apple/ml-stable-diffusion's: the same "
-                             "maths, its PSNR beside original's in benchmarks/RESULTS.md (phone-programs); the "
-                             "default stays original until a phone measures the speed-up (default: %(default)s)")
+                             "maths (`python -m benchmarks phone-programs` compares their PSNR); the default stays "
+                             "original until a phone measures the speed-up (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=4, help="denoising steps of the golden try-on (default: %(default)s)")
     parser.set_defaults(handler=_run_export)
 
