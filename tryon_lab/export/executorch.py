@@ -1,10 +1,9 @@
 """The same components as ExecuTorch programs (``.pte``) for the XNNPACK CPU backend, Android and iOS.
 
 ``export_pte`` captures a component with ``torch.export``, optionally quantizes it (int8 weights
-per output channel through the PT2E flow: activations quantized on the fly, XNNPACK's "dynamic"
-scheme, except convolutions, whose int8 activation ranges are calibrated on the example inputs),
-lowers every supported part to XNNPACK and writes the program. ``PteRunner`` runs it with the
-ExecuTorch runtime behind the ``predict`` API.
+per output channel with activations quantized on the fly, XNNPACK's "dynamic" scheme for linear
+and conv layers, through the PT2E flow), lowers every supported part to XNNPACK and writes the
+program. ``PteRunner`` runs it with the ExecuTorch runtime behind the ``predict`` API.
 """
 
 from __future__ import annotations
@@ -18,6 +17,12 @@ import torch
 from tryon_lab.export.contract import Component, ComponentSpec
 
 QUANTIZATIONS = ("none", "int8")
+# Components whose int8 program ExecuTorch 1.5.1's XNNPACK lowering refuses; a bundle ships them fp32.
+# The U-Net: dynamically quantized convs fail with "required rank 4 tensor to use channels_last format"
+# (the channels-last pass walks a dynamic conv input's producers back to a placeholder, through the
+# group norms' (B, C, H*W) reshapes);
+# static int8 convs with dynamic linears fail with "Invalid partition, found dependency cycles".
+INT8_BLOCKED = ("Unet",)
 
 
 def _examples(spec: ComponentSpec, inputs: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
@@ -52,15 +57,9 @@ def _quantize_int8(exported, examples: tuple[torch.Tensor, ...]) -> torch.nn.Mod
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    # Convolutions take static int8 activations: XNNPACK 1.5.1 lowers a dynamically quantized conv
-    # by walking its input's producers back to a placeholder and making every one channels-last,
-    # which fails ("required rank 4 tensor to use channels_last format") on the U-Net, whose convs
-    # are fed through (B, C, H*W) group-norm reshapes.
-    quantizer = (XNNPACKQuantizer()
-                 .set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
-                 .set_module_type(torch.nn.Conv2d, get_symmetric_quantization_config(is_per_channel=True)))
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
     prepared = prepare_pt2e(exported.module(), quantizer)
-    prepared(*examples)  # calibrates the convs' activation ranges (the others' are measured per call)
+    prepared(*examples)  # dynamic activations need no calibration, but observers must see one call
     return convert_pt2e(prepared)
 
 
