@@ -50,7 +50,12 @@ def run(profile_name: str = "quick", split: str = "test") -> list[tuple[str, obj
     from tryon_lab.training.adapters import GarmentAdapters
     from tryon_lab.training.dreambooth import DreamBoothSettings, save_dreambooth, train_dreambooth, world_instances
     from tryon_lab.training.dreambooth.evaluate import (
-        before_after, diversity_ratio, footprint, garment_scores, heldout_cases, prior_diversity,
+        before_after,
+        diversity_ratio,
+        footprint,
+        garment_scores,
+        heldout_cases,
+        prior_diversity,
     )
 
     profile = load_profile(profile_name)

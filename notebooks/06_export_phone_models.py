@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -91,7 +96,7 @@ for name, (path, _) in models.items():
 # %%
 from tryon_lab.export.finale import bundle_tree, contract_table
 
-for name, bundle in bundles.items():
+for bundle in bundles.values():
     print(bundle_tree(bundle))
     print(contract_table(bundle))
     print()
@@ -172,8 +177,6 @@ print(tampered_report.table())
 # listed are not your concern here.
 
 # %%
-import hashlib
-from pathlib import Path
 
 
 def tampered_files(folder: str, files: dict) -> list[str]:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tryon_lab.export.errors import BundleError
-from tryon_lab.export.manifest import ManifestError, Manifest, parse_manifest, read_manifest
+from tryon_lab.export.manifest import Manifest, ManifestError, parse_manifest, read_manifest
 
 
 @pytest.fixture()

@@ -24,7 +24,11 @@ def garment(tiny_pipeline_dir, tmp_path_factory):
     saved as `tryon-lab dreambooth --lora-rank 4` saves it; and the training result."""
     from tryon_lab.data.world import World
     from tryon_lab.training.dreambooth import (
-        DreamBoothSettings, item_from_id, save_dreambooth, train_dreambooth, world_instances,
+        DreamBoothSettings,
+        item_from_id,
+        save_dreambooth,
+        train_dreambooth,
+        world_instances,
     )
 
     settings = DreamBoothSettings(steps=2, batch_size=1, lora_rank=4, lora_alpha=8, lora_targets="all",

@@ -38,12 +38,12 @@ def nonempty(strategy):
 def brute_force_largest_area(mask):
     h, w = mask.shape
     return max(
-        (b - t) * (r - l)
+        (b - t) * (r - c)
         for t in range(h)
         for b in range(t + 1, h + 1)
-        for l in range(w)
-        for r in range(l + 1, w + 1)
-        if mask[t:b, l:r].all()
+        for c in range(w)
+        for r in range(c + 1, w + 1)
+        if mask[t:b, c:r].all()
     )
 
 
@@ -57,14 +57,14 @@ def test_largest_rectangle_is_maximal_and_optimal(mask):
     h, w = mask.shape
     assert 0 <= top < bottom <= h and 0 <= left < right <= w
     assert mask[top:bottom, left:right].all()
-    for t, l, b, r in [
+    for t, c, b, r in [
         (top - 1, left, bottom, right),
         (top, left - 1, bottom, right),
         (top, left, bottom + 1, right),
         (top, left, bottom, right + 1),
     ]:
-        if 0 <= t and 0 <= l and b <= h and r <= w:
-            assert not mask[t:b, l:r].all()
+        if 0 <= t and 0 <= c and b <= h and r <= w:
+            assert not mask[t:b, c:r].all()
     assert (bottom - top) * (right - left) == brute_force_largest_area(mask)
 
 

@@ -10,7 +10,7 @@ from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from PIL import Image
 
 from tryon_lab.errors import MaskError, TryOnInputError
-from tryon_lab.pipelines import TryOnInpaintPipeline, restore
+from tryon_lab.pipelines import restore
 from tryon_lab.pipelines.latents import tensor_to_pil
 
 

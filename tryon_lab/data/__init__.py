@@ -32,8 +32,8 @@ from tryon_lab.data.masks import (
     overlay,
     stroke_mask,
 )
-from tryon_lab.data.viton import VitonFolder
 from tryon_lab.data.splits import SPLITS, item_split, person_split, room_split, split_items, split_sizes
+from tryon_lab.data.viton import VitonFolder
 from tryon_lab.data.world import World, WorldSample
 
 # The datasets import torch, which takes seconds; they load on first use so that image input

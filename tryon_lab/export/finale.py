@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-
 from tryon_lab.errors import ConfigError
 from tryon_lab.export.manifest import MANIFEST, read_manifest
 from tryon_lab.export.verify import component_runners, golden_tryon, make_scheduler, to_image

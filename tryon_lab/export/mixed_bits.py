@@ -25,7 +25,7 @@ import numpy as np
 from tryon_lab.export.compare import signal_psnr
 from tryon_lab.export.errors import ExportInputError
 from tryon_lab.export.mil import MILExecutor
-from tryon_lab.export.palettize import PaletteSettings, palettized_weights
+from tryon_lab.export.palettize import PaletteSettings
 
 MIXED_BITS = (8, 6, 4, 3, 2)  # the widths a layer may get (coremltools palettizes 1, 2, 3, 4, 6 and 8 bits)
 PROBE_BITS = 4  # the width each weight is palettized at to measure its gain

@@ -71,6 +71,6 @@ def measure_step_times(pipes: Mapping[str, Any], image: Any, mask: Any, referenc
         else:
             args = (image, mask, "")
         pipe.set_progress_bar_config(disable=True)
-        results[name] = time_calls(lambda stamp: pipe(*args, callback_on_step_end=stamp, **kwargs),
+        results[name] = time_calls(lambda stamp: pipe(*args, callback_on_step_end=stamp, **kwargs),  # noqa: B023 - called within this iteration
                                    repeats=repeats, clock=clock)
     return results

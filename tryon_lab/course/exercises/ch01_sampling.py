@@ -80,7 +80,7 @@ def exercise_sample_loop(fn, pipe=None) -> bool:
             if any(not torch.equal(a, b) for a, b in zip(given, kept)):
                 fail(SAMPLING, f"on {case.label}, your function changed one of its input tensors in place; "
                                "the loop should build new tensors (torch.cat, scheduler.step's result)")
-            problem = judge_sample_loop(result, expected, lambda: _mistakes(pipe, inputs, case))
+            problem = judge_sample_loop(result, expected, lambda: _mistakes(pipe, inputs, case))  # noqa: B023 - called within this iteration
             if problem:
                 fail(SAMPLING, f"on {case.label}: {problem}")
     finally:

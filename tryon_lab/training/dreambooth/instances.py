@@ -19,7 +19,9 @@ import torch
 from PIL import Image
 
 from tryon_lab.data.attributes import ItemSpec, item_index
-from tryon_lab.data.attributes import item_from_id as item_from_id  # re-exported: recipes, notebooks and tests import it here
+from tryon_lab.data.attributes import (
+    item_from_id as item_from_id,  # re-exported: recipes, notebooks and tests import it here
+)
 from tryon_lab.data.datasets import DreamBoothDataset, image_to_array, mask_to_tensor, square_crop
 from tryon_lab.data.io import load_image, load_mask
 from tryon_lab.data.masks import mask_to_image

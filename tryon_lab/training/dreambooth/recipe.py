@@ -29,7 +29,11 @@ def run_dreambooth(profile, out_dir: str | Path, *, garment: str | None = None, 
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT
     from tryon_lab.training.dreambooth.instances import folder_instances, item_from_id, world_instances
     from tryon_lab.training.dreambooth.train import (
-        DreamBoothSettings, folder_size, run_name, save_dreambooth, train_dreambooth,
+        DreamBoothSettings,
+        folder_size,
+        run_name,
+        save_dreambooth,
+        train_dreambooth,
     )
 
     if (garment is None) == (images is None):

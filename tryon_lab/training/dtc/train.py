@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from tryon_lab.errors import ConfigError
-from tryon_lab.profiles import settings_from_mapping
 from tryon_lab.models.dtc import FILM_MODES, PerceptualNet
+from tryon_lab.profiles import settings_from_mapping
 from tryon_lab.training.dtc.cache import ensure_dtc_cache
 from tryon_lab.training.dtc.objective import DTCObjective
 from tryon_lab.training.dtc.unet_tuning import (
