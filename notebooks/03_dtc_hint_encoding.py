@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -266,10 +271,36 @@ display(Markdown(ablation_table(live, baseline="no-hint baseline")))
 # embeddings; its stand-in here is the reference similarity (cosine of world-encoder embeddings of
 # the try-on and the reference, ×100).
 
-# %%
-from tryon_lab.course.dtc.paper_tables import paper_comparison, paper_table_markdown, read_ablation
+# %% [markdown]
+# **What differs from the paper.** A comparison with the paper means something only with the
+# differences in view. Every one of them, and why, with the recipe's numbers read from the
+# profile's `[dtc]` section:
 
+# %%
+from tryon_lab.course.dtc.paper_tables import (
+    deviations_markdown,
+    paper_comparison,
+    paper_table_markdown,
+    read_ablation,
+    recorded_comparisons,
+)
+from tryon_lab.training.dtc import comparisons_table
+
+display(Markdown(deviations_markdown(profile["dtc"], base.resolution)))
+
+# %% [markdown]
+# **Predict first.** Before you read the table: which variant tells a test item's caption twins apart
+# best (identity accuracy)? Rank the variants the next cell lists, best first, in `my_ranking`, e.g.
+# `["film+perceptual", "add+perceptual", ...]`. The check after the table reads your order against
+# the recorded paired intervals: an order is *confirmed* only when the interval of the difference
+# excludes zero.
+
+# %%
 ablation = read_ablation(dtc_record_folder(used))
+print("variants:", sorted(ablation) if ablation else "none recorded for this model")
+my_ranking: list[str] = []  # YOUR PREDICTION, best first
+
+# %%
 if ablation:
     display(Markdown(ablation_table(ablation)))
     display(Markdown(paper_comparison(ablation)))
@@ -277,6 +308,20 @@ else:
     display(Markdown("This DTC has no scored ablation (the shipped model's `training.json` holds one). "
                      "The paper's numbers:"))
     display(Markdown(paper_table_markdown()))
+
+# %% [markdown]
+# Each variant's score has its 95% bootstrap interval (over the test pairs; the spread over training
+# seeds where two were trained). Two variants differ only where the *paired* interval of their
+# difference, over the same pairs, excludes zero; the recipe's verdicts:
+
+# %%
+comparisons = recorded_comparisons(dtc_record_folder(used))
+display(Markdown(comparisons_table(comparisons)))
+
+# %% tags=["raises-exception"]
+from tryon_lab.course.exercises.ch03 import exercise_ranking
+
+display(Markdown(exercise_ranking(my_ranking, ablation or {}, comparisons)))
 
 # %% [markdown]
 # In the paper (its rows are in the table above), FiLM lowers FID against PBE_best more than

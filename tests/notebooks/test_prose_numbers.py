@@ -42,6 +42,7 @@ ALLOWED = [
     r"\biOS 18\b|\b16 bits",                      # a deployment target; fp16's width
     r"logged every 10 steps",                      # the training loop's logging interval
     r"within 25%",                                # the README table's tolerance
+    r"\b95% (?:bootstrap )?interval",              # every interval's level (metrics.stats.LEVEL)
 ]
 UNITS = r"(?:dB|s|sec|seconds?|min|minutes?|hours?|ms|[kKMG]i?B|kilobytes|megabytes|%|times|×|x)"
 SUSPECT = re.compile(rf"(?<![\w.\-/^])(?:\d+\.\d+|\d[\d,]*(?=\s?{UNITS}\b)|[1-9]\d{{1,}}(?:,\d{{3}})*)(?![\w])")

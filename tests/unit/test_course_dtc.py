@@ -330,3 +330,14 @@ def test_step_times_runs_every_pipeline_on_one_thread_and_restores_threads(base,
     assert set(times) == {"text", "dtc", "dtc" + RECOMPUTE}
     assert all(t["step_s"] > 0 and t["call_s"] > 0 for t in times.values())
     assert torch.get_num_threads() == threads
+
+
+def test_the_deviation_table_names_every_difference_with_the_recipes_numbers():
+    from tryon_lab.course.dtc.paper_tables import DEVIATIONS, deviations_markdown
+    from tryon_lab.profiles import load_profile
+
+    section = load_profile("quick")["dtc"]
+    table = deviations_markdown(section, 128)
+    assert len(table.splitlines()) == 2 + len(DEVIATIONS)
+    assert f"{section['train']['steps']} steps of batch {section['train']['batch_size']}" in table
+    assert f"rank {section['train']['unet_lora_rank']}" in table and "{" not in table

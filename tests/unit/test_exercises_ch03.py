@@ -279,3 +279,36 @@ def test_x0_judge_names_a_per_sample_alpha_broadcast_along_the_width():
     case = next(c for c in x0_cases() if len(c.args[2]) == c.args[0].shape[-1])
     noisy, eps, alpha = (torch.from_numpy(a) for a in case.args)
     assert "spread along the latent's width" in judge_x0(x0_along_width(noisy, eps, alpha), case)
+
+
+ABLATION = {"baseline": {"identity_acc": 0.3}, "add": {"identity_acc": 0.5}, "film": {"identity_acc": 0.52}}
+COMPARISONS = [
+    {"a": "add", "b": "baseline", "metric": "identity_acc", "difference": 0.2, "lo": 0.1, "hi": 0.3},
+    {"a": "film", "b": "add", "metric": "identity_acc", "difference": 0.02, "lo": -0.05, "hi": 0.09},
+    {"a": "film", "b": "baseline", "metric": "attr_acc_all", "difference": 0.1, "lo": 0.05, "hi": 0.15},
+]
+
+
+def test_a_ranking_is_read_against_the_paired_intervals(capsys):
+    from tryon_lab.course.exercises.ch03 import exercise_ranking
+
+    table = exercise_ranking(["baseline", "film", "add"], ABLATION, COMPARISONS)
+    assert "| add above baseline | 0.200 [0.100, 0.300] | confirmed |" not in table
+    assert "| baseline above add | -0.200 [-0.300, -0.100] | reversed |" in table
+    assert "| film above add | 0.020 [-0.050, 0.090] | cannot tell |" in table
+    assert "attr_acc_all" not in table  # another metric's comparison is not this ranking's
+    assert "0 confirmed, 1 reversed, 1 cannot tell" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("prediction, message", [
+    ([], "write your ranking first"),
+    ("film", "write your ranking first"),
+    (["film", "cross-attention"], "cross-attention"),
+    (["film", "film"], "twice"),
+])
+def test_a_ranking_that_is_not_one_is_refused(prediction, message):
+    from tryon_lab.course.exercises.ch03 import exercise_ranking
+    from tryon_lab.course.exercises.core import ExerciseError
+
+    with pytest.raises(ExerciseError, match=message):
+        exercise_ranking(prediction, ABLATION, COMPARISONS)

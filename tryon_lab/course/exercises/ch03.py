@@ -23,12 +23,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from tryon_lab.course.exercises.core import Case, describe, run_exercise
+from tryon_lab.course.exercises.core import Case, describe, fail, passed, run_exercise
 from tryon_lab.course.exercises.tensors import as_torch, max_error, tensor_problem
 
 FILM = "film"
 RECTANGLE = "largest_rectangle"
 X0 = "predicted_x0"
+RANKING = "predicted_ranking"
 _TOLERANCE = 1e-5
 
 
@@ -260,3 +261,40 @@ def _x0_mistakes(noisy: np.ndarray, eps: np.ndarray, alpha: np.ndarray) -> dict[
         mistakes["each sample has its own alpha_bar, but yours is spread along the latent's width; "
                  "give it one value per sample, shape (B, 1, 1, 1)"] = _x0(noisy, eps, along_width)
     return mistakes
+
+
+# --- exercise 4: predict, then check ----------------------------------------------------------------
+
+
+def exercise_ranking(prediction, ablation, comparisons, metric: str = "identity_acc") -> str:
+    """Check a student's ``prediction`` (variant names, best first by ``metric``) against the
+    recorded ``ablation`` ({variant: scores}) and its paired ``comparisons`` (rows with a, b, metric,
+    difference, lo, hi). Returns Markdown: for every pair of predicted variants the recipe compared,
+    whether its paired 95% interval confirms the predicted order, reverses it, or cannot tell.
+    ``ExerciseError`` unless the prediction names recorded variants, each once."""
+    __tracebackhide__ = True
+    names = [n for n, scores in ablation.items() if metric in scores]
+    if not isinstance(prediction, (list, tuple)) or not prediction:
+        fail(RANKING, f"write your ranking first: a list of variant names, best first, from {names}")
+    unknown = [n for n in prediction if n not in names]
+    if unknown:
+        fail(RANKING, f"{describe(unknown)} are not variants with a recorded {metric}; choose from {names}")
+    if len(set(prediction)) != len(prediction):
+        fail(RANKING, "your ranking names a variant twice")
+    rank = {name: i for i, name in enumerate(prediction)}
+    lines = [f"| you said | measured {metric}: A − B [95% interval] | |", "|---|---|---|"]
+    tally = {"confirmed": 0, "reversed": 0, "cannot tell": 0}
+    for row in comparisons:
+        if row["metric"] != metric or row["a"] not in rank or row["b"] not in rank:
+            continue
+        better, worse = (row["a"], row["b"]) if rank[row["a"]] < rank[row["b"]] else (row["b"], row["a"])
+        sign = 1 if better == row["a"] else -1
+        lo, hi = sorted((sign * row["lo"], sign * row["hi"]))
+        outcome = "confirmed" if lo > 0 else "reversed" if hi < 0 else "cannot tell"
+        tally[outcome] += 1
+        lines.append(f"| {better} above {worse} | {sign * row['difference']:.3f} [{lo:.3f}, {hi:.3f}] | {outcome} |")
+    if len(lines) == 2:
+        passed(RANKING, f"the recipe compared none of the pairs you ranked on {metric}")
+        return ""
+    passed(RANKING, ", ".join(f"{count} {outcome}" for outcome, count in tally.items()))
+    return "\n".join(lines)
