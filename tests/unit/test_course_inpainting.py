@@ -237,3 +237,20 @@ def test_paste_back_parts_show_an_exact_outside(tiny_pipeline, photo):
     assert outside_mask_difference(shifted, image, mask) > 0
     with pytest.raises(TryOnInputError, match="output_type"):
         paste_back_parts(image, tiny_pipeline(image, mask, num_inference_steps=1, output_type="np"), mask, 3.0)
+
+
+def test_quality_by_steps_runs_every_sampler_and_lcm_only_with_its_lora(tiny_pipeline_dir, tiny_lcm_pipeline_dir):
+    from tryon_lab.course.inpainting.samplers import quality_by_steps, steps_figure
+    from tryon_lab.data.world import World
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    from tryon_lab.pipelines.samplers import enabled_adapters
+
+    samples = [World(seed=0, resolution=64).sample(i, split="test") for i in range(2)]
+    plain = quality_by_steps(load_inpaint_pipeline(tiny_pipeline_dir), samples, (1, 2))
+    assert [c.name for c in plain] == ["DDIM", "DPM-Solver++"]
+    pipe = load_inpaint_pipeline(tiny_lcm_pipeline_dir)
+    curves = quality_by_steps(pipe, samples, (1, 2))
+    assert [c.name for c in curves][-1] == "LCM" and all(c.steps == [1, 2] and len(c.psnr) == 2 for c in curves)
+    assert all(np.isfinite(c.psnr).all() and min(c.seconds) > 0 for c in curves)
+    assert enabled_adapters(pipe.unet) == [] and type(pipe.scheduler).__name__ == "DDIMScheduler"
+    assert len(steps_figure(curves).axes) == 2

@@ -91,3 +91,57 @@ def sampler_table(runs: Sequence[SamplerRun]) -> str:
 
     rows = [[r.name, r.steps, round(r.seconds, 2), quality(r)] for r in runs]
     return format_table(rows, ["sampler", "steps", "seconds", "PSNR to reference (dB)"])
+
+
+@dataclass
+class StepsCurve:
+    """One sampler's quality against its step count: ``steps``, the mean masked PSNR (dB) of its
+    try-ons against the ground truth at each, and the wall ``seconds`` per try-on."""
+
+    name: str
+    steps: list[int]
+    psnr: list[float]
+    seconds: list[float]
+
+
+def quality_by_steps(pipe: TryOnInpaintPipeline, samples: Sequence[Any], step_counts: Sequence[int], *,
+                     samplers: Sequence[str] = ("ddim", "dpm", "lcm"), seed: int = 0) -> list[StepsCurve]:
+    """Inpaint the same world ``samples`` (shape mask, caption) with each sampler at each of
+    ``step_counts``, with each sampler's own guidance; return one ``StepsCurve`` per sampler. ``lcm``
+    runs when the pipeline's folder holds its LCM LoRA (``tryon-lab distill``) and is left out
+    otherwise. The pipeline samples with DDIM again afterwards."""
+    from tryon_lab.metrics.image import masked_psnr
+    from tryon_lab.pipelines.samplers import load_lcm, use_sampler
+
+    available = [s for s in samplers if s != "lcm" or (pipe.name_or_path and load_lcm(pipe, pipe.name_or_path))]
+    curves = []
+    try:
+        for name in available:
+            chosen = use_sampler(pipe, name)
+            curve = StepsCurve(chosen.label, [], [], [])
+            for n in step_counts:
+                started = time.perf_counter()
+                out = pipe([s.scene for s in samples], [s.shape_mask for s in samples], [s.caption for s in samples],
+                           num_inference_steps=n, guidance_scale=chosen.guidance_scale, seed=seed)
+                curve.seconds.append((time.perf_counter() - started) / len(samples))
+                curve.steps.append(n)
+                curve.psnr.append(float(np.mean([masked_psnr(o, s.target, s.shape_mask)
+                                                 for o, s in zip(out.images, samples)])))
+            curves.append(curve)
+    finally:
+        use_sampler(pipe, "ddim")
+    return curves
+
+
+def steps_figure(curves: Sequence[StepsCurve]) -> NotebookFigure:
+    """Figure: masked PSNR against steps (left) and against seconds per try-on (right), one line per sampler."""
+    figure = NotebookFigure(figsize=(9.0, 3.4))
+    left, right = figure.subplots(1, 2)
+    for curve in curves:
+        left.plot(curve.steps, curve.psnr, marker="o", label=curve.name)
+        right.plot(curve.seconds, curve.psnr, marker="o", label=curve.name)
+    left.set(xscale="log", xlabel="steps", ylabel="masked PSNR to the ground truth (dB)")
+    right.set(xscale="log", xlabel="seconds per try-on", ylabel="masked PSNR (dB)")
+    left.legend()
+    figure.tight_layout()
+    return figure
