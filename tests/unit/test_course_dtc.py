@@ -341,3 +341,4 @@ def test_the_deviation_table_names_every_difference_with_the_recipes_numbers():
     assert len(table.splitlines()) == 2 + len(DEVIATIONS)
     assert f"{section['train']['steps']} steps of batch {section['train']['batch_size']}" in table
     assert f"rank {section['train']['unet_lora_rank']}" in table and "{" not in table
+    assert "{" not in deviations_markdown(load_profile("smoke")["dtc"], 64)  # defaults where the profile is silent

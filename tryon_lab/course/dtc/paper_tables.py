@@ -130,9 +130,11 @@ def deviations_markdown(section, resolution: int) -> str:
     """A Markdown table of every deviation from the paper and why, with the recipe's numbers read
     from a profile's ``[dtc]`` section (``section``: its mapping, ``train`` inside it) and the base
     model's ``resolution``."""
-    train = section["train"]
-    values = {"resolution": resolution, "rank": train.get("unet_lora_rank", "-"), "learning_rate": train["learning_rate"],
-              "steps": train["steps"], "batch_size": train["batch_size"], "sample_steps": section["sample_steps"],
+    from tryon_lab.training.dtc import DTCSettings
+
+    train = DTCSettings.from_mapping(section["train"])  # the recipe's defaults where the profile is silent
+    values = {"resolution": resolution, "rank": train.unet_lora_rank, "learning_rate": train.learning_rate,
+              "steps": train.steps, "batch_size": train.batch_size, "sample_steps": section["sample_steps"],
               "guidance_scale": section["guidance_scale"]}
     lines = ["| | the paper | this course | why |", "|---|---|---|---|"]
     lines += [f"| {aspect} | {paper} | {ours.format(**values)} | {why} |" for aspect, paper, ours, why in DEVIATIONS]
