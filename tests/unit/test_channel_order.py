@@ -86,9 +86,12 @@ def test_upgrade_refuses_a_current_folder_and_changes_nothing(tiny_pipeline_dir,
 
 def test_the_shipped_models_paint_what_they_painted_before_the_upgrade():
     """Try-ons recorded by the code and weights before the upgrade (benchmarks.channel_order)."""
-    from benchmarks.channel_order import differences, tryons_now
+    from benchmarks.channel_order import differences, still_upgraded, tryons_now
 
-    for model, row in differences(tryons_now(count=1)).items():
+    models = tuple(still_upgraded())
+    if not models:
+        pytest.skip("every shipped model was retrained after the upgrade: no recording applies")
+    for model, row in differences(tryons_now(count=1, models=models)).items():
         assert row["max_levels"] <= 1, model  # fp32 summation order inside conv_in, nothing more
         assert row["values_differing"] <= row["values"] // 1000, model
 

@@ -70,13 +70,15 @@ def test_grade_prints_only_its_report_and_names_the_log_when_a_check_fails(expor
 
 
 @pytest.mark.slow
-def test_a_bad_folder_gets_one_error_line_and_verbose_shows_the_chatter(tmp_path):
+def test_a_bad_folder_gets_one_error_line_in_both_modes(tmp_path):
     quiet_run = tryon_lab(tmp_path, "upgrade", str(tmp_path / "missing"))
     assert quiet_run.returncode == 2 and quiet_run.stdout == ""
     assert quiet_run.stderr.startswith("error: not a model folder") and quiet_run.stderr.count("\n") == 1
+    assert (tmp_path / "logs" / "tryon-lab-upgrade.log").exists()
     loud = tryon_lab(tmp_path, "--verbose", "upgrade", str(tmp_path / "missing"))
     assert loud.returncode == 2
-    assert "Failed to load" in loud.stderr and "register_constant" in loud.stderr
+    # What --verbose adds depends on which libraries the command imported before it failed (none
+    # here since the upgrade check reads the folder first); the error line ends it either way.
     assert loud.stderr.rstrip().endswith(quiet_run.stderr.rstrip())
 
 
