@@ -10,6 +10,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
+from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.profiles import load_profile
 from tryon_lab.training.checkpoints import STATE_FILE, checkpoint_dirs, resume_latest, save_checkpoint
 from tryon_lab.training.loop import LoopSettings, learning_rate_factor, run_loop
@@ -225,3 +226,41 @@ def test_milestone_checkpoints_are_kept_and_the_curve_scores_their_ema_weights(t
     assert [(r["step"], r["masked_psnr_db"]) for r in again] == [(r["step"], r["masked_psnr_db"]) for r in rows]
     assert len(read_curve(tmp_path / "run")) == 3
     assert len(curve_figure(rows).axes[0].lines) == 2
+
+
+def test_a_unet_run_starts_from_a_finished_pipeline_and_stops_resumably_at_its_time_budget(tmp_path, tiny_pipeline_dir):
+    from tryon_lab.models.config import load_model_config
+    from tryon_lab.training.checkpoints import checkpoint_dirs
+    from tryon_lab.training.inpaint import InpaintSettings, train_inpainting
+
+    config = load_model_config("tiny")
+    start = load_inpaint_pipeline(tiny_pipeline_dir, device="cpu")
+    budget = InpaintSettings(steps=50, batch_size=2, dataset_size=4, checkpoint_every=100, ema_decay=None,
+                             max_minutes=1e-9)  # spent by the first check (every 10 steps)
+    pipe, result = train_inpainting(config, tmp_path / "run", tiny_pipeline_dir / "vae", budget,
+                                    init_dir=tiny_pipeline_dir)
+    assert result.steps == 10 and [d.name for d in checkpoint_dirs(tmp_path / "run")] == ["step-000010"]
+    assert pipe.tokenizer.get_vocab() == start.tokenizer.get_vocab()
+    # 10 warm-up Adam steps move a weight by at most about 10 x lr x 10/200; new weights differ by ~0.1
+    drift = max(float((value - start.unet.state_dict()[name]).abs().max()) for name, value in pipe.unet.state_dict().items())
+    assert 0 < drift < 1e-3
+    _, rest = train_inpainting(config, tmp_path / "run", tiny_pipeline_dir / "vae",
+                               InpaintSettings(steps=12, batch_size=2, dataset_size=4, checkpoint_every=100,
+                                               ema_decay=None), init_dir=tiny_pipeline_dir)
+    assert (rest.resumed_from, rest.steps) == (10, 12)
+
+
+def test_pretrain_refuses_a_bad_init_or_budget_before_training(tmp_path):
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.training.pretrain import pretrain_component
+
+    profile = load_profile("smoke")
+    vae = tmp_path / "vae"
+    vae.mkdir()
+    (vae / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="--init must name a finished pipeline"):
+        pretrain_component("unet", profile, tmp_path / "out", vae_dir=vae, init_dir=tmp_path / "nothing")
+    with pytest.raises(ConfigError, match="--minutes applies to the U-Net only"):
+        pretrain_component("encoder", profile, tmp_path / "out", minutes=5)
+    assert not (tmp_path / "out").exists()

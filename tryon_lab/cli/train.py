@@ -35,13 +35,18 @@ def add_pretrain(subparsers) -> None:
     parser.add_argument("--run-dir", help="checkpoints and losses.csv (default: runs/<profile>/<component>)")
     parser.add_argument("--vae", help="(unet) folder of the trained VAE")
     parser.add_argument("--judge", help="(unet, or vae with --into) folder of the world encoder, to score the model card")
-    parser.add_argument("--init", metavar="DIR", help="(vae) start from this saved VAE instead of random weights")
+    parser.add_argument("--init", metavar="DIR",
+                        help="(vae) start from this saved VAE; (unet) from this finished pipeline's tokenizer, "
+                             "text encoder and U-Net, instead of new ones")
     parser.add_argument("--phases", nargs="+", metavar="NAME",
                         help="(vae) run only these phases of the recipe: vae, decoder, anneal, polish "
                              "(with --init, continues a finished VAE)")
     parser.add_argument("--into", metavar="PIPELINE",
                         help="(vae) then put the VAE into this finished pipeline and re-score its model card; "
                              "its encoder must be the pipeline's (a decoder-only retraining)")
+    parser.add_argument("--minutes", type=float, metavar="M",
+                        help="(unet) stop after M minutes of training with a checkpoint, then ship what it has "
+                             "(a GPU lease's length); the same command continues the run")
     parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
     parser.set_defaults(handler=run_pretrain)
 
@@ -53,7 +58,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
     out = pretrain_component(args.component, load_profile(args.profile), args.out, args.run_dir, vae_dir=args.vae,
                              judge_dir=args.judge, init_dir=args.init, phases=args.phases, into=args.into,
-                             seed=args.seed)
+                             seed=args.seed, minutes=args.minutes)
     what = "the pipeline with the new vae" if args.into else args.component
     print(f"saved {what} to {out}")
     return 0

@@ -12,6 +12,7 @@ and training converges in fewer steps.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,19 +85,24 @@ class InpaintSettings:
     dataset_size: int = 24000
     checkpoint_every: int = 500
     milestone_every: int | None = None  # keep these checkpoints: ``tryon-lab curve`` scores them
+    max_minutes: float | None = None  # stop early (resumably) after this much training in one process
 
     def loop(self) -> LoopSettings:
         """The generic loop settings of this run."""
         return LoopSettings(steps=self.steps, learning_rate=self.learning_rate, checkpoint_every=self.checkpoint_every,
                             ema_decay=self.ema_decay, warmup_steps=200, weight_decay=1e-2,
-                            milestone_every=self.milestone_every)
+                            milestone_every=self.milestone_every,
+                            max_seconds=None if self.max_minutes is None else 60 * self.max_minutes)
 
 
-def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings: InpaintSettings, seed: int = 0):
+def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings: InpaintSettings, seed: int = 0,
+                     init_dir: str | Path | None = None):
     """Train (or resume) tokenizer, text encoder and U-Net of ``config`` on the world with a trained VAE.
 
-    Work files (tokenizer, latent cache, checkpoints, losses.csv) live in ``run_dir``; returns a
-    ``TryOnInpaintPipeline`` holding the EMA weights (if EMA is on), with a DDIM sampler.
+    With ``init_dir`` (a finished pipeline folder of this config) the run starts from its tokenizer,
+    text encoder and U-Net instead of new ones: more training for a shipped model. Work files
+    (tokenizer, latent cache, checkpoints, losses.csv) live in ``run_dir``; returns
+    (a ``TryOnInpaintPipeline`` holding the EMA weights if EMA is on, with a DDIM sampler, the LoopResult).
     """
     from diffusers import AutoencoderKL
 
@@ -119,17 +125,25 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
     tokenizer_dir, cache_dir = run_dir / "tokenizer", run_dir / "latent-cache"
     with accelerator.main_process_first():
         if accelerator.is_main_process and not (tokenizer_dir / "vocab.json").is_file():
-            captions = (world.sample(i).caption for i in range(settings.dataset_size))
-            train_tokenizer(captions, tokenizer_dir, vocab_size=config.tokenizer["vocab_size"],
-                            max_length=config.tokenizer["max_length"])
+            if init_dir is not None:
+                CLIPTokenizer.from_pretrained(Path(init_dir) / "tokenizer").save_pretrained(tokenizer_dir)
+            else:
+                captions = (world.sample(i).caption for i in range(settings.dataset_size))
+                train_tokenizer(captions, tokenizer_dir, vocab_size=config.tokenizer["vocab_size"],
+                                max_length=config.tokenizer["max_length"])
         if accelerator.is_main_process and not (cache_dir / "latents.safetensors").is_file():
-            build_latent_cache(vae, InpaintDataset(world, split="train", length=settings.dataset_size), cache_dir,
-                               inpaint_rule=COURSE_RULE)
+            # rendering is CPU work: worker processes keep a GPU's encoder fed (on 2 cores they only contend)
+            workers = min(16, (os.cpu_count() or 1) - 1) if accelerator.device.type == "cuda" else 0
+            build_latent_cache(vae.to(accelerator.device), InpaintDataset(world, split="train", length=settings.dataset_size),
+                               cache_dir, inpaint_rule=COURSE_RULE, num_workers=workers)
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
     cache = LatentCache(cache_dir)
 
     torch.manual_seed(seed)
     unet, text_encoder = build_unet(config), build_text_encoder(config, tokenizer)
+    if init_dir is not None:
+        load_weights(unet, Path(init_dir) / "unet")
+        load_weights(text_encoder, Path(init_dir) / "text_encoder")
     noise_scheduler = build_scheduler(config)
     objective = InpaintObjective(unet, text_encoder, tokenizer, noise_scheduler, settings.caption_dropout,
                                 settings.snr_gamma)
@@ -138,6 +152,19 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
     if result.ema is not None:
         result.ema.copy_to(objective.parameters())
     return trained_pipeline(vae, text_encoder, tokenizer, unet, noise_scheduler), result
+
+
+def load_weights(model: torch.nn.Module, folder: Path) -> None:
+    """Copy the weights saved in ``folder`` (a diffusers/transformers model folder) into ``model``,
+    which must have the same architecture (``ConfigError`` naming the folder otherwise)."""
+    from tryon_lab.errors import ConfigError
+
+    saved = type(model).from_pretrained(folder, torch_dtype=torch.float32).state_dict()
+    mine = model.state_dict()
+    if saved.keys() != mine.keys() or any(saved[k].shape != mine[k].shape for k in mine):
+        raise ConfigError(f"{folder} holds another architecture than this model config: start from scratch, "
+                          "or use the config it was trained with")
+    model.load_state_dict(saved)
 
 
 def trained_pipeline(vae, text_encoder, tokenizer, unet, noise_scheduler: DDPMScheduler):

@@ -20,21 +20,23 @@ from tryon_lab.training.common import save_atomically
 
 @torch.no_grad()
 def build_latent_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, *, inpaint_rule: InpaintRule,
-                       batch_size: int = 32) -> Path:
-    """Encode every item of an inpainting dataset (pixel_values, mask, masked_pixel_values, caption);
-    latent masks follow the model's ``inpaint_rule``, masked latents are the posterior's mode.
+                       batch_size: int = 32, num_workers: int = 0) -> Path:
+    """Encode every item of an inpainting dataset (pixel_values, mask, masked_pixel_values, caption)
+    on the VAE's device, ``num_workers`` processes rendering; latent masks follow the model's
+    ``inpaint_rule``, masked latents are the posterior's mode.
 
     Writes ``latents.safetensors`` (latents, masked_latents, masks, labels_*) and ``captions.json``
     to ``out_dir`` atomically; returns ``out_dir``.
     """
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    scale = vae.config.scaling_factor
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    scale, device = vae.config.scaling_factor, vae.device
     parts: dict[str, list[torch.Tensor]] = {"latents": [], "masked_latents": [], "masks": []}
     captions: list[str] = []
     for batch in tqdm(loader, desc="encoding latents"):
-        latents = vae.encode(batch["pixel_values"]).latent_dist.mode() * scale
+        latents = vae.encode(batch["pixel_values"].to(device)).latent_dist.mode().cpu() * scale
         parts["latents"].append(latents)
-        parts["masked_latents"].append(vae.encode(batch["masked_pixel_values"]).latent_dist.mode() * scale)
+        masked = vae.encode(batch["masked_pixel_values"].to(device)).latent_dist.mode().cpu() * scale
+        parts["masked_latents"].append(masked)
         parts["masks"].append(latent_mask(batch["mask"], latents.shape[-1], inpaint_rule))
         for name, labels in batch.get("labels", {}).items():
             parts.setdefault(f"labels_{name}", []).append(labels)

@@ -42,6 +42,9 @@ class LoopSettings:
     warmup_steps: int = 0
     anneal: bool = False  # after warmup, a cosine decay of the learning rate to zero at ``steps``
     milestone_every: int | None = None  # checkpoints at these multiples are kept (learning curves)
+    # Stop (with a checkpoint) once this process has trained this long: a lease on a borrowed GPU
+    # ends at a fixed time. The same command with more time continues the run.
+    max_seconds: float | None = None
 
 
 @dataclass
@@ -109,6 +112,7 @@ def run_loop(
     model.train()
     bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, desc=progress_desc,
                disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+    done = start
     for step in bar:
         batch = next(data)
         with accelerator.accumulate(model):
@@ -126,18 +130,32 @@ def run_loop(
         if accelerator.is_main_process and (done % settings.log_every == 0 or done == settings.steps):
             log.append(done, last)
             bar.set_postfix({k: f"{v:.4f}" for k, v in last.items()})
-        if done % settings.checkpoint_every == 0 or done == settings.steps:
+        out_of_time = done % settings.log_every == 0 and over_budget(accelerator, settings.max_seconds, began)
+        if done % settings.checkpoint_every == 0 or done == settings.steps or out_of_time:
             wall = elapsed_before + time.perf_counter() - began
             save_checkpoint(accelerator, run_dir, done, extra={"wall_seconds": wall}, model=model,
                             milestone_every=settings.milestone_every)
+        if out_of_time:
+            bar.write(f"stopped at step {done} of {settings.steps}: the time budget of {settings.max_seconds:.0f} s is spent")
+            break
+    bar.close()
     model.eval()
     return LoopResult(
-        steps=settings.steps,
+        steps=done,
         resumed_from=start,
         wall_seconds=elapsed_before + time.perf_counter() - began,
         last_losses=last,
         ema=ema,
     )
+
+
+def over_budget(accelerator: Accelerator, max_seconds: float | None, began: float) -> bool:
+    """Whether this run has trained ``max_seconds`` since ``began`` (False without a budget); every
+    process gets the main process's answer, so they all stop at the same step."""
+    if max_seconds is None:
+        return False
+    flag = torch.tensor([float(time.perf_counter() - began >= max_seconds)], device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="max").item())
 
 
 def learning_rate_factor(settings: LoopSettings, step: int) -> float:

@@ -18,12 +18,14 @@ import torch
 
 from tryon_lab.data.attributes import N_MOTIFS
 from tryon_lab.models.config import load_model_config
+from tryon_lab.paths import sha256_file
 from tryon_lab.profiles import Profile
 from tryon_lab.training.common import run_record, save_atomically, write_json
 from tryon_lab.training.model_card import write_model_card
 
 TRAINING_RECORD = "training.json"
 LOGS = "logs"
+UNET_FILE = "unet/diffusion_pytorch_model.safetensors"
 
 
 def copy_logs(target: Path, **runs: str | Path) -> None:
@@ -145,8 +147,11 @@ def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path,
 def pretrain_component(component: str, profile: Profile, out_dir: str | Path, run_dir: str | Path | None = None, *,
                        vae_dir: str | Path | None = None, judge_dir: str | Path | None = None,
                        init_dir: str | Path | None = None, phases: list[str] | None = None,
-                       into: str | Path | None = None, seed: int = 0, log: Callable[[str], None] = print) -> Path:
+                       into: str | Path | None = None, seed: int = 0, minutes: float | None = None,
+                       log: Callable[[str], None] = print) -> Path:
     """Train ``component`` ("vae", "encoder" or "unet") with its recipe into ``out_dir``; return the folder it saved.
+
+    A U-Net may start from the finished pipeline in ``init_dir`` and stop (resumably) after ``minutes``.
 
     ``run_dir`` defaults to ``runs/<profile>/<component>``. A VAE may start from ``init_dir`` and run
     only some ``phases``; with ``into`` it then goes into that finished pipeline (``swap_vae``), whose
@@ -156,6 +161,8 @@ def pretrain_component(component: str, profile: Profile, out_dir: str | Path, ru
     from tryon_lab.errors import ConfigError
 
     run_dir = Path(run_dir or Path("runs") / profile.name / component)
+    if minutes is not None and (component != "unet" or minutes <= 0):
+        raise ConfigError(f"--minutes applies to the U-Net only and must be positive; got {minutes} for {component}")
     if component == "vae":
         if init_dir and not Path(init_dir, "config.json").is_file():
             raise ConfigError(f"--init must name a saved VAE folder (with config.json); got {str(init_dir)!r}")
@@ -173,7 +180,10 @@ def pretrain_component(component: str, profile: Profile, out_dir: str | Path, ru
     if component == "unet":
         if not vae_dir or not Path(vae_dir, "config.json").is_file():
             raise ConfigError(f"--vae must name a trained VAE folder (with config.json); got {vae_dir!r}")
-        return pretrain_unet(profile, run_dir, vae_dir, out_dir, judge_dir=judge_dir, seed=seed)
+        if init_dir and not Path(init_dir, UNET_FILE).is_file():
+            raise ConfigError(f"--init must name a finished pipeline folder (with {UNET_FILE}); got {str(init_dir)!r}")
+        return pretrain_unet(profile, run_dir, vae_dir, out_dir, judge_dir=judge_dir, seed=seed, init_dir=init_dir,
+                             minutes=minutes)
     raise ConfigError(f"unknown component {component!r}: choose vae, encoder or unet")
 
 
@@ -214,8 +224,10 @@ def save_pipeline(model, out_dir: Path, dtype: torch.dtype = torch.float16) -> N
 
 
 def pretrain_unet(profile: Profile, run_dir: str | Path, vae_dir: str | Path, out_dir: str | Path,
-                  judge_dir: str | Path | None = None, seed: int = 0) -> Path:
-    """Train tokenizer, text encoder and U-Net on top of the VAE in ``vae_dir``; ship the pipeline.
+                  judge_dir: str | Path | None = None, seed: int = 0, init_dir: str | Path | None = None,
+                  minutes: float | None = None) -> Path:
+    """Train tokenizer, text encoder and U-Net on top of the VAE in ``vae_dir`` (from the pipeline in
+    ``init_dir`` if given, for at most ``minutes`` if given); ship the pipeline.
 
     Evaluates on held-out samples (masked PSNR; with a judge, attribute accuracy) and writes the
     pipeline folder with MODEL_CARD.md, training.json and samples.png to ``out_dir``.
@@ -224,11 +236,12 @@ def pretrain_unet(profile: Profile, run_dir: str | Path, vae_dir: str | Path, ou
 
     section = profile["pretrain"]
     config = load_model_config(section["model"])
-    settings = InpaintSettings(**section["unet"])
-    pipe, result = train_inpainting(config, run_dir, vae_dir, settings, seed=seed)
+    settings = InpaintSettings(**section["unet"], max_minutes=minutes)
+    pipe, result = train_inpainting(config, run_dir, vae_dir, settings, seed=seed, init_dir=init_dir)
     vae_record = read_record(vae_dir)
     params = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) for name in ("unet", "text_encoder", "vae")}
-    record = run_record({"component": "mini-sd-inpaint", "unet_steps": settings.steps,
+    start = {"init": str(init_dir), "init_unet_sha256": sha256_file(Path(init_dir) / UNET_FILE)} if init_dir else {}
+    record = run_record({"component": "mini-sd-inpaint", "unet_steps": result.steps, **start,
                          "unet_wall_seconds": round(result.wall_seconds, 1),
                          "vae_steps": vae_record.get("settings", {}).get("steps"),
                          "vae_wall_seconds": vae_record.get("wall_seconds"),
@@ -289,6 +302,12 @@ def latent_space_changes(before, after) -> str:
     return f"{len(differ)} of {len(encoding)} encoder weights differ, first {differ[0]}" if differ else ""
 
 
+def continued(record: dict) -> str:
+    """The ``--init``/``--minutes`` options of a U-Net run record ('' for a run from scratch without a budget)."""
+    minutes = record.get("settings", {}).get("max_minutes")
+    return (f" --init {record['init']}" if record.get("init") else "") + (f" --minutes {minutes:g}" if minutes else "")
+
+
 def ship_pipeline(pipe, profile: Profile, out_dir: str | Path, judge_dir: str | Path | None, record: dict,
                   vae_record: dict, logs: dict[str, Path], vae_dir: str | Path, seed: int = 0,
                   save: Callable[..., None] | None = None) -> Path:
@@ -332,7 +351,8 @@ def ship_pipeline(pipe, profile: Profile, out_dir: str | Path, judge_dir: str | 
             run, metrics, recipe,
             [f"tryon-lab pretrain vae --profile {profile.name} --out {vae_dir}",
              f"tryon-lab pretrain encoder --profile {profile.name} --out {judge_dir}",
-             f"tryon-lab pretrain unet --profile {profile.name} --vae {vae_dir} --judge {judge_dir} --out {out_dir}"],
+             f"tryon-lab pretrain unet --profile {profile.name} --vae {vae_dir} --judge {judge_dir} --out {out_dir}"
+             + continued(record)],
             {"held-out samples (25 DDIM steps, guidance 4)": "samples.png"})
 
     return save_atomically(out_dir, write)

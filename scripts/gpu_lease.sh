@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One borrowed-GPU lease, prepared as one script: train the shipped mini-sd-inpaint further with the
+# `full` profile's U-Net recipe (batch 64, Min-SNR, EMA, a 100,000-sample latent cache) for a fixed
+# number of minutes, score it on the test split, and hand back the finished pipeline folder as a tar
+# in parts of 15 MiB (a lease returns files of at most 16 MiB) with its logs.
+#
+#   scripts/gpu_lease.sh MINUTES OUT_DIR
+#
+# Wheels in .whl/ (packages the GPU machine lacks, e.g. diffusers) are installed first when present.
+# Here, afterwards: cat OUT_DIR/mini-sd-inpaint.tar.part-* | tar -x -C runs/gpu
+set -euo pipefail
+minutes=${1:?usage: scripts/gpu_lease.sh MINUTES OUT_DIR}
+out=${2:?usage: scripts/gpu_lease.sh MINUTES OUT_DIR}
+mkdir -p "$out"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 TRYON_LAB_BUILD_DIR=/tmp/tryon-build
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+finish() {
+  cp /tmp/tryon-build/logs/tryon-lab-pretrain.log "$out/third-party.log" 2>/dev/null || true
+  cp /tmp/gpu-run/losses.csv "$out/losses.csv" 2>/dev/null || true
+}
+trap finish EXIT
+python3 -m tryon_lab.cli pretrain unet --profile full --init data/models/mini-sd-inpaint \
+  --vae data/models/mini-sd-inpaint/vae --judge data/models/world-encoder \
+  --run-dir /tmp/gpu-run --out /tmp/mini-sd-inpaint --minutes "$minutes" 2>&1 | tee "$out/train.log"
+tar -C /tmp -cf - mini-sd-inpaint | split -b 15M - "$out/mini-sd-inpaint.tar.part-"
+ls -la "$out"
