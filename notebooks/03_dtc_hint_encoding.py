@@ -22,7 +22,9 @@
 # U-Net and adds two paths for the reference. The reference becomes **tokens** that the U-Net's
 # cross-attention reads instead of a text prompt. The reference is also pasted into the mask to
 # make a pixel **hint**, and a **second encoder**, copied from the U-Net, reads the hint and
-# modulates every skip connection of the main U-Net with **FiLM** (a per-pixel scale and shift).
+# modulates every skip connection of the main U-Net with **FiLM**: a scale and a shift. FiLM
+# (Perez et al. 2018) gives one scale and shift per channel; the paper's, and ours, give one per
+# channel *and pixel*, a spatial modulation closer to SPADE (Park et al. 2019).
 # This notebook builds each piece, looks inside it, and measures what it buys and what it costs.
 #
 # **What you will learn**
