@@ -206,7 +206,7 @@ def save_lcm(pipe, folder: str | Path, extra: Callable[[Path], None] | None = No
 
     def write(tmp: Path) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
-        save_unet_lora(pipe.unet, LCM_ADAPTER, tmp)
+        save_unet_lora(pipe.unet, LCM_ADAPTER, tmp, dtype=torch.float16)  # shipped in fp16, as the pipeline is
         if extra is not None:
             extra(tmp)
 

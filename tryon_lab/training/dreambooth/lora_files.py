@@ -29,15 +29,17 @@ FORMAT1_TOKEN_FILE = "token_embedding.safetensors"
 _COMPONENTS = ("unet", "text_encoder")
 
 
-def save_unet_lora(unet, adapter_name: str, folder: str | Path) -> Path:
+def save_unet_lora(unet, adapter_name: str, folder: str | Path, dtype=None) -> Path:
     """Write ``unet``'s adapter ``adapter_name`` as ``folder/LORA_FILE`` in diffusers' layout (what
-    ``pipe.load_lora_weights(folder)`` reads); returns the file's path."""
+    ``pipe.load_lora_weights(folder)`` reads), its tensors cast to ``dtype`` if given; returns the file's path."""
     from diffusers import StableDiffusionInpaintPipeline
     from peft.utils import get_peft_model_state_dict
 
     # peft's key names, not convert_state_dict_to_diffusers': that renames only the attention
     # projections, and diffusers' loader reads a file mixing both namings in part, silently.
     layers = get_peft_model_state_dict(unet, adapter_name=adapter_name)
+    if dtype is not None:
+        layers = {name: value.to(dtype) for name, value in layers.items()}
     StableDiffusionInpaintPipeline.save_lora_weights(
         folder, unet_lora_layers=layers, weight_name=LORA_FILE,
         unet_lora_adapter_metadata=unet.peft_config[adapter_name].to_dict())
