@@ -101,11 +101,15 @@ def profiles_from_table(table: Mapping[str, Any]) -> dict[str, Profile]:
     return profiles
 
 
+def read_profiles_table() -> dict[str, Any]:
+    """The parsed ``tryon_lab/configs/profiles.toml``: ``[base]`` and each profile's overrides, unresolved."""
+    return tomllib.loads(resources.files("tryon_lab.configs").joinpath("profiles.toml").read_text())
+
+
 def load_profile(name: str) -> Profile:
     """Return the profile called ``name`` (one of smoke, quick, full), resolved from
     ``tryon_lab/configs/profiles.toml``; ``ConfigError`` for an unknown name or a bad override."""
-    text = resources.files("tryon_lab.configs").joinpath("profiles.toml").read_text()
-    profiles = profiles_from_table(tomllib.loads(text))
+    profiles = profiles_from_table(read_profiles_table())
     if name not in profiles:
         raise ConfigError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}")
     return profiles[name]

@@ -1,14 +1,13 @@
 """Run profiles: ``[base]`` is the schema, each profile its overrides; bad keys and values are ConfigErrors."""
 
 import tomllib
-from importlib import resources
 
 import pytest
 
 from tryon_lab.errors import ConfigError
-from tryon_lab.profiles import PROFILE_NAMES, load_profile, profiles_from_table
+from tryon_lab.profiles import PROFILE_NAMES, load_profile, profiles_from_table, read_profiles_table
 
-TABLE = tomllib.loads(resources.files("tryon_lab.configs").joinpath("profiles.toml").read_text())
+TABLE = read_profiles_table()
 
 SMALL = """
 [base.train]
