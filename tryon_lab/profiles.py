@@ -45,7 +45,8 @@ class Profile:
     sections: dict[str, dict[str, Any]]
 
     def __getitem__(self, section: str) -> dict[str, Any]:
-        """Return one chapter's settings, e.g. ``profile["world"]["grid_samples"]``."""
+        """Return one chapter's resolved settings (a ``Section`` when loaded), e.g.
+        ``profile["world"]["grid_samples"]``; ``ConfigError`` naming a missing section."""
         try:
             return self.sections[section]
         except KeyError:
