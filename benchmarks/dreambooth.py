@@ -10,7 +10,7 @@ base given the full caption + 40 points (paired 95% interval over the same cases
 preservation keeps the class prompt's variety (diversity ratio >= 0.80); adapter switch <= 0.2 s.
 
 ``python -m benchmarks dreambooth-val`` runs the same protocol on val garments and val people:
-that is where a recipe is tuned (the profile's ``[quick.dreambooth]`` values), never on test.
+that is where a recipe is tuned (the ``quick`` profile's ``[dreambooth]`` values), never on test.
 """
 
 from __future__ import annotations

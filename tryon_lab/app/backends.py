@@ -21,6 +21,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
+
 Preview = Callable[[], Image.Image]
 StepCallback = Callable[[int, int, Preview], None]
 
@@ -50,7 +52,7 @@ class PyTorchBackend:
     fine-tune, or a local SD-1.5-inpainting folder) with DDIM and classifier-free guidance, or, when
     the pipeline holds its LCM LoRA, with 4 unguided LCM steps on request."""
 
-    def __init__(self, pipe: Any, guidance_scale: float = 4.0) -> None:
+    def __init__(self, pipe: Any, guidance_scale: float = TEXT_GUIDANCE) -> None:
         from tryon_lab.pipelines.samplers import has_lcm
 
         self.pipe = pipe

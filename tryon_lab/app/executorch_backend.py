@@ -25,6 +25,7 @@ from tryon_lab.app.backends import GenerationCancelled, StepCallback
 from tryon_lab.errors import TryOnInputError
 from tryon_lab.export.errors import BundleError
 from tryon_lab.export.manifest import Manifest
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 
 COMPONENTS = ("TextEncoder", "VAEEncoder", "Unet", "VAEDecoder")  # what run_tryon calls
 
@@ -137,7 +138,7 @@ class ExecuTorchBackend:
     """Runs an exported bundle's ``.pte`` programs with the ExecuTorch runtime (the ``TryOnBackend``
     interface: ``generate`` with step previews, ``cancel``), with classifier-free guidance."""
 
-    def __init__(self, model: PhoneModel, guidance_scale: float = 4.0) -> None:
+    def __init__(self, model: PhoneModel, guidance_scale: float = TEXT_GUIDANCE) -> None:
         self.model = model
         self.guidance_scale = guidance_scale
         # a bundle runs the one sampler it was exported for (an LCM bundle's U-Net has the LoRA fused in)

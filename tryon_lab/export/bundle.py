@@ -53,7 +53,7 @@ from tryon_lab.export.manifest import (
 from tryon_lab.export.mixed_bits import MixedBitResult, mixed_bit_palettize
 from tryon_lab.export.palettize import GROUP_SIZE, PaletteSettings, WeightReport, palettize, weight_report
 from tryon_lab.paths import sha256_file, shipped_model
-from tryon_lab.pipelines.samplers import SAMPLERS
+from tryon_lab.pipelines.samplers import LCM_GUIDANCE, SAMPLERS
 
 BITS_CHOICES = ("16", "8", "6", "4", "mixed")
 SAMPLER_CHOICES = ("ddim", "lcm")
@@ -102,7 +102,7 @@ class ExportOptions:
             raise ExportInputError(f"sampler must be one of {', '.join(SAMPLER_CHOICES)}, got {self.sampler!r}")
         if self.guidance_scale is None:
             object.__setattr__(self, "guidance_scale", SAMPLERS[self.sampler].guidance_scale)
-        elif self.sampler == "lcm" and self.guidance_scale != 1.0:
+        elif self.sampler == "lcm" and self.guidance_scale != LCM_GUIDANCE:
             raise ExportInputError("the lcm sampler runs without guidance (the LCM LoRA has it distilled in); "
                                    f"leave guidance_scale unset, got {self.guidance_scale}")
 

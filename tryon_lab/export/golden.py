@@ -22,6 +22,7 @@ from tryon_lab.export.conditioning import TEXT, of_pipeline
 from tryon_lab.export.contract import Component, ComponentSpec, guidance_rows
 from tryon_lab.export.errors import BundleError
 from tryon_lab.export.runner import RecordingRunner, TorchRunner, TryOnInputs, run_tryon
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 
 Arrays = dict[str, np.ndarray]
 
@@ -38,7 +39,7 @@ class Golden:
     components: dict[str, tuple[Arrays, Arrays]]
 
 
-def tryon_inputs(pipe: Any, steps: int = 4, guidance_scale: float = 4.0,
+def tryon_inputs(pipe: Any, steps: int = 4, guidance_scale: float = TEXT_GUIDANCE,
                  seed: int = 0) -> tuple[TryOnInputs, str | None]:
     """Return fixed try-on inputs for ``pipe``'s resolution and conditioning (world sample ``seed``)
     and their prompt (None unless ``pipe`` is text-conditioned)."""
@@ -65,7 +66,7 @@ def random_inputs(spec: ComponentSpec, seed: int = 0) -> Arrays:
                      else rng.standard_normal(t.shape).astype(np.float32)) for t in spec.inputs}
 
 
-def make_golden(pipe: Any, components: Mapping[str, Component], steps: int = 4, guidance_scale: float = 4.0,
+def make_golden(pipe: Any, components: Mapping[str, Component], steps: int = 4, guidance_scale: float = TEXT_GUIDANCE,
                 seed: int = 0) -> Golden:
     """Run the fixed try-on through the PyTorch ``components`` with the pipeline's own sampler and
     record the golden data."""

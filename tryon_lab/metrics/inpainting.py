@@ -18,6 +18,7 @@ from tryon_lab.metrics.image import box_ssim, masked_psnr
 from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.metrics.leftover import leftover_share
 from tryon_lab.metrics.stats import bootstrap
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 
 Method = Callable[[Sequence[WorldSample]], list[Image.Image]]
 
@@ -66,7 +67,7 @@ def score_outputs(samples: Sequence[WorldSample], outputs: Sequence[Image.Image]
     return summarize(per_sample_scores(samples, outputs, judge, world), intervals)
 
 
-def pipeline_method(pipe, steps: int = 25, guidance_scale: float = 4.0, use_text: bool = True, seed: int = 0,
+def pipeline_method(pipe, steps: int = 25, guidance_scale: float = TEXT_GUIDANCE, use_text: bool = True, seed: int = 0,
                     batch_size: int = 8) -> Method:
     """A Method that inpaints each sample's shape mask on its scene, prompted by its caption (or "")."""
 

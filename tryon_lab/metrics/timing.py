@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from tryon_lab.pipelines.samplers import DTC_GUIDANCE
+
 RECOMPUTE = ":recompute"  # a DTC pipeline named "...:recompute" is timed with cache_hint=False
 
 
@@ -53,7 +55,7 @@ def time_calls(call: Callable[[Callable], Any], *, repeats: int = 3,
 
 
 def measure_step_times(pipes: Mapping[str, Any], image: Any, mask: Any, reference: Any, *, steps: int = 10,
-                       repeats: int = 3, guidance_scale: float = 5.0,
+                       repeats: int = 3, guidance_scale: float = DTC_GUIDANCE,
                        clock: Callable[[], float] = time.perf_counter) -> dict[str, dict[str, float]]:
     """Time sampling with each pipeline of ``pipes`` ({name: DTC or text inpainting pipeline}).
 

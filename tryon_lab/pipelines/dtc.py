@@ -51,6 +51,7 @@ from tryon_lab.models.dtc import (
 from tryon_lab.pipelines.base import MaskedInpaintPipelineBase, TryOnPipelineOutput
 from tryon_lab.pipelines.compositing import to_model_square
 from tryon_lab.pipelines.latents import check_inpaint_rule, pil_to_tensor
+from tryon_lab.pipelines.samplers import DTC_GUIDANCE
 
 
 def default_reference_encoder(unet: UNet2DConditionModel, resolution: int) -> ReferenceEncoder:
@@ -150,7 +151,7 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         reference: Any,
         *,
         num_inference_steps: int = 25,
-        guidance_scale: float = 5.0,
+        guidance_scale: float = DTC_GUIDANCE,
         generator: torch.Generator | None = None,
         seed: int | None = None,
         output_type: str = "pil",

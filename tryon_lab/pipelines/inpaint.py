@@ -26,6 +26,7 @@ from tryon_lab.errors import TryOnInputError
 from tryon_lab.pipelines.base import MaskedInpaintPipelineBase, TryOnPipelineOutput
 from tryon_lab.pipelines.compositing import to_model_square
 from tryon_lab.pipelines.latents import check_inpaint_rule
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 
 __all__ = ["TryOnInpaintPipeline", "TryOnPipelineOutput"]
 
@@ -71,7 +72,7 @@ class TryOnInpaintPipeline(MaskedInpaintPipelineBase):
         prompt_embeds: torch.Tensor | None = None,
         negative_prompt_embeds: torch.Tensor | None = None,
         num_inference_steps: int = 25,
-        guidance_scale: float = 4.0,
+        guidance_scale: float = TEXT_GUIDANCE,
         generator: torch.Generator | None = None,
         seed: int | None = None,
         output_type: str = "pil",

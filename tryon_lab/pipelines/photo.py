@@ -15,11 +15,9 @@ from tryon_lab.data.io import load_image, load_mask
 from tryon_lab.errors import ConfigError
 from tryon_lab.paths import shipped_model
 from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_dtc_pipeline, load_inpaint_pipeline
-from tryon_lab.pipelines.samplers import check_sampler, load_lcm, use_sampler
+from tryon_lab.pipelines.samplers import DTC_GUIDANCE, LCM_GUIDANCE, TEXT_GUIDANCE, check_sampler, load_lcm, use_sampler
 
 AUTO_MASK = "auto"
-TEXT_GUIDANCE = 4.0
-REFERENCE_GUIDANCE = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ def tryon_photo(person: str | Path, mask: str | Path, *, prompt: str | None = No
     steps = chosen.steps if steps is None else steps
     if sampler == "lcm" and reference is not None:
         raise ConfigError("the lcm sampler needs a text model's LCM LoRA; a reference try-on (DTC) samples with ddim")
-    if sampler == "lcm" and guidance not in (None, 1.0):
+    if sampler == "lcm" and guidance not in (None, LCM_GUIDANCE):
         raise ConfigError(f"the lcm sampler runs without guidance (it is distilled in); drop --guidance {guidance}")
     photo = load_image(person)
     if mask == AUTO_MASK:
@@ -67,7 +65,7 @@ def tryon_photo(person: str | Path, mask: str | Path, *, prompt: str | None = No
         raise ConfigError(f"--steps must be at least 1, got {steps}")
     if reference is not None:
         condition = load_image(reference, min_side=1)
-        pipe, default_guidance = load_dtc_pipeline(model), REFERENCE_GUIDANCE
+        pipe, default_guidance = load_dtc_pipeline(model), DTC_GUIDANCE
     else:
         condition = prompt
         pipe, default_guidance = load_inpaint_pipeline(model), TEXT_GUIDANCE

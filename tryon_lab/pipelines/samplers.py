@@ -18,6 +18,11 @@ from tryon_lab.errors import ConfigError, TryOnInputError
 LCM_ADAPTER = "lcm"
 LCM_FOLDER = "lcm"  # a pipeline folder's LCM LoRA: <pipeline>/lcm/pytorch_lora_weights.safetensors
 LCM_FILE = "pytorch_lora_weights.safetensors"
+# default classifier-free guidance scales: a text try-on, a reference (Diffuse to Choose) try-on, and an
+# LCM-LoRA try-on, which runs unguided (1.0: the guidance is distilled into the adapter)
+TEXT_GUIDANCE = 4.0
+DTC_GUIDANCE = 5.0
+LCM_GUIDANCE = 1.0
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,10 @@ class Sampler:
 
 
 SAMPLERS = {
-    "ddim": Sampler("ddim", 25, 4.0, "DDIM, deterministic (the models' reference sampler)", "DDIM"),
-    "dpm": Sampler("dpm", 20, 4.0, "DPM-Solver++ (2nd order multistep)", "DPM-Solver++"),
-    "euler": Sampler("euler", 25, 4.0, "Euler (discrete)", "Euler"),
-    "lcm": Sampler("lcm", 4, 1.0, "latent consistency (needs the model's LCM LoRA; guidance distilled in)",
+    "ddim": Sampler("ddim", 25, TEXT_GUIDANCE, "DDIM, deterministic (the models' reference sampler)", "DDIM"),
+    "dpm": Sampler("dpm", 20, TEXT_GUIDANCE, "DPM-Solver++ (2nd order multistep)", "DPM-Solver++"),
+    "euler": Sampler("euler", 25, TEXT_GUIDANCE, "Euler (discrete)", "Euler"),
+    "lcm": Sampler("lcm", 4, LCM_GUIDANCE, "latent consistency (needs the model's LCM LoRA; guidance distilled in)",
                    "LCM"),
 }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 from tryon_lab.training.checkpoints import checkpoint_dirs, checkpoint_step
 
 CURVE_FILE = "curve.csv"
@@ -64,7 +65,7 @@ def read_curve(run_dir: str | Path) -> list[dict[str, float]]:
 
 
 def learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: str | Path, config, samples: int = 64,
-                   steps: int = 25, guidance_scale: float = 4.0, seed: int = 0) -> list[dict[str, float]]:
+                   steps: int = 25, guidance_scale: float = TEXT_GUIDANCE, seed: int = 0) -> list[dict[str, float]]:
     """Score every kept checkpoint of the U-Net run in ``run_dir`` not yet in its curve on the first
     ``samples`` val samples (all-attribute accuracy and leftover with 95% intervals, masked PSNR);
     append them to ``curve.csv`` and return the whole curve."""

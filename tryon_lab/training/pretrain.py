@@ -19,6 +19,7 @@ import torch
 from tryon_lab.data.attributes import N_MOTIFS
 from tryon_lab.models.config import load_model_config
 from tryon_lab.paths import sha256_file
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 from tryon_lab.profiles import Profile
 from tryon_lab.training.common import run_record, save_atomically, write_json
 from tryon_lab.training.model_card import write_model_card
@@ -202,7 +203,7 @@ def identity_ceiling(encoder, world, samples: int):
     return bootstrap(np.mean, np.concatenate(hits).astype(float))
 
 
-def sample_rows(pipe, samples, steps: int = 25, guidance_scale: float = 4.0, seed: int = 0) -> list[list]:
+def sample_rows(pipe, samples, steps: int = 25, guidance_scale: float = TEXT_GUIDANCE, seed: int = 0) -> list[list]:
     """Rows of (scene, mask overlay, try-on, ground truth) for held-out samples, for grids and cards."""
     from tryon_lab.data.masks import overlay
 

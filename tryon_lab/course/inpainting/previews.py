@@ -13,6 +13,7 @@ from tryon_lab.course.inpainting.noise import noise_schedule
 from tryon_lab.errors import ConfigError, TryOnInputError
 from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline, TryOnPipelineOutput
 from tryon_lab.pipelines.latents import tensor_to_pil
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 from tryon_lab.plotting import NotebookFigure, image_grid
 
 
@@ -66,7 +67,7 @@ def predicted_x0(x_t: torch.Tensor, model_output: torch.Tensor, alpha_cumprod: f
 
 
 def denoising_previews(pipe: TryOnInpaintPipeline, image: Any, mask: Any, prompt: str = "", *,
-                       steps: int = 25, every: int = 5, seed: int = 0, guidance_scale: float = 4.0,
+                       steps: int = 25, every: int = 5, seed: int = 0, guidance_scale: float = TEXT_GUIDANCE,
                        **call_kwargs) -> DenoisingPreviews:
     """Run ``pipe(image, mask, prompt, ...)`` once and record previews every ``every`` steps (and
     at the last step) through ``callback_on_step_end``.

@@ -13,7 +13,7 @@ from PIL import Image
 
 from tryon_lab.metrics.image import psnr
 from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
-from tryon_lab.pipelines.samplers import SAMPLERS, make_scheduler
+from tryon_lab.pipelines.samplers import SAMPLERS, TEXT_GUIDANCE, make_scheduler
 from tryon_lab.plotting import NotebookFigure, image_grid
 from tryon_lab.tables import format_table
 
@@ -35,7 +35,7 @@ class SamplerRun:
 
 def compare_schedulers(pipe: TryOnInpaintPipeline, image: Any, mask: Any, prompt: str = "", *,
                        samplers: Sequence[str] = COMPARED, steps: int = 20, seed: int = 0,
-                       guidance_scale: float = 4.0, reference_steps: int | None = None) -> list[SamplerRun]:
+                       guidance_scale: float = TEXT_GUIDANCE, reference_steps: int | None = None) -> list[SamplerRun]:
     """Run the same try-on (same seed, same steps) with each sampler named in ``samplers`` (names of
     ``pipelines.samplers.SAMPLERS``); return one ``SamplerRun`` each.
 

@@ -30,6 +30,7 @@ from tryon_lab.data.masks import add_stroke, bounding_box, dilate
 from tryon_lab.data.world import World, WorldSample
 from tryon_lab.errors import ConfigError
 from tryon_lab.metrics.inpainting import per_sample_scores, summarize
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 
 EVAL_MASK_KINDS = ("shape", "box", "brush")
 
@@ -87,7 +88,7 @@ def heldout_cases(world: World, item: ItemSpec, n_people: int = 6, mask_kinds: S
     return cases
 
 
-def generate(pipe, cases: Sequence[HeldOutCase], prompt: str | None, steps: int = 25, guidance_scale: float = 4.0,
+def generate(pipe, cases: Sequence[HeldOutCase], prompt: str | None, steps: int = 25, guidance_scale: float = TEXT_GUIDANCE,
              seed: int = 0, batch_size: int = 8) -> list[Image.Image]:
     """Inpaint every case's mask on its scene with ``prompt`` (None: each sample's own caption)."""
     outputs: list[Image.Image] = []
@@ -100,7 +101,7 @@ def generate(pipe, cases: Sequence[HeldOutCase], prompt: str | None, steps: int 
 
 
 def garment_scores(pipe, cases: Sequence[HeldOutCase], prompt: str | None, judge=None, steps: int = 25,
-                   guidance_scale: float = 4.0, seed: int = 0, world: World | None = None) -> Scored:
+                   guidance_scale: float = TEXT_GUIDANCE, seed: int = 0, world: World | None = None) -> Scored:
     """Generate and score: {mask kind: score_outputs(...)} plus "all" over every case; with a judge
     and the cases' ``world``, identity accuracy too. ``Scored.per_sample`` keeps "all"'s per-case
     values for paired comparisons."""
@@ -116,7 +117,7 @@ def garment_scores(pipe, cases: Sequence[HeldOutCase], prompt: str | None, judge
 
 
 def before_after(base, tuned, cases: Sequence[HeldOutCase], instance_prompt: str, class_prompt: str, judge=None,
-                 steps: int = 25, guidance_scale: float = 4.0, seed: int = 0,
+                 steps: int = 25, guidance_scale: float = TEXT_GUIDANCE, seed: int = 0,
                  tuned_name: str = "fine-tuned, identifier", world: World | None = None) -> dict[str, Scored]:
     """Score the base model (class prompt; full caption) and the fine-tuned one (identifier prompt,
     listed as ``tuned_name``) on the same cases and noise. ``base`` and ``tuned`` are pipelines
@@ -137,7 +138,7 @@ def _entropy_bits(labels: np.ndarray, classes: int) -> float:
 
 @torch.no_grad()
 def prior_diversity(pipe, world: World, item: ItemSpec, class_prompt: str, judge, n: int = 12, steps: int = 25,
-                    guidance_scale: float = 4.0, seed: int = 0) -> Scored:
+                    guidance_scale: float = TEXT_GUIDANCE, seed: int = 0) -> Scored:
     """Paint the class prompt on ``n`` held-out people (masks of ``item``'s category) and measure
     how varied the results are: mean pairwise cosine distance of world-encoder embeddings of the
     item crops, and the entropy (bits) of the predicted colours and patterns."""
@@ -208,7 +209,7 @@ def denoising_loss(pipe, dataset, seed: int = 0, repeats: int = 4, outside_weigh
         torch.random.set_rng_state(state)
 
 
-def garment_gallery(adapters, cases: Sequence[HeldOutCase], steps: int = 25, guidance_scale: float = 4.0,
+def garment_gallery(adapters, cases: Sequence[HeldOutCase], steps: int = 25, guidance_scale: float = TEXT_GUIDANCE,
                     seed: int = 0) -> dict[str, list[Image.Image]]:
     """Takes a ``GarmentAdapters`` and cases; returns {garment name: images}: each loaded garment,
     switched on in turn, painted with its identifier prompt on the same cases and noise. The

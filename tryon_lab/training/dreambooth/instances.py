@@ -28,6 +28,7 @@ from tryon_lab.data.masks import mask_to_image
 from tryon_lab.data.world import SPLIT_CODES, World, WorldSample, caption_for
 from tryon_lab.errors import ConfigError
 from tryon_lab.pipelines.compositing import to_model_square
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 from tryon_lab.training.common import save_atomically, write_json
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -178,7 +179,7 @@ CLASS_MANIFEST = "manifest.json"
 
 
 def class_images(pipe, instances: InstanceSet, n: int, out_dir: str | Path, steps: int = 25,
-                 guidance_scale: float = 4.0, seed: int = 0, batch_size: int = 8) -> PairDataset:
+                 guidance_scale: float = TEXT_GUIDANCE, seed: int = 0, batch_size: int = 8) -> PairDataset:
     """Paint ``n`` class-prompt images with the base ``pipe`` on the instance set's scenes (cycled).
 
     Cached in ``out_dir`` (PNG image + mask per sample, manifest.json); a cache made with other

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from tryon_lab.errors import ConfigError
+from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 from tryon_lab.training.dreambooth.instances import InstanceSet, class_images
 from tryon_lab.training.dreambooth.lora_files import save_lora_garment
 from tryon_lab.training.dreambooth.objective import DreamBoothObjective
@@ -60,7 +61,7 @@ class DreamBoothSettings:
     outside_weight: float = 0.1
     num_class_images: int = 16
     class_steps: int = 25
-    class_guidance: float = 4.0
+    class_guidance: float = TEXT_GUIDANCE
     n_people: int = 5
     mask_kinds: tuple[str, ...] = ("shape", "box")
     checkpoint_every: int = 100

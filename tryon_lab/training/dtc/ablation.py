@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tryon_lab.errors import ConfigError
+from tryon_lab.pipelines.samplers import DTC_GUIDANCE
 from tryon_lab.training.dtc.evaluation import (
     METRICS,
     compare_variants,
@@ -48,7 +49,7 @@ class AblationSettings:
     eval_samples: int = 64
     val_samples: int = 32
     sample_steps: int = 25
-    guidance_scale: float = 5.0
+    guidance_scale: float = DTC_GUIDANCE
     world_seed: int = 0
     bootstrap_resamples: int = 1000
     parsed: dict[str, Variant] = field(init=False, repr=False, compare=False)

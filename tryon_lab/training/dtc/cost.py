@@ -10,10 +10,11 @@ import time
 
 from tryon_lab.data.world import World
 from tryon_lab.metrics.timing import measure_step_times, single_thread
+from tryon_lab.pipelines.samplers import DTC_GUIDANCE
 
 
 def hint_step_seconds(base, *, fusion: str = "film", steps: int = 4, repeats: int = 2,
-                      guidance_scale: float = 5.0) -> dict[str, float]:
+                      guidance_scale: float = DTC_GUIDANCE) -> dict[str, float]:
     """Median CPU seconds per sampling step (one torch thread, so other load on the machine does not
     count) of a fresh DTC on the text inpainting pipeline ``base``, without and with the hint
     timestep: ``{"<fusion>": s, "<fusion>+t": s}``."""

@@ -27,6 +27,7 @@ from tryon_lab.metrics.stats import (
     paired_difference,
     verdict,
 )
+from tryon_lab.pipelines.samplers import DTC_GUIDANCE
 
 FEATURES = "features"  # the judge's features of the generated item crops (n, d), stored beside the scores
 # metric -> (title, lower is better)
@@ -43,7 +44,7 @@ SET_METRICS: dict[str, Callable] = {"kid_world": kid, "fid_world": fid}
 COMPARED = ("identity_acc", "attr_acc_all", "ref_similarity", "kid_world", "masked_psnr_db")
 
 
-def dtc_method(pipe, steps: int = 25, guidance_scale: float = 5.0, seed: int = 0, batch_size: int = 8):
+def dtc_method(pipe, steps: int = 25, guidance_scale: float = DTC_GUIDANCE, seed: int = 0, batch_size: int = 8):
     """A ``metrics.inpainting`` Method: each sample's shape mask on its scene, with its reference."""
 
     def run(samples: Sequence) -> list:
