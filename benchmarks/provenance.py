@@ -50,8 +50,16 @@ def git_commit() -> str:
 
 
 def model_hashes(models: Sequence[str]) -> dict[str, str]:
-    """{model: first ``HASH_CHARS`` hex of the folder SHA-256} for shipped models."""
-    return {name: sha256_folder(shipped_model(name))[:HASH_CHARS] for name in models}
+    """{model: first ``HASH_CHARS`` hex of the folder SHA-256} for shipped models. A sub-folder with
+    its own model card (``mini-sd-inpaint/lcm``) is a model of its own: left out of its parent's hash,
+    so adding one does not make the parent's sections stale; a section that uses it names it."""
+    return {name: sha256_folder(shipped_model(name), skip=nested_models(shipped_model(name)))[:HASH_CHARS]
+            for name in models}
+
+
+def nested_models(folder: Path) -> tuple[str, ...]:
+    """Names of ``folder``'s sub-folders that hold a MODEL_CARD.md of their own."""
+    return tuple(sorted(child.name for child in folder.iterdir() if (child / "MODEL_CARD.md").is_file()))
 
 
 def record_line(models: Sequence[str]) -> str:

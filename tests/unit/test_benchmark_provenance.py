@@ -109,3 +109,17 @@ def test_a_course_run_is_recorded_and_read_back(tmp_path):
     assert recorded("course-quick", "total", path) == 426.2
     assert course_times("04", path=path) == {"smoke": None, "quick": 412.0, "full": None}
     assert "`quick` 6 min 52 s" in times_note("04", path) and "`smoke` not recorded yet" in times_note("04", path)
+
+
+def test_a_nested_model_is_left_out_of_its_parents_hash(tmp_path):
+    from benchmarks.provenance import nested_models
+
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "w.bin").write_bytes(b"weights")
+    parent = sha256_folder(tmp_path, skip=nested_models(tmp_path))
+    (tmp_path / "lcm").mkdir()
+    (tmp_path / "lcm" / "MODEL_CARD.md").write_text("# an adapter")
+    (tmp_path / "lcm" / "lora.bin").write_bytes(b"adapter")
+    assert nested_models(tmp_path) == ("lcm",)
+    assert sha256_folder(tmp_path, skip=nested_models(tmp_path)) == parent
+    assert sha256_folder(tmp_path) != parent
