@@ -53,8 +53,8 @@ def model_hashes(models: Sequence[str]) -> dict[str, str]:
     """{model: first ``HASH_CHARS`` hex of the folder SHA-256} for shipped models. A sub-folder with
     its own model card (``mini-sd-inpaint/lcm``) is a model of its own: left out of its parent's hash,
     so adding one does not make the parent's sections stale; a section that uses it names it."""
-    return {name: sha256_folder(shipped_model(name), skip=nested_models(shipped_model(name)))[:HASH_CHARS]
-            for name in models}
+    folders = {name: shipped_model(name) for name in models}
+    return {name: sha256_folder(folder, skip=nested_models(folder))[:HASH_CHARS] for name, folder in folders.items()}
 
 
 def nested_models(folder: Path) -> tuple[str, ...]:

@@ -42,6 +42,13 @@ def shipped_model(name: str) -> Path:
     return path
 
 
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it (what records and cards print,
+    so they read the same on every machine), else as given."""
+    resolved = Path(path).resolve()
+    return resolved.relative_to(REPO_ROOT).as_posix() if resolved.is_relative_to(REPO_ROOT) else str(path)
+
+
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()

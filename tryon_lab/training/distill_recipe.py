@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tryon_lab.errors import ConfigError
+from tryon_lab.paths import display_path
 from tryon_lab.pipelines.samplers import LCM_FOLDER, SAMPLERS
 from tryon_lab.profiles import Profile, settings_from_mapping
 from tryon_lab.training.common import run_record, write_json
@@ -94,7 +95,7 @@ def distill_pipeline(profile: Profile, pipeline_dir: str | Path, run_dir: str | 
     pipe, result = distill_lcm(pipe, run_dir, settings, seed)
     world = World(seed, pipe.resolution)
     metrics = compare_samplers(pipe, [world.sample(i, split="val") for i in range(eval_samples)], judge, world)
-    record = run_record({"component": "lcm-lora", "base": str(pipeline_dir), "base_unet_sha256": base_sha,
+    record = run_record({"component": "lcm-lora", "base": display_path(pipeline_dir), "base_unet_sha256": base_sha,
                          "steps": settings.steps, "wall_seconds": round(result.wall_seconds, 1)})
 
     def extra(folder: Path) -> None:
@@ -109,6 +110,6 @@ def distill_pipeline(profile: Profile, pipeline_dir: str | Path, run_dir: str | 
             "(items, people and rooms of the val split), 95% bootstrap intervals; the test-split comparison is "
             "in benchmarks/RESULTS.md.",
             record, metrics, {**settings.__dict__, "eval_samples": eval_samples},
-            [f"tryon-lab distill --profile {profile.name} --base {pipeline_dir} --judge {judge_dir}"])
+            [f"tryon-lab distill --profile {profile.name} --base {display_path(pipeline_dir)} --judge {display_path(judge_dir)}"])
 
     return save_lcm(pipe, pipeline_dir, extra)

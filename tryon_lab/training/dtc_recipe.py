@@ -61,12 +61,12 @@ def recipe_plan(profile: Profile, variants: Sequence[str] | None = None, seed: i
     section = profile["dtc"]
     names = tuple(variants or section["variants"])
     ablation = AblationSettings(
-        train=DTCSettings.from_mapping(section["train"]), variants=names, seeds=tuple(section.get("seeds", (0,))),
-        seed_variants=tuple(v for v in section.get("seed_variants", ()) if v in names),
-        eval_samples=section["eval_samples"], val_samples=section.get("val_samples", section["eval_samples"]),
+        train=DTCSettings.from_mapping(section["train"]), variants=names, seeds=tuple(section["seeds"]),
+        seed_variants=tuple(v for v in section["seed_variants"] if v in names),
+        eval_samples=section["eval_samples"], val_samples=section["val_samples"],
         sample_steps=section["sample_steps"], guidance_scale=section["guidance_scale"], world_seed=seed,
-        bootstrap_resamples=section.get("bootstrap_resamples", 1000))
-    ship, metric = section["ship"], section.get("select_metric", "identity_acc")
+        bootstrap_resamples=section["bootstrap_resamples"])
+    ship, metric = section["ship"], section["select_metric"]
     if ship != AUTO and ship not in names:
         raise ConfigError(f"the variants {list(names)} leave out {ship!r}, the variant this recipe ships")
     if metric not in METRICS:
