@@ -133,3 +133,16 @@ def test_a_coreml_entry_without_attention_reads_as_original_and_split_einsum_rou
     assert CoreMLEntry.from_json(raw, "coreml").attention == "original"
     with pytest.raises(Invalid, match="attention"):
         CoreMLEntry.from_json({**raw, "attention": "flash"}, "coreml")
+
+
+def test_every_precision_the_converter_keeps_is_one_a_manifest_accepts():
+    """The converter may keep fp16 with fp32 variance (the shipped VAE decoder needs it: its GroupNorm
+    variance overflows fp16); its bundle's manifest must read back."""
+    from tryon_lab.export.coreml import PRECISIONS
+    from tryon_lab.export.manifest import Bits, Compression, CoreMLEntry, Package
+
+    package = Package("VAEDecoder", "coreml/VAEDecoder.mlpackage", (), (), Bits(16.0, {16: 10}, 10, 20), 20)
+    for precision in PRECISIONS:
+        entry = CoreMLEntry(precision, "iOS18", 60.0, 60.0, Compression("none"), package.bits, 20, (package,), None,
+                            "original")
+        assert CoreMLEntry.from_json(entry.to_json(), "coreml") == entry

@@ -59,6 +59,19 @@ def test_worker_processes_give_the_same_palettes(conversions):
         palettize(model, 6, workers=0)
 
 
+def test_a_collected_pass_object_leaves_the_kmeans_pool_running():
+    """coremltools' pass objects close the shared pool when garbage-collected, possibly during a
+    later call (notebook 04's sweep failed with "Pool not running"): the pool outlives that."""
+    from coremltools.optimize.coreml._quantization_passes import palettize_weights
+
+    from tryon_lab.export.palettize import _kmeans_pool
+
+    with _kmeans_pool(2):
+        palettize_weights._compress_pool.close()  # what a pass object's __del__ does
+        assert palettize_weights._compress_pool.starmap(max, [(1, 2), (4, 3)]) == [2, 4]
+    assert palettize_weights._compress_pool is None
+
+
 def test_bad_bits_are_refused(conversions):
     with pytest.raises(ExportInputError, match="bits"):
         palettize(conversions["VAEDecoder"].model, 5)

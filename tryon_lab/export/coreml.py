@@ -24,10 +24,10 @@ import torch
 from tryon_lab.export.compare import CONVERSION_MIN_PSNR, signal_psnr
 from tryon_lab.export.contract import Component
 from tryon_lab.export.errors import ExportInputError
+from tryon_lab.export.manifest_entries import PRECISIONS  # tried in this order
 from tryon_lab.export.mil import drop_program
 
 DEPLOYMENT_TARGET = "iOS18"
-PRECISIONS = ("float16", "float16+fp32-variance", "float32")  # tried in this order
 VARIANCE_CHAIN = ("square", "reduce_mean", "add", "sqrt")  # a normalisation's variance, as lowered
 
 

@@ -26,7 +26,9 @@ from tryon_lab.export.manifest_fields import (
 )
 
 TARGETS = ("coreml", "executorch")
-PRECISIONS = ("float16", "float32")
+# Core ML compute precisions, in the order the converter tries them: fp16, fp16 with the variance of
+# GroupNorm / LayerNorm kept in fp32 (where fp16 overflows), fp32
+PRECISIONS = ("float16", "float16+fp32-variance", "float32")
 QUANTIZATIONS = ("none", "int8")
 GRANULARITIES = ("per_tensor", "per_grouped_channel")
 

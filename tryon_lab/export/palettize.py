@@ -120,13 +120,28 @@ def _kmeans_pool(workers: int) -> Iterator[None]:
     from coremltools.optimize.coreml._quantization_passes import palettize_weights
 
     pool = multiprocessing.get_context("spawn").Pool(workers)
-    palettize_weights._compress_pool = pool  # coremltools makes its own only when this is None
+    palettize_weights._compress_pool = _KeptOpen(pool)  # coremltools makes its own only when this is None
     try:
         yield
     finally:
         palettize_weights._compress_pool = None
         pool.terminate()
         pool.join()
+
+
+class _KeptOpen:
+    """The pool as coremltools uses it (``starmap``), except that ``close`` does nothing: every
+    palettize pass object closes the shared pool when it is garbage-collected (its ``__del__``),
+    which can happen in the middle of a later call ("Pool not running"). ``_kmeans_pool`` ends it."""
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    def starmap(self, *args, **kwargs):
+        return self.pool.starmap(*args, **kwargs)
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
