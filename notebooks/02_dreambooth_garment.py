@@ -25,6 +25,7 @@
 # - the DreamBooth loss (masked noise prediction on instance and class images), watched as it trains;
 # - before and after on *held-out* people, with the masks it trained on and a brush mask it never saw;
 # - full fine-tuning against LoRA: quality, trainable parameters, speed and size on disk;
+# - identity beyond words: DreamBooth against Diffuse to Choose (the next notebook) on the same people;
 # - whether the class word survived (prior preservation), measured as the variety of what it paints;
 # - many garments on one base model: LoRA adapters switched in milliseconds.
 #
@@ -211,7 +212,7 @@ from tryon_lab.training.dreambooth.evaluate import before_after, garment_scores,
 from tryon_lab.training.dreambooth.figures import comparison_grid, scores_table
 
 cases = heldout_cases(world, garment, db["eval_people"], db["eval_masks"])
-scoring = dict(judge=judge, steps=db["eval_steps"])
+scoring = dict(judge=judge, steps=db["eval_steps"], world=world)
 results = before_after(base, full.pipe, cases, instances.instance_prompt, instances.class_prompt, **scoring,
                        tuned_name="full fine-tune")
 results[f"LoRA r{lora_settings.lora_rank}"] = garment_scores(lora.pipe, cases, instances.instance_prompt, **scoring)
@@ -226,6 +227,40 @@ comparison_grid(cases, results, rows=min(len(cases), 6))
 
 # %%
 print(scores_table(results))
+
+# %% [markdown]
+# ### DreamBooth or Diffuse to Choose?
+#
+# *Identity* is the column that matters here. The garment has **caption twins**: catalog items with
+# the same category, colour and pattern that differ only in their motif. The judge picks, among the
+# twins, the one the painted garment looks most like; a model that knows only the words is right
+# by chance, one time in the number of twins. The garment is a *test* item: the base model never
+# saw its motif, so the full caption cannot name it. DreamBooth learns the motif from the instance
+# photos.
+#
+# The next notebook's method, **Diffuse to Choose** (DTC), gets there another way: no fine-tuning,
+# it is *shown* the catalog picture at every try-on, and no DTC training ever saw this garment's motif
+# (the try-on is zero-shot). The Diffuse-to-Choose paper compares itself with DreamPaint (DreamBooth
+# for inpainting) in the same way. Below, the profile's DTC model tries the garment on the same cases
+# with the same noise, and every method's identity accuracy is set beside the full fine-tune's, with
+# 95% intervals; a difference counts only when its paired interval excludes zero.
+
+# %%
+from tryon_lab.course.dtc.models import load_dtc
+from tryon_lab.data.attributes import caption_twins
+from tryon_lab.pipelines.samplers import DTC_GUIDANCE
+from tryon_lab.training.dreambooth.evaluate import ShownReference
+from tryon_lab.training.dreambooth.figures import paired_table
+
+dtc = load_dtc(db["dtc"], base)
+results["DTC, catalog picture"] = garment_scores(ShownReference(dtc, instances.reference), cases, None,
+                                                 judge=judge, steps=db["eval_steps"], guidance_scale=DTC_GUIDANCE,
+                                                 world=world)
+twins = len(caption_twins(garment))
+print(f"{len(cases)} held-out cases; {twins} caption twins, so chance is 1/{twins}\n")
+print(paired_table(results, against="full fine-tune"))
+comparison_grid(cases, {name: results[name] for name in ("base, full caption", "full fine-tune",
+                                                          "DTC, catalog picture")}, rows=min(len(cases), 4))
 
 # %% [markdown]
 # ## 8. Did the class word survive?

@@ -110,6 +110,23 @@ def test_a_course_run_is_recorded_and_read_back(tmp_path):
     assert course_times("04", path=path) == {"smoke": None, "quick": 412.0, "full": None}
     assert "`quick` 6 min 52 s" in times_note("04", path) and "`smoke` not recorded yet" in times_note("04", path)
 
+    from benchmarks.course_table import render
+
+    table = ("| notebook | you learn | status |\n|---|---|---|\n| 00 welcome | the world | available |\n"
+             "| 04 palettes | k-means | typed 3 min |\n| 05 app | canvas | typed |\n")
+    rendered = render(table, path)
+    assert "| 00 welcome | the world | quick 14 s |" in rendered
+    assert "| 04 palettes | k-means | quick 6 min 52 s |" in rendered
+    assert "| 05 app | canvas | not recorded yet |" in rendered
+    assert rendered.startswith("| notebook | you learn | recorded wall time")
+
+
+def test_the_readme_course_table_states_the_recorded_times():
+    from benchmarks.course_table import README, render
+
+    text = README.read_text()
+    assert text == render(text), "the README's course table is stale: run python -m benchmarks record-course"
+
 
 def test_a_nested_model_is_left_out_of_its_parents_hash(tmp_path):
     from benchmarks.provenance import nested_models

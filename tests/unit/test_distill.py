@@ -193,3 +193,36 @@ def test_the_lcm_adapter_switches_without_touching_a_garments_adapter(tiny_lcm_p
     with pytest.raises(TryOnInputError, match="garment"):
         use_sampler(pipe, "lcm")
     assert enabled_adapters(pipe.unet) == ["garment"]
+
+
+def test_the_lcm_sampler_merges_its_adapter_and_ddim_restores_the_base_bit_for_bit(tiny_lcm_pipeline_dir):
+    """use_sampler("lcm") folds the LoRA into the weights (a step costs what a base step costs) and
+    computes what the unmerged adapter computes; switching back gives the base weights exactly."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    from tryon_lab.pipelines.samplers import load_lcm, use_sampler
+
+    pipe = load_inpaint_pipeline(tiny_lcm_pipeline_dir, device="cpu")
+    load_lcm(pipe, tiny_lcm_pipeline_dir)
+    base = {key: value.clone() for key, value in pipe.unet.state_dict().items()}
+    size = pipe.unet.config.sample_size
+    x = torch.randn(2, 9, size, size, generator=torch.Generator().manual_seed(0))
+    embeds = pipe.encode_prompt(["a red tee", "a blue dress"])
+
+    def forward():
+        with torch.no_grad():
+            return pipe.unet(x, 500, encoder_hidden_states=embeds).sample
+
+    pipe.unet.enable_adapters()
+    pipe.unet.set_adapter(LCM_ADAPTER)
+    unmerged = forward()
+    pipe.unet.disable_adapters()
+    use_sampler(pipe, "lcm")
+    layers = [m for m in pipe.unet.modules() if isinstance(m, BaseTunerLayer)]
+    assert layers and all(m.merged for m in layers)
+    torch.testing.assert_close(forward(), unmerged, rtol=1e-4, atol=1e-5)
+    use_sampler(pipe, "ddim")
+    assert not any(m.merged for m in layers)
+    state = pipe.unet.state_dict()
+    assert all(torch.equal(state[key], value) for key, value in base.items())

@@ -87,3 +87,14 @@ def test_profiles_inherit_the_keys_they_do_not_set_from_base():
     assert quick["pretrain"]["unet"]["milestone_every"] == 1000  # quick's own override
     assert full["pretrain"]["vae"]["polish_learning_rate"] == quick["pretrain"]["vae"]["polish_learning_rate"]
     assert "polish_learning_rate" not in TABLE["full"]["pretrain"]["vae"]
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_every_profiles_palette_widths_are_ones_the_export_takes(name):
+    """Notebook 04 palettizes at the profile's widths: a width palettize refuses would stop it midway."""
+    from tryon_lab.export.mixed_bits import MIXED_BITS
+    from tryon_lab.export.palettize import PALETTE_BITS
+
+    export = load_profile(name)["export"]
+    assert set(export["bits"]) <= set(PALETTE_BITS), export["bits"]
+    assert set(export["mixed_bits"]) <= set(MIXED_BITS), export["mixed_bits"]

@@ -181,17 +181,16 @@ def prepare_sampler(pipe: Any, folder: Path, sampler: str) -> None:
     """Make ``pipe`` (loaded from ``folder``) sample as the bundle will: with DDIM, or (``lcm``) with
     LCMScheduler and the folder's LCM LoRA fused into the U-Net weights, so the exported U-Net is
     one program. ``ExportInputError`` for a model without an LCM LoRA, or a DTC model with lcm."""
-    from tryon_lab.pipelines.samplers import load_lcm, use_sampler
+    from tryon_lab.pipelines.samplers import fuse_lcm, load_lcm, use_sampler
 
-    if sampler == "lcm":
-        if getattr(pipe, "text_encoder", None) is None:
-            raise ExportInputError("the lcm sampler exports text models; a DTC model has no LCM LoRA yet")
-        if not load_lcm(pipe, folder):
-            raise ExportInputError(f"{folder} has no LCM LoRA (lcm/); distil one with `tryon-lab distill`")
-    use_sampler(pipe, sampler)
-    if sampler == "lcm":
-        pipe.unet.fuse_lora()
-        pipe.unet.unload_lora()
+    if sampler != "lcm":
+        use_sampler(pipe, sampler)
+        return
+    if getattr(pipe, "text_encoder", None) is None:
+        raise ExportInputError("the lcm sampler exports text models; a DTC model has no LCM LoRA yet")
+    if not load_lcm(pipe, folder):
+        raise ExportInputError(f"{folder} has no LCM LoRA (lcm/); distil one with `tryon-lab distill`")
+    fuse_lcm(pipe)
 
 
 def export_bundle(model_path: str | Path | None, out: str | Path, options: ExportOptions = ExportOptions(),

@@ -102,9 +102,50 @@ def use_sampler(pipe, name: str) -> Sampler:
     if name == "lcm":
         pipe.unet.enable_adapters()
         pipe.unet.set_adapter(LCM_ADAPTER)
-    elif LCM_ADAPTER in enabled:
-        pipe.unet.disable_adapters()
+        _merge_lcm(pipe.unet)
+    else:
+        _unmerge_lcm(pipe.unet)
+        if LCM_ADAPTER in enabled:
+            pipe.unet.disable_adapters()
     return sampler
+
+
+def fuse_lcm(pipe) -> None:
+    """Switch ``pipe`` to the lcm sampler for good: its LCM LoRA merged into the U-Net's weights and
+    the adapter layers removed, so the U-Net is a plain one (what an export converts)."""
+    use_sampler(pipe, "lcm")
+    pipe.unet.unload_lora()  # keeps each layer's base weights, which hold the merged update
+    pipe.unet._lcm_originals = None
+
+
+def _merge_lcm(unet) -> None:
+    """Fold the LCM adapter into the weights it adapts, so a step costs what the base U-Net's costs
+    (an unmerged LoRA adds its low-rank products to every adapted layer: half again the time of
+    the mini U-Net). The original weights are kept: peft's unmerge subtracts the update again,
+    which rounds, and the base model must come back bit for bit."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    if getattr(unet, "_lcm_originals", None) is not None:
+        return
+    originals = {}
+    for name, module in unet.named_modules():
+        if isinstance(module, BaseTunerLayer) and LCM_ADAPTER in getattr(module, "lora_A", {}):
+            originals[name] = module.get_base_layer().weight.detach().clone()
+            module.merge(adapter_names=[LCM_ADAPTER])
+    unet._lcm_originals = originals
+
+
+def _unmerge_lcm(unet) -> None:
+    """Undo ``_merge_lcm``: peft's bookkeeping, then the kept weights restored exactly."""
+    originals = getattr(unet, "_lcm_originals", None)
+    if originals is None:
+        return
+    for name, module in unet.named_modules():
+        if name in originals:
+            if module.merged:
+                module.unmerge()
+            module.get_base_layer().weight.data.copy_(originals[name])
+    unet._lcm_originals = None
 
 
 def load_lcm(pipe, folder: str | Path) -> bool:

@@ -13,6 +13,9 @@
 - ``prior_diversity``: does the class prompt still give varied garments? Mean pairwise distance
   of world-encoder embeddings and the entropy of predicted colours and patterns.
 - ``footprint``: full versus LoRA: trainable parameters, steps per second, size on disk.
+- ``ShownReference``: a Diffuse-to-Choose pipeline shown the catalog picture, called like a text
+  pipeline, so ``garment_scores`` scores DreamBooth and DTC on the same cases (the paper's
+  DreamPaint-vs-DTC comparison).
 """
 
 from __future__ import annotations
@@ -98,6 +101,19 @@ def generate(pipe, cases: Sequence[HeldOutCase], prompt: str | None, steps: int 
         outputs += pipe([c.sample.scene for c in chunk], [c.mask for c in chunk], prompts,
                         num_inference_steps=steps, guidance_scale=guidance_scale, seed=seed + start).images
     return outputs
+
+
+class ShownReference:
+    """``dtc_pipe`` called as ``garment_scores`` calls a text pipeline, ``(scenes, masks, prompts, **kw)``:
+    every try-on is shown ``reference`` (the item's catalog picture) and the prompts are ignored.
+    DTC needs no fine-tuning per item: this is its zero-shot try-on of the garment."""
+
+    def __init__(self, dtc_pipe, reference: Image.Image) -> None:
+        self.pipe = dtc_pipe
+        self.reference = reference
+
+    def __call__(self, scenes, masks, prompts, **kwargs):
+        return self.pipe(scenes, masks, [self.reference] * len(scenes), **kwargs)
 
 
 def garment_scores(pipe, cases: Sequence[HeldOutCase], prompt: str | None, judge=None, steps: int = 25,

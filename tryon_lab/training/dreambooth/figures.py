@@ -1,16 +1,19 @@
 """Figures and tables of notebook 02: the instance set, before/after grids, score and cost tables.
 
 Every function takes results the other ``dreambooth`` modules return and draws or formats them;
-none computes a metric.
+none computes a metric (``paired_table``'s intervals are bootstrap statistics of the per-case
+scores it is given).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 from PIL import Image
 
 from tryon_lab.data.masks import overlay
+from tryon_lab.metrics.stats import bootstrap, paired_difference, verdict
 from tryon_lab.plotting import NotebookFigure, image_grid
 from tryon_lab.tables import format_table
 from tryon_lab.training.dreambooth.evaluate import HeldOutCase, Scored
@@ -82,6 +85,24 @@ def scores_table(results: Mapping[str, Scored], kinds: Sequence[str] | None = No
             values = scored.scores[kind]
             rows.append([name, kind, *[round(values[c], 3 if c != "masked_psnr_db" else 1) for c in columns]])
     return format_table(rows, ["model", "masks", *[SCORE_COLUMNS[c] for c in columns]])
+
+
+def paired_table(results: Mapping[str, Scored], against: str, key: str = "identity_acc") -> str:
+    """Takes {method: Scored} scored on the same cases (with per-case ``key`` values); returns a text
+    table: each method's mean with its 95% bootstrap interval, and each other method minus ``against``,
+    paired over the cases, with the verdict the interval allows."""
+    reference = results[against].per_sample[key]
+    rows = []
+    for name, scored in results.items():
+        values = scored.per_sample[key]
+        if name == against:
+            rows.append([name, str(bootstrap(np.mean, values)), "", ""])
+            continue
+        difference = paired_difference(values, reference)
+        rows.append([name, str(bootstrap(np.mean, values)), str(difference),
+                     verdict(difference, lower_is_better=False, names=(name, against))])
+    header = SCORE_COLUMNS.get(key, key)
+    return format_table(rows, ["method", f"{header} [95% interval]", f"minus {against}", "verdict"])
 
 
 def cost_table(rows: Sequence[Mapping[str, object]]) -> str:
