@@ -2,9 +2,11 @@
 
 Every sampler is a diffusers scheduler made ``from_config`` of the model's own noise schedule, so
 any of them runs any trained pipeline. ``lcm`` needs the model's LCM LoRA (``tryon-lab distill``):
-``load_lcm`` attaches it from the pipeline folder's ``lcm/``; with the adapter active, 4 steps without classifier-free guidance (the guidance is distilled into
-the adapter) replace the 25 guided DDIM steps; without it, the adapter is switched off and the
-pipeline is exactly the base model again.
+``load_lcm`` attaches it from the pipeline folder's ``lcm/``; ``use_sampler(pipe, "lcm")`` merges it
+into the weights it adapts (a step then costs a base step), and 4 steps without classifier-free
+guidance (the guidance is distilled into the adapter) replace the 25 guided DDIM steps; any other
+sampler restores the kept base weights and switches the adapter off, so the pipeline is exactly the
+base model again.
 """
 
 from __future__ import annotations
