@@ -2,7 +2,8 @@
 
 Every section written by ``python -m benchmarks NAME`` carries a record line: the git commit (short
 hash, ``+dirty`` with uncommitted changes to tracked files) and the folder SHA-256 (first 16 hex,
-``tryon_lab.paths.sha256_folder``) of each shipped model its module declares in ``MODELS``.
+``tryon_lab.paths.sha256_folder``, weights and configs: ``RECORDS`` left out) of each shipped model
+its module declares in ``MODELS``.
 ``python -m benchmarks check`` compares those hashes with the shipped models now; ``STALE.toml``
 names the sections known to be stale, and why, so that only a section going stale silently fails.
 
@@ -49,12 +50,20 @@ def git_commit() -> str:
     return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+# What a model folder records about itself and no computation reads: its card, training record, loss
+# logs and sample grids. Left out of the hash, so a card can be corrected without making every section
+# measured on the model stale; weights and configs, which decide the numbers, are all hashed.
+RECORDS = ("MODEL_CARD.md", "training.json", "logs", "samples.png", "ablation.md")
+
+
 def model_hashes(models: Sequence[str]) -> dict[str, str]:
-    """{model: first ``HASH_CHARS`` hex of the folder SHA-256} for shipped models. A sub-folder with
-    its own model card (``mini-sd-inpaint/lcm``) is a model of its own: left out of its parent's hash,
-    so adding one does not make the parent's sections stale; a section that uses it names it."""
+    """{model: first ``HASH_CHARS`` hex of the folder SHA-256, ``RECORDS`` left out} for shipped
+    models. A sub-folder with its own model card (``mini-sd-inpaint/lcm``) is a model of its own:
+    left out of its parent's hash, so adding one does not make the parent's sections stale; a
+    section that uses it names it."""
     folders = {name: shipped_model(name) for name in models}
-    return {name: sha256_folder(folder, skip=nested_models(folder))[:HASH_CHARS] for name, folder in folders.items()}
+    return {name: sha256_folder(folder, skip=(*RECORDS, *nested_models(folder)))[:HASH_CHARS]
+            for name, folder in folders.items()}
 
 
 def nested_models(folder: Path) -> tuple[str, ...]:

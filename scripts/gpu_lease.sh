@@ -20,11 +20,12 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 finish() {
   cp /tmp/tryon-build/logs/tryon-lab-pretrain.log "$out/third-party.log" 2>/dev/null || true
-  cp /tmp/gpu-run/losses.csv "$out/losses.csv" 2>/dev/null || true
+  cp runs/gpu/run/losses.csv "$out/losses.csv" 2>/dev/null || true
 }
 trap finish EXIT
 python3 -m tryon_lab.cli pretrain unet --profile full --init data/models/mini-sd-inpaint \
   --vae data/models/mini-sd-inpaint/vae --judge data/models/world-encoder \
-  --run-dir /tmp/gpu-run --out /tmp/mini-sd-inpaint --minutes "$minutes" 2>&1 | tee "$out/train.log"
-tar -C /tmp -cf - mini-sd-inpaint | split -b 15M - "$out/mini-sd-inpaint.tar.part-"
+  --run-dir runs/gpu/run --out runs/gpu/mini-sd-inpaint --minutes "$minutes" 2>&1 | tee "$out/train.log"
+# relative --run-dir/--out: the model card records the command as given, so no machine's paths
+tar -C runs/gpu -cf - mini-sd-inpaint | split -b 15M - "$out/mini-sd-inpaint.tar.part-"
 ls -la "$out"

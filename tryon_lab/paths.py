@@ -60,7 +60,7 @@ def sha256_file(path: Path) -> str:
 
 def sha256_folder(path: Path, skip: tuple[str, ...] = ()) -> str:
     """Hex SHA-256 over a folder's files, in sorted path order: each one's relative path and the
-    SHA-256 of its contents; files under the sub-folders named in ``skip`` are left out."""
+    SHA-256 of its contents; top-level files or sub-folders named in ``skip`` are left out."""
     digest = hashlib.sha256()
     for file in sorted(p for p in Path(path).rglob("*") if p.is_file() and p.relative_to(path).parts[0] not in skip):
         digest.update(file.relative_to(path).as_posix().encode() + b"\0")

@@ -140,3 +140,21 @@ def test_a_nested_model_is_left_out_of_its_parents_hash(tmp_path):
     assert nested_models(tmp_path) == ("lcm",)
     assert sha256_folder(tmp_path, skip=nested_models(tmp_path)) == parent
     assert sha256_folder(tmp_path) != parent
+
+
+def test_a_models_records_are_left_out_of_its_hash(tmp_path, monkeypatch):
+    """Correcting a model card or training record keeps the sections measured on the model fresh;
+    changing a weight does not."""
+    import benchmarks.provenance as provenance
+
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "w.bin").write_bytes(b"weights")
+    (tmp_path / "MODEL_CARD.md").write_text("# made in /work/main")
+    (tmp_path / "training.json").write_text("{}")
+    monkeypatch.setattr(provenance, "shipped_model", lambda name: tmp_path)
+    first = provenance.model_hashes(["m"])["m"]
+    (tmp_path / "MODEL_CARD.md").write_text("# made in the repository")
+    (tmp_path / "training.json").write_text('{"base": "data/models/m"}')
+    assert provenance.model_hashes(["m"])["m"] == first
+    (tmp_path / "unet" / "w.bin").write_bytes(b"other weights")
+    assert provenance.model_hashes(["m"])["m"] != first
