@@ -122,9 +122,9 @@ def fuse_lcm(pipe) -> None:
 
 def _merge_lcm(unet) -> None:
     """Fold the LCM adapter into the weights it adapts, so a step costs what the base U-Net's costs
-    (an unmerged LoRA adds its low-rank products to every adapted layer: half again the time of
-    the mini U-Net). The original weights are kept: peft's unmerge subtracts the update again,
-    which rounds, and the base model must come back bit for bit."""
+    (an unmerged LoRA adds its low-rank products to every adapted layer at every step). The original
+    weights are kept: peft's unmerge subtracts the update again, which rounds, and the base model
+    must come back bit for bit."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     if getattr(unet, "_lcm_originals", None) is not None:
