@@ -144,10 +144,10 @@ def test_the_distill_recipe_writes_a_scored_lora_into_the_pipeline_folder(tiny_p
     import shutil
 
     from tryon_lab.models.world_encoder import WorldEncoder
-    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline, unet_sha256
     from tryon_lab.pipelines.samplers import load_lcm
     from tryon_lab.profiles import load_profile
-    from tryon_lab.training.distill_recipe import base_unet_sha256, distill_pipeline
+    from tryon_lab.training.distill_recipe import distill_pipeline
 
     pipeline = tmp_path / "pipeline"
     shutil.copytree(tiny_pipeline_dir, pipeline)
@@ -155,7 +155,7 @@ def test_the_distill_recipe_writes_a_scored_lora_into_the_pipeline_folder(tiny_p
     WorldEncoder.for_world().save_pretrained(tmp_path / "judge")
     folder = distill_pipeline(load_profile("smoke"), pipeline, tmp_path / "run", tmp_path / "judge")
     record = json.loads((folder / "training.json").read_text())
-    assert record["base_unet_sha256"] == base_unet_sha256(pipeline) and record["steps"] == 2
+    assert record["base_unet_sha256"] == unet_sha256(pipeline) and record["steps"] == 2
     metrics = record["metrics"]
     for name in ("val_ddim25_attr_acc_all", "val_lcm4_identity_acc", "val_lcm_minus_ddim_identity_acc"):
         assert "[" in metrics[name]  # a value with its interval

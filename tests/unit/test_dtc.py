@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from tryon_lab.data.world import World
+from tryon_lab.errors import ConfigError
 from tryon_lab.models.dtc import (
     HintEncoder,
     PerceptualNet,
@@ -268,6 +269,29 @@ def test_ablation_runner_trains_scores_and_resumes(base, tiny_pipeline_dir, tmp_
     assert loop.resumed_from == 2
     table = ablation_table(result.test)
     assert table.count("\n") == 4 and "film+perceptual" in table and "(seeds " in table
+
+
+def test_ablation_runs_train_in_worker_processes_as_they_train_here(tiny_pipeline_dir, tmp_path):
+    """``jobs`` > 1 (a GPU lease runs every run at once): the same scores as one run after another."""
+    from tryon_lab.pipelines.loading import LORA_WEIGHTS
+    from tryon_lab.training.dtc import AblationSettings, DTCSettings, run_ablation
+    from tryon_lab.training.dtc.ablation import LORA_FOLDER, VAL_FILE
+
+    settings = AblationSettings(
+        train=DTCSettings(steps=2, batch_size=2, dataset_size=4, checkpoint_every=2, warmup_steps=1, unet="lora",
+                          unet_lora_rank=2),
+        variants=("baseline", "film"), eval_samples=2, val_samples=2, sample_steps=1, guidance_scale=2.0,
+        bootstrap_resamples=20)
+    here = run_ablation(tiny_pipeline_dir, tmp_path / "here", settings, perceptual_dir=None)
+    workers = run_ablation(tiny_pipeline_dir, tmp_path / "workers", settings, perceptual_dir=None, jobs=2)
+    for split in ("val", "test"):
+        for variant in ("baseline", "film"):
+            np.testing.assert_allclose(workers.scores[split][variant]["masked_psnr_db"],
+                                       here.scores[split][variant]["masked_psnr_db"], rtol=1e-4)
+    assert (tmp_path / "workers" / "film" / "seed-0" / LORA_FOLDER / LORA_WEIGHTS).is_file()
+    assert set(json.loads((tmp_path / "workers" / VAL_FILE).read_text())) == {"baseline", "film"}
+    with pytest.raises(ConfigError, match="folder"):
+        run_ablation(object(), tmp_path / "x", settings, perceptual_dir=None, jobs=2)
 
 
 def test_a_cache_built_with_other_settings_is_rebuilt_not_refused(base, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,16 @@ from tryon_lab.training.dtc_recipe import recipe_plan, train_dtc_recipe
 
 
 def test_the_recipe_ships_a_loadable_pipeline_with_a_card_and_the_ablation(tiny_pipeline_dir, tmp_path):
+    import torch
+
     out, run = tmp_path / "dtc", tmp_path / "run"
     profile = load_profile("smoke")
-    assert profile["dtc"]["train"]["unet"] != "frozen"
+    assert profile["dtc"]["train"]["unet"] == "lora"
     train_dtc_recipe(profile, out, run, base=tiny_pipeline_dir)
-    assert {p.name for p in out.iterdir()} >= {"model_index.json", "unet", "vae", "image_encoder", "hint_encoder",
+    # a LoRA recipe ships what DTC adds, the U-Net's LoRA among it, not a second U-Net and VAE
+    assert {p.name for p in out.iterdir()} >= {"dtc.json", "unet_lora", "image_encoder", "hint_encoder",
                                                "MODEL_CARD.md", "ablation.md", "samples.png", "training.json", "logs"}
+    assert not (out / "unet").exists() and not (out / "vae").exists()
     record = json.loads((out / "training.json").read_text())
     assert set(record["ablation"]) == set(record["val"]) == set(profile["dtc"]["variants"])
     assert "masked_psnr_db_lo" in record["ablation"]["film+perceptual"]
@@ -27,9 +32,24 @@ def test_the_recipe_ships_a_loadable_pipeline_with_a_card_and_the_ablation(tiny_
     assert "Paired differences" in (out / "ablation.md").read_text()
     assert {p.name for p in (out / "logs").iterdir()} >= {"baseline_losses.csv", "film_perceptual_losses.csv"}
     assert not any(out.rglob("*.bin"))  # safetensors only
-    pipe = load_pipeline(out, device="cpu")
+    pipe = load_dtc_pipeline(out, base=tiny_pipeline_dir, device="cpu")
     assert isinstance(pipe, DTCPipeline) and pipe.hint_encoder.config.fusion == "film"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    # the shipped parts (fp16, LoRA fused on load) compute what the scored run's fused fp32 U-Net computes
+    trained = DTCPipeline.from_pretrained(run / "ablation" / "film+perceptual" / "seed-0" / "pipeline")
+    original = load_pipeline(tiny_pipeline_dir, device="cpu").unet.state_dict()
+    assert any(not torch.equal(weight, original[name]) for name, weight in trained.unet.state_dict().items())
+    for name, weight in trained.unet.state_dict().items():
+        torch.testing.assert_close(pipe.unet.state_dict()[name], weight, rtol=0, atol=2e-3, msg=name)
+    # the LoRA fits only the U-Net it was trained on
+    other = tmp_path / "other-base"
+    shutil.copytree(tiny_pipeline_dir, other)
+    moved = load_pipeline(other, device="cpu").unet
+    with torch.no_grad():
+        next(moved.parameters()).add_(0.01)
+    moved.save_pretrained(other / "unet")
+    with pytest.raises(ConfigError, match="another U-Net"):
+        load_dtc_pipeline(out, base=other, device="cpu")
     # a second run finds every variant scored and trains nothing
     before = {p: p.stat().st_mtime for p in (run / "ablation").rglob("*.safetensors")}
     train_dtc_recipe(profile, out, run, base=tiny_pipeline_dir)
@@ -47,8 +67,6 @@ def test_a_frozen_unet_recipe_ships_only_the_parts(tiny_pipeline_dir, tmp_path):
 
 
 def test_parts_keep_the_main_unet_they_were_trained_with_when_the_base_moves_on(tiny_pipeline_dir, tmp_path):
-    import shutil
-
     import torch
 
     smoke = load_profile("smoke")

@@ -72,5 +72,6 @@ def checked(convert, what: str, ok, bound: str):
 
 
 count = checked(int, "a whole number", lambda value: value >= 0, ">= 0")
+positive = checked(int, "a whole number", lambda value: value >= 1, ">= 1")
 seconds = checked(float, "a number of seconds", lambda value: 0 < value < float("inf"), "a positive number")
 at_least_two = checked(int, "a whole number", lambda value: value >= 2, ">= 2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tryon_lab.cli.parsing import at_least_two, command, count, folder_out
+from tryon_lab.cli.parsing import at_least_two, command, count, folder_out, positive
 from tryon_lab.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
 
@@ -126,6 +126,9 @@ def add_train_dtc(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="world of the training pairs and evaluation samples (training seeds: the profile's "
                              "seeds; default: %(default)s)")
+    parser.add_argument("--jobs", type=positive, default=1,
+                        help="ablation runs trained and scored at once, each in its own process (a GPU or many "
+                             "cores; default: %(default)s)")
     parser.set_defaults(handler=run_train_dtc)
 
 
@@ -139,7 +142,7 @@ def run_train_dtc(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     run_dir = Path(args.run_dir or Path("runs") / profile.name / "dtc")
     out = train_dtc_recipe(profile, args.out, run_dir, base=args.base, judge_dir=args.judge, seed=args.seed,
-                           variants=args.variants)
+                           variants=args.variants, jobs=args.jobs)
     print(f"saved DTC to {out}; ablation table in {out / 'ablation.md'}")
     return 0
 

@@ -54,11 +54,16 @@ from tryon_lab.pipelines.latents import check_inpaint_rule, pil_to_tensor
 from tryon_lab.pipelines.samplers import DTC_GUIDANCE
 
 
+def reference_size(resolution: int) -> int:
+    """The side (px) at which the default reference encoder of a ``resolution``-px model reads its reference."""
+    return 32 if resolution <= 64 else 64
+
+
 def default_reference_encoder(unet: UNet2DConditionModel, resolution: int) -> ReferenceEncoder:
     """A fresh ReferenceEncoder sized for ``unet``: 65 tokens of its cross_attention_dim
-    (8x8 cells + a pooled token) from the reference at 32 px (models of <= 64 px) or 64 px."""
+    (8x8 cells + a pooled token) from the reference at ``reference_size(resolution)`` px."""
     small = resolution <= 64
-    return ReferenceEncoder(cross_attention_dim=unet.config.cross_attention_dim, image_size=32 if small else 64,
+    return ReferenceEncoder(cross_attention_dim=unet.config.cross_attention_dim, image_size=reference_size(resolution),
                             channels=(16, 32) if small else (32, 64, 128), transformer_layers=1,
                             num_heads=4, norm_num_groups=8)
 

@@ -8,12 +8,21 @@ from pathlib import Path
 import torch
 
 from tryon_lab.errors import ConfigError
-from tryon_lab.paths import shipped_model
+from tryon_lab.paths import sha256_file, shipped_model
 from tryon_lab.pipelines.inpaint import TryOnInpaintPipeline
-from tryon_lab.pipelines.upgrade import DTC_RECORD, check_not_legacy
+from tryon_lab.pipelines.upgrade import DTC_RECORD, WEIGHTS, check_not_legacy
 
 SHIPPED_INPAINT = "mini-sd-inpaint"
 SHIPPED_DTC = "dtc"
+UNET_WEIGHTS = Path("unet") / WEIGHTS
+DTC_UNET_LORA = "unet_lora"  # a DTC parts folder's main-U-Net LoRA, fused into the base's U-Net on load
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers' LoRA file name
+
+
+def unet_sha256(pipeline_dir: str | Path) -> str:
+    """sha256 of a pipeline folder's U-Net weights file: what a LoRA trained against it records, since
+    it fits only that exact U-Net."""
+    return sha256_file(Path(pipeline_dir) / UNET_WEIGHTS)
 
 
 def load_inpaint_pipeline(path: str | Path | None = None, device: str | None = None,
@@ -38,9 +47,10 @@ def load_dtc_pipeline(path: str | Path | None = None, base: str | Path | None = 
     """Return a DTCPipeline (DDIM sampler) from ``path`` (default: the shipped ``dtc``), on ``device``.
 
     ``path`` is either a full DTCPipeline folder (``model_index.json``) or a DTC parts folder
-    (``dtc.json`` + ``image_encoder/`` [+ ``hint_encoder/``] [+ ``unet/``]) whose VAE, and main U-Net
-    unless the parts hold their own ``unet/``, come from ``base`` (default: the base that ``dtc.json``
-    names, among the shipped models).
+    (``dtc.json`` + ``image_encoder/`` [+ ``hint_encoder/``] [+ ``unet/`` or ``unet_lora/``]) whose VAE,
+    and main U-Net unless the parts hold their own ``unet/``, come from ``base`` (default: the base that
+    ``dtc.json`` names, among the shipped models). A ``unet_lora/`` is fused into that U-Net; it must be
+    the U-Net the LoRA was trained on (``dtc.json``'s ``base_unet_sha256``), else ``ConfigError``.
     """
     from diffusers import DDIMScheduler, UNet2DConditionModel
 
@@ -55,7 +65,12 @@ def load_dtc_pipeline(path: str | Path | None = None, base: str | Path | None = 
     if not (folder / DTC_RECORD).is_file():
         raise ConfigError(f"{folder} is neither a DTC pipeline folder (model_index.json) nor DTC parts ({DTC_RECORD})")
     record = json.loads((folder / DTC_RECORD).read_text())
-    base_pipe = load_inpaint_pipeline(base if base is not None else shipped_model(record["base"]), device, dtype)
+    base_dir = Path(base) if base is not None else shipped_model(record["base"])
+    lora = folder / DTC_UNET_LORA
+    if lora.is_dir() and unet_sha256(base_dir) != record.get("base_unet_sha256"):
+        raise ConfigError(f"{lora} was trained on another U-Net than {base_dir / UNET_WEIGHTS} (sha256 differs from "
+                          f"{DTC_RECORD}'s base_unet_sha256): give the base it was trained on")
+    base_pipe = load_inpaint_pipeline(base_dir, device, dtype)
     image_encoder = ReferenceEncoder.from_pretrained(folder / "image_encoder", dtype=dtype)
     hint_encoder = (HintEncoder.from_pretrained(folder / "hint_encoder", dtype=dtype)
                     if (folder / "hint_encoder").is_dir() else None)
@@ -63,6 +78,11 @@ def load_dtc_pipeline(path: str | Path | None = None, base: str | Path | None = 
     # learnt that U-Net's features, and the base folder may since hold a retrained one.
     unet = (UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype).to(device)
             if (folder / "unet").is_dir() else base_pipe.unet)
+    if lora.is_dir():
+        unet.load_lora_adapter(str(lora), weight_name=LORA_WEIGHTS, prefix="unet", adapter_name="dtc",
+                               local_files_only=True)
+        unet.fuse_lora()
+        unet.unload_lora()
     pipe = DTCPipeline(vae=base_pipe.vae, unet=unet, image_encoder=image_encoder, hint_encoder=hint_encoder,
                        scheduler=DDIMScheduler.from_config(base_pipe.scheduler.config), inpaint_rule=base_pipe.inpaint_rule)
     return pipe.to(device)

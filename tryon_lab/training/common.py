@@ -34,6 +34,12 @@ def seeded_loader(dataset, batch_size: int, seed: int, num_workers: int = 0) -> 
     )
 
 
+def data_workers(device: torch.device) -> int:
+    """Loader worker processes for rendering world samples: on a GPU every CPU core but one keeps the
+    accelerator fed; on a CPU none (the cores train; workers would only contend)."""
+    return min(16, (os.cpu_count() or 1) - 1) if device.type == "cuda" else 0
+
+
 def loader_factory(accelerator: Accelerator, dataset, batch_size: int, num_workers: int = 0) -> Callable[[int], torch.utils.data.DataLoader]:
     """``factory(epoch_seed)`` -> a loader sharded across accelerate processes."""
 

@@ -9,7 +9,6 @@ card into the pipeline folder beside the weights it was distilled from, atomical
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from tryon_lab.errors import ConfigError
 from tryon_lab.paths import display_path
+from tryon_lab.pipelines.loading import unet_sha256
 from tryon_lab.pipelines.samplers import LCM_FOLDER, SAMPLERS
 from tryon_lab.profiles import Profile, settings_from_mapping
 from tryon_lab.training.common import run_record, write_json
@@ -24,7 +24,6 @@ from tryon_lab.training.distill import DistillSettings, distill_lcm, save_lcm
 from tryon_lab.training.model_card import write_model_card
 from tryon_lab.training.pretrain import TRAINING_RECORD
 
-BASE_UNET_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
 COMPARED = ("attr_acc_all", "identity_acc")
 
 
@@ -38,12 +37,6 @@ def distill_settings(profile: Profile) -> tuple[DistillSettings, int]:
     if eval_samples < 2:
         raise ConfigError(f"[{profile.name}.distill] eval_samples must be >= 2 for an interval, got {eval_samples}")
     return settings, eval_samples
-
-
-def base_unet_sha256(pipeline_dir: str | Path) -> str:
-    """sha256 of the U-Net weights file the LoRA is distilled from (the card records it: an LCM LoRA
-    fits only the exact U-Net it was trained against)."""
-    return hashlib.sha256((Path(pipeline_dir) / BASE_UNET_WEIGHTS).read_bytes()).hexdigest()
 
 
 def compare_samplers(pipe, samples, judge, world) -> dict[str, str | float]:
@@ -90,7 +83,7 @@ def distill_pipeline(profile: Profile, pipeline_dir: str | Path, run_dir: str | 
         raise ConfigError(f"{judge_dir} is not a world-encoder folder (no config.json); the card needs the judge")
     pipe = load_inpaint_pipeline(pipeline_dir, device="cpu")
     pipe.set_progress_bar_config(disable=True)
-    base_sha = base_unet_sha256(pipeline_dir)
+    base_sha = unet_sha256(pipeline_dir)
     judge = WorldJudge.load(judge_dir)
     pipe, result = distill_lcm(pipe, run_dir, settings, seed)
     world = World(seed, pipe.resolution)

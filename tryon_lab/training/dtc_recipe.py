@@ -5,9 +5,9 @@ judge the selection needs), before any training. Then three stages, each resumab
 network (``train_perceptual_net``, self-supervised, no labels), the paper's ablation
 (``run_ablation``: every variant and seed trained on the same U-Net parameters, scored on val and
 test), and shipping: the profile's ``ship`` variant, or with ``ship = "auto"`` the variant with the
-best val ``select_metric`` (never test). A recipe whose U-Net trains ships a whole DTCPipeline in
-fp16 (its own U-Net and VAE); a frozen-U-Net recipe ships only what DTC adds (reference and hint
-encoders) plus ``dtc.json`` naming the base, which ``load_dtc_pipeline`` puts together.
+best val ``select_metric`` (never test). A "lora" or "frozen" recipe ships only what DTC adds
+(reference and hint encoders, the U-Net's LoRA when one trained) plus ``dtc.json`` naming the base,
+which ``load_dtc_pipeline`` puts together; a "full" recipe ships the whole DTCPipeline in fp16.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from tryon_lab.errors import ConfigError
-from tryon_lab.pipelines.loading import DTC_RECORD
+from tryon_lab.pipelines.loading import DTC_RECORD, DTC_UNET_LORA, LORA_WEIGHTS, unet_sha256
 from tryon_lab.profiles import Profile, settings_from_mapping
 from tryon_lab.training.common import run_record, save_atomically, write_json
 from tryon_lab.training.dtc import (
@@ -34,6 +36,7 @@ from tryon_lab.training.dtc import (
     select_variant,
     train_perceptual_net,
 )
+from tryon_lab.training.dtc.ablation import LORA_FOLDER
 from tryon_lab.training.dtc.evaluation import METRICS
 from tryon_lab.training.model_card import write_model_card
 from tryon_lab.training.pretrain import TRAINING_RECORD
@@ -64,7 +67,8 @@ def recipe_plan(profile: Profile, variants: Sequence[str] | None = None, seed: i
         train=DTCSettings.from_mapping(section["train"]), variants=names, seeds=tuple(section["seeds"]),
         seed_variants=tuple(v for v in section["seed_variants"] if v in names),
         eval_samples=section["eval_samples"], val_samples=section["val_samples"],
-        sample_steps=section["sample_steps"], guidance_scale=section["guidance_scale"], world_seed=seed,
+        sample_steps=section["sample_steps"], guidance_scale=section["guidance_scale"],
+        eval_batch_size=section["eval_batch_size"], world_seed=seed,
         bootstrap_resamples=section["bootstrap_resamples"])
     ship, metric = section["ship"], section["select_metric"]
     if ship != AUTO and ship not in names:
@@ -86,22 +90,27 @@ def ensure_perceptual_net(run_dir: Path, settings: PerceptualSettings, resolutio
     return folder
 
 
-def save_dtc_parts(pipe, out_dir: Path, base_name: str, fusion: str | None) -> None:
-    """Write the reference encoder and hint encoder of ``pipe`` (fp16) and ``dtc.json`` into ``out_dir``
-    (a frozen-U-Net DTC: the main U-Net and VAE are the base model's)."""
+def save_dtc_parts(pipe, out_dir: Path, base_name: str, fusion: str | None, unet_lora: Path | None = None,
+                   base_dir: Path | None = None) -> None:
+    """Write the reference encoder and hint encoder of ``pipe`` (fp16) and ``dtc.json`` into ``out_dir``:
+    the VAE and main U-Net are the base model's, frozen, or with ``unet_lora`` (the LoRA file a run wrote,
+    trained on the U-Net of pipeline folder ``base_dir``) fine-tuned by that LoRA, shipped in fp16 as
+    ``unet_lora/`` and fused on load."""
     for name in ("image_encoder", "hint_encoder"):
         module = getattr(pipe, name)
         if module is not None:
             module.to(torch.float16).save_pretrained(out_dir / name)
             module.to(torch.float32)
-    write_json(out_dir / DTC_RECORD, {"base": base_name, "fusion": fusion, "main_unet": "the base model's, frozen",
-                                      "inpaint_rule": pipe.inpaint_rule})
-
-
-def save_dtc_pipeline(pipe, out_dir: Path) -> None:
-    """Write the whole DTCPipeline (its fine-tuned U-Net, VAE and encoders) into ``out_dir`` in fp16."""
-    pipe.to(torch.float16).save_pretrained(out_dir, safe_serialization=True)
-    pipe.to(torch.float32)
+    record = {"base": base_name, "fusion": fusion, "main_unet": "the base model's, frozen",
+              "inpaint_rule": pipe.inpaint_rule}
+    if unet_lora is not None:
+        with safe_open(unet_lora, "pt") as file:
+            layers, metadata = {k: file.get_tensor(k).to(torch.float16) for k in file.keys()}, file.metadata()
+        (out_dir / DTC_UNET_LORA).mkdir(parents=True)
+        save_file(layers, out_dir / DTC_UNET_LORA / LORA_WEIGHTS, metadata=metadata)
+        record.update(main_unet=f"the base model's with {DTC_UNET_LORA}/ fused (a LoRA fine-tune)",
+                      base_unet_sha256=unet_sha256(base_dir))
+    write_json(out_dir / DTC_RECORD, record)
 
 
 def paper_differences(train: DTCSettings, variant) -> str:
@@ -118,6 +127,24 @@ def paper_differences(train: DTCSettings, variant) -> str:
             "mini SD-style model on 128 px world renders instead of SD-1.5 on photos.")
 
 
+def _trained_parts(pipeline_dir: Path, base_pipe, unet_mode: str):
+    """The DTCPipeline a run saved in ``pipeline_dir``; for a "lora" or "frozen" recipe only its trained
+    encoders are read (around ``base_pipe``'s U-Net and VAE): shipping needs nothing else of it."""
+    from diffusers import DDIMScheduler
+
+    from tryon_lab.models.dtc import HintEncoder, ReferenceEncoder
+    from tryon_lab.pipelines.dtc import DTCPipeline
+
+    if unet_mode == "full":
+        return DTCPipeline.from_pretrained(pipeline_dir, local_files_only=True)
+    hint = pipeline_dir / "hint_encoder"
+    return DTCPipeline(vae=base_pipe.vae, unet=base_pipe.unet,
+                       image_encoder=ReferenceEncoder.from_pretrained(pipeline_dir / "image_encoder"),
+                       hint_encoder=HintEncoder.from_pretrained(hint) if hint.is_dir() else None,
+                       scheduler=DDIMScheduler.from_config(base_pipe.scheduler.config),
+                       inpaint_rule=base_pipe.inpaint_rule)
+
+
 def _log_names(ablation_dir: Path, ablation: AblationSettings) -> dict[str, Path]:
     """{log name: run folder}: ``<variant>`` for the first seed's run (what notebook 03 plots),
     ``<variant>_seed-<s>`` for the others; "+" written "_"."""
@@ -128,38 +155,33 @@ def _log_names(ablation_dir: Path, ablation: AblationSettings) -> dict[str, Path
 
 def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path, *, base: str | Path | None = None,
                      judge_dir: str | Path | None = None, seed: int = 0,
-                     variants: Sequence[str] | None = None) -> Path:
+                     variants: Sequence[str] | None = None, jobs: int = 1) -> Path:
     """Run the profile's ``[dtc]`` recipe on top of ``base`` (default: the shipped mini model) and
     ship the chosen variant to ``out_dir`` with a model card, the ablation tables and a sample grid.
     ``variants`` narrows the ablation (default: the profile's list); ``seed``: the world of the
-    training pairs and evaluation samples. Returns ``out_dir``."""
+    training pairs and evaluation samples; ``jobs``: ablation runs trained at once. Returns ``out_dir``."""
     from tryon_lab.data.masks import overlay
     from tryon_lab.data.world import World
-    from tryon_lab.pipelines.dtc import DTCPipeline
-    from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_inpaint_pipeline
+    from tryon_lab.paths import shipped_model
+    from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_dtc_pipeline, load_inpaint_pipeline
     from tryon_lab.plotting import image_grid
     from tryon_lab.training.pretrain import copy_logs
 
     plan = recipe_plan(profile, variants, seed, judge_dir)  # every check before any work
     ablation = plan.ablation
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    base_pipe = load_inpaint_pipeline(base, device="cpu")
+    base_dir = Path(base) if base else shipped_model(SHIPPED_INPAINT)
+    base_pipe = load_inpaint_pipeline(base_dir, device="cpu")
     perceptual_dir = None
     if ablation.needs_perceptual():
         perceptual_dir = ensure_perceptual_net(run_dir, plan.perceptual, base_pipe.resolution)
-    result = run_ablation(base_pipe, run_dir / "ablation", ablation, perceptual_dir=perceptual_dir,
-                          judge_dir=judge_dir)
+    result = run_ablation(base_dir if jobs > 1 else base_pipe, run_dir / "ablation", ablation,
+                          perceptual_dir=perceptual_dir, judge_dir=judge_dir, jobs=jobs)
     shipped = select_variant(result.scores["val"], plan.select_metric) if plan.ship == AUTO else plan.ship
     variant = ablation.parsed[shipped]
     run_folder = run_dir / "ablation" / shipped / f"seed-{ablation.seeds[0]}"
-    pipe = DTCPipeline.from_pretrained(run_folder / "pipeline", local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = _trained_parts(run_folder / "pipeline", base_pipe, ablation.train.unet)
     samples = [World(seed, base_pipe.resolution).sample(i, split="test") for i in range(6)]
-    outputs = pipe([s.scene for s in samples], [s.shape_mask for s in samples], [s.reference for s in samples],
-                   num_inference_steps=ablation.sample_steps, guidance_scale=ablation.guidance_scale, seed=seed).images
-    figure = image_grid([img for s, out in zip(samples, outputs)
-                         for img in (overlay(s.scene, s.shape_mask), s.reference, out, s.target)],
-                        titles=["scene + mask", "reference", "DTC try-on", "ground truth"] * len(samples), ncols=4)
     base_name = Path(base).name if base else SHIPPED_INPAINT
     timed = [f for f in ("film", "add") if any(v.fusion == f and v.hint_timestep for v in ablation.parsed.values())]
     step_seconds = {name: round(s, 5) for f in timed for name, s in hint_step_seconds(base_pipe, fusion=f).items()}
@@ -180,12 +202,22 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
               f"Shipped: `{shipped}` ({'best val ' + plan.select_metric if plan.ship == AUTO else 'named by the profile'}).\n")
 
     def write(tmp: Path) -> None:
-        if ablation.train.unet == "frozen":
-            save_dtc_parts(pipe, tmp, base_name, variant.fusion)
+        lora = run_folder / LORA_FOLDER / LORA_WEIGHTS
+        if ablation.train.unet == "full":
+            pipe.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
         else:
-            save_dtc_pipeline(pipe, tmp)
+            save_dtc_parts(pipe, tmp, base_name, variant.fusion, lora if ablation.train.unet == "lora" else None,
+                           base_dir)
         copy_logs(tmp, **_log_names(run_dir / "ablation", ablation), perceptual_net=run_dir / "perceptual")
         (tmp / ABLATION_FILE).write_text(tables)
+        shipped_pipe = load_dtc_pipeline(tmp, base=base_dir, device="cpu")  # the grid shows what ships
+        shipped_pipe.set_progress_bar_config(disable=True)
+        outputs = shipped_pipe([s.scene for s in samples], [s.shape_mask for s in samples],
+                               [s.reference for s in samples], num_inference_steps=ablation.sample_steps,
+                               guidance_scale=ablation.guidance_scale, seed=seed).images
+        figure = image_grid([img for s, out in zip(samples, outputs)
+                             for img in (overlay(s.scene, s.shape_mask), s.reference, out, s.target)],
+                            titles=["scene + mask", "reference", "DTC try-on", "ground truth"] * len(samples), ncols=4)
         figure.savefig(tmp / "samples.png", dpi=80, bbox_inches="tight")
         write_json(tmp / TRAINING_RECORD, {**record, "settings": {**profile["dtc"], "plan": asdict(ablation)},
                                            "ablation": result.test, "val": result.scores["val"],

@@ -12,7 +12,6 @@ and training converges in fewer steps.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +113,7 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
         build_unet,
     )
     from tryon_lab.models.tokenizer import train_tokenizer
-    from tryon_lab.training.common import loader_factory, make_accelerator
+    from tryon_lab.training.common import data_workers, loader_factory, make_accelerator
     from tryon_lab.training.latent_cache import LatentCache, build_latent_cache
     from tryon_lab.training.loop import endless, run_loop
 
@@ -132,10 +131,8 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
                 train_tokenizer(captions, tokenizer_dir, vocab_size=config.tokenizer["vocab_size"],
                                 max_length=config.tokenizer["max_length"])
         if accelerator.is_main_process and not (cache_dir / "latents.safetensors").is_file():
-            # rendering is CPU work: worker processes keep a GPU's encoder fed (on 2 cores they only contend)
-            workers = min(16, (os.cpu_count() or 1) - 1) if accelerator.device.type == "cuda" else 0
             build_latent_cache(vae.to(accelerator.device), InpaintDataset(world, split="train", length=settings.dataset_size),
-                               cache_dir, inpaint_rule=COURSE_RULE, num_workers=workers)
+                               cache_dir, inpaint_rule=COURSE_RULE, num_workers=data_workers(accelerator.device))
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
     cache = LatentCache(cache_dir)
 

@@ -3,9 +3,10 @@ parameters (``DTCSettings.unet``) and is scored on the same val and test samples
 
 Runs: every variant with ``seeds[0]``, and the ``seed_variants`` with every seed; run
 ``<variant>/seed-<s>`` trains in ``run_dir/<variant>/seed-<s>`` (checkpoints, losses.csv), is saved
-to its ``pipeline`` folder (fp32, the U-Net's LoRA fused: loading it reproduces the trained model)
-and scored into ``scores-val.npz`` / ``scores-test.npz``. Every stage is skipped when its output
-exists, so an interrupted ablation resumes. Val picks the shipped variant; test is the reported
+to its ``pipeline`` folder (fp32, the U-Net's LoRA fused: loading it reproduces the trained model;
+the LoRA itself also in ``unet-lora``) and scored into ``scores-val.npz`` / ``scores-test.npz``.
+Every stage is skipped when its output exists, so an interrupted ablation resumes; ``jobs`` runs
+train at once in worker processes. Val picks the shipped variant; test is the reported
 table (``evaluation``). The training pairs and evaluation samples come from world ``world_seed``;
 a run's seed sets its initialisation and noise.
 """
@@ -30,9 +31,12 @@ from tryon_lab.training.dtc.evaluation import (
 )
 from tryon_lab.training.dtc.train import DTCSettings, train_dtc
 from tryon_lab.training.dtc.variants import Variant, parse_variants
+from tryon_lab.training.pretrain import TRAINING_RECORD
 
 SPLITS = ("val", "test")
 RESULTS_FILE = "ablation.json"
+VAL_FILE = "ablation-val.json"  # the val summaries, written before the test split's (slow) KID intervals
+LORA_FOLDER = "unet-lora"  # a run's trained U-Net LoRA (``unet = "lora"``), written before it is fused
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ class AblationSettings:
     """What the ablation trains and how it scores: one DTCSettings for every variant.
 
     ``eval_samples`` test samples (the reported table; KID wants >= 500), ``val_samples`` val samples
-    (selection); ``bootstrap_resamples`` per interval (KID's cost grows with it)."""
+    (selection), sampled ``eval_batch_size`` at a time (each batch's noise seeded by its first index,
+    so the same for every variant); ``bootstrap_resamples`` per interval (KID's cost grows with it)."""
 
     train: DTCSettings
     variants: tuple[str, ...] = ("baseline", "add", "film")
@@ -50,6 +55,7 @@ class AblationSettings:
     val_samples: int = 32
     sample_steps: int = 25
     guidance_scale: float = DTC_GUIDANCE
+    eval_batch_size: int = 8
     world_seed: int = 0
     bootstrap_resamples: int = 1000
     parsed: dict[str, Variant] = field(init=False, repr=False, compare=False)
@@ -106,51 +112,130 @@ def select_variant(val: dict[str, dict], metric: str) -> str:
 
 
 def run_ablation(base, run_dir: str | Path, settings: AblationSettings, *, perceptual_dir: str | Path | None,
-                 judge_dir: str | Path | None = None) -> AblationResult:
+                 judge_dir: str | Path | None = None, jobs: int = 1) -> AblationResult:
     """Train and score every run of ``settings`` on top of ``base`` (folder or pipeline); resumable.
 
     ``perceptual_dir``: the PerceptualNet folder (needed by ``+perceptual`` variants); ``judge_dir``:
-    the world encoder (without it only masked PSNR and box SSIM are scored). Writes
+    the world encoder (without it only masked PSNR and box SSIM are scored); ``jobs`` > 1 trains and
+    scores that many runs at once in worker processes (a GPU, or a machine with many cores; ``base``
+    must then be a folder), after building their shared latent cache here. Writes
     ``run_dir/ablation.json`` and returns the AblationResult.
     """
-    from tryon_lab.data.world import World
-    from tryon_lab.metrics.judge import WorldJudge
-    from tryon_lab.models.dtc import PerceptualNet
-    from tryon_lab.pipelines.loading import load_inpaint_pipeline
-
     if settings.needs_perceptual() and perceptual_dir is None:
         raise ConfigError("a +perceptual variant needs the perceptual network: give perceptual_dir")
+    if jobs > 1 and not isinstance(base, (str, Path)):
+        raise ConfigError("jobs > 1 loads the base model in every worker: give base as a folder")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(base, (str, Path)):
-        base = load_inpaint_pipeline(base, device="cpu")
-    judge = WorldJudge.load(judge_dir) if judge_dir and Path(judge_dir, "config.json").is_file() else None
-    perceptual = PerceptualNet.from_pretrained(perceptual_dir) if settings.needs_perceptual() else None
-    world = World(settings.world_seed, base.unet.config.sample_size * 2 ** (len(base.vae.config.block_out_channels) - 1))
-    samples = {"val": [world.sample(i, split="val") for i in range(settings.val_samples)],
-               "test": [world.sample(i, split="test") for i in range(settings.eval_samples)]}
+    pending = [run for run in settings.runs() if not _scored(run_dir, *run)]
+    if jobs > 1 and len(pending) > 1:
+        _run_in_workers(base, run_dir, settings, pending, perceptual_dir, judge_dir, jobs)
+    context = _ScoringContext.load(base, settings, perceptual_dir, judge_dir)
     scores: dict[str, dict[str, list]] = {split: {} for split in SPLITS}
     wall: dict[str, float] = {}
     for name, seed in settings.runs():
-        folder = run_dir / name / f"seed-{seed}"
-        pipe, wall[f"{name}/seed-{seed}"] = _trained(base, folder, settings, name, seed, perceptual)
+        run_scores, wall[f"{name}/seed-{seed}"] = _train_and_score(context, run_dir, settings, name, seed)
         for split in SPLITS:
-            path = folder / f"scores-{split}.npz"
-            if not path.is_file():
-                pipe.set_progress_bar_config(disable=True)
-                outputs = dtc_method(pipe, settings.sample_steps, settings.guidance_scale, settings.world_seed)(
-                    samples[split])
-                save_scores(path, score_tryons(samples[split], outputs, judge, world))
-            scores[split].setdefault(name, []).append(load_scores(path))
-    real = real_features(samples["test"], judge) if judge is not None else None
+            scores[split].setdefault(name, []).append(run_scores[split])
+    real = real_features(context.samples["test"], context.judge) if context.judge is not None else None
     resamples = settings.bootstrap_resamples
-    summaries = {split: {name: summarize_variant(runs, real if split == "test" else None, resamples)
-                         for name, runs in scores[split].items()} for split in SPLITS}
+    summaries = {"val": {name: summarize_variant(runs, None, resamples) for name, runs in scores["val"].items()}}
+    (run_dir / VAL_FILE).write_text(json.dumps(summaries["val"], indent=2))  # selection needs no test interval
+    summaries["test"] = {name: summarize_variant(runs, real, resamples) for name, runs in scores["test"].items()}
     comparisons = [row for a, b in comparison_pairs(settings.parsed)
                    for row in compare_variants((a, scores["test"][a]), (b, scores["test"][b]), real, resamples)]
     result = AblationResult(summaries, comparisons, wall)
     (run_dir / RESULTS_FILE).write_text(json.dumps(result.to_json(), indent=2))
     return result
+
+
+@dataclass
+class _ScoringContext:
+    """What training and scoring a run needs besides its settings: the base pipeline, the perceptual
+    network (or None), the judge (or None), the world and its val and test samples."""
+
+    base: object
+    perceptual: object
+    judge: object
+    world: object
+    samples: dict[str, list]
+
+    @classmethod
+    def load(cls, base, settings: AblationSettings, perceptual_dir, judge_dir) -> _ScoringContext:
+        from tryon_lab.data.world import World
+        from tryon_lab.metrics.judge import WorldJudge
+        from tryon_lab.models.dtc import PerceptualNet
+        from tryon_lab.pipelines.loading import load_inpaint_pipeline
+
+        if isinstance(base, (str, Path)):
+            base = load_inpaint_pipeline(base, device="cpu")
+        judge = WorldJudge.load(judge_dir) if judge_dir and Path(judge_dir, "config.json").is_file() else None
+        perceptual = PerceptualNet.from_pretrained(perceptual_dir) if settings.needs_perceptual() else None
+        world = World(settings.world_seed, base.resolution)
+        samples = {"val": [world.sample(i, split="val") for i in range(settings.val_samples)],
+                   "test": [world.sample(i, split="test") for i in range(settings.eval_samples)]}
+        return cls(base, perceptual, judge, world, samples)
+
+
+def _scored(run_dir: Path, name: str, seed: int) -> bool:
+    """Whether run ``name``/``seed`` is trained (its record written last) and scored on every split."""
+    folder = run_dir / name / f"seed-{seed}"
+    return (folder / "pipeline" / TRAINING_RECORD).is_file() and all(
+        (folder / f"scores-{split}.npz").is_file() for split in SPLITS)
+
+
+def _train_and_score(context: _ScoringContext, run_dir: Path, settings: AblationSettings, name: str,
+                     seed: int) -> tuple[dict[str, dict], float]:
+    """({split: per-try-on scores}, training wall seconds) of run ``name``/``seed``: trained, saved
+    and scored unless its files already exist (a scored run's model is not loaded)."""
+    import torch
+
+    folder = run_dir / name / f"seed-{seed}"
+    if _scored(run_dir, name, seed):
+        record = json.loads((folder / "pipeline" / TRAINING_RECORD).read_text())
+        return {split: load_scores(folder / f"scores-{split}.npz") for split in SPLITS}, float(record["wall_seconds"])
+    pipe, wall = _trained(context.base, folder, settings, name, seed, context.perceptual)
+    pipe.to("cuda" if torch.cuda.is_available() else "cpu").set_progress_bar_config(disable=True)
+    for split in SPLITS:
+        path = folder / f"scores-{split}.npz"
+        if not path.is_file():
+            outputs = dtc_method(pipe, settings.sample_steps, settings.guidance_scale, settings.world_seed,
+                                 settings.eval_batch_size)(context.samples[split])
+            save_scores(path, score_tryons(context.samples[split], outputs, context.judge, context.world))
+    return {split: load_scores(folder / f"scores-{split}.npz") for split in SPLITS}, wall
+
+
+def _run_in_workers(base, run_dir: Path, settings: AblationSettings, runs: list[tuple[str, int]], perceptual_dir,
+                    judge_dir, jobs: int) -> None:
+    """Train and score ``runs`` ``jobs`` at a time, each in a fresh (spawned) process with its share of
+    the CPU threads; the shared latent cache is built first, here, so no two workers build it."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tryon_lab.pipelines.loading import load_inpaint_pipeline
+    from tryon_lab.training.common import make_accelerator
+    from tryon_lab.training.dtc.train import dtc_cache
+
+    dtc_cache(make_accelerator(0), load_inpaint_pipeline(base, device="cpu"), settings.train.dataset_size,
+              settings.world_seed, run_dir / "dtc-cache")
+    threads = max(1, (os.cpu_count() or 1) // min(jobs, len(runs)))
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=spawn) as pool:
+        futures = [pool.submit(_worker, str(base), str(run_dir), settings, name, seed,
+                               None if perceptual_dir is None else str(perceptual_dir),
+                               None if judge_dir is None else str(judge_dir), threads) for name, seed in runs]
+        for future in futures:
+            future.result()  # a worker's error surfaces here, with its traceback
+
+
+def _worker(base: str, run_dir: str, settings: AblationSettings, name: str, seed: int, perceptual_dir: str | None,
+            judge_dir: str | None, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    context = _ScoringContext.load(base, settings, perceptual_dir, judge_dir)
+    _train_and_score(context, Path(run_dir), settings, name, seed)
 
 
 def comparison_pairs(variants: dict[str, Variant]) -> list[tuple[str, str]]:
@@ -173,24 +258,25 @@ def comparison_pairs(variants: dict[str, Variant]) -> list[tuple[str, str]]:
 def _trained(base, folder: Path, settings: AblationSettings, name: str, seed: int, perceptual):
     """(the run's DTCPipeline, its training wall seconds): loaded from ``folder/pipeline`` or trained and saved there."""
     from tryon_lab.pipelines.dtc import DTCPipeline
-    from tryon_lab.training.common import save_atomically
+    from tryon_lab.training.common import run_record, save_atomically
 
     saved = folder / "pipeline"
     if (saved / "model_index.json").is_file():
-        record = json.loads((saved / "training.json").read_text())
+        record = json.loads((saved / TRAINING_RECORD).read_text())
         return DTCPipeline.from_pretrained(saved, local_files_only=True), float(record.get("wall_seconds") or 0.0)
     variant = settings.parsed[name]
     train = replace(settings.train, hint_timestep=variant.hint_timestep)
     pipe, loop = train_dtc(base, folder, train, fusion=variant.fusion, seed=seed, world_seed=settings.world_seed,
                            perceptual=perceptual if variant.perceptual else None,
-                           cache_dir=folder.parent.parent / "dtc-cache")
-    record = {"variant": name, "seed": seed, "fusion": variant.fusion, "hint_timestep": variant.hint_timestep,
-              "perceptual": variant.perceptual, "unet": train.unet, "wall_seconds": loop.wall_seconds,
-              "last_losses": loop.last_losses, "settings": asdict(train)}
+                           cache_dir=folder.parent.parent / "dtc-cache", lora_dir=folder / LORA_FOLDER)
+    record = run_record({"variant": name, "seed": seed, "fusion": variant.fusion,
+                         "hint_timestep": variant.hint_timestep, "perceptual": variant.perceptual, "unet": train.unet,
+                         "steps": loop.steps, "wall_seconds": loop.wall_seconds, "last_losses": loop.last_losses,
+                         "settings": asdict(train)})
 
     def write(tmp: Path) -> None:
         pipe.save_pretrained(tmp, safe_serialization=True)
-        (tmp / "training.json").write_text(json.dumps(record, indent=2))
+        (tmp / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
 
     save_atomically(saved, write)
     return pipe, float(loop.wall_seconds)

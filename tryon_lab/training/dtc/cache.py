@@ -21,7 +21,7 @@ from tryon_lab.data.datasets import DTCPairDataset
 from tryon_lab.data.world import SPLIT_CODES, World
 from tryon_lab.models.dtc import resize_images
 from tryon_lab.pipelines.latents import InpaintRule, latent_mask
-from tryon_lab.training.common import module_fingerprint, save_atomically
+from tryon_lab.training.common import data_workers, module_fingerprint, save_atomically
 
 _SHAPE_OR_BOX_STREAM = 11  # random stream code (world.py and datasets.py use 0-6)
 CACHE_FILE = "dtc.safetensors"
@@ -61,11 +61,13 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def build_dtc_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, reference_size: int, *,
-                    inpaint_rule: InpaintRule, batch_size: int = 32, record: dict[str, str] | None = None) -> Path:
+                    inpaint_rule: InpaintRule, batch_size: int = 32, record: dict[str, str] | None = None,
+                    num_workers: int = 0) -> Path:
     """Encode a DTC pair dataset once: latents, masked latents, latent masks (float, by ``inpaint_rule``), and the
     target, hint (full size) and reference (``reference_size``) as uint8. Written atomically to
-    ``out_dir/dtc.safetensors``, with ``record`` (what it was built from) in its metadata; returns ``out_dir``."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    ``out_dir/dtc.safetensors``, with ``record`` (what it was built from) in its metadata; returns ``out_dir``.
+    ``num_workers``: loader processes rendering the pairs (the dataset is deterministic per index)."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     scale = vae.config.scaling_factor
     names = ("latents", "masked_latents", "masks", "targets", "hints", "references")
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in names}
@@ -122,7 +124,8 @@ def ensure_dtc_cache(accelerator, vae: AutoencoderKL, world: World, cache_dir: s
                 if held is not None:
                     changed = sorted(k for k in wanted if held.get(k) != wanted[k])
                     print(f"rebuilding {cache_dir}: it was built with another {', '.join(changed)}")
-                build_dtc_cache(vae, ShapeOrBoxDTCDataset(world, "train", dataset_size), cache_dir, reference_size,
-                                inpaint_rule=inpaint_rule, record=wanted)
+                build_dtc_cache(vae.to(accelerator.device), ShapeOrBoxDTCDataset(world, "train", dataset_size), cache_dir,
+                                reference_size, inpaint_rule=inpaint_rule, record=wanted,
+                                num_workers=data_workers(accelerator.device))
     return DTCCache(cache_dir)
 

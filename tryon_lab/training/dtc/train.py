@@ -16,9 +16,10 @@ import torch
 from tryon_lab.errors import ConfigError
 from tryon_lab.models.dtc import FILM_MODES, PerceptualNet
 from tryon_lab.profiles import settings_from_mapping
-from tryon_lab.training.dtc.cache import ensure_dtc_cache
+from tryon_lab.training.dtc.cache import DTCCache, ensure_dtc_cache
 from tryon_lab.training.dtc.objective import DTCObjective
 from tryon_lab.training.dtc.unet_tuning import (
+    ADAPTER_NAME,
     check_unet_mode,
     finish_unet,
     prepare_unet,
@@ -33,7 +34,8 @@ class DTCSettings:
     ``unet``: "frozen", "lora" or "full" (which main-U-Net parameters train; ``unet_lora_rank`` and
     ``unet_lora_targets`` for "lora"). ``hint_timestep``: the hint encoder takes the timestep
     (``HintEncoder(timestep_conditioning=True)``, recomputed every sampling step); the ablation sets
-    it per variant (``+t``)."""
+    it per variant (``+t``). ``max_minutes`` > 0: a run stops there even before ``steps`` (a safety
+    net for a borrowed machine's fixed time; the run's record says how many steps it took)."""
 
     steps: int
     batch_size: int = 8
@@ -50,6 +52,7 @@ class DTCSettings:
     unet_lora_rank: int = 16
     unet_lora_targets: str = "all"
     warmup_steps: int = 50
+    max_minutes: float = 0.0
 
     def __post_init__(self):
         check_unet_mode(self.unet, self.unet_lora_rank, self.unet_lora_targets)
@@ -66,26 +69,39 @@ class DTCSettings:
     def loop(self) -> LoopSettings:
         """The generic loop settings of this run."""
         return LoopSettings(steps=self.steps, learning_rate=self.learning_rate, checkpoint_every=self.checkpoint_every,
-                            ema_decay=self.ema_decay, warmup_steps=self.warmup_steps, weight_decay=1e-2)
+                            ema_decay=self.ema_decay, warmup_steps=self.warmup_steps, weight_decay=1e-2,
+                            max_seconds=60 * self.max_minutes if self.max_minutes > 0 else None)
+
+
+def dtc_cache(accelerator, base, dataset_size: int, world_seed: int, cache_dir: str | Path) -> DTCCache:
+    """The latent cache of ``dataset_size`` training pairs of world ``world_seed`` for DTC runs on the
+    text inpainting pipeline ``base`` (built in ``cache_dir`` on first use, with ``base``'s VAE on
+    ``accelerator``'s device); every run of an ablation shares it."""
+    from tryon_lab.data.world import World
+    from tryon_lab.pipelines.dtc import reference_size
+
+    return ensure_dtc_cache(accelerator, base.vae.eval().requires_grad_(False), World(world_seed, base.resolution),
+                            cache_dir, dataset_size, reference_size(base.resolution), base.inpaint_rule)
 
 
 def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str | None = "film",
               perceptual: PerceptualNet | str | Path | None = None, cache_dir: str | Path | None = None,
-              seed: int = 0, world_seed: int | None = None):
+              seed: int = 0, world_seed: int | None = None, lora_dir: str | Path | None = None):
     """Train (or resume) a DTC model on top of the text inpainting pipeline ``base`` (a folder or a
     TryOnInpaintPipeline). ``fusion``: "film", "add" or None (the no-hint baseline);
     ``perceptual``: a PerceptualNet (or its folder) to add the perceptual loss, None for none;
-    ``seed``: initialisation and noise; ``world_seed`` (default ``seed``): the training pairs.
+    ``seed``: initialisation and noise; ``world_seed`` (default ``seed``): the training pairs;
+    ``lora_dir``: where the trained U-Net LoRA (``unet = "lora"``) is also written, before it is fused.
 
     Work files (checkpoints, losses.csv; the latent cache unless ``cache_dir``) live in ``run_dir``.
     Returns ``(DTCPipeline with a DDIM sampler, its U-Net's LoRA fused, LoopResult)``.
     """
     from diffusers import DDIMScheduler, DDPMScheduler
 
-    from tryon_lab.data.world import World
     from tryon_lab.pipelines.dtc import DTCPipeline
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
     from tryon_lab.training.common import loader_factory, make_accelerator
+    from tryon_lab.training.dreambooth.lora_files import save_unet_lora
     from tryon_lab.training.loop import endless, run_loop
 
     run_dir = Path(run_dir)
@@ -100,9 +116,8 @@ def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str |
                                  timestep_conditioning=settings.hint_timestep,
                                  scheduler=DDIMScheduler.from_config(base.scheduler.config))
     prepare_unet(pipe.unet, settings.unet, settings.unet_lora_rank, settings.unet_lora_targets)
-    world = World(seed=seed if world_seed is None else world_seed, resolution=pipe.resolution)
-    cache = ensure_dtc_cache(accelerator, vae, world, cache_dir or run_dir / "dtc-cache", settings.dataset_size,
-                             pipe.image_encoder.config.image_size, base.inpaint_rule)
+    cache = dtc_cache(accelerator, base, settings.dataset_size, seed if world_seed is None else world_seed,
+                      cache_dir or run_dir / "dtc-cache")
     objective = DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder,
                              DDPMScheduler.from_config(base.scheduler.config), vae=vae, perceptual=perceptual,
                              perceptual_weight=settings.perceptual_weight, perceptual_batch=settings.perceptual_batch,
@@ -111,6 +126,8 @@ def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str |
     result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="dtc")
     if result.ema is not None:
         result.ema.copy_to(objective.parameters())
+    if lora_dir is not None and settings.unet == "lora":
+        save_unet_lora(pipe.unet, ADAPTER_NAME, lora_dir)
     finish_unet(pipe.unet)
     for part in (pipe.image_encoder, pipe.hint_encoder):
         if part is not None:
