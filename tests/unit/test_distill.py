@@ -226,3 +226,11 @@ def test_the_lcm_sampler_merges_its_adapter_and_ddim_restores_the_base_bit_for_b
     assert not any(m.merged for m in layers)
     state = pipe.unet.state_dict()
     assert all(torch.equal(state[key], value) for key, value in base.items())
+    # the second switch adds the kept updates instead of recomputing them: the same model, the same restore
+    use_sampler(pipe, "lcm")
+    assert all(m.merged for m in layers)
+    torch.testing.assert_close(forward(), unmerged, rtol=1e-4, atol=1e-5)
+    use_sampler(pipe, "ddim")
+    assert not any(m.merged for m in layers)
+    state = pipe.unet.state_dict()
+    assert all(torch.equal(state[key], value) for key, value in base.items())

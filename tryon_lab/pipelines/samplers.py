@@ -117,36 +117,47 @@ def fuse_lcm(pipe) -> None:
     the adapter layers removed, so the U-Net is a plain one (what an export converts)."""
     use_sampler(pipe, "lcm")
     pipe.unet.unload_lora()  # keeps each layer's base weights, which hold the merged update
-    pipe.unet._lcm_originals = None
+    pipe.unet._lcm_originals = pipe.unet._lcm_updates = None
 
 
 def _merge_lcm(unet) -> None:
     """Fold the LCM adapter into the weights it adapts, so a step costs what the base U-Net's costs
     (an unmerged LoRA adds its low-rank products to every adapted layer at every step). The original
     weights are kept: peft's unmerge subtracts the update again, which rounds, and the base model
-    must come back bit for bit."""
+    must come back bit for bit. Each layer's update (merged minus original) is kept after the first
+    merge, so switching to lcm again is one addition per layer, not peft's low-rank products again
+    (the app switches at every instant try-on; the update depends on the adapter alone)."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     if getattr(unet, "_lcm_originals", None) is not None:
         return
-    originals = {}
+    updates = getattr(unet, "_lcm_updates", None)
+    originals, fresh = {}, {}
     for name, module in unet.named_modules():
         if isinstance(module, BaseTunerLayer) and LCM_ADAPTER in getattr(module, "lora_A", {}):
-            originals[name] = module.get_base_layer().weight.detach().clone()
-            module.merge(adapter_names=[LCM_ADAPTER])
+            weight = module.get_base_layer().weight
+            originals[name] = weight.detach().clone()
+            if updates is None:
+                module.merge(adapter_names=[LCM_ADAPTER])
+                fresh[name] = weight.detach() - originals[name]
+            else:
+                weight.data.add_(updates[name])
+                module.merged_adapters.append(LCM_ADAPTER)  # peft's record that the layer holds the update
     unet._lcm_originals = originals
+    if updates is None:
+        unet._lcm_updates = fresh
 
 
 def _unmerge_lcm(unet) -> None:
-    """Undo ``_merge_lcm``: peft's bookkeeping, then the kept weights restored exactly."""
+    """Undo ``_merge_lcm``: the kept weights restored exactly, and peft's record of the merge cleared."""
     originals = getattr(unet, "_lcm_originals", None)
     if originals is None:
         return
     for name, module in unet.named_modules():
         if name in originals:
-            if module.merged:
-                module.unmerge()
             module.get_base_layer().weight.data.copy_(originals[name])
+            if LCM_ADAPTER in module.merged_adapters:
+                module.merged_adapters.remove(LCM_ADAPTER)
     unet._lcm_originals = None
 
 
@@ -161,6 +172,7 @@ def load_lcm(pipe, folder: str | Path) -> bool:
         try:
             pipe.unet.load_lora_adapter(str(lora), weight_name=LCM_FILE, prefix="unet", adapter_name=LCM_ADAPTER,
                                         local_files_only=True)
+            pipe.unet._lcm_updates = None  # a new adapter: its updates are computed at its first merge
         except (OSError, ValueError, RuntimeError) as err:
             raise ConfigError(f"{lora}: the LCM LoRA does not fit this model's U-Net ({err})") from None
         pipe.unet.disable_adapters()
