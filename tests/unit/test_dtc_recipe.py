@@ -94,4 +94,8 @@ def test_bad_recipes_are_refused_before_any_work(tmp_path):
     plan = recipe_plan(load_profile("quick"), judge_dir="data/models/world-encoder")
     assert len(plan.ablation.runs()) == 10 and plan.ablation.train.unet == "lora"
     assert plan.ablation.eval_samples >= 500
+    # the GPU lease's recipe: the same runs, the U-Net as a LoRA (the shipped folder stays small), FID's sample size
+    full = recipe_plan(load_profile("full"), judge_dir="data/models/world-encoder")
+    assert full.ablation.runs() == plan.ablation.runs() and full.ablation.train.unet == "lora"
+    assert full.ablation.eval_samples >= 1000 and full.perceptual == plan.perceptual
     assert not (tmp_path / "r").exists()
