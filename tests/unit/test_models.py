@@ -62,3 +62,11 @@ def test_builders_give_standard_classes_of_the_configured_size(tmp_path):
     hidden = text(tokenizer(["a tee"], padding="max_length", return_tensors="pt").input_ids)[0]
     out = unet(torch.zeros(1, 9, 8, 8), 10, encoder_hidden_states=hidden).sample
     assert out.shape == (1, 4, 8, 8)
+
+
+def test_the_shipped_models_fit_the_64_mb_budget():
+    """Everything in data/models (weights, cards, logs) stays within what a course repository carries."""
+    from tryon_lab.paths import data_dir
+
+    files = [p for p in (data_dir() / "models").rglob("*") if p.is_file()]
+    assert files and sum(p.stat().st_size for p in files) <= 64 * 10**6
