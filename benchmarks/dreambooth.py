@@ -46,9 +46,10 @@ def garments(world, split: str) -> list:
             for category in CATEGORIES]
 
 
-def run(profile_name: str = "quick", split: str = "test") -> list[tuple[str, object, str]]:
-    """Fine-tune each garment of ``split`` (full and LoRA, the profile's recipe), judge it with the
-    base model on people of ``split``, time adapter switching; return the rows."""
+def run(profile_name: str = "quick", split: str = "test", overrides: dict | None = None) -> list[tuple[str, object, str]]:
+    """Fine-tune each garment of ``split`` (full and LoRA, the profile's recipe, with ``overrides`` of its
+    DreamBoothSettings fields: how a recipe is tried on val), judge it with the base model on people of
+    ``split``, time adapter switching; return the rows."""
     import numpy as np
 
     from tryon_lab.data.world import World
@@ -70,7 +71,7 @@ def run(profile_name: str = "quick", split: str = "test") -> list[tuple[str, obj
 
     profile = load_profile(profile_name)
     db = profile["dreambooth"]
-    settings = DreamBoothSettings.from_profile(profile)
+    settings = replace(DreamBoothSettings.from_profile(profile), **(overrides or {}))
     lora_settings = replace(settings, lora_rank=db["lora_rank_demo"])
     lora_name = f"LoRA r{lora_settings.lora_rank}"
     base_dir = shipped_model(SHIPPED_INPAINT)
