@@ -9,9 +9,10 @@
 #   scripts/gpu_dtc.sh SECONDS OUT_DIR
 #   PROFILE=smoke scripts/gpu_dtc.sh 300 /tmp/out    # a dry run of the whole script on a CPU
 #
-# Needs runs/gpu/dtc-run/perceptual-net (carried): the quick profile's perceptual network, trained on
-# the CPU beforehand so the lease's minutes go to the ablation. Wheels in .whl/ (packages the GPU
-# machine lacks or has in another version) are installed first. Here, afterwards:
+# The perceptual network (the quick profile's) trains first, its crops rendered by loader workers,
+# unless runs/gpu/dtc-run/perceptual-net is carried (then the lease's minutes all go to the ablation).
+# Wheels in .whl/ (packages the GPU machine lacks or has in another version) are installed first.
+# Here, afterwards:
 #   cat OUT_DIR/dtc-run.tar.part-* | tar -x
 #   tryon-lab train-dtc --profile full --judge data/models/world-encoder --run-dir runs/gpu/dtc-run --out data/models/dtc
 set -uo pipefail
@@ -20,7 +21,6 @@ out=${2:?usage: scripts/gpu_dtc.sh SECONDS OUT_DIR}
 profile=${PROFILE:-full}
 run=runs/gpu/dtc-run
 mkdir -p "$out"
-[ -f "$run/perceptual-net/config.json" ] || { echo "no $run/perceptual-net: train it first (see the header)"; exit 2; }
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 TRYON_LAB_BUILD_DIR=/tmp/tryon-build TQDM_MININTERVAL=20
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1

@@ -128,6 +128,7 @@ def train_perceptual_net(run_dir: str | Path, settings: PerceptualSettings, reso
     its own world (``world_seed``); saves it to ``out_dir`` if given, with ``training.json`` and a
     ``README.md`` saying what it was trained on and how; returns it in eval mode, frozen."""
     from tryon_lab.training.common import (
+        data_workers,
         loader_factory,
         make_accelerator,
         save_atomically,
@@ -139,7 +140,7 @@ def train_perceptual_net(run_dir: str | Path, settings: PerceptualSettings, reso
     net = PerceptualNet()
     dataset = UnlabelledCropDataset(World(settings.world_seed, resolution), "train", settings.dataset_size,
                                     settings.crop_size)
-    batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
+    batches = endless(loader_factory(accelerator, dataset, settings.batch_size, data_workers(accelerator.device)))
     loop = LoopSettings(steps=settings.steps, learning_rate=settings.learning_rate,
                         checkpoint_every=settings.checkpoint_every, warmup_steps=min(50, settings.steps // 10),
                         weight_decay=1e-4)
