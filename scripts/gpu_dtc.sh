@@ -7,11 +7,11 @@
 # encoders, U-Net LoRA) of the run the val split selects; the shipped folder too if it got that far.
 #
 #   scripts/gpu_dtc.sh SECONDS OUT_DIR
-#   PROFILE=smoke scripts/gpu_dtc.sh 300 /tmp/out    # a dry run of the whole script on a CPU
+#   PROFILE=smoke scripts/gpu_dtc.sh 300 build/dry-out    # a dry run of the whole script on a CPU
 #
 # The perceptual network (the quick profile's) trains first, its crops rendered by loader workers,
 # unless runs/gpu/dtc-run/perceptual-net is carried (then the lease's minutes all go to the ablation).
-# Wheels in .whl/ (packages the GPU machine lacks or has in another version) are installed first.
+# Wheels in .whl/ are installed first (scripts/lease_env.sh).
 # Here, afterwards:
 #   cat OUT_DIR/dtc-run.tar.part-* | tar -x
 #   tryon-lab train-dtc --profile full --judge data/models/world-encoder --run-dir runs/gpu/dtc-run --out data/models/dtc
@@ -21,18 +21,14 @@ out=${2:?usage: scripts/gpu_dtc.sh SECONDS OUT_DIR}
 profile=${PROFILE:-full}
 run=runs/gpu/dtc-run
 mkdir -p "$out"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 TRYON_LAB_BUILD_DIR=/tmp/tryon-build TQDM_MININTERVAL=20
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+export TQDM_MININTERVAL=20
+source scripts/lease_env.sh
 # relative paths: the records name no machine's folders
 timeout --kill-after=15 "$seconds" python3 -m tryon_lab.cli train-dtc --profile "$profile" --jobs 10 \
   --judge data/models/world-encoder --run-dir "$run" --out runs/gpu/dtc >"$out/train.log" 2>&1
 echo "train-dtc exit status $? (124: stopped at the lease's budget, as planned when the intervals remain)"
 grep -E "Error|error|Traceback|stopped at step" "$out/train.log" | tail -20
-python3 - "$run" "$profile" <<'EOF' >"$out/pack.txt"
+python3 - "$run" "$profile" "$scratch/pack-list" <<'EOF' >"$out/pack.txt"
 import json, sys
 from pathlib import Path
 
@@ -64,9 +60,9 @@ for extra in (ablation / "ablation.json", ablation / "ablation-val.json"):
     files += [extra] if extra.is_file() else []
 shipped = Path("runs/gpu/dtc")
 files += [f for f in shipped.rglob("*") if f.is_file()] if shipped.is_dir() else []
-Path("/tmp/pack-list").write_text("\n".join(str(f) for f in files) + "\n")
+Path(sys.argv[3]).write_text("\n".join(str(f) for f in files) + "\n")
 print(f"{len(files)} files packed")
 EOF
 cat "$out/pack.txt"
-tar -cf - -T /tmp/pack-list | split -b 15M - "$out/dtc-run.tar.part-"
+tar -cf - -T "$scratch/pack-list" | split -b 15M - "$out/dtc-run.tar.part-"
 ls -la "$out"

@@ -12,14 +12,9 @@ set -euo pipefail
 minutes=${1:?usage: scripts/gpu_lease.sh MINUTES OUT_DIR}
 out=${2:?usage: scripts/gpu_lease.sh MINUTES OUT_DIR}
 mkdir -p "$out"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 TRYON_LAB_BUILD_DIR=/tmp/tryon-build
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+source scripts/lease_env.sh
 finish() {
-  cp /tmp/tryon-build/logs/tryon-lab-pretrain.log "$out/third-party.log" 2>/dev/null || true
+  cp "$scratch/build/logs/tryon-lab-pretrain.log" "$out/third-party.log" 2>/dev/null || true
   cp runs/gpu/run/losses.csv "$out/losses.csv" 2>/dev/null || true
 }
 trap finish EXIT

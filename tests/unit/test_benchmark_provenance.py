@@ -149,7 +149,7 @@ def test_a_models_records_are_left_out_of_its_hash(tmp_path, monkeypatch):
 
     (tmp_path / "unet").mkdir()
     (tmp_path / "unet" / "w.bin").write_bytes(b"weights")
-    (tmp_path / "MODEL_CARD.md").write_text("# made in /work/main")
+    (tmp_path / "MODEL_CARD.md").write_text("# made on some machine")
     (tmp_path / "training.json").write_text("{}")
     monkeypatch.setattr(provenance, "shipped_model", lambda name: tmp_path)
     first = provenance.model_hashes(["m"])["m"]
