@@ -3,9 +3,9 @@ at fp16 and 6-bit, and int8 ExecuTorch programs against fp32.
 
 Every PSNR is measured on ``SAMPLES`` held-out inputs: the first denoising step of try-ons on world
 samples 1..SAMPLES with 1..8 DDIM steps (so the timesteps spread over the schedule), none of them
-the golden try-on (sample 0) that the Core ML conversion traces and measures and the int8
-convolutions calibrate on. Core ML programs run in the MIL executor against PyTorch fp32; each
-figure is a mean with its 95% bootstrap interval, and split_einsum - original is a paired
+the golden try-on (sample 0) that the Core ML conversion traces and measures (the int8 programs
+quantize activations on the fly, so nothing calibrates). Core ML programs run in the MIL executor
+against PyTorch fp32; each figure is a mean with its 95% bootstrap interval, and split_einsum - original is a paired
 difference with its verdict (``tryon_lab.metrics.stats``). The int8 try-on row replays the held-out
 try-ons with the int8 programs (the VAE in PyTorch) and reports the 8-bit PSNR of the generated
 region against the PyTorch try-on.

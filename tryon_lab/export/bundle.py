@@ -287,14 +287,13 @@ def _write_coreml(root: Path, name: str, built: CoreMLComponent) -> CoreMLEntry:
 
 
 def _write_pte(root: Path, component: Component, golden: Golden, options: ExportOptions) -> ExecuTorchEntry:
-    from tryon_lab.export.executorch import INT8_BLOCKED, export_pte
+    from tryon_lab.export.executorch import export_pte
 
     folder = root / "executorch"
     folder.mkdir(exist_ok=True)
-    quantization = "none" if component.name in INT8_BLOCKED else options.quantization
     path = export_pte(component, golden.components[component.name][0], folder / f"{component.name}.pte",
-                      quantization)
-    return ExecuTorchEntry(path.relative_to(root).as_posix(), quantization, path.stat().st_size)
+                      options.quantization)
+    return ExecuTorchEntry(path.relative_to(root).as_posix(), options.quantization, path.stat().st_size)
 
 
 def _write_tokenizer(pipe: Any, folder: Path) -> None:

@@ -3,7 +3,7 @@
 ``export_pte`` captures a component with ``torch.export``, optionally quantizes it (int8 weights
 per output channel with activations quantized on the fly, XNNPACK's "dynamic" scheme for linear
 and conv layers, through the PT2E flow), lowers every supported part to XNNPACK and writes the
-program. ``PteRunner`` runs it with the ExecuTorch runtime behind the ``predict`` API.
+program. An int8 program is lowered one operator per delegate call (see ``_partitioner``). ``PteRunner`` runs it with the ExecuTorch runtime behind the ``predict`` API.
 """
 
 from __future__ import annotations
@@ -17,12 +17,6 @@ import torch
 from tryon_lab.export.contract import Component, ComponentSpec
 
 QUANTIZATIONS = ("none", "int8")
-# Components whose int8 program ExecuTorch 1.5.1's XNNPACK lowering refuses; a bundle ships them fp32.
-# The U-Net: dynamically quantized convs fail with "required rank 4 tensor to use channels_last format"
-# (the channels-last pass walks a dynamic conv input's producers back to a placeholder, through the
-# group norms' (B, C, H*W) reshapes);
-# static int8 convs with dynamic linears fail with "Invalid partition, found dependency cycles".
-INT8_BLOCKED = ("Unet",)
 
 
 def _examples(spec: ComponentSpec, inputs: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
@@ -31,7 +25,6 @@ def _examples(spec: ComponentSpec, inputs: Mapping[str, np.ndarray]) -> tuple[to
 
 def export_pte(component: Component, inputs: Mapping[str, np.ndarray], path: str | Path, quantization: str = "none") -> Path:
     """Write ``component`` as an XNNPACK-delegated ``.pte`` at ``path`` (``quantization``: none or int8)."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     from tryon_lab.export.errors import ExportInputError
@@ -44,10 +37,20 @@ def export_pte(component: Component, inputs: Mapping[str, np.ndarray], path: str
         exported = torch.export.export(module, examples)
         if quantization == "int8":
             exported = torch.export.export(_quantize_int8(exported, examples), examples)
-        program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
+        program = to_edge_transform_and_lower(exported, partitioner=[_partitioner(quantization)]).to_executorch()
     path = Path(path)
     path.write_bytes(program.buffer)
     return path
+
+
+def _partitioner(quantization: str):
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    # ExecuTorch 1.5.1 cannot lower the int8 U-Net as whole subgraphs: its channels-last pass walks a
+    # dynamically quantized conv's input back through the group norms' (B, C, H*W) reshapes and fails
+    # ("required rank 4 tensor to use channels_last format"). One delegate call per operator lowers
+    # every quantized conv and linear; fp32 programs keep the larger (faster) partitions.
+    return XnnpackPartitioner(per_op_mode=quantization == "int8")
 
 
 def _quantize_int8(exported, examples: tuple[torch.Tensor, ...]) -> torch.nn.Module:
