@@ -37,8 +37,8 @@ def add_export(subparsers) -> None:
     goal.add_argument("--target-psnr", type=float, help="with --bits mixed: the U-Net PSNR to hold, dB (default: 30)")
     goal.add_argument("--target-bits", type=float, help="with --bits mixed: the average bits to reach instead")
     parser.add_argument("--quantize", choices=("none", "int8"), default="none",
-                        help="ExecuTorch weights: fp32 or int8 per channel; the U-Net stays fp32, as ExecuTorch "
-                             "1.5.1 cannot lower its int8 program (default: %(default)s)")
+                        help="ExecuTorch programs: fp32, or int8 weights per output channel with activations "
+                             "quantized on the fly (about 0.27x the U-Net's fp32 size; default: %(default)s)")
     parser.add_argument("--attention", choices=("original", "split_einsum"), default="original",
                         help="Core ML U-Net attention: diffusers' original, or split_einsum, the Neural Engine's "
                              "(B, C, 1, S) layout with per-head einsums as apple/ml-stable-diffusion's: the same "
