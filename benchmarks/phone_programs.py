@@ -88,9 +88,9 @@ def attention_rows(measured: dict[str, tuple[dict[str, np.ndarray], str]]) -> li
     return rows
 
 
-def int8_rows(path: Path, golden, goldens) -> list[tuple[str, object, str]]:
-    """Sizes and PSNR of the int8 ExecuTorch programs of the model at ``path`` against the fp32 ones,
-    and the int8 try-on."""
+def int8_rows(path: Path, golden, goldens, names: tuple[str, ...] = INT8_COMPONENTS) -> list[tuple[str, object, str]]:
+    """Sizes and PSNR of the int8 ExecuTorch programs of the components ``names`` of the model at
+    ``path`` against the fp32 ones, and the try-on with those programs."""
     from diffusers import DDIMScheduler
 
     from tryon_lab.export.executorch import PteRunner, export_pte
@@ -102,7 +102,7 @@ def int8_rows(path: Path, golden, goldens) -> list[tuple[str, object, str]]:
     pipe, components = _load(path)
     with tempfile.TemporaryDirectory() as tmp:  # the programs stay loaded until the try-ons are done
         rows, int8 = [], {}
-        for name in INT8_COMPONENTS:
+        for name in names:
             spec, inputs = components[name].spec, golden.components[name][0]
             fp32 = export_pte(components[name], inputs, Path(tmp) / f"{name}-fp32.pte")
             try:
@@ -130,7 +130,8 @@ def int8_rows(path: Path, golden, goldens) -> list[tuple[str, object, str]]:
     return rows
 
 
-def run(model: str | Path | None = None, samples: int = SAMPLES) -> list[tuple[str, object, str]]:
+def run(model: str | Path | None = None, samples: int = SAMPLES,
+        int8_components: tuple[str, ...] = INT8_COMPONENTS) -> list[tuple[str, object, str]]:
     """Measure the attention forms and the int8 programs (three processes side by side, each loading
     the model); return the benchmark rows."""
     import multiprocessing
@@ -146,7 +147,7 @@ def run(model: str | Path | None = None, samples: int = SAMPLES) -> list[tuple[s
         goldens = held_out(pipe, components, samples)
         with ProcessPoolExecutor(len(ATTENTIONS) + 1, mp_context=multiprocessing.get_context("spawn")) as pool:
             attention = {a: pool.submit(attention_psnrs, path, a, golden, goldens) for a in ATTENTIONS}
-            int8 = pool.submit(int8_rows, path, golden, goldens)
+            int8 = pool.submit(int8_rows, path, golden, goldens, int8_components)
             rows: list[tuple[str, object, str]] = [("model", label, f"{pipe.resolution}px; {samples} held-out inputs")]
             rows += attention_rows({a: future.result() for a, future in attention.items()})
             rows += int8.result()
