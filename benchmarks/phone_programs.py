@@ -1,12 +1,13 @@
 """Phone programs ("Instant try-on"): the Core ML U-Net's attention, original against split_einsum,
 at fp16 and 6-bit, and int8 ExecuTorch programs against fp32.
 
-Every PSNR is measured on ``SAMPLES`` held-out inputs: the first denoising step of try-ons on world
-samples 1..SAMPLES with 1..8 DDIM steps (so the timesteps spread over the schedule), none of them
-the golden try-on (sample 0) that the Core ML conversion traces and measures (the int8 programs
-quantize activations on the fly, so nothing calibrates). Core ML programs run in the MIL executor
-against PyTorch fp32; each figure is a mean with its 95% bootstrap interval, and split_einsum - original is a paired
-difference with its verdict (``tryon_lab.metrics.stats``). The int8 try-on row replays the held-out
+Every PSNR is measured on ``SAMPLES`` held-out inputs: the first denoising step of try-ons on test
+world samples 1..SAMPLES with 1..8 DDIM steps (so the timesteps spread over the schedule), never the
+golden try-on (train sample 0) that the Core ML conversion traces and measures (the int8 programs
+quantize activations on the fly, so nothing calibrates; their scheme was chosen on train samples).
+Core ML programs run in the MIL executor against PyTorch fp32; each figure is a mean with its 95%
+bootstrap interval, and split_einsum - original is a paired difference with its verdict
+(``tryon_lab.metrics.stats``). The int8 try-on row replays the held-out
 try-ons with the int8 programs (the VAE in PyTorch) and reports the 8-bit PSNR of the generated
 region against the PyTorch try-on.
 
@@ -29,10 +30,12 @@ INT8_COMPONENTS = ("TextEncoder", "Unet")
 
 
 def held_out(pipe, components, samples: int = SAMPLES):
-    """``Golden`` data of try-ons on world samples 1..``samples`` (sample 0 is the export's golden one)."""
+    """``Golden`` data of try-ons on test world samples 1..``samples`` (the export's golden one is train
+    sample 0)."""
     from tryon_lab.export.golden import make_golden
 
-    return [make_golden(pipe, components, steps=1 + seed % 8, seed=seed) for seed in range(1, samples + 1)]
+    return [make_golden(pipe, components, steps=1 + seed % 8, seed=seed, split="test")
+            for seed in range(1, samples + 1)]
 
 
 def _psnrs(runner, goldens, name: str) -> np.ndarray:
@@ -79,7 +82,7 @@ def attention_rows(measured: dict[str, tuple[dict[str, np.ndarray], str]]) -> li
         for label, values in psnrs.items():
             bar = 35 if label == "fp16" else 30
             rows.append((f"U-Net {label} PSNR, {attention} attention", str(bootstrap(np.mean, values)),
-                         f"dB, mean [95% CI] over {len(values)} held-out inputs, MIL executor vs PyTorch fp32 "
+                         f"dB, mean [95% CI] over {len(values)} held-out test inputs, MIL executor vs PyTorch fp32 "
                          f"({precision}); bar >= {bar} dB"))
     for label in ("fp16", "6-bit"):
         difference = paired_difference(measured["split_einsum"][0][label], measured["original"][0][label])
@@ -117,7 +120,7 @@ def int8_rows(path: Path, golden, goldens, names: tuple[str, ...] = INT8_COMPONE
                          + ("; bar <= 0.30" if name == "Unet" else "")))
             psnr = bootstrap(np.mean, _psnrs(int8[name], goldens, name))
             rows.append((f"ExecuTorch {name} int8 PSNR", str(psnr),
-                         f"dB vs PyTorch fp32, mean [95% CI] over {len(goldens)} held-out inputs"))
+                         f"dB vs PyTorch fp32, mean [95% CI] over {len(goldens)} held-out test inputs"))
         runners = {name: int8.get(name) or TorchRunner(component) for name, component in components.items()}
         tryons = []
         for held in goldens:
@@ -126,7 +129,7 @@ def int8_rows(path: Path, golden, goldens, names: tuple[str, ...] = INT8_COMPONE
             tryons.append(masked_psnr(to_image(result["image"]), to_image(held.result["image"]), mask))
         rows.append((f"try-on with int8 {' and '.join(int8) or 'nothing'}", str(bootstrap(np.mean, np.array(tryons))),
                      f"dB, 8-bit PSNR of the generated region vs the PyTorch try-on, mean [95% CI] over {len(goldens)} "
-                     "held-out try-ons (1-8 DDIM steps, VAE in PyTorch); bar >= 30 dB"))
+                     "held-out test try-ons (1-8 DDIM steps, VAE in PyTorch); bar >= 30 dB"))
     return rows
 
 
@@ -148,7 +151,7 @@ def run(model: str | Path | None = None, samples: int = SAMPLES,
         with ProcessPoolExecutor(len(ATTENTIONS) + 1, mp_context=multiprocessing.get_context("spawn")) as pool:
             attention = {a: pool.submit(attention_psnrs, path, a, golden, goldens) for a in ATTENTIONS}
             int8 = pool.submit(int8_rows, path, golden, goldens, int8_components)
-            rows: list[tuple[str, object, str]] = [("model", label, f"{pipe.resolution}px; {samples} held-out inputs")]
+            rows: list[tuple[str, object, str]] = [("model", label, f"{pipe.resolution}px; {samples} held-out test inputs")]
             rows += attention_rows({a: future.result() for a, future in attention.items()})
             rows += int8.result()
         return rows

@@ -3,7 +3,8 @@
 ``export_pte`` captures a component with ``torch.export``, optionally quantizes it (int8 weights
 per output channel with activations quantized on the fly, XNNPACK's "dynamic" scheme for linear
 and conv layers, through the PT2E flow), lowers every supported part to XNNPACK and writes the
-program. An int8 program is lowered one operator per delegate call (see ``_partitioner``). ``PteRunner`` runs it with the ExecuTorch runtime behind the ``predict`` API.
+program; an int8 program one operator per delegate call (see ``_partitioner``). ``PteRunner`` runs
+it with the ExecuTorch runtime behind the ``predict`` API.
 """
 
 from __future__ import annotations

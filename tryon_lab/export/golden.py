@@ -40,13 +40,13 @@ class Golden:
 
 
 def tryon_inputs(pipe: Any, steps: int = 4, guidance_scale: float = TEXT_GUIDANCE,
-                 seed: int = 0) -> tuple[TryOnInputs, str | None]:
-    """Return fixed try-on inputs for ``pipe``'s resolution and conditioning (world sample ``seed``)
-    and their prompt (None unless ``pipe`` is text-conditioned)."""
+                 seed: int = 0, split: str = "train") -> tuple[TryOnInputs, str | None]:
+    """Return fixed try-on inputs for ``pipe``'s resolution and conditioning (world sample ``seed`` of
+    ``split``) and their prompt (None unless ``pipe`` is text-conditioned)."""
     from tryon_lab.data.world import World
     from tryon_lab.pipelines.latents import pil_to_tensor
 
-    sample = World(seed=seed, resolution=pipe.resolution).sample(seed, kind="garment")
+    sample = World(seed=seed, resolution=pipe.resolution).sample(seed, split=split, kind="garment")
     conditioning = of_pipeline(pipe)
     side = pipe.unet.config.sample_size
     noise = torch.randn((1, pipe.unet.config.out_channels, side, side), generator=torch.Generator().manual_seed(seed))
@@ -67,10 +67,10 @@ def random_inputs(spec: ComponentSpec, seed: int = 0) -> Arrays:
 
 
 def make_golden(pipe: Any, components: Mapping[str, Component], steps: int = 4, guidance_scale: float = TEXT_GUIDANCE,
-                seed: int = 0) -> Golden:
-    """Run the fixed try-on through the PyTorch ``components`` with the pipeline's own sampler and
-    record the golden data."""
-    inputs, prompt = tryon_inputs(pipe, steps, guidance_scale, seed)
+                seed: int = 0, split: str = "train") -> Golden:
+    """Run the fixed try-on (``tryon_inputs``) through the PyTorch ``components`` with the pipeline's
+    own sampler and record the golden data."""
+    inputs, prompt = tryon_inputs(pipe, steps, guidance_scale, seed, split)
     recorders = {name: RecordingRunner(TorchRunner(c)) for name, c in components.items()}
     result = run_tryon(recorders, inputs, type(pipe.scheduler).from_config(pipe.scheduler.config),
                        rows=guidance_rows(pipe))
