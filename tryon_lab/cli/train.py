@@ -1,5 +1,6 @@
 """Training commands: ``pretrain`` (a component of the mini model), ``curve`` (a U-Net run's learning
-curve), ``train-dtc`` (Diffuse to Choose), ``distill`` (an LCM LoRA) and ``dreambooth`` (one garment)."""
+curve), ``train-dtc`` (Diffuse to Choose), ``distill`` (an LCM LoRA), ``distill-vae`` (the LCM sampler's fast
+VAE) and ``dreambooth`` (one garment)."""
 
 from __future__ import annotations
 
@@ -185,6 +186,47 @@ def run_distill(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or Path("runs") / profile.name / "distill")
     out = distill_pipeline(profile, base, run_dir, judge, seed=args.seed)
     print(f"saved the LCM LoRA to {out}; its card: {out / 'MODEL_CARD.md'}")
+    return 0
+
+
+def add_distill_vae(subparsers) -> None:
+    """Register ``distill-vae``."""
+    parser = command(
+        subparsers,
+        "distill-vae",
+        "Distil a text inpainting model's VAE into a narrower one in the same latent space, which the lcm "
+        "sampler encodes and decodes with (written into the model's folder as fast_vae/, with its card).",
+        "  tryon-lab distill-vae --profile quick                   # the shipped mini-sd-inpaint\n"
+        "  tryon-lab distill-vae --base build/my-model --judge data/models/world-encoder\n"
+        "Run it after `tryon-lab distill`: the card then compares 4-step LCM try-ons with either VAE.\n"
+        "Interrupt at any time; the same command resumes from --run-dir.",
+    )
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
+                        help="steps, batch and the fast VAE's widths (default: %(default)s)")
+    parser.add_argument("--base", metavar="DIR", help="the pipeline folder whose VAE is distilled; its fast_vae/ is "
+                                                      "written (default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--judge", metavar="DIR", help="world encoder folder that scores the card's val comparison "
+                                                      "(default: the shipped world-encoder)")
+    parser.add_argument("--run-dir", help="checkpoints and losses.csv (default: runs/<profile>/fast-vae)")
+    parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
+    parser.set_defaults(handler=run_distill_vae)
+
+
+def run_distill_vae(args: argparse.Namespace) -> int:
+    """Distil (resuming from the run folder), score and save the fast VAE; say where it went."""
+    from pathlib import Path
+
+    from tryon_lab.paths import shipped_model
+    from tryon_lab.pipelines.loading import SHIPPED_INPAINT
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.training.fast_vae_recipe import distil_pipeline_vae
+
+    profile = load_profile(args.profile)
+    base = Path(args.base) if args.base else shipped_model(SHIPPED_INPAINT)
+    judge = Path(args.judge) if args.judge else shipped_model("world-encoder")
+    run_dir = Path(args.run_dir or Path("runs") / profile.name / "fast-vae")
+    out = distil_pipeline_vae(profile, base, run_dir, judge, seed=args.seed)
+    print(f"saved the fast VAE to {out}; its card: {out / 'MODEL_CARD.md'}")
     return 0
 
 

@@ -58,6 +58,13 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
         """Side of the square the model works at (128 for mini, 512 for SD-1.5)."""
         return self.unet.config.sample_size * self.vae_scale_factor
 
+    @property
+    def sampling_vae(self):
+        """The VAE that encodes and decodes for the current sampler: the model's fast VAE while the
+        lcm sampler runs (``pipelines.samplers``), else ``vae``. Both share one latent space."""
+        fast = getattr(self, "_sampling_vae", None)
+        return self.vae if fast is None else fast
+
     def interrupt(self) -> None:
         """Ask a running ``__call__`` to stop after the current step (thread-safe flag)."""
         self._interrupt = True
@@ -65,13 +72,15 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
     @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """VAE-encode images in [-1, 1] (B, 3, H, W) to scaled latents (mode of the posterior)."""
-        latents = self.vae.encode(pixels.to(self.device, self.vae.dtype)).latent_dist.mode()
-        return latents * self.vae.config.scaling_factor
+        vae = self.sampling_vae
+        latents = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.mode()
+        return latents * vae.config.scaling_factor
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Decode scaled latents to images in [-1, 1] (B, 3, H, W)."""
-        return self.vae.decode(latents / self.vae.config.scaling_factor).sample.clamp(-1, 1)
+        vae = self.sampling_vae
+        return vae.decode(latents / vae.config.scaling_factor).sample.clamp(-1, 1)
 
     @torch.no_grad()
     def encode_inpaint_channels(self, images: list[Image.Image], masks: list[np.ndarray],
@@ -80,10 +89,11 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
         by ``inpaint_rule`` (the "diffusers" rule samples the posterior with ``generator``)."""
         pixels = torch.stack([pil_to_tensor(img) for img in images])
         pixel_masks = torch.stack([torch.from_numpy(m.astype(np.float32))[None] for m in masks])
-        masked = (pixels * (1.0 - pixel_masks)).to(self.device, self.vae.dtype)
-        posterior = self.vae.encode(masked).latent_dist
+        vae = self.sampling_vae
+        masked = (pixels * (1.0 - pixel_masks)).to(self.device, vae.dtype)
+        posterior = vae.encode(masked).latent_dist
         sampled = posterior.sample(generator) if self.inpaint_rule == "diffusers" else posterior.mode()
-        masked_latents = sampled * self.vae.config.scaling_factor
+        masked_latents = sampled * vae.config.scaling_factor
         return inpaint_channels(latent_mask(pixel_masks, masked_latents.shape[-1], self.inpaint_rule), masked_latents)
 
     def _initial_latents(self, batch: int, generator: torch.Generator | None) -> torch.Tensor:

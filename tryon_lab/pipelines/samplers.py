@@ -6,7 +6,9 @@ any of them runs any trained pipeline. ``lcm`` needs the model's LCM LoRA (``try
 into the weights it adapts (a step then costs a base step), and 4 steps without classifier-free
 guidance (the guidance is distilled into the adapter) replace the 25 guided DDIM steps; any other
 sampler restores the kept base weights and switches the adapter off, so the pipeline is exactly the
-base model again.
+base model again. A pipeline folder may also hold a fast VAE (``fast_vae/``, ``tryon-lab distill-vae``):
+a narrower autoencoder in the base VAE's latent space, which ``load_lcm`` attaches beside the LoRA and
+the lcm sampler encodes and decodes with, since at 4 steps the VAE is most of a try-on's time.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tryon_lab.errors import ConfigError, TryOnInputError
 LCM_ADAPTER = "lcm"
 LCM_FOLDER = "lcm"  # a pipeline folder's LCM LoRA: <pipeline>/lcm/pytorch_lora_weights.safetensors
 LCM_FILE = "pytorch_lora_weights.safetensors"
+FAST_VAE_FOLDER = "fast_vae"  # a pipeline folder's fast VAE for the lcm sampler (diffusers AutoencoderKL layout)
 # default classifier-free guidance scales: a text try-on, a reference (Diffuse to Choose) try-on, and an
 # LCM-LoRA try-on, which runs unguided (1.0: the guidance is distilled into the adapter)
 TEXT_GUIDANCE = 4.0
@@ -88,7 +91,8 @@ def enabled_adapters(unet) -> list[str]:
 def use_sampler(pipe, name: str) -> Sampler:
     """Set ``pipe``'s scheduler to sampler ``name`` (from the pipeline's noise schedule) and switch
     the LCM adapter on for ``lcm``, off otherwise (another adapter, e.g. a fine-tuned garment's,
-    is left as it is). Returns the ``Sampler`` (its default steps and guidance).
+    is left as it is); ``lcm`` also encodes and decodes with the fast VAE ``load_lcm`` attached, if
+    any. Returns the ``Sampler`` (its default steps and guidance).
     ``TryOnInputError`` for an unknown name, or ``lcm`` on a pipeline without the adapter or with
     another adapter switched on (the LCM LoRA was distilled from the base model alone)."""
     sampler = check_sampler(name)
@@ -101,6 +105,7 @@ def use_sampler(pipe, name: str) -> Sampler:
             raise TryOnInputError(f"the lcm sampler runs the base model's LCM LoRA; adapter {', '.join(others)} is "
                                   "switched on (a fine-tuned garment samples with ddim)")
     pipe.scheduler = make_scheduler(name, pipe.scheduler.config)
+    pipe._sampling_vae = getattr(pipe, "fast_vae", None) if name == "lcm" else None
     if name == "lcm":
         pipe.unet.enable_adapters()
         pipe.unet.set_adapter(LCM_ADAPTER)
@@ -114,10 +119,14 @@ def use_sampler(pipe, name: str) -> Sampler:
 
 def fuse_lcm(pipe) -> None:
     """Switch ``pipe`` to the lcm sampler for good: its LCM LoRA merged into the U-Net's weights and
-    the adapter layers removed, so the U-Net is a plain one (what an export converts)."""
+    the adapter layers removed, so the U-Net is a plain one, and its fast VAE (if any) made the
+    pipeline's ``vae`` (what an export converts)."""
     use_sampler(pipe, "lcm")
     pipe.unet.unload_lora()  # keeps each layer's base weights, which hold the merged update
     pipe.unet._lcm_originals = pipe.unet._lcm_updates = None
+    if pipe._sampling_vae is not None:
+        pipe.register_modules(vae=pipe._sampling_vae)
+        pipe.fast_vae = pipe._sampling_vae = None
 
 
 def _merge_lcm(unet) -> None:
@@ -163,11 +172,12 @@ def _unmerge_lcm(unet) -> None:
 
 def load_lcm(pipe, folder: str | Path) -> bool:
     """Attach the LCM LoRA of pipeline folder ``folder`` (``folder/lcm``) to ``pipe``'s U-Net,
-    switched off (``use_sampler(pipe, "lcm")`` switches it on); returns False when the folder has
-    none. ``ConfigError`` when the file does not fit this U-Net."""
+    switched off (``use_sampler(pipe, "lcm")`` switches it on), and the folder's fast VAE when it has
+    one; returns False when the folder has no LoRA. ``ConfigError`` when a file does not fit this model."""
     lora = Path(folder) / LCM_FOLDER
     if not (lora / LCM_FILE).is_file():
         return False
+    load_fast_vae(pipe, folder)
     if not has_lcm(pipe):
         try:
             pipe.unet.load_lora_adapter(str(lora), weight_name=LCM_FILE, prefix="unet", adapter_name=LCM_ADAPTER,
@@ -176,4 +186,25 @@ def load_lcm(pipe, folder: str | Path) -> bool:
         except (OSError, ValueError, RuntimeError) as err:
             raise ConfigError(f"{lora}: the LCM LoRA does not fit this model's U-Net ({err})") from None
         pipe.unet.disable_adapters()
+    return True
+
+
+def load_fast_vae(pipe, folder: str | Path) -> bool:
+    """Attach pipeline folder ``folder``'s fast VAE (``folder/fast_vae``) to ``pipe`` as ``pipe.fast_vae``,
+    in the pipeline's dtype and device; returns False when the folder has none. ``ConfigError`` when
+    its latent space cannot be the base VAE's (other latent channels, scale factor or scaling)."""
+    from diffusers import AutoencoderKL
+
+    path = Path(folder) / FAST_VAE_FOLDER
+    if not (path / "config.json").is_file():
+        return False
+    if getattr(pipe, "fast_vae", None) is None:
+        fast = AutoencoderKL.from_pretrained(path, torch_dtype=pipe.vae.dtype, local_files_only=True)
+        base, own = pipe.vae.config, fast.config
+        same = (own.latent_channels == base.latent_channels and own.scaling_factor == base.scaling_factor
+                and len(own.block_out_channels) == len(base.block_out_channels))
+        if not same:
+            raise ConfigError(f"{path}: this fast VAE was not distilled from this model's VAE (its latent channels, "
+                              "downsampling or scaling factor differ)")
+        pipe.fast_vae = fast.to(pipe.device).eval()
     return True

@@ -1,0 +1,170 @@
+"""Recipe: distil a pipeline's VAE into a narrower one in the same latent space (the fast VAE).
+
+At 4 LCM steps the VAE, not the U-Net, is most of a try-on on a CPU: the masked photo's encoding
+and the result's decoding cost what they cost under any sampler. The fast VAE is a diffusers
+``AutoencoderKL`` with fewer channels per level (as TAESD is to Stable Diffusion's VAE: the same
+latents, a cheaper network), trained against the frozen base VAE on world train images:
+
+- its encoder regresses the base encoder's latents (the posterior mode, in the U-Net's scaled
+  units), for the try-on target and for the masked photo the U-Net is conditioned on;
+- its decoder reconstructs the target image (MSE + L1, as the base decoder was trained) from the
+  base encoder's latent, which is where the U-Net's results live.
+
+Only the lcm sampler uses it (``pipelines.samplers.load_lcm``); the full samplers keep the base VAE.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL
+
+from tryon_lab.errors import ConfigError
+from tryon_lab.training.loop import LoopSettings
+
+
+@dataclass(frozen=True)
+class FastVAESettings:
+    """One fast-VAE run: ``steps`` at ``batch_size`` (targets and their masked photos, cropped to
+    ``crop`` pixels: the VAEs are convolutional apart from one mid-block attention, so crops teach
+    the same maps at a fraction of the cost), the student's ``block_out_channels`` per level,
+    ``layers_per_block`` and ``norm_num_groups``."""
+
+    steps: int
+    batch_size: int = 8
+    crop: int = 64
+    learning_rate: float = 5e-4
+    block_out_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    layers_per_block: int = 1
+    norm_num_groups: int = 16
+    encoder_weight: float = 1.0
+    dataset_size: int = 4000
+    checkpoint_every: int = 200
+    warmup_steps: int = 100
+
+    def check(self, base: AutoencoderKL) -> None:
+        """``ConfigError`` naming the first setting that cannot give a VAE in ``base``'s latent space."""
+        if self.steps < 1 or self.batch_size < 1 or self.dataset_size < 1:
+            raise ConfigError("fast_vae steps, batch_size and dataset_size must be >= 1")
+        levels = len(base.config.block_out_channels)
+        if self.crop < 1 or self.crop % 2 ** (levels - 1):
+            raise ConfigError(f"fast_vae crop must be a positive multiple of {2 ** (levels - 1)} (the VAE's "
+                              f"downsampling), got {self.crop}")
+        if len(self.block_out_channels) != levels:
+            raise ConfigError(f"fast_vae block_out_channels needs {levels} levels, as the base VAE has (its "
+                              f"downsampling), got {list(self.block_out_channels)}")
+        if any(c < 1 or c % self.norm_num_groups for c in self.block_out_channels):
+            raise ConfigError(f"fast_vae block_out_channels {list(self.block_out_channels)} must be multiples of "
+                              f"norm_num_groups {self.norm_num_groups}")
+
+    def loop(self) -> LoopSettings:
+        """The generic loop settings of this run (the rate decays to zero: annealing settles the colours)."""
+        return LoopSettings(steps=self.steps, learning_rate=self.learning_rate, checkpoint_every=self.checkpoint_every,
+                            warmup_steps=self.warmup_steps, anneal=True)
+
+
+def build_fast_vae(base: AutoencoderKL, settings: FastVAESettings) -> AutoencoderKL:
+    """A randomly initialised ``AutoencoderKL`` shaped like ``base`` but with ``settings``' widths,
+    carrying ``base``'s scaling factor (the latent units the U-Net was trained in)."""
+    config = {key: value for key, value in base.config.items() if not key.startswith("_")}
+    config.update(block_out_channels=list(settings.block_out_channels), layers_per_block=settings.layers_per_block,
+                  norm_num_groups=settings.norm_num_groups)
+    return AutoencoderKL(**config)
+
+
+class FastVAEObjective(torch.nn.Module):
+    """Latent regression of the student's encoder plus image reconstruction by its decoder from the
+    frozen base VAE's latents, on an ``InpaintDataset`` batch (``pixel_values``, ``masked_pixel_values``),
+    each pair cropped at one random place to ``crop`` pixels (None: whole images)."""
+
+    def __init__(self, student: AutoencoderKL, base: AutoencoderKL, encoder_weight: float = 1.0,
+                 crop: int | None = None):
+        super().__init__()
+        self.student, self.encoder_weight, self.crop = student, encoder_weight, crop
+        self.base = base.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        """Train the student only: the base VAE stays in eval mode."""
+        super().train(mode)
+        self.base.eval()
+        return self
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Returns (loss, logged values: latent_mse, mse, psnr_db)."""
+        targets, masked = batch["pixel_values"], batch["masked_pixel_values"]
+        size = targets.shape[-1]
+        if self.crop is not None and self.crop < size:
+            top, left = torch.randint(0, size - self.crop + 1, (2,)).tolist()
+            window = (..., slice(top, top + self.crop), slice(left, left + self.crop))
+            targets, masked = targets[window], masked[window]
+        images = torch.cat([targets, masked])
+        scale = self.base.config.scaling_factor
+        with torch.no_grad():
+            latents = self.base.encode(images).latent_dist.mode()
+        latent_mse = F.mse_loss(self.student.encode(images).latent_dist.mode() * scale, latents * scale)
+        recon = self.student.decode(latents[:len(targets)]).sample
+        mse = F.mse_loss(recon, targets)
+        psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # pixels span 2 units: peak^2 = 4
+        loss = self.encoder_weight * latent_mse + mse + F.l1_loss(recon, targets)
+        return loss, {"latent_mse": float(latent_mse.detach()), "mse": float(mse.detach()), "psnr_db": float(psnr)}
+
+
+def distil_fast_vae(base: AutoencoderKL, run_dir: str | Path, settings: FastVAESettings, resolution: int,
+                    seed: int = 0):
+    """Train a fast VAE against ``base`` on the world's train split at ``resolution``, resuming from
+    ``run_dir``. Returns (the fast VAE in eval mode, the loop's ``LoopResult``)."""
+    from tryon_lab.data.datasets import InpaintDataset
+    from tryon_lab.data.world import World
+    from tryon_lab.training.common import loader_factory, make_accelerator
+    from tryon_lab.training.loop import endless, run_loop
+
+    settings.check(base)
+    accelerator = make_accelerator(seed)
+    torch.manual_seed(seed)
+    student = build_fast_vae(base, settings)
+    dataset = InpaintDataset(World(seed=seed, resolution=resolution), split="train", length=settings.dataset_size)
+    batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
+    objective = FastVAEObjective(student, base, settings.encoder_weight, settings.crop)
+    result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="fast VAE")
+    return student.eval(), result
+
+
+@torch.no_grad()
+def reconstruction_scores(vae: AutoencoderKL, base: AutoencoderKL, samples) -> dict[str, np.ndarray]:
+    """Per world sample: the PSNR (dB) of ``vae``'s decoding of ``base``'s latent of the target
+    against the target (``decoder_psnr_db``) and against ``base``'s own decoding
+    (``decoder_vs_base_psnr_db``), and the relative error of ``vae``'s latent of the masked photo
+    against ``base``'s (``encoder_relative_error``: RMS difference / RMS of the base latent)."""
+    from tryon_lab.pipelines.latents import pil_to_tensor
+
+    def psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+        mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+        return (10 * torch.log10(4.0 / mse)).numpy()
+
+    targets = torch.stack([pil_to_tensor(s.target) for s in samples])
+    masked = torch.stack([pil_to_tensor(s.scene) * (1 - torch.from_numpy(s.shape_mask.astype(np.float32)))
+                          for s in samples])
+    latents = base.encode(targets).latent_dist.mode()
+    ours = vae.decode(latents).sample
+    base_masked = base.encode(masked).latent_dist.mode()
+    error = (vae.encode(masked).latent_dist.mode() - base_masked).flatten(1).pow(2).mean(1).sqrt()
+    return {"decoder_psnr_db": psnr(ours, targets), "decoder_vs_base_psnr_db": psnr(ours, base.decode(latents).sample),
+            "encoder_relative_error": (error / base_masked.flatten(1).pow(2).mean(1).sqrt()).numpy()}
+
+
+def codec_seconds(vae: AutoencoderKL, resolution: int, batch_size: int = 8, repeats: int = 10) -> float:
+    """Wall seconds per image to encode one image and decode one latent with ``vae``, at batch
+    ``batch_size`` (random inputs: the cost does not depend on the content)."""
+    images = torch.randn(batch_size, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        latents = vae.encode(images).latent_dist.mode()
+        vae.decode(latents)  # warm-up
+        start = time.perf_counter()
+        for _ in range(repeats):
+            vae.decode(vae.encode(images).latent_dist.mode())
+    return (time.perf_counter() - start) / (repeats * batch_size)
