@@ -2,10 +2,10 @@
 denoising loop (``export.runner.run_tryon``) with 25 guided DDIM steps and with 4 LCM steps (the
 LCM LoRA fused into the U-Net, one row per call: no guidance), side by side in one run.
 
-Both loops run the same try-ons (world samples 1..``SAMPLES`` as ``export.golden.tryon_inputs`` makes
-them, same noise; sample 0 is the export's golden one): fp32 ``.pte``
-programs of the text encoder, VAE encoder and decoder (shared) and one U-Net per sampler, on this
-CPU with the ExecuTorch runtime. Reported: wall seconds per try-on of each loop and their ratio (the
+Both loops run the same try-ons (test-split world samples 1..``SAMPLES`` as
+``export.golden.tryon_inputs`` makes them, same noise): fp32 ``.pte`` programs of the text encoder,
+VAE encoder and decoder (shared, unless the lcm bundle carries the model's fast VAE) and one U-Net
+per sampler, on this CPU with the ExecuTorch runtime. Reported: wall seconds per try-on of each loop and their ratio (the
 issue's bar: 4-step LCM at most 0.2x 25-step DDIM), and each loop's fidelity, the PSNR of its decoded
 image against the same loop run by the PyTorch components (a mean with its 95% bootstrap
 interval). Quality of LCM against DDIM is the samplers section's (PyTorch: the same numbers).
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm")
+MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm", "mini-sd-inpaint/fast_vae")
 SAMPLES = 8
 LOOPS = ("ddim", "lcm")
 BAR_RATIO = 0.2
@@ -27,9 +27,9 @@ BAR_RATIO = 0.2
 
 def _loop(folder: Path, sampler: str, scratch: Path, samples: int, shared: dict) -> dict:
     """Export ``folder``'s model for ``sampler`` (as ``tryon-lab export --sampler`` prepares it) to
-    ExecuTorch programs in ``scratch`` (all but the U-Net are the same for every sampler: taken from
-    ``shared`` when there, added to it otherwise); run the try-ons with them and with
-    PyTorch. Returns {"seconds", "psnr" (arrays per try-on), "steps", "rows"}."""
+    ExecuTorch programs in ``scratch`` (a program whose weights another loop already exported is
+    taken from ``shared``, keyed by name and weights, and added to it otherwise); run the try-ons with
+    them and with PyTorch. Returns {"seconds", "psnr" (arrays per try-on), "steps", "rows"}."""
     from tryon_lab.export.bundle import prepare_sampler
     from tryon_lab.export.compare import signal_psnr
     from tryon_lab.export.contract import guidance_rows, pipeline_components
@@ -38,6 +38,7 @@ def _loop(folder: Path, sampler: str, scratch: Path, samples: int, shared: dict)
     from tryon_lab.export.runner import TorchRunner, run_tryon
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
     from tryon_lab.pipelines.samplers import SAMPLERS
+    from tryon_lab.training.common import module_fingerprint
 
     pipe = load_inpaint_pipeline(folder, device="cpu")
     pipe.set_progress_bar_config(disable=True)
@@ -47,13 +48,11 @@ def _loop(folder: Path, sampler: str, scratch: Path, samples: int, shared: dict)
     golden = make_golden(pipe, components, steps=steps, guidance_scale=guidance)
     programs = {}
     for name, component in components.items():
-        if name != "Unet" and name in shared:
-            programs[name] = shared[name]
-            continue
-        path = export_pte(component, golden.components[name][0], scratch / f"{sampler}-{name}.pte")
-        programs[name] = PteRunner(path, component.spec)
-        if name != "Unet":
-            shared[name] = programs[name]
+        key = (name, module_fingerprint(component.module))
+        if key not in shared:
+            path = export_pte(component, golden.components[name][0], scratch / f"{sampler}-{name}.pte")
+            shared[key] = PteRunner(path, component.spec)
+        programs[name] = shared[key]
     torch_runners = {name: TorchRunner(component) for name, component in components.items()}
     rows = guidance_rows(pipe)
 
@@ -62,7 +61,7 @@ def _loop(folder: Path, sampler: str, scratch: Path, samples: int, shared: dict)
 
     seconds, psnr = [], []
     for seed in range(1, samples + 1):
-        inputs = tryon_inputs(pipe, steps, guidance, seed)[0]
+        inputs = tryon_inputs(pipe, steps, guidance, seed, split="test")[0]
         start = time.perf_counter()
         result = run_tryon(programs, inputs, scheduler(), rows=rows)
         seconds.append(time.perf_counter() - start)
@@ -84,7 +83,7 @@ def run(samples: int = SAMPLES) -> list[tuple[str, object, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         shared: dict = {}
         loops = {sampler: _loop(folder, sampler, Path(tmp), samples, shared) for sampler in LOOPS}
-    note = f"{samples} try-ons (world samples 1-{samples}), fp32 ExecuTorch programs, this CPU"
+    note = f"{samples} try-ons (test-split world samples 1-{samples}), fp32 ExecuTorch programs, this CPU"
     rows: list[tuple[str, object, str]] = []
     for sampler, loop in loops.items():
         rows.append((f"{sampler}-{loop['steps']} phone loop: seconds per try-on", round(float(loop["seconds"].mean()), 4),

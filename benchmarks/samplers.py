@@ -21,18 +21,20 @@ from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.metrics.stats import bootstrap, kid, paired_difference, verdict
 from tryon_lab.paths import shipped_model
 from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_inpaint_pipeline
-from tryon_lab.pipelines.samplers import load_lcm
+from tryon_lab.pipelines.samplers import load_lcm, use_sampler
 
-MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm", "world-encoder")
+MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm", "mini-sd-inpaint/fast_vae", "world-encoder")
 
 SAMPLES = 512  # KID wants hundreds of crops per set; 512 keeps the slowest sampler near 10 minutes on 2 cores
 REFERENCE = ("ddim", 25)
-RUNS = (("ddim", 25), ("ddim", 4), ("dpm", 20), ("dpm", 4), ("lcm", 4))
+# (sampler, steps[, "base VAE"]): the last runs lcm with the base VAE instead of the fast one, to tell
+# the LoRA's share of a difference from the fast VAE's
+RUNS = (("ddim", 25), ("ddim", 4), ("dpm", 20), ("dpm", 4), ("lcm", 4), ("lcm", 4, "base VAE"))
 BAR_RATIO = 0.15  # the issue's bar: LCM-4 takes at most 0.15x the time of DDIM-25
 
 
-def _label(run: tuple[str, int]) -> str:
-    return f"{run[0]}-{run[1]}"
+def _label(run: tuple) -> str:
+    return f"{run[0]}-{run[1]}" + (f" ({run[2]})" if len(run) > 2 else "")
 
 
 def run() -> list[tuple]:
@@ -46,15 +48,18 @@ def run() -> list[tuple]:
     samples = [world.sample(i, split="test") for i in range(SAMPLES)]
     masks = [s.item_mask for s in samples]
     real = judge.features([s.target for s in samples], masks)
-    runs = [r for r in RUNS if has_lcm or r[0] != "lcm"]
+    fast = getattr(pipe, "fast_vae", None)
+    runs = [r for r in RUNS if (has_lcm or r[0] != "lcm") and (fast is not None or len(r) == 2)]
 
     scores, features, seconds = {}, {}, {}
-    for sampler, steps in runs:
+    for run in runs:
+        pipe.fast_vae = None if len(run) > 2 else fast
         start = time.perf_counter()
-        outputs = sampler_method(pipe, sampler, steps)(samples)
-        seconds[(sampler, steps)] = time.perf_counter() - start
-        scores[(sampler, steps)] = per_sample_scores(samples, outputs, judge, world)
-        features[(sampler, steps)] = judge.features(outputs, masks)
+        outputs = sampler_method(pipe, run[0], run[1])(samples)
+        seconds[run] = time.perf_counter() - start
+        scores[run] = per_sample_scores(samples, outputs, judge, world)
+        features[run] = judge.features(outputs, masks)
+    pipe.fast_vae = fast
 
     note = f"{SAMPLES} test try-ons, same seeds for every sampler; judge = world encoder"
     rows: list[tuple] = []
@@ -72,29 +77,33 @@ def run() -> list[tuple]:
              f"x{seconds[key] / seconds[REFERENCE]:.3f} of {_label(REFERENCE)}"),
         ]
     names = ("attr_acc_all", "identity_acc")
-    for key in runs:
-        if key == REFERENCE:
-            continue
-        pair = (_label(key), _label(REFERENCE))
+    comparisons = [(key, REFERENCE) for key in runs if key != REFERENCE]
+    comparisons += [(("lcm", 4), key) for key in runs if len(key) > 2]  # the fast VAE's own share
+    for key, other in comparisons:
+        pair = (_label(key), _label(other))
         for metric in names:
-            difference = paired_difference(scores[key][metric], scores[REFERENCE][metric])
+            difference = paired_difference(scores[key][metric], scores[other][metric])
             rows.append((f"{pair[0]} - {pair[1]}: {metric}", str(difference), verdict(difference, False, pair)))
-        difference = paired_difference(features[key], features[REFERENCE], kid, reference=real)
+        difference = paired_difference(features[key], features[other], kid, reference=real)
         rows.append((f"{pair[0]} - {pair[1]}: KID", str(difference), verdict(difference, True, pair)))
     if has_lcm:
         ratio = seconds[("lcm", 4)] / seconds[REFERENCE]
         rows.append(("lcm-4 / ddim-25 wall time", round(ratio, 4),
                      f"bar <= {BAR_RATIO}: {'met' if ratio <= BAR_RATIO else 'not met'}"))
-    floor = vae_seconds(pipe, samples)
-    rows.append(("VAE encode + decode: seconds per try-on", round(floor / SAMPLES, 4),
-                 f"x{floor / seconds[REFERENCE]:.3f} of {_label(REFERENCE)}: the masked image's encoding and the "
-                 "result's decoding, which every sampler pays whatever its steps"))
+    codecs = [("ddim", "VAE")] + ([("lcm", "fast VAE (lcm)")] if fast is not None else [])
+    for sampler, name in codecs:
+        use_sampler(pipe, sampler)
+        floor = vae_seconds(pipe, samples)
+        rows.append((f"{name} encode + decode: seconds per try-on", round(floor / SAMPLES, 4),
+                     f"x{floor / seconds[REFERENCE]:.3f} of {_label(REFERENCE)}: the masked image's encoding and the "
+                     "result's decoding, which a sampler pays whatever its steps"))
     return rows
 
 
 def vae_seconds(pipe, samples, batch_size: int = 8) -> float:
-    """Wall seconds to VAE-encode the masked images of ``samples`` and decode as many latents, in
-    batches of ``batch_size`` as the samplers run: the part of a try-on no sampler shortens."""
+    """Wall seconds to encode the masked images of ``samples`` and decode as many latents with the VAE
+    of ``pipe``'s current sampler, in batches of ``batch_size`` as the samplers run: the part of a
+    try-on no step count shortens."""
     import torch
 
     start = time.perf_counter()

@@ -309,6 +309,13 @@ sampler_figure(runs)
 # noise schedule it predicts where the guided DDIM trajectory ends, with the guidance folded in.
 # `LCMScheduler` then needs a handful of steps and no unconditional pass. Switched off, the LoRA
 # leaves the model exactly as it was. A model without one shows DDIM and DPM-Solver++ only.
+#
+# At four steps the U-Net is no longer the bottleneck: encoding the masked photo and decoding the
+# result cost the same under every sampler, and on a CPU they become most of an instant try-on.
+# So the lcm sampler also swaps the VAE for the model's *fast VAE* (`tryon-lab distill-vae`): half
+# the channels at full resolution, trained to give the base encoder's latents and to decode them,
+# so the U-Net cannot tell the difference. Its card and the `samplers` benchmark say what it costs
+# in quality.
 
 # %%
 from tryon_lab.course.inpainting.samplers import quality_by_steps, steps_figure

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tryon_lab.errors import ConfigError
-from tryon_lab.pipelines.samplers import FAST_VAE_FOLDER, fuse_lcm, load_fast_vae, load_lcm, use_sampler
+from tryon_lab.pipelines.samplers import FAST_VAE_FOLDER, load_fast_vae, load_lcm, use_sampler
 from tryon_lab.training.fast_vae import FastVAEObjective, FastVAESettings, build_fast_vae
 
 TINY = {"block_out_channels": [8, 8, 8, 8], "norm_num_groups": 4}
@@ -101,7 +101,9 @@ def test_only_the_lcm_sampler_codes_with_the_fast_vae(fast_vae_pipeline_dir, tin
     np.testing.assert_array_equal(_tryon(pipe, 3, 4.0), _tryon(without, 3, 4.0))
 
 
-def test_fusing_lcm_makes_the_fast_vae_the_pipelines_vae(fast_vae_pipeline_dir):
+def test_an_lcm_export_converts_the_fast_vae(fast_vae_pipeline_dir):
+    from tryon_lab.export.bundle import prepare_sampler
+    from tryon_lab.export.contract import pipeline_components
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
 
     pipe = load_inpaint_pipeline(fast_vae_pipeline_dir)
@@ -109,9 +111,11 @@ def test_fusing_lcm_makes_the_fast_vae_the_pipelines_vae(fast_vae_pipeline_dir):
     fast = pipe.fast_vae
     use_sampler(pipe, "lcm")
     instant = _tryon(pipe, 4, 1.0)
-    fuse_lcm(pipe)
+    prepare_sampler(pipe, fast_vae_pipeline_dir, "lcm")  # fuse_lcm: what `tryon-lab export --sampler lcm` does
     assert pipe.vae is fast and pipe.sampling_vae is fast and pipe.components["vae"] is fast
     np.testing.assert_allclose(_tryon(pipe, 4, 1.0), instant, atol=1e-6)
+    components = pipeline_components(pipe, only=("VAEEncoder", "VAEDecoder"))
+    assert all(component.module.vae is fast for component in components.values())
 
 
 def test_a_fast_vae_of_another_latent_space_is_refused(fast_vae_pipeline_dir):

@@ -17,7 +17,7 @@ def add_export(subparsers) -> None:
         "  tryon-lab export --model data/models/mini-sd-inpaint --out build/b --bits mixed --chunks 2\n"
         "  tryon-lab export --model /path/to/sd-inpainting --out b --bits 4 --targets coreml\n"
         "  tryon-lab export --model data/models/dtc --out build/dtc-bundle --bits 6 --chunks 2   # Diffuse to Choose\n"
-        "  tryon-lab export --out build/instant --sampler lcm     # 4 LCM steps, the LCM LoRA fused into the U-Net\n"
+        "  tryon-lab export --out build/instant --sampler lcm     # 4 LCM steps: the LCM LoRA fused in, the fast VAE\n"
         "Then check it anywhere (no Mac needed): tryon-lab verify build/bundle",
     )
     parser.add_argument("--model", help="pipeline folder: a text model, or a DTC parts (dtc.json) or DTCPipeline "
@@ -46,7 +46,8 @@ def add_export(subparsers) -> None:
                              "original until a phone measures the speed-up (default: %(default)s)")
     parser.add_argument("--sampler", default="ddim",
                         help="what the phone loop runs: ddim (guided, 2 rows per U-Net call) or lcm (the model's LCM "
-                             "LoRA fused in, 1 row, no guidance; from `tryon-lab distill`) (default: %(default)s)")
+                             "LoRA fused in, 1 row, no guidance; from `tryon-lab distill`; and its fast VAE, from `tryon-lab distill-vae`, "
+                             "when it has one) (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=4, help="denoising steps of the golden try-on (default: %(default)s)")
     parser.set_defaults(handler=run_export)
 

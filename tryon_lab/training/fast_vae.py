@@ -135,8 +135,9 @@ def distil_fast_vae(base: AutoencoderKL, run_dir: str | Path, settings: FastVAES
 
 
 @torch.no_grad()
-def reconstruction_scores(vae: AutoencoderKL, base: AutoencoderKL, samples) -> dict[str, np.ndarray]:
-    """Per world sample: the PSNR (dB) of ``vae``'s decoding of ``base``'s latent of the target
+def reconstruction_scores(vae: AutoencoderKL, base: AutoencoderKL, samples,
+                          batch_size: int = 32) -> dict[str, np.ndarray]:
+    """Per world sample (``batch_size`` at a time): the PSNR (dB) of ``vae``'s decoding of ``base``'s latent of the target
     against the target (``decoder_psnr_db``) and against ``base``'s own decoding
     (``decoder_vs_base_psnr_db``), and the relative error of ``vae``'s latent of the masked photo
     against ``base``'s (``encoder_relative_error``: RMS difference / RMS of the base latent)."""
@@ -146,15 +147,24 @@ def reconstruction_scores(vae: AutoencoderKL, base: AutoencoderKL, samples) -> d
         mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) ** 2).flatten(1).mean(1).clamp_min(1e-10)
         return (10 * torch.log10(4.0 / mse)).numpy()
 
-    targets = torch.stack([pil_to_tensor(s.target) for s in samples])
-    masked = torch.stack([pil_to_tensor(s.scene) * (1 - torch.from_numpy(s.shape_mask.astype(np.float32)))
-                          for s in samples])
-    latents = base.encode(targets).latent_dist.mode()
-    ours = vae.decode(latents).sample
-    base_masked = base.encode(masked).latent_dist.mode()
-    error = (vae.encode(masked).latent_dist.mode() - base_masked).flatten(1).pow(2).mean(1).sqrt()
-    return {"decoder_psnr_db": psnr(ours, targets), "decoder_vs_base_psnr_db": psnr(ours, base.decode(latents).sample),
-            "encoder_relative_error": (error / base_masked.flatten(1).pow(2).mean(1).sqrt()).numpy()}
+    def rms(x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).pow(2).mean(1).sqrt()
+
+    scores: dict[str, list[np.ndarray]] = {"decoder_psnr_db": [], "decoder_vs_base_psnr_db": [],
+                                           "encoder_relative_error": []}
+    for first in range(0, len(samples), batch_size):
+        chunk = samples[first:first + batch_size]
+        targets = torch.stack([pil_to_tensor(s.target) for s in chunk])
+        masked = torch.stack([pil_to_tensor(s.scene) * (1 - torch.from_numpy(s.shape_mask.astype(np.float32)))
+                              for s in chunk])
+        latents = base.encode(targets).latent_dist.mode()
+        ours = vae.decode(latents).sample
+        base_masked = base.encode(masked).latent_dist.mode()
+        scores["decoder_psnr_db"].append(psnr(ours, targets))
+        scores["decoder_vs_base_psnr_db"].append(psnr(ours, base.decode(latents).sample))
+        error = rms(vae.encode(masked).latent_dist.mode() - base_masked) / rms(base_masked)
+        scores["encoder_relative_error"].append(error.numpy())
+    return {name: np.concatenate(values) for name, values in scores.items()}
 
 
 def codec_seconds(vae: AutoencoderKL, resolution: int, batch_size: int = 8, repeats: int = 10) -> float:
