@@ -148,42 +148,54 @@ def run_train_dtc(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_distill(subparsers) -> None:
-    """Register ``distill``."""
-    parser = command(
-        subparsers,
-        "distill",
-        "Distil a text inpainting model into an LCM LoRA: 4 unguided steps instead of 25 guided ones "
-        "(written into the model's folder as lcm/, with its card).",
-        "  tryon-lab distill --profile quick                       # the shipped mini-sd-inpaint\n"
-        "  tryon-lab distill --base build/my-model --judge data/models/world-encoder\n"
-        "Then: tryon-lab tryon ... --sampler lcm, or tryon-lab export --sampler lcm.\n"
-        "Interrupt at any time; the same command resumes from --run-dir.",
-    )
+def _add_distillation(subparsers, name: str, summary: str, examples: str, settings: str, written: str,
+                      run_files: str, handler) -> None:
+    """Register a command that distils a part of a pipeline folder into ``written``/ beside it: the
+    options ``distill`` and ``distill-vae`` share."""
+    parser = command(subparsers, name, summary,
+                     examples + "Interrupt at any time; the same command resumes from --run-dir.")
     parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
-                        help="steps, batch and LoRA rank (default: %(default)s)")
-    parser.add_argument("--base", metavar="DIR", help="the pipeline folder to distil; its lcm/ is written "
+                        help=f"{settings} (default: %(default)s)")
+    parser.add_argument("--base", metavar="DIR", help=f"the pipeline folder to distil; its {written}/ is written "
                                                       "(default: the shipped mini-sd-inpaint)")
     parser.add_argument("--judge", metavar="DIR", help="world encoder folder that scores the card's val comparison "
                                                       "(default: the shipped world-encoder)")
-    parser.add_argument("--run-dir", help="checkpoints, latent cache, losses.csv (default: runs/<profile>/distill)")
+    parser.add_argument("--run-dir", help=f"{run_files} (default: runs/<profile>/{name})")
     parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
-    parser.set_defaults(handler=run_distill)
+    parser.set_defaults(handler=handler)
 
 
-def run_distill(args: argparse.Namespace) -> int:
-    """Distil (resuming from the run folder), score and save the LCM LoRA; say where it went."""
+def _distillation_inputs(args: argparse.Namespace):
+    """(profile, base pipeline folder, judge folder, run folder) of a distillation command's ``args``."""
     from pathlib import Path
 
     from tryon_lab.paths import shipped_model
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT
     from tryon_lab.profiles import load_profile
-    from tryon_lab.training.distill_recipe import distill_pipeline
 
     profile = load_profile(args.profile)
     base = Path(args.base) if args.base else shipped_model(SHIPPED_INPAINT)
     judge = Path(args.judge) if args.judge else shipped_model("world-encoder")
-    run_dir = Path(args.run_dir or Path("runs") / profile.name / "distill")
+    return profile, base, judge, Path(args.run_dir or Path("runs") / profile.name / args.command)
+
+
+def add_distill(subparsers) -> None:
+    """Register ``distill``."""
+    _add_distillation(
+        subparsers, "distill",
+        "Distil a text inpainting model into an LCM LoRA: 4 unguided steps instead of 25 guided ones "
+        "(written into the model's folder as lcm/, with its card).",
+        "  tryon-lab distill --profile quick                       # the shipped mini-sd-inpaint\n"
+        "  tryon-lab distill --base build/my-model --judge data/models/world-encoder\n"
+        "Then: tryon-lab tryon ... --sampler lcm, or tryon-lab export --sampler lcm.\n",
+        "steps, batch and LoRA rank", "lcm", "checkpoints, latent cache, losses.csv", run_distill)
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    """Distil (resuming from the run folder), score and save the LCM LoRA; say where it went."""
+    from tryon_lab.training.distill_recipe import distill_pipeline
+
+    profile, base, judge, run_dir = _distillation_inputs(args)
     out = distill_pipeline(profile, base, run_dir, judge, seed=args.seed)
     print(f"saved the LCM LoRA to {out}; its card: {out / 'MODEL_CARD.md'}")
     return 0
@@ -191,40 +203,21 @@ def run_distill(args: argparse.Namespace) -> int:
 
 def add_distill_vae(subparsers) -> None:
     """Register ``distill-vae``."""
-    parser = command(
-        subparsers,
-        "distill-vae",
+    _add_distillation(
+        subparsers, "distill-vae",
         "Distil a text inpainting model's VAE into a narrower one in the same latent space, which the lcm "
         "sampler encodes and decodes with (written into the model's folder as fast_vae/, with its card).",
         "  tryon-lab distill-vae --profile quick                   # the shipped mini-sd-inpaint\n"
         "  tryon-lab distill-vae --base build/my-model --judge data/models/world-encoder\n"
-        "Run it after `tryon-lab distill`: the card then compares 4-step LCM try-ons with either VAE.\n"
-        "Interrupt at any time; the same command resumes from --run-dir.",
-    )
-    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
-                        help="steps, batch and the fast VAE's widths (default: %(default)s)")
-    parser.add_argument("--base", metavar="DIR", help="the pipeline folder whose VAE is distilled; its fast_vae/ is "
-                                                      "written (default: the shipped mini-sd-inpaint)")
-    parser.add_argument("--judge", metavar="DIR", help="world encoder folder that scores the card's val comparison "
-                                                      "(default: the shipped world-encoder)")
-    parser.add_argument("--run-dir", help="checkpoints and losses.csv (default: runs/<profile>/fast-vae)")
-    parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
-    parser.set_defaults(handler=run_distill_vae)
+        "Run it after `tryon-lab distill`: the card then compares 4-step LCM try-ons with either VAE.\n",
+        "steps, batch and the fast VAE's widths", "fast_vae", "checkpoints and losses.csv", run_distill_vae)
 
 
 def run_distill_vae(args: argparse.Namespace) -> int:
     """Distil (resuming from the run folder), score and save the fast VAE; say where it went."""
-    from pathlib import Path
-
-    from tryon_lab.paths import shipped_model
-    from tryon_lab.pipelines.loading import SHIPPED_INPAINT
-    from tryon_lab.profiles import load_profile
     from tryon_lab.training.fast_vae_recipe import distil_pipeline_vae
 
-    profile = load_profile(args.profile)
-    base = Path(args.base) if args.base else shipped_model(SHIPPED_INPAINT)
-    judge = Path(args.judge) if args.judge else shipped_model("world-encoder")
-    run_dir = Path(args.run_dir or Path("runs") / profile.name / "fast-vae")
+    profile, base, judge, run_dir = _distillation_inputs(args)
     out = distil_pipeline_vae(profile, base, run_dir, judge, seed=args.seed)
     print(f"saved the fast VAE to {out}; its card: {out / 'MODEL_CARD.md'}")
     return 0
