@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm", "mini-sd-inpaint/fast_vae")
+MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm")
 SAMPLES = 8
 LOOPS = ("ddim", "lcm")
 BAR_RATIO = 0.2

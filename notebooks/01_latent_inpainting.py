@@ -312,10 +312,10 @@ sampler_figure(runs)
 #
 # At four steps the U-Net is no longer the bottleneck: encoding the masked photo and decoding the
 # result cost the same under every sampler, and on a CPU they become most of an instant try-on.
-# So the lcm sampler also swaps the VAE for the model's *fast VAE* (`tryon-lab distill-vae`): half
-# the channels at full resolution, trained to give the base encoder's latents and to decode them,
-# so the U-Net cannot tell the difference. Its card and the `samplers` benchmark say what it costs
-# in quality.
+# So the lcm sampler also swaps the VAE for the model's *fast VAE* when it has one
+# (`tryon-lab distill-vae`): half the channels at full resolution, trained to give the base
+# encoder's latents and to decode them, so the U-Net cannot tell the difference. Its card says what
+# it costs in quality.
 
 # %%
 from tryon_lab.course.inpainting.samplers import quality_by_steps, steps_figure
