@@ -165,8 +165,9 @@ def _add_distillation(subparsers, name: str, summary: str, examples: str, settin
     parser.set_defaults(handler=handler)
 
 
-def _distillation_inputs(args: argparse.Namespace):
-    """(profile, base pipeline folder, judge folder, run folder) of a distillation command's ``args``."""
+def _run_distillation(args: argparse.Namespace, recipe, what: str) -> int:
+    """Run ``recipe(profile, base, run_dir, judge, seed=...)`` on a distillation command's ``args``
+    (defaults: the shipped model and judge, ``runs/<profile>/<command>``); say where ``what`` went."""
     from pathlib import Path
 
     from tryon_lab.paths import shipped_model
@@ -176,7 +177,10 @@ def _distillation_inputs(args: argparse.Namespace):
     profile = load_profile(args.profile)
     base = Path(args.base) if args.base else shipped_model(SHIPPED_INPAINT)
     judge = Path(args.judge) if args.judge else shipped_model("world-encoder")
-    return profile, base, judge, Path(args.run_dir or Path("runs") / profile.name / args.command)
+    run_dir = Path(args.run_dir or Path("runs") / profile.name / args.command)
+    out = recipe(profile, base, run_dir, judge, seed=args.seed)
+    print(f"saved {what} to {out}; its card: {out / 'MODEL_CARD.md'}")
+    return 0
 
 
 def add_distill(subparsers) -> None:
@@ -195,10 +199,7 @@ def run_distill(args: argparse.Namespace) -> int:
     """Distil (resuming from the run folder), score and save the LCM LoRA; say where it went."""
     from tryon_lab.training.distill_recipe import distill_pipeline
 
-    profile, base, judge, run_dir = _distillation_inputs(args)
-    out = distill_pipeline(profile, base, run_dir, judge, seed=args.seed)
-    print(f"saved the LCM LoRA to {out}; its card: {out / 'MODEL_CARD.md'}")
-    return 0
+    return _run_distillation(args, distill_pipeline, "the LCM LoRA")
 
 
 def add_distill_vae(subparsers) -> None:
@@ -217,10 +218,7 @@ def run_distill_vae(args: argparse.Namespace) -> int:
     """Distil (resuming from the run folder), score and save the fast VAE; say where it went."""
     from tryon_lab.training.fast_vae_recipe import distil_pipeline_vae
 
-    profile, base, judge, run_dir = _distillation_inputs(args)
-    out = distil_pipeline_vae(profile, base, run_dir, judge, seed=args.seed)
-    print(f"saved the fast VAE to {out}; its card: {out / 'MODEL_CARD.md'}")
-    return 0
+    return _run_distillation(args, distil_pipeline_vae, "the fast VAE")
 
 
 def add_dreambooth(subparsers) -> None:
