@@ -61,9 +61,11 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
     @property
     def sampling_vae(self):
         """The VAE that encodes and decodes for the current sampler: the model's fast VAE while the
-        lcm sampler runs (``pipelines.samplers``), else ``vae``. Both share one latent space."""
-        fast = getattr(self, "_sampling_vae", None)
-        return self.vae if fast is None else fast
+        lcm sampler (an ``LCMScheduler``) runs, else ``vae``. Both share one latent space."""
+        from diffusers import LCMScheduler
+
+        fast = getattr(self, "fast_vae", None)
+        return fast if fast is not None and isinstance(self.scheduler, LCMScheduler) else self.vae
 
     def interrupt(self) -> None:
         """Ask a running ``__call__`` to stop after the current step (thread-safe flag)."""

@@ -105,7 +105,6 @@ def use_sampler(pipe, name: str) -> Sampler:
             raise TryOnInputError(f"the lcm sampler runs the base model's LCM LoRA; adapter {', '.join(others)} is "
                                   "switched on (a fine-tuned garment samples with ddim)")
     pipe.scheduler = make_scheduler(name, pipe.scheduler.config)
-    pipe._sampling_vae = getattr(pipe, "fast_vae", None) if name == "lcm" else None
     if name == "lcm":
         pipe.unet.enable_adapters()
         pipe.unet.set_adapter(LCM_ADAPTER)
@@ -124,9 +123,9 @@ def fuse_lcm(pipe) -> None:
     use_sampler(pipe, "lcm")
     pipe.unet.unload_lora()  # keeps each layer's base weights, which hold the merged update
     pipe.unet._lcm_originals = pipe.unet._lcm_updates = None
-    if pipe._sampling_vae is not None:
-        pipe.register_modules(vae=pipe._sampling_vae)
-        pipe.fast_vae = pipe._sampling_vae = None
+    if getattr(pipe, "fast_vae", None) is not None:
+        pipe.register_modules(vae=pipe.fast_vae)
+        pipe.fast_vae = None
 
 
 def _merge_lcm(unet) -> None:

@@ -139,7 +139,8 @@ def reconstruction_scores(vae: AutoencoderKL, base: AutoencoderKL, samples,
                           batch_size: int = 32) -> dict[str, np.ndarray]:
     """Per world sample (``batch_size`` at a time): the PSNR (dB) of ``vae``'s decoding of ``base``'s latent of the target
     against the target (``decoder_psnr_db``) and against ``base``'s own decoding
-    (``decoder_vs_base_psnr_db``), and the relative error of ``vae``'s latent of the masked photo
+    (``decoder_vs_base_psnr_db``), ``base``'s own PSNR against the target (``base_vae_decoder_psnr_db``),
+    and the relative error of ``vae``'s latent of the masked photo
     against ``base``'s (``encoder_relative_error``: RMS difference / RMS of the base latent)."""
     from tryon_lab.pipelines.latents import pil_to_tensor
 
@@ -151,7 +152,7 @@ def reconstruction_scores(vae: AutoencoderKL, base: AutoencoderKL, samples,
         return x.flatten(1).pow(2).mean(1).sqrt()
 
     scores: dict[str, list[np.ndarray]] = {"decoder_psnr_db": [], "decoder_vs_base_psnr_db": [],
-                                           "encoder_relative_error": []}
+                                           "base_vae_decoder_psnr_db": [], "encoder_relative_error": []}
     for first in range(0, len(samples), batch_size):
         chunk = samples[first:first + batch_size]
         targets = torch.stack([pil_to_tensor(s.target) for s in chunk])
@@ -161,7 +162,9 @@ def reconstruction_scores(vae: AutoencoderKL, base: AutoencoderKL, samples,
         ours = vae.decode(latents).sample
         base_masked = base.encode(masked).latent_dist.mode()
         scores["decoder_psnr_db"].append(psnr(ours, targets))
-        scores["decoder_vs_base_psnr_db"].append(psnr(ours, base.decode(latents).sample))
+        theirs = base.decode(latents).sample
+        scores["decoder_vs_base_psnr_db"].append(psnr(ours, theirs))
+        scores["base_vae_decoder_psnr_db"].append(psnr(theirs, targets))
         error = rms(vae.encode(masked).latent_dist.mode() - base_masked) / rms(base_masked)
         scores["encoder_relative_error"].append(error.numpy())
     return {name: np.concatenate(values) for name, values in scores.items()}

@@ -83,8 +83,6 @@ def distil_pipeline_vae(profile: Profile, pipeline_dir: str | Path, run_dir: str
     metrics: dict[str, object] = {}
     for name, values in reconstruction_scores(fast, pipe.vae, samples).items():
         metrics[f"val_{name}"] = str(bootstrap(np.mean, values))
-    base_psnr = reconstruction_scores(pipe.vae, pipe.vae, samples)["decoder_psnr_db"]
-    metrics["val_base_vae_decoder_psnr_db"] = str(bootstrap(np.mean, base_psnr))
     seconds = {"base": codec_seconds(pipe.vae, pipe.resolution), "fast": codec_seconds(fast, pipe.resolution)}
     metrics.update({f"{name}_vae_encode_decode_seconds": round(value, 4) for name, value in seconds.items()})
     metrics["fast_to_base_time_ratio"] = round(seconds["fast"] / seconds["base"], 3)
