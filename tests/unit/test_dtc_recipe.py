@@ -86,6 +86,42 @@ def test_parts_keep_the_main_unet_they_were_trained_with_when_the_base_moves_on(
     assert all(torch.equal(pinned[name], original[name]) for name in original)
 
 
+def _forget_weights(folder: Path) -> None:
+    """Delete what a machine that lost its runs does not keep of an ablation run: all but its record,
+    scores and loss curve."""
+    kept = {"losses.csv", "scores-val.npz", "scores-test.npz", "pipeline/training.json"}
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file() and path.relative_to(folder).as_posix() not in kept:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def test_a_run_kept_without_its_weights_is_retrained_to_the_same_weights_when_shipped(tiny_pipeline_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    smoke = load_profile("smoke")
+    section = {**smoke["dtc"], "variants": ["film"], "ship": "film"}
+    profile = dataclasses.replace(smoke, sections={**smoke.sections, "dtc": section})
+    run = tmp_path / "run"
+    train_dtc_recipe(profile, tmp_path / "first", run, base=tiny_pipeline_dir)
+    folder = run / "ablation" / "film" / "seed-0"
+    _forget_weights(folder)
+    shutil.rmtree(run / "ablation" / "dtc-cache")
+    assert not (folder / "pipeline" / "model_index.json").exists()
+    train_dtc_recipe(profile, tmp_path / "second", run, base=tiny_pipeline_dir)
+    for part in ("hint_encoder/diffusion_pytorch_model.safetensors", "unet_lora/pytorch_lora_weights.safetensors"):
+        first, second = load_file(tmp_path / "first" / part), load_file(tmp_path / "second" / part)
+        assert first.keys() == second.keys() and all(first[k].equal(second[k]) for k in first), part
+    # a kept loss curve that retraining does not reproduce: the kept scores describe other weights
+    _forget_weights(folder)
+    lines = (folder / "losses.csv").read_text().splitlines()
+    (folder / "losses.csv").write_text("\n".join(lines + ["99" + lines[-1][lines[-1].index(","):]]) + "\n")
+    with pytest.raises(ConfigError, match="did not reproduce"):
+        train_dtc_recipe(profile, tmp_path / "third", run, base=tiny_pipeline_dir)
+    assert not (tmp_path / "third").exists()
+
+
 def test_bad_recipes_are_refused_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="film\\+perceptual"):
         train_dtc_recipe(load_profile("smoke"), tmp_path / "o", tmp_path / "r", variants=["baseline"])

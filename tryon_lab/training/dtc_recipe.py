@@ -36,7 +36,7 @@ from tryon_lab.training.dtc import (
     select_variant,
     train_perceptual_net,
 )
-from tryon_lab.training.dtc.ablation import LORA_FOLDER
+from tryon_lab.training.dtc.ablation import LORA_FOLDER, ensure_weights
 from tryon_lab.training.dtc.evaluation import METRICS
 from tryon_lab.training.model_card import write_model_card
 from tryon_lab.training.pretrain import TRAINING_RECORD
@@ -180,7 +180,8 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
     shipped = select_variant(result.scores["val"], plan.select_metric) if plan.ship == AUTO else plan.ship
     variant = ablation.parsed[shipped]
     run_folder = run_dir / "ablation" / shipped / f"seed-{ablation.seeds[0]}"
-    pipe = _trained_parts(run_folder / "pipeline", base_pipe, ablation.train.unet)
+    saved = ensure_weights(base_pipe, run_dir / "ablation", ablation, shipped, ablation.seeds[0], perceptual_dir)
+    pipe = _trained_parts(saved, base_pipe, ablation.train.unet)
     samples = [World(seed, base_pipe.resolution).sample(i, split="test") for i in range(6)]
     base_name = Path(base).name if base else SHIPPED_INPAINT
     timed = [f for f in ("film", "add") if any(v.fusion == f and v.hint_timestep for v in ablation.parsed.values())]

@@ -5,8 +5,9 @@ Runs: every variant with ``seeds[0]``, and the ``seed_variants`` with every seed
 ``<variant>/seed-<s>`` trains in ``run_dir/<variant>/seed-<s>`` (checkpoints, losses.csv), is saved
 to its ``pipeline`` folder (fp32, the U-Net's LoRA fused: loading it reproduces the trained model;
 the LoRA itself also in ``unet-lora``) and scored into ``scores-val.npz`` / ``scores-test.npz``.
-Every stage is skipped when its output exists, so an interrupted ablation resumes; ``jobs`` runs
-train at once in worker processes. Val picks the shipped variant; test is the reported
+Every stage is skipped when its output exists, so an interrupted ablation resumes; a run kept with
+only its record, scores and ``losses.csv`` counts as scored, and is retrained (``ensure_weights``)
+only if it is the one shipped. ``jobs`` runs train at once in worker processes. Val picks the shipped variant; test is the reported
 table (``evaluation``). The training pairs and evaluation samples come from world ``world_seed``;
 a run's seed sets its initialisation and noise.
 """
@@ -253,6 +254,25 @@ def comparison_pairs(variants: dict[str, Variant]) -> list[tuple[str, str]]:
                 key_b = (rank[vb.fusion], vb.hint_timestep, vb.perceptual)
                 pairs.append((a, b) if key_a > key_b else (b, a))
     return pairs
+
+
+def ensure_weights(base, run_dir: str | Path, settings: AblationSettings, name: str, seed: int,
+                   perceptual) -> Path:
+    """The ``pipeline`` folder of run ``name``/``seed`` under ``run_dir``, with its weights: retrained
+    (same settings and seed) when only the run's record, scores and loss curve were kept (a run's
+    weights are not kept between machines; its scores are what the ablation needs). ``perceptual``:
+    the PerceptualNet or its folder. Raises ``ConfigError`` when the retrained loss curve differs
+    from the kept one: the scores would then describe other weights."""
+    from tryon_lab.training.losslog import read_losses
+
+    folder = Path(run_dir) / name / f"seed-{seed}"
+    if not (folder / "pipeline" / "model_index.json").is_file():
+        kept = read_losses(folder / "losses.csv")
+        _trained(base, folder, settings, name, seed, perceptual)
+        if kept and read_losses(folder / "losses.csv") != kept:
+            raise ConfigError(f"retraining {name}/seed-{seed} did not reproduce the loss curve of the run that was "
+                                f"scored; delete {folder} to train and score it again")
+    return folder / "pipeline"
 
 
 def _trained(base, folder: Path, settings: AblationSettings, name: str, seed: int, perceptual):
