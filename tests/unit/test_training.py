@@ -10,6 +10,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
+from tryon_lab.errors import ConfigError
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.profiles import load_profile
 from tryon_lab.training.checkpoints import STATE_FILE, checkpoint_dirs, resume_latest, save_checkpoint
@@ -78,6 +79,20 @@ def test_half_written_and_damaged_checkpoints_are_ignored(tmp_path):
 
     save_checkpoint(accelerator, tmp_path, 30, keep=1)  # pruned only once the new one is complete
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000015", "step-000020", "step-000030"]
+
+
+def test_a_run_folder_of_another_model_is_refused_not_overwritten(tmp_path):
+    class Wider(_Quadratic):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(6))
+
+    settings = LoopSettings(steps=10, learning_rate=0.1, checkpoint_every=5, log_every=1)
+    run_loop(Accelerator(cpu=True), tmp_path, _Quadratic(), _batches, settings)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ConfigError, match="no checkpoint in .* loads into this model .*other settings"):
+        run_loop(Accelerator(cpu=True), tmp_path, Wider(), _batches, settings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_a_resumed_run_ends_with_the_weights_ema_and_losses_of_an_uninterrupted_one(tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
+from tryon_lab.errors import ConfigError
 from tryon_lab.training.common import fsync_tree
 
 CHECKPOINT_PREFIX = "step-"
@@ -107,7 +108,8 @@ def resume_latest(accelerator: Accelerator, run_dir: str | Path) -> dict:
     """Load the newest complete checkpoint in ``run_dir`` if any; return its trainer state ({} if none).
 
     A checkpoint that fails to load (a damaged file) is skipped with a warning for the next older
-    one; when every one fails, the last error is raised rather than training from scratch.
+    one; when every one fails (most often: the run folder was trained with other settings, so the
+    model's shapes differ), ``ConfigError`` says so rather than training from scratch over it.
     """
     found = checkpoint_dirs(run_dir)
     for number, folder in enumerate(reversed(found)):
@@ -115,7 +117,10 @@ def resume_latest(accelerator: Accelerator, run_dir: str | Path) -> dict:
             accelerator.load_state(str(folder))
         except Exception as error:
             if number == len(found) - 1:
-                raise
+                raise ConfigError(
+                    f"no checkpoint in {run_dir} loads into this model ({len(found)} tried; the oldest says: "
+                    f"{' '.join(str(error).split())[:300]}). Was the run folder trained with other settings? "
+                    "Resume it with those, or give another run folder.") from error
             warnings.warn(f"checkpoint {folder} does not load ({error}); trying an older one", stacklevel=2)
             continue
         state = json.loads((folder / STATE_FILE).read_text())
