@@ -20,7 +20,7 @@ from tryon_lab.pipelines.loading import (
     load_dtc_pipeline,
     load_inpaint_pipeline,
 )
-from tryon_lab.training.dtc.evaluation import METRICS, format_score
+from tryon_lab.training.dtc.evaluation import METRICS, factor_tallies, format_score
 
 MODELS = ("mini-sd-inpaint", "dtc")  # the ablation is read from dtc/training.json; timings run both
 
@@ -50,6 +50,8 @@ def _ablation_rows(record: dict) -> list[tuple]:
     for row in record.get("comparisons", []):
         rows.append((f"{row['a']} - {row['b']}: {row['metric']}",
                      f"{row['difference']:.4g} [{row['lo']:.4g}, {row['hi']:.4g}]", row["verdict"]))
+    for title, tally in factor_tallies(record.get("comparisons", [])).items():
+        rows.append((f"verdicts: {title}", tally, "paired 95% intervals on the test pairs, every metric compared"))
     for name, seconds in record.get("hint_step_seconds", {}).items():
         rows.append((f"{name}: CPU seconds per sampling step", seconds,
                      "+t: the hint encoder takes the timestep and runs at every step"))

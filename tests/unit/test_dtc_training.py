@@ -14,6 +14,7 @@ from PIL import Image
 
 from tryon_lab.data.world import World
 from tryon_lab.errors import ConfigError, SplitError
+from tryon_lab.metrics.stats import verdict
 from tryon_lab.models.dtc import PerceptualNet
 from tryon_lab.pipelines.dtc import DTCPipeline
 from tryon_lab.training.dtc import (
@@ -26,6 +27,7 @@ from tryon_lab.training.dtc import (
     compare_variants,
     comparison_pairs,
     comparisons_table,
+    factor_verdicts,
     finish_unet,
     parse_variants,
     prepare_unet,
@@ -34,6 +36,7 @@ from tryon_lab.training.dtc import (
     train_perceptual_net,
     valid_names,
 )
+from tryon_lab.training.dtc.evaluation import comparison_factor
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +95,30 @@ def test_comparison_pairs_differ_in_exactly_one_factor():
     assert set(pairs) == {("add", "baseline"), ("film", "baseline"), ("film", "add"),
                           ("film+perceptual", "film"), ("film+t", "film"), ("add+perceptual", "add"),
                           ("film+perceptual", "add+perceptual")}
+
+
+
+def test_factor_verdicts_tally_each_factor_from_the_paired_intervals():
+    def row(a, b, metric, lo, hi):
+        interval = type("I", (), {"lo": lo, "hi": hi, "excludes": lambda self, v: not lo <= v <= hi})()
+        return {"a": a, "b": b, "metric": metric, "difference": (lo + hi) / 2, "lo": lo, "hi": hi,
+                "verdict": verdict(interval, metric == "kid_world", (a, b))}
+
+    rows = [row("film", "add", "identity_acc", 0.01, 0.09), row("film", "add", "kid_world", -0.002, 0.003),
+            row("film+perceptual", "add+perceptual", "identity_acc", -0.05, 0.04),
+            row("add+perceptual", "add", "kid_world", 0.001, 0.004), row("film", "baseline", "identity_acc", 0.2, 0.4)]
+    text = factor_verdicts(rows)
+    fusion = text[text.index("**FiLM against direct addition**"):text.index("**The perceptual loss**")]
+    assert "1 favour FiLM, 0 favour addition, 2 not distinguishable (of 3 paired comparisons)." in fusion
+    assert "- `film` against `add`: film beats add on identity acc." in fusion
+    assert "not distinguishable on KID (world enc.) ↓" in fusion
+    assert "add beats add+perceptual on KID" in text  # lower KID wins: the loss made it worse here
+    assert "0 favour with the loss, 1 favour without it, 0 not distinguishable (of 1 paired comparison)" in text
+    assert text.index("**The hint") < text.index("**FiLM") and "timestep" not in text
+    assert comparison_factor("film+t", "film") == "timestep"
+    with pytest.raises(ConfigError, match="exactly one factor"):
+        comparison_factor("film+perceptual", "add")
+    assert "nothing to compare" in factor_verdicts([])
 
 
 # --- the perceptual network: no labels -----------------------------------------------------------

@@ -31,6 +31,7 @@ from tryon_lab.training.dtc import (
     PerceptualSettings,
     ablation_table,
     comparisons_table,
+    factor_verdicts,
     hint_step_seconds,
     run_ablation,
     select_variant,
@@ -198,6 +199,7 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
     tables = (f"# DTC ablation\n\nTest split: {ablation.eval_samples} try-all pairs whose items, people and rooms no "
               f"training saw; {ablation.sample_steps} DDIM steps, guidance {ablation.guidance_scale}. Values: mean over "
               f"training seeds [95% bootstrap interval] (each seed's value when several).\n\n{ablation_table(result.test)}"
+              f"\n\n## Verdicts by factor (test)\n\n{factor_verdicts(result.comparisons)}"
               f"\n\n## Paired differences (test)\n\n{comparisons_table(result.comparisons)}\n\n"
               f"## Selection (val split, {ablation.val_samples} pairs)\n\n{ablation_table(result.scores['val'])}\n\n"
               f"Shipped: `{shipped}` ({'best val ' + plan.select_metric if plan.ship == AUTO else 'named by the profile'}).\n")
@@ -231,7 +233,8 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
             f"Variant `{shipped}`: reference encoder and hint encoder trained {unet_note}. Inputs: a photo, a mask "
             "and one reference image of any catalog item; no text, no per-item training. Perceptual network: "
             f"{(perceptual_record or {}).get('objective', 'none')}. Ablation (test split, intervals, paired "
-            f"verdicts): [{ABLATION_FILE}]({ABLATION_FILE}).\n\n{paper_differences(ablation.train, variant)}",
+            f"verdicts): [{ABLATION_FILE}]({ABLATION_FILE}).\n\nWhat the ablation decides (test pairs, paired 95% "
+            f"intervals):\n\n{factor_verdicts(result.comparisons)}\n\n{paper_differences(ablation.train, variant)}",
             record, metrics, {**profile["dtc"]["train"], "variant": shipped},
             [(f"tryon-lab train-dtc --profile {profile.name} --base {base or SHIPPED_INPAINT} --judge {judge_dir} "
               f"--out {out_dir}")],

@@ -32,6 +32,7 @@ from tryon_lab.training.dtc.evaluation import (
     compare_variants,
     comparisons_table,
     dtc_method,
+    factor_verdicts,
     score_tryons,
     summarize_variant,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "comparison_pairs",
     "comparisons_table",
     "dtc_method",
+    "factor_verdicts",
     "ensure_dtc_cache",
     "finish_unet",
     "hint_step_seconds",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tryon_lab.errors import ConfigError
 from tryon_lab.metrics.stats import (
     FID_SAMPLES_PER_DIMENSION,
     bootstrap,
@@ -28,6 +29,7 @@ from tryon_lab.metrics.stats import (
     verdict,
 )
 from tryon_lab.pipelines.samplers import DTC_GUIDANCE
+from tryon_lab.training.dtc.variants import parse_variant
 
 FEATURES = "features"  # the judge's features of the generated item crops (n, d), stored beside the scores
 # metric -> (title, lower is better)
@@ -181,6 +183,72 @@ def comparisons_table(comparisons: Sequence[dict]) -> str:
         lines.append(f"| {row['a']} | {row['b']} | {row['metric']} | "
                      f"{_number(row['difference'])} [{_number(row['lo'])}, {_number(row['hi'])}] | {row['verdict']} |")
     return "\n".join(lines)
+
+
+# The factors the ablation varies one at a time: (title, the side with it, the side without), as the
+# prose names them; a comparison's A is always the side with it (``ablation.comparison_pairs``).
+FACTORS = {"hint": ("the hint (DTC against the no-hint baseline)", "the hint", "no hint"),
+           "fusion": ("FiLM against direct addition", "FiLM", "addition"),
+           "perceptual": ("the perceptual loss", "with the loss", "without it"),
+           "timestep": ("the hint encoder's timestep", "with the timestep", "without it")}
+NOT_DISTINGUISHABLE = "not distinguishable"
+
+
+def comparison_factor(a: str, b: str) -> str:
+    """The factor (a ``FACTORS`` key) in which variants ``a`` and ``b`` differ; ``ConfigError`` for
+    unknown names or for two variants that differ in more than one."""
+    va, vb = parse_variant(a), parse_variant(b)
+    if not va.differs_in_one_factor(vb):
+        raise ConfigError(f"{a!r} and {b!r} do not differ in exactly one factor")
+    if va.perceptual != vb.perceptual:
+        return "perceptual"
+    if va.hint_timestep != vb.hint_timestep:
+        return "timestep"
+    return "hint" if None in (va.fusion, vb.fusion) else "fusion"
+
+
+def _by_factor(comparisons: Sequence[dict]) -> dict[str, dict[tuple[str, str], list[dict]]]:
+    grouped: dict[str, dict[tuple[str, str], list[dict]]] = {}
+    for row in comparisons:
+        pair = (row["a"], row["b"])
+        grouped.setdefault(comparison_factor(*pair), {}).setdefault(pair, []).append(row)
+    return {factor: grouped[factor] for factor in FACTORS if factor in grouped}
+
+
+def factor_tallies(comparisons: Sequence[dict]) -> dict[str, str]:
+    """{factor title: "k favour <with>, m favour <without>, n not distinguishable (of N paired comparisons)"}
+    for every factor the ``compare_variants`` rows vary, in ``FACTORS`` order."""
+    tallies = {}
+    for factor, pairs in _by_factor(comparisons).items():
+        title, more, less = FACTORS[factor]
+        rows = [row for group in pairs.values() for row in group]
+        favour_a = sum(row["verdict"] == f"{row['a']} beats {row['b']}" for row in rows)
+        favour_b = sum(row["verdict"] == f"{row['b']} beats {row['a']}" for row in rows)
+        tallies[title] = (f"{favour_a} favour {more}, {favour_b} favour {less}, {len(rows) - favour_a - favour_b} "
+                          f"{NOT_DISTINGUISHABLE} (of {len(rows)} paired comparison{'s' * (len(rows) > 1)})")
+    return tallies
+
+
+def factor_verdicts(comparisons: Sequence[dict]) -> str:
+    """Markdown: for each factor the ablation varied, the tally of its paired verdicts
+    (``factor_tallies``) and, per pair of variants, what the intervals decide (``compare_variants``
+    rows). Reads the verdicts; decides nothing."""
+    grouped, tallies = _by_factor(comparisons), factor_tallies(comparisons)
+    if not grouped:
+        return "(no two variants differ in exactly one factor: nothing to compare)"
+    lines = []
+    for factor, pairs in grouped.items():
+        title = FACTORS[factor][0]
+        lines.append(f"**{title[0].upper() + title[1:]}**: {tallies[title]}.")
+        for (a, b), group in pairs.items():
+            wins = [f"{row['verdict']} on {METRICS[row['metric']][0]} ({_number(row['difference'])} "
+                    f"[{_number(row['lo'])}, {_number(row['hi'])}])" for row in group
+                    if row["verdict"] != NOT_DISTINGUISHABLE]
+            rest = [METRICS[row["metric"]][0] for row in group if row["verdict"] == NOT_DISTINGUISHABLE]
+            parts = wins + ([f"{NOT_DISTINGUISHABLE} on {', '.join(rest)}"] if rest else [])
+            lines.append(f"- `{a}` against `{b}`: " + "; ".join(parts) + ".")
+        lines.append("")
+    return "\n".join(lines).strip()
 
 
 def _number(value: float) -> str:
