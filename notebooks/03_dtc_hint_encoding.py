@@ -350,10 +350,12 @@ display(Markdown(factor_verdicts(comparisons)))
 # %% [markdown]
 # ## 8. What the hint costs per step
 #
-# The hint encoder never sees the noisy latent or the timestep (its time embedding is a learned
-# constant), so its FiLM parameters are the same at every sampling step: the pipeline computes them
-# once per image and reuses them (`cache_hint=True`). Recomputing them every step would add a second
-# encoder pass to every U-Net call. The bar: **a DTC try-on may cost at most 1.2 times a plain text
+# Unless the variant is a `+t` one, the hint encoder never sees the noisy latent or the timestep
+# (its time embedding is a learned constant), so its FiLM parameters are the same at every sampling
+# step: the pipeline computes them once per image and reuses them (`cache_hint=True`). Recomputing
+# them every step would add a second encoder pass to every U-Net call. A `+t` hint encoder takes the
+# timestep, as the paper's copy of the U-Net encoder does, and is recomputed at every step whatever
+# `cache_hint` says; the ablation measured what that buys. The cell says which kind this DTC is. The bar: **a DTC try-on may cost at most 1.2 times a plain text
 # inpainting try-on**. Times are CPU seconds on one thread (a busy machine then does not skew them),
 # medians of the profile's repeats, with guidance on for all.
 
@@ -361,6 +363,8 @@ display(Markdown(factor_verdicts(comparisons)))
 from tryon_lab.course.dtc.cost import TRYON_BAR, meets_bar, step_times, timing_rows
 from tryon_lab.metrics.timing import RECOMPUTE
 
+takes_t = dtc.hint_encoder is not None and dtc.hint_encoder.config.timestep_conditioning
+print(f"this DTC's hint encoder {'takes the timestep: its hint is recomputed at every step' if takes_t else 'has no timestep: its hint can be cached'}")
 timed = {"inpainting (text)": base, "DTC, hint cached": dtc, "DTC, hint recomputed every step" + RECOMPUTE: dtc}
 times = step_times(timed, garment, steps=settings["timing_steps"], repeats=settings["timing_repeats"],
                    guidance_scale=settings["guidance_scale"])
