@@ -24,6 +24,16 @@ def test_a_model_without_an_lcm_lora_is_refused_before_any_conversion(tiny_pipel
     assert not (tmp_path / "bundle").exists()
 
 
+def test_a_dtc_model_exports_with_ddim_only(tiny_pipeline, tmp_path):
+    from tryon_lab.pipelines.dtc import DTCPipeline
+
+    DTCPipeline.from_base(tiny_pipeline, "film").save_pretrained(tmp_path / "dtc")
+    with pytest.raises(ExportInputError, match="a DTC bundle samples with ddim"):
+        export_bundle(tmp_path / "dtc", tmp_path / "bundle", ExportOptions(sampler="lcm", targets=("coreml",)),
+                      log=lambda _: None)
+    assert not (tmp_path / "bundle").exists()
+
+
 @pytest.mark.slow
 def test_an_lcm_bundle_runs_one_row_without_guidance_and_verifies(tiny_lcm_pipeline_dir, tmp_path):
     from tryon_lab.pipelines.loading import load_inpaint_pipeline

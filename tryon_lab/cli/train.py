@@ -167,17 +167,19 @@ def _add_distillation(subparsers, name: str, summary: str, examples: str, settin
 
 def _run_distillation(args: argparse.Namespace, recipe, what: str) -> int:
     """Run ``recipe(profile, base, run_dir, judge, seed=...)`` on a distillation command's ``args``
-    (defaults: the shipped model and judge, ``runs/<profile>/<command>``); say where ``what`` went."""
+    (defaults: the shipped model and judge, ``runs/<profile>/<command>``, ``<command>-dtc`` for a
+    Diffuse to Choose model); say where ``what`` went."""
     from pathlib import Path
 
     from tryon_lab.paths import shipped_model
-    from tryon_lab.pipelines.loading import SHIPPED_INPAINT
+    from tryon_lab.pipelines.loading import SHIPPED_INPAINT, is_dtc_folder
     from tryon_lab.profiles import load_profile
 
     profile = load_profile(args.profile)
     base = Path(args.base) if args.base else shipped_model(SHIPPED_INPAINT)
     judge = Path(args.judge) if args.judge else shipped_model("world-encoder")
-    run_dir = Path(args.run_dir or Path("runs") / profile.name / args.command)
+    default_run = args.command + "-dtc" * (base.is_dir() and is_dtc_folder(base))
+    run_dir = Path(args.run_dir or Path("runs") / profile.name / default_run)
     out = recipe(profile, base, run_dir, judge, seed=args.seed)
     print(f"saved {what} to {out}; its card: {out / 'MODEL_CARD.md'}")
     return 0
@@ -187,11 +189,13 @@ def add_distill(subparsers) -> None:
     """Register ``distill``."""
     _add_distillation(
         subparsers, "distill",
-        "Distil a text inpainting model into an LCM LoRA: 4 unguided steps instead of 25 guided ones "
-        "(written into the model's folder as lcm/, with its card).",
+        "Distil a text inpainting or Diffuse to Choose model into an LCM LoRA: 4 unguided steps instead of 25 "
+        "guided ones (written into the model's folder as lcm/, with its card).",
         "  tryon-lab distill --profile quick                       # the shipped mini-sd-inpaint\n"
+        "  tryon-lab distill --base data/models/dtc                # the shipped DTC ([distill.dtc] overrides)\n"
         "  tryon-lab distill --base build/my-model --judge data/models/world-encoder\n"
-        "Then: tryon-lab tryon ... --sampler lcm, or tryon-lab export --sampler lcm.\n",
+        "Then: tryon-lab tryon ... --sampler lcm (a prompt or a --reference), or tryon-lab export --sampler lcm\n"
+        "(text models).\n",
         "steps, batch and LoRA rank", "lcm", "checkpoints, latent cache, losses.csv", run_distill)
 
 

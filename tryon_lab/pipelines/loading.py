@@ -95,10 +95,16 @@ def load_pipeline(path: str | Path | None = None, device: str | None = None, dty
     gives a DTCPipeline (``load_dtc_pipeline``); any other pipeline folder, or None (the shipped
     mini model), a TryOnInpaintPipeline (``load_inpaint_pipeline``).
     """
-    folder = Path(path) if path is not None else None
-    if folder is not None and ((folder / DTC_RECORD).is_file() or _pipeline_class(folder) == "DTCPipeline"):
-        return load_dtc_pipeline(folder, device=device, dtype=dtype)
-    return load_inpaint_pipeline(folder, device, dtype)
+    if path is not None and is_dtc_folder(path):
+        return load_dtc_pipeline(path, device=device, dtype=dtype)
+    return load_inpaint_pipeline(path, device, dtype)
+
+
+def is_dtc_folder(path: str | Path) -> bool:
+    """Whether ``path`` holds a Diffuse to Choose model: DTC parts (``dtc.json``) or a folder whose
+    ``model_index.json`` names ``DTCPipeline``."""
+    folder = Path(path)
+    return (folder / DTC_RECORD).is_file() or _pipeline_class(folder) == "DTCPipeline"
 
 
 def _pipeline_class(folder: Path) -> str | None:

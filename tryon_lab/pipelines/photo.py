@@ -14,7 +14,7 @@ from tryon_lab.data.domain import is_shipped_model, looks_like_world_render, out
 from tryon_lab.data.io import load_image, load_mask
 from tryon_lab.errors import ConfigError
 from tryon_lab.paths import shipped_model
-from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_dtc_pipeline, load_inpaint_pipeline
+from tryon_lab.pipelines.loading import SHIPPED_DTC, SHIPPED_INPAINT, load_dtc_pipeline, load_inpaint_pipeline
 from tryon_lab.pipelines.samplers import DTC_GUIDANCE, LCM_GUIDANCE, TEXT_GUIDANCE, check_sampler, load_lcm, use_sampler
 
 AUTO_MASK = "auto"
@@ -38,7 +38,7 @@ def tryon_photo(person: str | Path, mask: str | Path, *, prompt: str | None = No
     photo ``person`` where ``mask`` is white; ``mask="auto"`` suggests the usual region of ``category``.
 
     ``model`` defaults to the shipped text model, or the shipped DTC model with ``reference``;
-    ``sampler`` is one of ``pipelines.samplers.SAMPLERS`` (``lcm`` needs the text model's LCM LoRA);
+    ``sampler`` is one of ``pipelines.samplers.SAMPLERS`` (``lcm`` needs the model's LCM LoRA);
     ``steps`` defaults to the sampler's; ``guidance`` to 4 with a prompt, 5 with a reference, 1 (none)
     with lcm. ``note`` gets a line when a shipped model
     meets a photo that does not look like a world render. Typed errors (``TryOnInputError``) for bad
@@ -48,8 +48,6 @@ def tryon_photo(person: str | Path, mask: str | Path, *, prompt: str | None = No
         raise ConfigError("give a prompt or a reference picture, not both and not neither")
     chosen = check_sampler(sampler)
     steps = chosen.steps if steps is None else steps
-    if sampler == "lcm" and reference is not None:
-        raise ConfigError("the lcm sampler needs a text model's LCM LoRA; a reference try-on (DTC) samples with ddim")
     if sampler == "lcm" and guidance not in (None, LCM_GUIDANCE):
         raise ConfigError(f"the lcm sampler runs without guidance (it is distilled in); drop --guidance {guidance}")
     photo = load_image(person)
@@ -69,12 +67,12 @@ def tryon_photo(person: str | Path, mask: str | Path, *, prompt: str | None = No
     else:
         condition = prompt
         pipe, default_guidance = load_inpaint_pipeline(model), TEXT_GUIDANCE
-        if sampler == "lcm":
-            folder = Path(model) if model is not None else shipped_model(SHIPPED_INPAINT)
-            if not load_lcm(pipe, folder):
-                raise ConfigError(f"{folder} has no LCM LoRA (lcm/) for the lcm sampler; distil one with "
-                                  "`tryon-lab distill`")
-            default_guidance = chosen.guidance_scale
+    if sampler == "lcm":
+        folder = Path(model) if model is not None else shipped_model(SHIPPED_DTC if reference else SHIPPED_INPAINT)
+        if not load_lcm(pipe, folder):
+            raise ConfigError(f"{folder} has no LCM LoRA (lcm/) for the lcm sampler; distil one with "
+                              f"`tryon-lab distill --base {folder}`")
+        default_guidance = chosen.guidance_scale
     use_sampler(pipe, sampler)
     if note is not None and (model is None or is_shipped_model(model)) and not looks_like_world_render(photo):
         note(outside_world_note(person))

@@ -16,7 +16,10 @@ Consistency Models", and the LCM-LoRA report):
 
 Guidance is distilled in: the student never sees w, and samples with ``guidance_scale`` 1.
 Inpainting changes only the input: the student, teacher and target all receive the same mask and
-masked-image channels after the noisy latent.
+masked-image channels after the noisy latent. What the U-Net is conditioned on is a ``Conditioning``:
+the caption for the text model (``TextConditioning``; unconditional: the empty caption), the reference
+tokens and hint modulation for Diffuse to Choose (``ReferenceConditioning``; unconditional: the null
+tokens and the empty hint, as the DTC pipeline guides).
 """
 
 from __future__ import annotations
@@ -70,42 +73,98 @@ class DDIMSolver:
         return prev.sqrt() * x0 + (1 - prev).sqrt() * eps
 
 
+class TextConditioning(torch.nn.Module):
+    """The text model's condition: the caption's text-encoder states (unconditional: the empty caption)."""
+
+    def __init__(self, text_encoder, tokenizer):
+        super().__init__()
+        self.text_encoder, self.tokenizer = text_encoder, tokenizer
+
+    @torch.no_grad()
+    def embed(self, captions: list[str]) -> torch.Tensor:
+        """The text encoder's hidden states of ``captions``."""
+        ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids
+        return self.text_encoder(ids.to(self.text_encoder.device))[0]
+
+    def encode(self, batch: dict, guided: bool = False) -> torch.Tensor:
+        """The batch's condition; ``guided``: the unconditional one, then the conditional, stacked."""
+        captions = list(batch["caption"])
+        return self.embed([""] * len(captions) + captions if guided else captions)
+
+    @staticmethod
+    def predict(unet, model_in: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The U-Net's noise prediction under ``condition``."""
+        return unet(model_in, t, encoder_hidden_states=condition, return_dict=False)[0]
+
+
+class ReferenceConditioning(torch.nn.Module):
+    """Diffuse to Choose's condition: the reference encoder's tokens and the hint encoder's modulation
+    (unconditional: the null tokens and the empty hint). Both encoders stay frozen; a hint encoder that
+    takes the timestep is run at every prediction, any other once per batch."""
+
+    def __init__(self, image_encoder, hint_encoder=None):
+        super().__init__()
+        self.image_encoder, self.hint_encoder = image_encoder, hint_encoder
+
+    @torch.no_grad()
+    def encode(self, batch: dict, guided: bool = False):
+        """(tokens, modulation at timestep t) of the batch; ``guided``: unconditional then conditional, stacked."""
+        from tryon_lab.models.dtc import EMPTY_HINT
+        from tryon_lab.training.dtc.cache import to_float
+
+        reference, masked, mask = to_float(batch["reference"]), batch["masked_latents"], batch["mask"]
+        tokens = self.image_encoder.tokens(reference)
+        hint = to_float(batch["hint"]) if self.hint_encoder is not None else None
+        if guided:
+            tokens = torch.cat([self.image_encoder.null(len(reference)).to(tokens), tokens])
+            masked, mask = torch.cat([masked, masked]), torch.cat([mask, mask])
+            hint = torch.cat([torch.full_like(hint, EMPTY_HINT), hint]) if hint is not None else None
+        if self.hint_encoder is None:
+            return tokens, lambda t: None
+        if self.hint_encoder.config.timestep_conditioning:
+            return tokens, lambda t: self.hint_encoder(masked, mask, hint, tokens, timestep=t)
+        modulation = self.hint_encoder(masked, mask, hint, tokens)
+        return tokens, lambda t: modulation
+
+    @staticmethod
+    def predict(unet, model_in: torch.Tensor, t: torch.Tensor, condition) -> torch.Tensor:
+        """The U-Net's noise prediction with the reference tokens and the hint's modulation."""
+        from tryon_lab.models.dtc import dtc_unet_forward
+
+        tokens, modulation = condition
+        return dtc_unet_forward(unet, model_in, t, tokens, modulation(t))
+
+
 class ConsistencyDistillObjective(torch.nn.Module):
     """Pseudo-Huber consistency loss of the LoRA student against its own adapter-free teacher on a
-    ``LatentCache`` batch (latents, masked_latents, mask, caption)."""
+    latent-cache batch (latents, masked_latents, mask, and what ``conditioning`` reads: a caption, or a
+    reference and hint)."""
 
-    def __init__(self, unet, text_encoder, tokenizer, alphas_cumprod: torch.Tensor, *, ddim_timesteps: int = 50,
-                 w_min: float = 2.0, w_max: float = 8.0, huber_c: float = 0.001):
+    def __init__(self, unet, conditioning: TextConditioning | ReferenceConditioning, alphas_cumprod: torch.Tensor, *,
+                 ddim_timesteps: int = 50, w_min: float = 2.0, w_max: float = 8.0, huber_c: float = 0.001):
         super().__init__()
-        self.unet, self.text_encoder, self.tokenizer = unet, text_encoder, tokenizer
+        self.unet, self.conditioning = unet, conditioning
         self.register_buffer("alphas_cumprod", alphas_cumprod.float(), persistent=False)
         self.solver = DDIMSolver(self.alphas_cumprod, ddim_timesteps)
         self.w_min, self.w_max, self.huber_c = w_min, w_max, huber_c
-
-    @torch.no_grad()
-    def _embed(self, captions: list[str]) -> torch.Tensor:
-        ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids
-        return self.text_encoder(ids.to(self.alphas_cumprod.device))[0]
 
     def _x0(self, x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         alpha = _per_sample(self.alphas_cumprod[t], x)
         return (x - (1 - alpha).sqrt() * eps) / alpha.sqrt()
 
-    def _consistency(self, x: torch.Tensor, channels: torch.Tensor, t: torch.Tensor,
-                     hidden: torch.Tensor) -> torch.Tensor:
-        eps = self.unet(torch.cat([x, channels], dim=1), t, encoder_hidden_states=hidden, return_dict=False)[0]
+    def _consistency(self, x: torch.Tensor, channels: torch.Tensor, t: torch.Tensor, condition) -> torch.Tensor:
+        eps = self.conditioning.predict(self.unet, torch.cat([x, channels], dim=1), t, condition)
         c_skip, c_out = boundary_scalings(t)
         return _per_sample(c_skip, x) * x + _per_sample(c_out, x) * self._x0(x, eps, t)
 
     @torch.no_grad()
     def _teacher_step(self, noisy: torch.Tensor, channels: torch.Tensor, start: torch.Tensor, index: torch.Tensor,
-                      cond: torch.Tensor, uncond: torch.Tensor) -> torch.Tensor:
+                      guided_condition) -> torch.Tensor:
         self.unet.disable_adapters()
         try:
             model_in = torch.cat([noisy, channels], dim=1).repeat(2, 1, 1, 1)
-            eps_u, eps_c = self.unet(model_in, start.repeat(2), encoder_hidden_states=torch.cat([uncond, cond]),
-                                     return_dict=False)[0].chunk(2)
+            eps_u, eps_c = self.conditioning.predict(self.unet, model_in, start.repeat(2), guided_condition).chunk(2)
         finally:
             self.unet.enable_adapters()
         w = _per_sample(torch.empty(len(noisy), device=noisy.device).uniform_(self.w_min, self.w_max), noisy)
@@ -116,18 +175,17 @@ class ConsistencyDistillObjective(torch.nn.Module):
         """Returns (the pseudo-Huber consistency loss, {"l2": its squared-error counterpart})."""
         latents = batch["latents"]
         channels = inpaint_channels(batch["mask"], batch["masked_latents"]).to(latents.dtype)
-        cond = self._embed(list(batch["caption"]))
-        uncond = self._embed([""] * len(latents))
+        condition, guided = self.conditioning.encode(batch), self.conditioning.encode(batch, guided=True)
         index = torch.randint(0, len(self.solver.timesteps), (len(latents),), device=latents.device)
         start = self.solver.timesteps.to(latents.device)[index]
         end = (start - self.solver.step_ratio).clamp(min=0)
         alpha = _per_sample(self.alphas_cumprod[start], latents)
         noisy = alpha.sqrt() * latents + (1 - alpha).sqrt() * torch.randn_like(latents)
 
-        prediction = self._consistency(noisy, channels, start, cond)
-        previous = self._teacher_step(noisy, channels, start, index, cond, uncond)
+        prediction = self._consistency(noisy, channels, start, condition)
+        previous = self._teacher_step(noisy, channels, start, index, guided)
         with torch.no_grad():
-            target = self._consistency(previous, channels, end, cond)
+            target = self._consistency(previous, channels, end, condition)
         squared = (prediction.float() - target.float()) ** 2
         loss = (torch.sqrt(squared + self.huber_c**2) - self.huber_c).mean()
         return loss, {"l2": float(squared.detach().mean())}
@@ -165,37 +223,51 @@ class DistillSettings:
 
 
 def distill_lcm(pipe, run_dir: str | Path, settings: DistillSettings, seed: int = 0):
-    """Distil ``pipe`` (a trained ``TryOnInpaintPipeline``) into an LCM LoRA on its U-Net, training
-    on the world's train split; resumes from ``run_dir``. Returns (the pipeline with the adapter
+    """Distil ``pipe`` (a trained ``TryOnInpaintPipeline``, or a ``DTCPipeline``) into an LCM LoRA on
+    its U-Net, training on the world's train split (captions, or DTC's try-all pairs with their
+    references and hints); resumes from ``run_dir``. Returns (the pipeline with the adapter
     ``LCM_ADAPTER`` attached and active, the loop's ``LoopResult``)."""
-    from tryon_lab.data.datasets import InpaintDataset
-    from tryon_lab.data.world import World
     from tryon_lab.training.common import loader_factory, make_accelerator
     from tryon_lab.training.dreambooth.train import lora_config
-    from tryon_lab.training.latent_cache import LatentCache, build_latent_cache
     from tryon_lab.training.loop import endless, run_loop
 
     settings.check()
     run_dir = Path(run_dir)
     accelerator = make_accelerator(seed)
-    cache_dir = run_dir / "latent-cache"
-    with accelerator.main_process_first():
-        if accelerator.is_main_process and not (cache_dir / "latents.safetensors").is_file():
-            world = World(seed=seed, resolution=pipe.resolution)
-            build_latent_cache(pipe.vae, InpaintDataset(world, split="train", length=settings.dataset_size), cache_dir,
-                               inpaint_rule=pipe.inpaint_rule)
-    pipe.vae.requires_grad_(False)
-    pipe.text_encoder.requires_grad_(False)
-    pipe.unet.requires_grad_(False)
+    dataset, conditioning = _distillation_data(accelerator, pipe, run_dir, settings.dataset_size, seed)
+    for frozen in (pipe.vae, pipe.unet, *conditioning.children()):
+        frozen.requires_grad_(False)
     torch.manual_seed(seed)
     pipe.unet.add_adapter(lora_config(settings.rank, targets=settings.targets), adapter_name=LCM_ADAPTER)
     pipe.unet.set_adapter(LCM_ADAPTER)
     objective = ConsistencyDistillObjective(
-        pipe.unet, pipe.text_encoder, pipe.tokenizer, pipe.scheduler.alphas_cumprod,
+        pipe.unet, conditioning, pipe.scheduler.alphas_cumprod,
         ddim_timesteps=settings.ddim_timesteps, w_min=settings.w_min, w_max=settings.w_max, huber_c=settings.huber_c)
-    batches = endless(loader_factory(accelerator, LatentCache(cache_dir), settings.batch_size))
+    batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
     result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="lcm distill")
     return pipe, result
+
+
+def _distillation_data(accelerator, pipe, run_dir: Path, size: int, seed: int):
+    """(the latent cache of ``size`` train-split pairs in ``run_dir``, built on first use; the
+    Conditioning) for ``pipe``: captioned inpainting samples for a text model, try-all pairs with
+    references and hints for a DTC model."""
+    from tryon_lab.data.world import World
+
+    if getattr(pipe, "image_encoder", None) is not None:
+        from tryon_lab.training.dtc.train import dtc_cache
+
+        cache = dtc_cache(accelerator, pipe, size, seed, run_dir / "dtc-cache")
+        return cache, ReferenceConditioning(pipe.image_encoder, pipe.hint_encoder)
+    from tryon_lab.data.datasets import InpaintDataset
+    from tryon_lab.training.latent_cache import LatentCache, build_latent_cache
+
+    cache_dir = run_dir / "latent-cache"
+    with accelerator.main_process_first():
+        if accelerator.is_main_process and not (cache_dir / "latents.safetensors").is_file():
+            build_latent_cache(pipe.vae, InpaintDataset(World(seed=seed, resolution=pipe.resolution), split="train",
+                                                        length=size), cache_dir, inpaint_rule=pipe.inpaint_rule)
+    return LatentCache(cache_dir), TextConditioning(pipe.text_encoder, pipe.tokenizer)
 
 
 def save_lcm(pipe, folder: str | Path, extra: Callable[[Path], None] | None = None) -> Path:
