@@ -130,6 +130,30 @@ def test_the_phone_loop_reproduces_the_dtc_pipeline(tiny_pipeline, fusion):
     assert np.abs(ours_image - np.asarray(theirs, dtype=int)).max() <= 1
 
 
+@pytest.mark.parametrize("fusion", ["film", "add"])
+def test_a_one_row_lcm_loop_conditions_the_unet_as_the_guided_loops_conditional_row(tiny_pipeline, fusion):
+    """An LCM bundle's U-Net runs one row: its reference tokens and hint maps are the conditional row of
+    the guided (DDIM) bundle's, which the test above ties to DTCPipeline."""
+    from diffusers import LCMScheduler
+
+    from tryon_lab.export.golden import tryon_inputs
+    from tryon_lab.export.runner import unet_conditioning
+
+    pipe = _make_dtc(tiny_pipeline, fusion, seed=1)
+    inputs, _ = tryon_inputs(pipe, steps=2)
+    guided = {name: TorchRunner(c) for name, c in pipeline_components(pipe).items()}
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    one_row = {name: TorchRunner(c) for name, c in pipeline_components(pipe).items()}
+    condition = np.random.default_rng(0).standard_normal((1, 5, 8, 8)).astype(np.float32)
+    ours = unet_conditioning(one_row, inputs, condition)
+    theirs = unet_conditioning(guided, inputs, np.concatenate([condition, condition]))
+    assert set(ours) == set(theirs) and len(ours) > 1
+    for name, value in ours.items():
+        assert value.shape[0] == 1, name
+        np.testing.assert_allclose(value[0], theirs[name][1], rtol=1e-5, atol=1e-5, err_msg=name)
+    assert not np.allclose(theirs["encoder_hidden_states"][0], theirs["encoder_hidden_states"][1])
+
+
 def test_tryon_inputs_round_trip_through_arrays(dtc_golden):
     inputs = dtc_golden.inputs
     again = TryOnInputs.from_arrays({**inputs.arrays(), "result.image": inputs.image}, inputs.steps,

@@ -24,14 +24,31 @@ def test_a_model_without_an_lcm_lora_is_refused_before_any_conversion(tiny_pipel
     assert not (tmp_path / "bundle").exists()
 
 
-def test_a_dtc_model_exports_with_ddim_only(tiny_pipeline, tmp_path):
+@pytest.mark.slow
+def test_a_dtc_lcm_bundle_runs_one_row_of_reference_and_hint_and_verifies(tiny_pipeline, tmp_path):
     from tryon_lab.pipelines.dtc import DTCPipeline
+    from tryon_lab.pipelines.loading import load_dtc_pipeline
+    from tryon_lab.training.distill import DistillSettings, distill_lcm, save_lcm
 
-    DTCPipeline.from_base(tiny_pipeline, "film").save_pretrained(tmp_path / "dtc")
-    with pytest.raises(ExportInputError, match="a DTC bundle samples with ddim"):
-        export_bundle(tmp_path / "dtc", tmp_path / "bundle", ExportOptions(sampler="lcm", targets=("coreml",)),
+    folder = tmp_path / "dtc"
+    DTCPipeline.from_base(tiny_pipeline, "film").save_pretrained(folder)
+    with pytest.raises(ExportInputError, match="distill --base"):  # no LCM LoRA yet
+        export_bundle(folder, tmp_path / "bundle", ExportOptions(sampler="lcm", targets=("coreml",)),
                       log=lambda _: None)
-    assert not (tmp_path / "bundle").exists()
+    settings = DistillSettings(steps=2, batch_size=2, dataset_size=4, rank=4, checkpoint_every=2, warmup_steps=0,
+                               learning_rate=1e-2, w_min=5.0, w_max=5.0)
+    pipe, _ = distill_lcm(load_dtc_pipeline(folder, device="cpu"), tmp_path / "run", settings)
+    save_lcm(pipe, folder)
+    out = export_bundle(folder, tmp_path / "bundle", ExportOptions(sampler="lcm", bits="16", targets=("coreml",),
+                                                                   steps=4), log=lambda _: None)
+    manifest = read_manifest(out)
+    assert manifest.scheduler["_class_name"] == "LCMScheduler" and manifest.runtime.unet_batch == 1
+    assert manifest.runtime.conditioning == "reference" and manifest.golden.guidance_scale == 1.0
+    for name in ("ImageEncoder", "HintEncoder", "Unet"):
+        assert manifest.components[name].spec.inputs[0].shape[0] == 1 or name == "ImageEncoder"
+    assert manifest.components["ImageEncoder"].spec.outputs[0].shape[0] == 1  # the reference's tokens alone
+    report = verify_bundle(out, backend="mil")
+    assert report.passed, report.table()
 
 
 @pytest.mark.slow

@@ -194,8 +194,7 @@ def add_distill(subparsers) -> None:
         "  tryon-lab distill --profile quick                       # the shipped mini-sd-inpaint\n"
         "  tryon-lab distill --base data/models/dtc                # the shipped DTC ([distill.dtc] overrides)\n"
         "  tryon-lab distill --base build/my-model --judge data/models/world-encoder\n"
-        "Then: tryon-lab tryon ... --sampler lcm (a prompt or a --reference), or tryon-lab export --sampler lcm\n"
-        "(text models).\n",
+        "Then: tryon-lab tryon ... --sampler lcm (a prompt or a --reference), or tryon-lab export --sampler lcm.\n",
         "steps, batch and LoRA rank", "lcm", "checkpoints, latent cache, losses.csv", run_distill)
 
 

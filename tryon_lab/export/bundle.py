@@ -180,18 +180,15 @@ def build_coreml(components: Mapping[str, Component], golden: Golden, options: E
 def prepare_sampler(pipe: Any, folder: Path, sampler: str) -> None:
     """Make ``pipe`` (loaded from ``folder``) sample as the bundle will: with DDIM, or (``lcm``) with
     LCMScheduler and the folder's LCM LoRA fused into the U-Net weights, so the exported U-Net is
-    one program. ``ExportInputError`` for a model without an LCM LoRA, or a DTC model with lcm (a DTC
-    bundle samples with ddim; a DTC model's LCM LoRA runs in PyTorch)."""
+    one program (a text or a DTC model: each distils its own). ``ExportInputError`` for a model without
+    an LCM LoRA."""
     from tryon_lab.pipelines.samplers import fuse_lcm, load_lcm, use_sampler
 
     if sampler != "lcm":
         use_sampler(pipe, sampler)
         return
-    if getattr(pipe, "text_encoder", None) is None:
-        raise ExportInputError("an lcm bundle is exported from a text model; a DTC bundle samples with ddim "
-                               "(a DTC model's LCM LoRA runs in PyTorch: tryon-lab tryon --sampler lcm)")
     if not load_lcm(pipe, folder):
-        raise ExportInputError(f"{folder} has no LCM LoRA (lcm/); distil one with `tryon-lab distill`")
+        raise ExportInputError(f"{folder} has no LCM LoRA (lcm/); distil one with `tryon-lab distill --base {folder}`")
     fuse_lcm(pipe)
 
 

@@ -234,7 +234,7 @@ def _image_encoder(pipe: Any) -> Component | None:
         return None
     side = pipe.resolution
     spec = ComponentSpec("ImageEncoder", (TensorSpec("reference", (1, 3, side, side)),), (_tokens_spec(pipe),))
-    return Component(spec, wrappers.ImageEncoderWrapper(pipe.image_encoder, side))
+    return Component(spec, wrappers.ImageEncoderWrapper(pipe.image_encoder, side, guidance_rows(pipe)))
 
 
 @register_component("HintEncoder")

@@ -132,11 +132,13 @@ def _reference_conditioning(runners: Mapping[str, ComponentRunner], inputs: TryO
                             condition: np.ndarray) -> dict[str, np.ndarray]:
     """``encoder_hidden_states`` (2, N, D) from the ImageEncoder (null tokens, then the reference's) and,
     with a HintEncoder, its maps: the masked-image latent and latent mask in both rows, an
-    all-``EMPTY_HINT`` hint with the null tokens, then the hint with the reference's tokens."""
+    all-``EMPTY_HINT`` hint with the null tokens, then the hint with the reference's tokens. With one
+    row (``condition`` has the rows; an LCM bundle), the reference's tokens and hint alone."""
     tokens = runners["ImageEncoder"].predict({"reference": inputs.reference})["encoder_hidden_states"]
     if "HintEncoder" not in runners:
         return {"encoder_hidden_states": tokens}
-    hints = np.concatenate([np.full_like(inputs.hint, EMPTY_HINT), inputs.hint]).astype(np.float32)
+    hints = inputs.hint if len(condition) == 1 else np.concatenate([np.full_like(inputs.hint, EMPTY_HINT), inputs.hint])
+    hints = hints.astype(np.float32)
     masked_latent, mask = split_inpaint_channels(condition)
     maps = runners["HintEncoder"].predict({"masked_latent": masked_latent, "latent_mask": mask,
                                           "hint": hints, "encoder_hidden_states": tokens})

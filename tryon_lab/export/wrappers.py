@@ -76,18 +76,21 @@ class UnetWrapper(nn.Module):
 
 
 class ImageEncoderWrapper(nn.Module):
-    """``reference`` (1, 3, R, R) in [-1, 1] -> ``encoder_hidden_states`` (2, N, D): the learned null
-    tokens (the unconditional guidance row) then the reference's tokens, as ``DTCPipeline`` stacks them."""
+    """``reference`` (1, 3, R, R) in [-1, 1] -> ``encoder_hidden_states`` (rows, N, D): with 2 rows the
+    learned null tokens (the unconditional guidance row) then the reference's tokens, as ``DTCPipeline``
+    stacks them; with 1 row (an LCM bundle: no guidance) the reference's tokens alone."""
 
-    def __init__(self, image_encoder: nn.Module, resolution: int) -> None:
+    def __init__(self, image_encoder: nn.Module, resolution: int, rows: int = 2) -> None:
         super().__init__()
-        self.image_encoder = image_encoder
+        self.image_encoder, self.rows = image_encoder, rows
         self.register_buffer("resize", resize_matrix(resolution, image_encoder.config.image_size), persistent=False)
         self.eval()
 
     def forward(self, reference: torch.Tensor) -> torch.Tensor:
         with _composite_attention():
             tokens = self.image_encoder(self.resize @ reference @ self.resize.T)
+        if self.rows == 1:
+            return tokens
         return torch.cat([self.image_encoder.null(1).to(tokens.dtype), tokens])
 
 
