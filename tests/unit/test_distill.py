@@ -281,9 +281,9 @@ def test_a_dtc_teacher_guides_against_the_null_reference_and_the_empty_hint(tiny
     model_in = torch.cat([batch["latents"], inpaint_channels(batch["mask"], batch["masked_latents"])], dim=1)
     t = torch.tensor([500, 500])
     with torch.no_grad():
-        guided = conditioning.predict(pipe.unet, model_in.repeat(2, 1, 1, 1), t.repeat(2),
-                                      conditioning.encode(batch, guided=True))
-        conditional = conditioning.predict(pipe.unet, model_in, t, conditioning.encode(batch))
+        condition, pair = conditioning.encode(batch)
+        guided = conditioning.predict(pipe.unet, model_in.repeat(2, 1, 1, 1), t.repeat(2), pair)
+        conditional = conditioning.predict(pipe.unet, model_in, t, condition)
         null = pipe.image_encoder.null(2)
         empty = torch.full((2, 3, pixels, pixels), EMPTY_HINT)
         unconditional = dtc_unet_forward(pipe.unet, model_in, t, null, pipe.hint_encoder(

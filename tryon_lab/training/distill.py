@@ -87,10 +87,11 @@ class TextConditioning(torch.nn.Module):
                              truncation=True, return_tensors="pt").input_ids
         return self.text_encoder(ids.to(self.text_encoder.device))[0]
 
-    def encode(self, batch: dict, guided: bool = False) -> torch.Tensor:
-        """The batch's condition; ``guided``: the unconditional one, then the conditional, stacked."""
+    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the batch's condition, the guided pair: the unconditional one then it, stacked), encoded once."""
         captions = list(batch["caption"])
-        return self.embed([""] * len(captions) + captions if guided else captions)
+        guided = self.embed([""] * len(captions) + captions)
+        return guided[len(captions):], guided
 
     @staticmethod
     def predict(unet, model_in: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
@@ -108,24 +109,32 @@ class ReferenceConditioning(torch.nn.Module):
         self.image_encoder, self.hint_encoder = image_encoder, hint_encoder
 
     @torch.no_grad()
-    def encode(self, batch: dict, guided: bool = False):
-        """(tokens, modulation at timestep t) of the batch; ``guided``: unconditional then conditional, stacked."""
-        from tryon_lab.models.dtc import EMPTY_HINT
+    def encode(self, batch: dict):
+        """(the batch's condition, the guided pair: unconditional then conditional, stacked), each as
+        (tokens, modulation at timestep t); the encoders run once, on the stacked pair."""
+        from tryon_lab.models.dtc import EMPTY_HINT, HintModulation
         from tryon_lab.training.dtc.cache import to_float
 
         reference, masked, mask = to_float(batch["reference"]), batch["masked_latents"], batch["mask"]
-        tokens = self.image_encoder.tokens(reference)
-        hint = to_float(batch["hint"]) if self.hint_encoder is not None else None
-        if guided:
-            tokens = torch.cat([self.image_encoder.null(len(reference)).to(tokens), tokens])
-            masked, mask = torch.cat([masked, masked]), torch.cat([mask, mask])
-            hint = torch.cat([torch.full_like(hint, EMPTY_HINT), hint]) if hint is not None else None
+        n = len(reference)
+        tokens = torch.cat([self.image_encoder.null(n), self.image_encoder.tokens(reference)])
         if self.hint_encoder is None:
-            return tokens, lambda t: None
-        if self.hint_encoder.config.timestep_conditioning:
-            return tokens, lambda t: self.hint_encoder(masked, mask, hint, tokens, timestep=t)
+            return (tokens[n:], lambda t: None), (tokens, lambda t: None)
+        hint = to_float(batch["hint"])
+        masked, mask = torch.cat([masked, masked]), torch.cat([mask, mask])
+        hint = torch.cat([torch.full_like(hint, EMPTY_HINT), hint])
+
+        def conditional(modulation):
+            return HintModulation(tuple(x[n:] for x in modulation.shifts),
+                                  None if modulation.scales is None else tuple(x[n:] for x in modulation.scales))
+
+        if self.hint_encoder.config.timestep_conditioning:  # computed at each call's t, on its own rows
+            rows = (masked[n:], mask[n:], hint[n:], tokens[n:])
+            return ((tokens[n:], lambda t: self.hint_encoder(*rows, timestep=t)),
+                    (tokens, lambda t: self.hint_encoder(masked, mask, hint, tokens, timestep=t)))
         modulation = self.hint_encoder(masked, mask, hint, tokens)
-        return tokens, lambda t: modulation
+        cached = conditional(modulation)
+        return (tokens[n:], lambda t: cached), (tokens, lambda t: modulation)
 
     @staticmethod
     def predict(unet, model_in: torch.Tensor, t: torch.Tensor, condition) -> torch.Tensor:
@@ -175,7 +184,7 @@ class ConsistencyDistillObjective(torch.nn.Module):
         """Returns (the pseudo-Huber consistency loss, {"l2": its squared-error counterpart})."""
         latents = batch["latents"]
         channels = inpaint_channels(batch["mask"], batch["masked_latents"]).to(latents.dtype)
-        condition, guided = self.conditioning.encode(batch), self.conditioning.encode(batch, guided=True)
+        condition, guided = self.conditioning.encode(batch)
         index = torch.randint(0, len(self.solver.timesteps), (len(latents),), device=latents.device)
         start = self.solver.timesteps.to(latents.device)[index]
         end = (start - self.solver.step_ratio).clamp(min=0)

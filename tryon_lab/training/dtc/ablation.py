@@ -7,8 +7,8 @@ to its ``pipeline`` folder (fp32, the U-Net's LoRA fused: loading it reproduces 
 the LoRA itself also in ``unet-lora``) and scored into ``scores-val.npz`` / ``scores-test.npz``.
 Every stage is skipped when its output exists, so an interrupted ablation resumes; a run kept with
 only its record, scores and ``losses.csv`` counts as scored, and is retrained (``ensure_weights``)
-only if it is the one shipped. ``jobs`` runs train at once in worker processes. Val picks the shipped variant; test is the reported
-table (``evaluation``). The training pairs and evaluation samples come from world ``world_seed``;
+only if it is the one shipped. ``jobs`` runs train at once in worker processes. Val picks the
+shipped variant; test is the reported table (``evaluation``). The training pairs and evaluation samples come from world ``world_seed``;
 a run's seed sets its initialisation and noise.
 """
 
