@@ -200,8 +200,10 @@ def test_a_few_training_steps_lower_the_loss(base, tmp_path):
 
     dataset = ShapeOrBoxDTCDataset(World(seed=0, resolution=64), "train", 4)
     assert {dataset.uses_box(i) for i in range(16)} == {True, False}
+    rng = torch.get_rng_state()
     cache = DTCCache(build_dtc_cache(base.vae, dataset, tmp_path / "cache", reference_size=32,
                                      inpaint_rule=base.inpaint_rule))
+    assert torch.equal(torch.get_rng_state(), rng)  # a run that builds its cache trains as one that loads it
     batch = next(iter(torch.utils.data.DataLoader(cache, batch_size=4)))
     assert batch["hint"].dtype == torch.uint8 and batch["reference"].shape == (4, 3, 32, 32)
     torch.manual_seed(0)

@@ -138,3 +138,44 @@ def test_bad_recipes_are_refused_before_any_work(tmp_path):
     assert full.ablation.runs() == plan.ablation.runs() and full.ablation.train.unet == "lora"
     assert full.ablation.eval_samples >= 1000 and full.perceptual == plan.perceptual
     assert not (tmp_path / "r").exists()
+
+
+def test_a_learning_curve_continues_a_run_to_the_weights_of_one_longer_run(tiny_pipeline_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from tryon_lab.models.world_encoder import WorldEncoder
+    from tryon_lab.training.dtc import DTCSettings
+    from tryon_lab.training.dtc.train import train_dtc
+    from tryon_lab.training.dtc_recipe import dtc_curve_recipe
+
+    judge = tmp_path / "judge"
+    WorldEncoder.for_world().save_pretrained(judge)
+    smoke = load_profile("smoke")
+    section = {**smoke["dtc"], "variants": ["film"], "ship": "film"}
+    profile = dataclasses.replace(smoke, sections={**smoke.sections, "dtc": section})
+    run = tmp_path / "run"
+    train_dtc_recipe(profile, tmp_path / "dtc", run, base=tiny_pipeline_dir, judge_dir=judge)
+    ablation_run = run / "ablation" / "film" / "seed-0"
+    before = {p: p.stat().st_mtime for p in ablation_run.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="adds no point"):
+        dtc_curve_recipe(profile, run, "film", 2, base=tiny_pipeline_dir, judge_dir=judge)
+    with pytest.raises(ConfigError, match="not one of"):
+        dtc_curve_recipe(profile, run, "add", 4, base=tiny_pipeline_dir, judge_dir=judge)
+    rows, folder = dtc_curve_recipe(profile, run, "film", 4, 1, base=tiny_pipeline_dir, judge_dir=judge)
+    assert [int(r["step"]) for r in rows] == [2, 3, 4] and (folder / "curve.png").is_file()
+    from tryon_lab.training.dtc.evaluation import load_scores
+
+    kept = load_scores(ablation_run / "scores-val.npz")
+    assert rows[0]["identity_acc"] == pytest.approx(kept["identity_acc"].mean())
+    assert all(r["identity_acc_lo"] <= r["identity_acc"] <= r["identity_acc_hi"] for r in rows)
+    assert before == {p: p.stat().st_mtime for p in ablation_run.rglob("*") if p.is_file()}  # the ablation's run stays
+    # continuing from the ablation's checkpoint equals one run of 4 steps from the start (which loads the
+    # cache that the ablation's run built: building it draws nothing from the RNG the training uses)
+    train = dataclasses.replace(DTCSettings.from_mapping(section["train"]), steps=4)
+    train_dtc(tiny_pipeline_dir, tmp_path / "straight", train, fusion="film", seed=0, world_seed=0,
+              cache_dir=run / "ablation" / "dtc-cache")
+    continued, straight = (load_file(f / "step-000004" / "model.safetensors") for f in (folder, tmp_path / "straight"))
+    assert continued.keys() == straight.keys() and all(continued[k].equal(straight[k]) for k in continued)
+    # a second call scores nothing again
+    again, _ = dtc_curve_recipe(profile, run, "film", 4, 1, base=tiny_pipeline_dir, judge_dir=judge)
+    assert again == rows

@@ -22,12 +22,12 @@ from tryon_lab.cli.parsing import EXIT_BAD_INPUT, EXIT_FAILED, Parser, add_verbo
 from tryon_lab.errors import TryOnInputError
 
 # Commands that draw their own progress bars or notes on stderr; the others' stderr is all third-party.
-STDERR_COMMANDS = ("course", "pretrain", "train-dtc", "distill", "distill-vae", "dreambooth", "tryon")
+STDERR_COMMANDS = ("course", "pretrain", "train-dtc", "dtc-curve", "distill", "distill-vae", "dreambooth", "tryon")
 # Commands that never import torch: no need to import the noisy libraries up front.
 TORCH_FREE_COMMANDS = ("course", "world")
 # In the order ``tryon-lab --help`` lists them.
 COMMANDS = (course.add_course, data.add_world, train.add_pretrain, train.add_curve, train.add_train_dtc,
-            train.add_distill, train.add_distill_vae, models.add_tryon, train.add_dreambooth, info.add_info,
+            train.add_dtc_curve, train.add_distill, train.add_distill_vae, models.add_tryon, train.add_dreambooth, info.add_info,
             export.add_export, export.add_verify, app.add_app,
             grade.add_grade, models.add_upgrade)
 

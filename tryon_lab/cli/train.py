@@ -1,5 +1,5 @@
 """Training commands: ``pretrain`` (a component of the mini model), ``curve`` (a U-Net run's learning
-curve), ``train-dtc`` (Diffuse to Choose), ``distill`` (an LCM LoRA), ``distill-vae`` (the LCM sampler's fast
+curve), ``train-dtc`` (Diffuse to Choose), ``dtc-curve`` (one DTC run trained longer, scored as it goes), ``distill`` (an LCM LoRA), ``distill-vae`` (the LCM sampler's fast
 VAE) and ``dreambooth`` (one garment)."""
 
 from __future__ import annotations
@@ -145,6 +145,55 @@ def run_train_dtc(args: argparse.Namespace) -> int:
     out = train_dtc_recipe(profile, args.out, run_dir, base=args.base, judge_dir=args.judge, seed=args.seed,
                            variants=args.variants, jobs=args.jobs)
     print(f"saved DTC to {out}; ablation table in {out / 'ablation.md'}")
+    return 0
+
+
+def add_dtc_curve(subparsers) -> None:
+    """Register ``dtc-curve``."""
+    parser = command(
+        subparsers,
+        "dtc-curve",
+        "Train one DTC ablation run past the ablation's length and score it on val every --every steps: "
+        "its learning curve (identity and all-attribute accuracy, 95% intervals) in "
+        "<run-dir>/curve/<variant>/seed-<s>/curve.csv and curve.png.",
+        "  tryon-lab dtc-curve --profile quick --variant baseline+perceptual --steps 2100 \\\n"
+        "      --judge data/models/world-encoder\n"
+        "Starts from the run train-dtc trained (copied; the ablation stays as it is). Interrupt at any time;\n"
+        "the same command resumes, and points already in curve.csv are not scored again.",
+    )
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
+                        help="the ablation's profile: its recipe, val pairs and sampling (default: %(default)s)")
+    parser.add_argument("--variant", required=True, help="the ablation variant to train on (its first seed's run)")
+    parser.add_argument("--steps", type=positive, required=True, help="train to this step in all")
+    parser.add_argument("--every", type=positive, help="score after every N steps (default: the ablation's run length)")
+    parser.add_argument("--judge", required=True, metavar="DIR", help="world encoder folder that scores")
+    parser.add_argument("--base", metavar="DIR", help="the text inpainting pipeline the ablation trained on "
+                                                     "(default: the shipped mini-sd-inpaint)")
+    parser.add_argument("--run-dir", help="the train-dtc run folder (default: runs/<profile>/dtc)")
+    parser.add_argument("--seed", type=int, default=0, help="world of the training pairs and val samples, as "
+                                                           "train-dtc's --seed (default: %(default)s)")
+    parser.set_defaults(handler=run_dtc_curve)
+
+
+def run_dtc_curve(args: argparse.Namespace) -> int:
+    """Extend the run, then print its curve as a table and say where it was written."""
+    from pathlib import Path
+
+    from tryon_lab.profiles import load_profile
+    from tryon_lab.tables import format_table
+    from tryon_lab.training.dtc_recipe import dtc_curve_recipe
+
+    profile = load_profile(args.profile)
+    run_dir = Path(args.run_dir or Path("runs") / profile.name / "dtc")
+    rows, folder = dtc_curve_recipe(profile, run_dir, args.variant, args.steps, args.every, base=args.base,
+                                    judge_dir=args.judge, seed=args.seed)
+
+    def cell(row, key):
+        return f"{row[key]:.3f} [{row[key + '_lo']:.3f}, {row[key + '_hi']:.3f}]"
+
+    print(format_table([[int(r["step"]), cell(r, "identity_acc"), cell(r, "attr_acc_all"), cell(r, "ref_similarity")]
+                        for r in rows], ["step", "identity accuracy", "all-attribute accuracy", "ref. similarity"]))
+    print(f"wrote {folder / 'curve.csv'} and {folder / 'curve.png'}")
     return 0
 
 

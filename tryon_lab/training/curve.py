@@ -61,7 +61,19 @@ def read_curve(run_dir: str | Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     with path.open() as handle:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+        rows = [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+    return sorted(rows, key=lambda row: row["step"])
+
+
+def append_row(run_dir: str | Path, row: dict[str, float], columns: tuple[str, ...]) -> None:
+    """Add one point (``columns``, step first) to ``<run_dir>/curve.csv``, writing its header when new."""
+    path = Path(run_dir) / CURVE_FILE
+    new_file = not path.is_file()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        if new_file:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 def learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: str | Path, config, samples: int = 64,
@@ -78,7 +90,6 @@ def learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: str | Pa
     world = World(seed, config.resolution)
     val = [world.sample(i, split="val") for i in range(samples)]
     judge = WorldJudge.load(judge_dir)
-    path = Path(run_dir) / CURVE_FILE
     for checkpoint in checkpoint_dirs(run_dir):
         step = checkpoint_step(checkpoint)
         if step in done:
@@ -86,12 +97,7 @@ def learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: str | Pa
         pipe = checkpoint_pipeline(run_dir, checkpoint, vae_dir, config)
         scores = score_outputs(val, pipeline_method(pipe, steps, guidance_scale, seed=seed)(val), judge, intervals=True)
         row = {"step": step, **{key: scores[key] for key in COLUMNS if key in scores}, "samples": samples}
-        new_file = not path.is_file()
-        with path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(run_dir, row, COLUMNS)
         rows.append({key: float(value) for key, value in row.items()})
     return sorted(rows, key=lambda row: row["step"])
 
@@ -116,19 +122,26 @@ def write_learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: st
     return rows
 
 
-def curve_figure(rows: list[dict[str, float]], title: str = ""):
-    """All-attribute accuracy and leftover (with their intervals) against the training step."""
+def curve_figure(rows: list[dict[str, float]], title: str = "",
+                 metrics: dict[str, str] | None = None, bars: dict[str, float] | None = None):
+    """``metrics`` ({column: label}; default all-attribute accuracy and leftover) with their 95%
+    intervals (``<column>_lo`` / ``_hi``) against the training step; ``bars`` ({column: value}) as
+    dashed lines in the metric's colour."""
     from tryon_lab.plotting import NotebookFigure
 
+    metrics = metrics or {"attr_acc_all": "all-attribute accuracy", "leftover": "leftover"}
     figure = NotebookFigure(figsize=(6, 3))
     axis = figure.subplots()
     steps = [row["step"] for row in rows]
-    for key, label in (("attr_acc_all", "all-attribute accuracy"), ("leftover", "leftover")):
-        axis.plot(steps, [row[key] for row in rows], marker="o", label=label)
-        axis.fill_between(steps, [row[f"{key}_lo"] for row in rows], [row[f"{key}_hi"] for row in rows], alpha=0.2)
+    for key, label in metrics.items():
+        line, = axis.plot(steps, [row[key] for row in rows], marker="o", label=label)
+        axis.fill_between(steps, [row[f"{key}_lo"] for row in rows], [row[f"{key}_hi"] for row in rows], alpha=0.2,
+                          color=line.get_color())
+        if bars and key in bars:
+            axis.axhline(bars[key], linestyle="--", linewidth=1, color=line.get_color(), label=f"bar: {label}")
     axis.set_xlabel("training step")
     axis.set_ylim(0, 1)
     axis.set_title(title or "val samples, 95% intervals")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8 if not bars else 7)
     figure.tight_layout()
     return figure

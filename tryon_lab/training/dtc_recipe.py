@@ -241,3 +241,31 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
             {f"test pairs ({ablation.sample_steps} DDIM steps, guidance {ablation.guidance_scale})": "samples.png"})
 
     return save_atomically(out_dir, write)
+
+
+def dtc_curve_recipe(profile: Profile, run_dir: str | Path, variant: str, steps: int, every: int | None = None, *,
+                     base: str | Path | None = None, judge_dir: str | Path, seed: int = 0):
+    """The learning curve of the profile's ablation run ``variant`` (its first training seed; world
+    ``seed``) in ``run_dir``, trained on to ``steps`` and scored on val every ``every`` steps (default:
+    the ablation's run length): ``curve.extend_run`` on the base model and perceptual network the
+    ablation used, then its figure. Returns (rows, the curve's folder)."""
+    from tryon_lab.paths import shipped_model
+    from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_inpaint_pipeline
+    from tryon_lab.training.dtc.curve import curve_folder, extend_run, write_curve_figure
+
+    ablation, run_dir = recipe_plan(profile, None, seed, judge_dir).ablation, Path(run_dir)
+    if variant not in ablation.parsed:
+        raise ConfigError(f"{variant!r} is not one of the [{profile.name}.dtc] variants {list(ablation.variants)}")
+    every = every or ablation.train.steps
+    perceptual = None
+    if ablation.parsed[variant].perceptual:
+        perceptual = run_dir / "perceptual-net"
+        if not (perceptual / "config.json").is_file():
+            raise ConfigError(f"{perceptual} is missing: the curve continues a run that train-dtc trained with it")
+    base_pipe = load_inpaint_pipeline(Path(base) if base else shipped_model(SHIPPED_INPAINT), device="cpu")
+    train_seed = ablation.seeds[0]
+    rows = extend_run(base_pipe, run_dir, ablation, variant, train_seed, steps, every,
+                      perceptual=perceptual, judge_dir=judge_dir)
+    folder = curve_folder(run_dir, variant, train_seed)
+    write_curve_figure(folder, rows, f"{variant}, seed {train_seed}: {ablation.val_samples} val pairs, 95% intervals")
+    return rows, folder

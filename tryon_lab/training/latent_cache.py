@@ -18,6 +18,14 @@ from tryon_lab.pipelines.latents import InpaintRule, latent_mask
 from tryon_lab.training.common import save_atomically
 
 
+def encoding_loader(dataset, batch_size: int, num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """``dataset`` in order, ``batch_size`` at a time, for building a cache. It has its own generator:
+    a loader otherwise draws its workers' base seed from the global RNG, and a run that built its
+    cache would then train differently from one that loaded it."""
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                       generator=torch.Generator())
+
+
 @torch.no_grad()
 def build_latent_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, *, inpaint_rule: InpaintRule,
                        batch_size: int = 32, num_workers: int = 0) -> Path:
@@ -28,7 +36,7 @@ def build_latent_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, *, inpa
     Writes ``latents.safetensors`` (latents, masked_latents, masks, labels_*) and ``captions.json``
     to ``out_dir`` atomically; returns ``out_dir``.
     """
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = encoding_loader(dataset, batch_size, num_workers)
     scale, device = vae.config.scaling_factor, vae.device
     parts: dict[str, list[torch.Tensor]] = {"latents": [], "masked_latents": [], "masks": []}
     captions: list[str] = []

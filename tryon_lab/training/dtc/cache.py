@@ -22,6 +22,7 @@ from tryon_lab.data.world import SPLIT_CODES, World
 from tryon_lab.models.dtc import resize_images
 from tryon_lab.pipelines.latents import InpaintRule, latent_mask
 from tryon_lab.training.common import data_workers, module_fingerprint, save_atomically
+from tryon_lab.training.latent_cache import encoding_loader
 
 _SHAPE_OR_BOX_STREAM = 11  # random stream code (world.py and datasets.py use 0-6)
 CACHE_FILE = "dtc.safetensors"
@@ -67,7 +68,7 @@ def build_dtc_cache(vae: AutoencoderKL, dataset, out_dir: str | Path, reference_
     target, hint (full size) and reference (``reference_size``) as uint8. Written atomically to
     ``out_dir/dtc.safetensors``, with ``record`` (what it was built from) in its metadata; returns ``out_dir``.
     ``num_workers``: loader processes rendering the pairs (the dataset is deterministic per index)."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = encoding_loader(dataset, batch_size, num_workers)
     scale = vae.config.scaling_factor
     names = ("latents", "masked_latents", "masks", "targets", "hints", "references")
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in names}

@@ -1,0 +1,122 @@
+"""A DTC ablation run trained past the ablation's length, scored on val as it goes: a learning curve.
+
+The ablation trains every run ``train.steps`` steps; whether more training would reach the bars
+(identity and all-attribute accuracy on unseen items) is a question for a longer run of one variant.
+``extend_run`` starts from the ablation run's last checkpoint (copied, the run itself is left as it
+is) and trains on in ``<run_dir>/curve/<variant>/seed-<s>``. The loop's learning rate is constant
+after warmup and its data depend only on the step, so continuing equals one longer run. After every
+``every`` steps the model is scored on the ablation's val samples with the ablation's sampling (same
+noise, steps, guidance); the ablation's own val scores are the curve's first point. Rows land in
+``curve.csv`` (a point already there is not scored again: rerun to resume) and ``curve.png``
+(``training.curve``'s files and figure).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from tryon_lab.errors import ConfigError
+from tryon_lab.metrics.stats import bootstrap
+from tryon_lab.training.checkpoints import CHECKPOINT_PREFIX, checkpoint_dirs
+from tryon_lab.training.curve import FIGURE_FILE, append_row, curve_figure, read_curve
+from tryon_lab.training.dtc.ablation import AblationSettings
+from tryon_lab.training.dtc.evaluation import dtc_method, load_scores, score_tryons
+from tryon_lab.training.dtc.train import train_dtc
+
+CURVE_METRICS = ("identity_acc", "attr_acc_all", "ref_similarity")
+COLUMNS = ("step", *(f"{m}{end}" for m in CURVE_METRICS for end in ("", "_lo", "_hi")), "samples", "train_seconds")
+# the retraining issue's bars on unseen items, drawn on the figure
+BARS = {"identity_acc": 0.60, "attr_acc_all": 0.70}
+LABELS = {"identity_acc": "identity accuracy", "attr_acc_all": "all-attribute accuracy"}
+
+
+def curve_folder(run_dir: str | Path, name: str, seed: int) -> Path:
+    """Where the longer run of ablation run ``name``/``seed`` (under recipe folder ``run_dir``) trains."""
+    return Path(run_dir) / "curve" / name / f"seed-{seed}"
+
+
+def curve_row(step: int, scores: dict[str, np.ndarray], train_seconds: float, resamples: int) -> dict[str, float]:
+    """One point of the curve: each metric's val mean and 95% bootstrap interval at ``step``."""
+    row: dict[str, float] = {"step": step, "samples": len(scores[CURVE_METRICS[0]]), "train_seconds": train_seconds}
+    for metric in CURVE_METRICS:
+        interval = bootstrap(np.mean, scores[metric], resamples=resamples)
+        row.update({metric: interval.value, f"{metric}_lo": interval.lo, f"{metric}_hi": interval.hi})
+    return row
+
+
+def _start_from_ablation(run: Path, folder: Path, steps: int) -> None:
+    """Copy the ablation run's checkpoint at ``steps`` and its loss log into the empty ``folder``
+    (through a temporary folder, so a killed copy leaves nothing that looks complete)."""
+    checkpoint = run / f"{CHECKPOINT_PREFIX}{steps:06d}"
+    if checkpoint_dirs(folder) or checkpoint not in checkpoint_dirs(run):
+        return  # resumed, or trained from scratch (a kept run without its checkpoints: same weights, more time)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".tmp-{checkpoint.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(checkpoint, tmp)
+    shutil.copy2(run / "losses.csv", folder / "losses.csv")
+    tmp.rename(folder / checkpoint.name)
+
+
+def extend_run(base, run_dir: str | Path, settings: AblationSettings, name: str, seed: int, steps: int, every: int,
+               *, perceptual, judge_dir: str | Path) -> list[dict[str, float]]:
+    """Train ablation run ``name``/``seed`` of the recipe in ``run_dir`` (its ``ablation/`` scored
+    already) on to ``steps``, scoring the val samples after every ``every`` steps; returns the whole
+    curve (the ablation's point first). ``base``: the text inpainting pipeline the ablation trained on;
+    ``perceptual``: its PerceptualNet (or None). ``ConfigError`` before any training for an unknown
+    variant, an unscored run, a missing judge or steps that add no point."""
+    from tryon_lab.data.world import World
+    from tryon_lab.metrics.judge import WorldJudge
+
+    if name not in settings.parsed:
+        raise ConfigError(f"{name!r} is not one of the ablation's variants {list(settings.variants)}")
+    run = Path(run_dir) / "ablation" / name / f"seed-{seed}"
+    if not (run / "scores-val.npz").is_file():
+        raise ConfigError(f"{run} is not scored yet: run train-dtc first (the curve starts where its run ends)")
+    if not Path(judge_dir, "config.json").is_file():
+        raise ConfigError(f"--judge must name the world encoder folder (with config.json); got {str(judge_dir)!r}")
+    start = settings.train.steps
+    if every < 1 or steps < start + every:
+        raise ConfigError(f"--steps {steps} adds no point: give at least {start} + --every ({every}) steps")
+    variant = settings.parsed[name]
+    if variant.perceptual and perceptual is None:
+        raise ConfigError(f"{name} trains with the perceptual loss: give its perceptual network")
+    folder = curve_folder(run_dir, name, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = read_curve(folder)
+    if not rows:
+        first = curve_row(start, load_scores(run / "scores-val.npz"), 0.0, settings.bootstrap_resamples)
+        append_row(folder, first, COLUMNS)
+        rows = [first]
+    done = {int(row["step"]) for row in rows}
+    _start_from_ablation(run, folder, start)
+    judge = WorldJudge.load(judge_dir)
+    world = World(settings.world_seed, base.resolution)
+    samples = [world.sample(i, split="val") for i in range(settings.val_samples)]
+    for point in range(start + every, steps + 1, every):
+        if point in done:
+            continue
+        train = replace(settings.train, steps=point, hint_timestep=variant.hint_timestep)
+        pipe, loop = train_dtc(base, folder, train, fusion=variant.fusion, seed=seed, world_seed=settings.world_seed,
+                               perceptual=perceptual if variant.perceptual else None,
+                               cache_dir=Path(run_dir) / "ablation" / "dtc-cache")
+        pipe.set_progress_bar_config(disable=True)
+        outputs = dtc_method(pipe, settings.sample_steps, settings.guidance_scale, settings.world_seed,
+                             settings.eval_batch_size)(samples)
+        row = curve_row(point, score_tryons(samples, outputs, judge, world), round(loop.wall_seconds, 1),
+                        settings.bootstrap_resamples)
+        append_row(folder, row, COLUMNS)
+        rows.append(row)
+    return sorted(rows, key=lambda row: row["step"])
+
+
+def write_curve_figure(folder: str | Path, rows: list[dict[str, float]], title: str) -> Path:
+    """Draw identity and all-attribute accuracy (95% intervals, the bars dashed) against the step into
+    ``folder/curve.png``; returns its path."""
+    path = Path(folder) / FIGURE_FILE
+    curve_figure(rows, title, LABELS, BARS).savefig(path, dpi=80)
+    return path
