@@ -344,8 +344,10 @@ display(Markdown(factor_verdicts(comparisons)))
 # Where direct addition keeps up with FiLM, one reason is ours: the hint is pasted into the largest
 # rectangle inside the mask, so it is closer to aligned with the scene than the paper's product
 # shots, and FiLM starts at the identity and must first learn its scales. The recipe ships the
-# variant with the best val identity accuracy (`ship = "auto"` in the profile's `[dtc]` section), so
-# the test verdicts above are not what chose it.
+# hint variant (addition or FiLM, with or without the timestep and the perceptual loss) with the
+# best val identity accuracy (`ship = "auto"` in the profile's `[dtc]` section); the no-hint
+# baseline is the paper's Paint-by-Example comparator, not a candidate. The test verdicts above are
+# not what chose it.
 
 # %% [markdown]
 # ## 8. What the hint costs per step

@@ -151,16 +151,20 @@ def test_a_learning_curve_continues_a_run_to_the_weights_of_one_longer_run(tiny_
     judge = tmp_path / "judge"
     WorldEncoder.for_world().save_pretrained(judge)
     smoke = load_profile("smoke")
-    section = {**smoke["dtc"], "variants": ["film"], "ship": "film"}
+    section = {**smoke["dtc"], "variants": ["baseline", "film"], "ship": "auto"}
     profile = dataclasses.replace(smoke, sections={**smoke.sections, "dtc": section})
     run = tmp_path / "run"
     train_dtc_recipe(profile, tmp_path / "dtc", run, base=tiny_pipeline_dir, judge_dir=judge)
+    # "auto" picks among the hint variants: the no-hint baseline is the comparator, whatever it scores
+    assert json.loads((tmp_path / "dtc" / "training.json").read_text())["variant"] == "film"
     ablation_run = run / "ablation" / "film" / "seed-0"
     before = {p: p.stat().st_mtime for p in ablation_run.rglob("*") if p.is_file()}
     with pytest.raises(ConfigError, match="adds no point"):
         dtc_curve_recipe(profile, run, "film", 2, base=tiny_pipeline_dir, judge_dir=judge)
     with pytest.raises(ConfigError, match="not one of"):
         dtc_curve_recipe(profile, run, "add", 4, base=tiny_pipeline_dir, judge_dir=judge)
+    with pytest.raises(ConfigError, match="--judge"):
+        dtc_curve_recipe(profile, run, "film", 4, base=tiny_pipeline_dir, judge_dir=tmp_path / "nothing")
     rows, folder = dtc_curve_recipe(profile, run, "film", 4, 1, base=tiny_pipeline_dir, judge_dir=judge)
     assert [int(r["step"]) for r in rows] == [2, 3, 4] and (folder / "curve.png").is_file()
     from tryon_lab.training.dtc.evaluation import load_scores

@@ -4,8 +4,9 @@ Every setting is read and checked first (``recipe_plan``: variant names, the shi
 judge the selection needs), before any training. Then three stages, each resumable: the perceptual
 network (``train_perceptual_net``, self-supervised, no labels), the paper's ablation
 (``run_ablation``: every variant and seed trained on the same U-Net parameters, scored on val and
-test), and shipping: the profile's ``ship`` variant, or with ``ship = "auto"`` the variant with the
-best val ``select_metric`` (never test). A "lora" or "frozen" recipe ships only what DTC adds
+test), and shipping: the profile's ``ship`` variant, or with ``ship = "auto"`` the hint variant
+(addition or FiLM; the no-hint baseline is the paper's Paint-by-Example comparator, not a DTC) with
+the best val ``select_metric`` (never test). A "lora" or "frozen" recipe ships only what DTC adds
 (reference and hint encoders, the U-Net's LoRA when one trained) plus ``dtc.json`` naming the base,
 which ``load_dtc_pipeline`` puts together; a "full" recipe ships the whole DTCPipeline in fp16.
 """
@@ -44,6 +45,7 @@ from tryon_lab.training.pretrain import TRAINING_RECORD
 
 ABLATION_FILE = "ablation.md"
 AUTO = "auto"
+SELECTION = "the best val {} among the hint variants"  # what ship = "auto" picks
 JUDGE_METRICS = ("identity_acc", "attr_acc_all", "ref_similarity")
 
 
@@ -178,7 +180,8 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
         perceptual_dir = ensure_perceptual_net(run_dir, plan.perceptual, base_pipe.resolution)
     result = run_ablation(base_dir if jobs > 1 else base_pipe, run_dir / "ablation", ablation,
                           perceptual_dir=perceptual_dir, judge_dir=judge_dir, jobs=jobs)
-    shipped = select_variant(result.scores["val"], plan.select_metric) if plan.ship == AUTO else plan.ship
+    hinted = {name: s for name, s in result.scores["val"].items() if ablation.parsed[name].fusion is not None}
+    shipped = select_variant(hinted or result.scores["val"], plan.select_metric) if plan.ship == AUTO else plan.ship
     variant = ablation.parsed[shipped]
     run_folder = run_dir / "ablation" / shipped / f"seed-{ablation.seeds[0]}"
     saved = ensure_weights(base_pipe, run_dir / "ablation", ablation, shipped, ablation.seeds[0], perceptual_dir)
@@ -202,7 +205,7 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
               f"\n\n## Verdicts by factor (test)\n\n{factor_verdicts(result.comparisons)}"
               f"\n\n## Paired differences (test)\n\n{comparisons_table(result.comparisons)}\n\n"
               f"## Selection (val split, {ablation.val_samples} pairs)\n\n{ablation_table(result.scores['val'])}\n\n"
-              f"Shipped: `{shipped}` ({'best val ' + plan.select_metric if plan.ship == AUTO else 'named by the profile'}).\n")
+              f"Shipped: `{shipped}` ({SELECTION.format(plan.select_metric) if plan.ship == AUTO else 'named by the profile'}).\n")
 
     def write(tmp: Path) -> None:
         lora = run_folder / LORA_FOLDER / LORA_WEIGHTS
