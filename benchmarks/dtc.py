@@ -20,6 +20,8 @@ from tryon_lab.pipelines.loading import (
     load_dtc_pipeline,
     load_inpaint_pipeline,
 )
+from tryon_lab.training.curve import read_curve_file
+from tryon_lab.training.dtc.curve import BARS, LABELS, SHIPPED_CURVE
 from tryon_lab.training.dtc.evaluation import METRICS, factor_tallies, format_score
 
 MODELS = ("mini-sd-inpaint", "dtc")  # the ablation is read from dtc/training.json; timings run both
@@ -61,11 +63,22 @@ def _ablation_rows(record: dict) -> list[tuple]:
     return rows
 
 
+def _curve_rows(record: dict) -> list[tuple]:
+    """The shipped variant's learning curve past the recipe's length (``tryon-lab dtc-curve --into``),
+    when the DTC folder has one: identity and all-attribute accuracy on val pairs per training step."""
+    rows = read_curve_file(shipped_model(SHIPPED_DTC) / SHIPPED_CURVE)
+    note = (f"{record['variant']}, val pairs, 95% interval; trained on past the recipe's {record['steps']} steps "
+            "(tryon-lab dtc-curve); bars on test: identity >= 0.60, all-attribute >= 0.70")
+    return [(f"learning curve, step {int(r['step'])}: {LABELS[metric]}",
+             f"{r[metric]:.3f} [{r[metric + '_lo']:.3f}, {r[metric + '_hi']:.3f}]", f"{int(r['samples'])} {note}")
+            for r in rows for metric in BARS]
+
+
 @torch.no_grad()
 def run() -> list[tuple]:
     """Measure and return (metric, value, note) rows."""
     record = json.loads((shipped_model(SHIPPED_DTC) / "training.json").read_text())
-    rows = _ablation_rows(record)
+    rows = _ablation_rows(record) + _curve_rows(record)
     dtc = load_dtc_pipeline(device="cpu")
     text = load_inpaint_pipeline(device="cpu")
     sample = World(seed=0, resolution=text.resolution).sample(0, split="test")

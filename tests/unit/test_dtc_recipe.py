@@ -165,8 +165,13 @@ def test_a_learning_curve_continues_a_run_to_the_weights_of_one_longer_run(tiny_
         dtc_curve_recipe(profile, run, "add", 4, base=tiny_pipeline_dir, judge_dir=judge)
     with pytest.raises(ConfigError, match="--judge"):
         dtc_curve_recipe(profile, run, "film", 4, base=tiny_pipeline_dir, judge_dir=tmp_path / "nothing")
-    rows, folder = dtc_curve_recipe(profile, run, "film", 4, 1, base=tiny_pipeline_dir, judge_dir=judge)
+    with pytest.raises(ConfigError, match="ships 'baseline', not 'film'"):
+        dtc_curve_recipe(profile, run, "film", 4, base=tiny_pipeline_dir, judge_dir=judge,
+                         into=run / "ablation" / "baseline" / "seed-0" / "pipeline")
+    rows, folder = dtc_curve_recipe(profile, run, "film", 4, 1, base=tiny_pipeline_dir, judge_dir=judge,
+                                    into=tmp_path / "dtc")
     assert [int(r["step"]) for r in rows] == [2, 3, 4] and (folder / "curve.png").is_file()
+    assert (tmp_path / "dtc" / "learning_curve.csv").read_text() == (folder / "curve.csv").read_text()
     from tryon_lab.training.dtc.evaluation import load_scores
 
     kept = load_scores(ablation_run / "scores-val.npz")

@@ -156,8 +156,8 @@ def add_dtc_curve(subparsers) -> None:
         "Train one DTC ablation run past the ablation's length and score it on val every --every steps: "
         "its learning curve (identity and all-attribute accuracy, 95% intervals) in "
         "<run-dir>/curve/<variant>/seed-<s>/curve.csv and curve.png.",
-        "  tryon-lab dtc-curve --profile quick --variant baseline+perceptual --steps 2100 \\\n"
-        "      --judge data/models/world-encoder\n"
+        "  tryon-lab dtc-curve --profile quick --variant film+perceptual --steps 2100 \\\n"
+        "      --judge data/models/world-encoder --into data/models/dtc\n"
         "Starts from the run train-dtc trained (copied; the ablation stays as it is). Interrupt at any time;\n"
         "the same command resumes, and points already in curve.csv are not scored again.",
     )
@@ -172,6 +172,8 @@ def add_dtc_curve(subparsers) -> None:
     parser.add_argument("--run-dir", help="the train-dtc run folder (default: runs/<profile>/dtc)")
     parser.add_argument("--seed", type=int, default=0, help="world of the training pairs and val samples, as "
                                                            "train-dtc's --seed (default: %(default)s)")
+    parser.add_argument("--into", metavar="DIR", help="a DTC folder that ships this variant (e.g. data/models/dtc): "
+                                                     "the curve is copied there as learning_curve.csv and .png")
     parser.set_defaults(handler=run_dtc_curve)
 
 
@@ -186,7 +188,7 @@ def run_dtc_curve(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     run_dir = Path(args.run_dir or Path("runs") / profile.name / "dtc")
     rows, folder = dtc_curve_recipe(profile, run_dir, args.variant, args.steps, args.every, base=args.base,
-                                    judge_dir=args.judge, seed=args.seed)
+                                    judge_dir=args.judge, seed=args.seed, into=args.into)
 
     def cell(row, key):
         return f"{row[key]:.3f} [{row[key + '_lo']:.3f}, {row[key + '_hi']:.3f}]"

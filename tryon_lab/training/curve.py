@@ -57,7 +57,12 @@ def checkpoint_pipeline(run_dir: str | Path, checkpoint: str | Path, vae_dir: st
 
 def read_curve(run_dir: str | Path) -> list[dict[str, float]]:
     """The rows of ``<run_dir>/curve.csv`` (numbers), oldest step first; [] when there is none."""
-    path = Path(run_dir) / CURVE_FILE
+    return read_curve_file(Path(run_dir) / CURVE_FILE)
+
+
+def read_curve_file(path: str | Path) -> list[dict[str, float]]:
+    """The rows of the curve file ``path`` (numbers), oldest step first; [] when there is none."""
+    path = Path(path)
     if not path.is_file():
         return []
     with path.open() as handle:

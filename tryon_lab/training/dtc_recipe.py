@@ -14,6 +14,7 @@ which ``load_dtc_pipeline`` puts together; a "full" recipe ships the whole DTCPi
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -247,18 +248,27 @@ def train_dtc_recipe(profile: Profile, out_dir: str | Path, run_dir: str | Path,
 
 
 def dtc_curve_recipe(profile: Profile, run_dir: str | Path, variant: str, steps: int, every: int | None = None, *,
-                     base: str | Path | None = None, judge_dir: str | Path, seed: int = 0):
+                     base: str | Path | None = None, judge_dir: str | Path, seed: int = 0,
+                     into: str | Path | None = None):
     """The learning curve of the profile's ablation run ``variant`` (its first training seed; world
     ``seed``) in ``run_dir``, trained on to ``steps`` and scored on val every ``every`` steps (default:
     the ablation's run length): ``curve.extend_run`` on the base model and perceptual network the
-    ablation used, then its figure. Returns (rows, the curve's folder)."""
+    ablation used, then its figure. ``into``: a DTC folder that ships this variant, which receives
+    the curve as ``learning_curve.csv`` / ``.png`` (what ``benchmarks dtc`` reports). Returns (rows,
+    the curve's folder)."""
     from tryon_lab.paths import shipped_model
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_inpaint_pipeline
-    from tryon_lab.training.dtc.curve import curve_folder, extend_run, write_curve_figure
+    from tryon_lab.training.curve import CURVE_FILE, FIGURE_FILE
+    from tryon_lab.training.dtc.curve import SHIPPED_CURVE, curve_folder, extend_run, write_curve_figure
 
     ablation, run_dir = recipe_plan(profile, None, seed, judge_dir).ablation, Path(run_dir)
     if variant not in ablation.parsed:
         raise ConfigError(f"{variant!r} is not one of the [{profile.name}.dtc] variants {list(ablation.variants)}")
+    if into is not None:
+        record = Path(into) / TRAINING_RECORD
+        shipped = json.loads(record.read_text()).get("variant") if record.is_file() else None
+        if shipped != variant:
+            raise ConfigError(f"--into {into} ships {shipped!r}, not {variant!r}: its curve would describe another model")
     every = every or ablation.train.steps
     perceptual = None
     if ablation.parsed[variant].perceptual:
@@ -271,4 +281,9 @@ def dtc_curve_recipe(profile: Profile, run_dir: str | Path, variant: str, steps:
                       perceptual=perceptual, judge_dir=judge_dir)
     folder = curve_folder(run_dir, variant, train_seed)
     write_curve_figure(folder, rows, f"{variant}, seed {train_seed}: {ablation.val_samples} val pairs, 95% intervals")
+    if into is not None:
+        for name, shipped_name in ((CURVE_FILE, SHIPPED_CURVE), (FIGURE_FILE, SHIPPED_CURVE.replace(".csv", ".png"))):
+            tmp = Path(into) / f".tmp-{shipped_name}"
+            shutil.copyfile(folder / name, tmp)
+            tmp.replace(Path(into) / shipped_name)
     return rows, folder

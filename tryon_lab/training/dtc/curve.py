@@ -31,6 +31,7 @@ CURVE_METRICS = ("identity_acc", "attr_acc_all", "ref_similarity")
 COLUMNS = ("step", *(f"{m}{end}" for m in CURVE_METRICS for end in ("", "_lo", "_hi")), "samples", "train_seconds")
 # the retraining issue's bars on unseen items, drawn on the figure
 BARS = {"identity_acc": 0.60, "attr_acc_all": 0.70}
+SHIPPED_CURVE = "learning_curve.csv"  # the curve inside a DTC folder that ships its variant
 LABELS = {"identity_acc": "identity accuracy", "attr_acc_all": "all-attribute accuracy"}
 
 
