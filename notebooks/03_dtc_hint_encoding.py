@@ -350,6 +350,19 @@ display(Markdown(factor_verdicts(comparisons)))
 # not what chose it.
 
 # %% [markdown]
+# **Would longer training get there?** The recipe's runs are short (the profile's `[dtc.train]`
+# steps, minutes each on 2 cores). `tryon-lab dtc-curve` trains the shipped variant's run on from
+# its last checkpoint and scores the val pairs at intervals: if identity accuracy is still climbing,
+# more compute is what the model lacks; if it is flat, something else is. The dashed lines are the
+# bars this course sets on test items.
+
+# %%
+from tryon_lab.training.dtc.curve import shipped_curve_figure
+
+curve = shipped_curve_figure(dtc_record_folder(used))
+curve if curve is not None else print("this DTC has no learning curve (tryon-lab dtc-curve --into writes one)")
+
+# %% [markdown]
 # ## 8. What the hint costs per step
 #
 # Unless the variant is a `+t` one, the hint encoder never sees the noisy latent or the timestep

@@ -172,6 +172,10 @@ def test_a_learning_curve_continues_a_run_to_the_weights_of_one_longer_run(tiny_
                                     into=tmp_path / "dtc")
     assert [int(r["step"]) for r in rows] == [2, 3, 4] and (folder / "curve.png").is_file()
     assert (tmp_path / "dtc" / "learning_curve.csv").read_text() == (folder / "curve.csv").read_text()
+    from tryon_lab.training.dtc.curve import shipped_curve_figure
+
+    assert len(shipped_curve_figure(tmp_path / "dtc").axes[0].lines) == 4  # two metrics and their bars
+    assert shipped_curve_figure(None) is None and shipped_curve_figure(run) is None
     from tryon_lab.training.dtc.evaluation import load_scores
 
     kept = load_scores(ablation_run / "scores-val.npz")

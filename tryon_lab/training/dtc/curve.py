@@ -22,7 +22,7 @@ import numpy as np
 from tryon_lab.errors import ConfigError
 from tryon_lab.metrics.stats import bootstrap
 from tryon_lab.training.checkpoints import CHECKPOINT_PREFIX, checkpoint_dirs
-from tryon_lab.training.curve import FIGURE_FILE, append_row, curve_figure, read_curve
+from tryon_lab.training.curve import FIGURE_FILE, append_row, curve_figure, read_curve, read_curve_file
 from tryon_lab.training.dtc.ablation import AblationSettings
 from tryon_lab.training.dtc.evaluation import dtc_method, load_scores, score_tryons
 from tryon_lab.training.dtc.train import train_dtc
@@ -121,3 +121,9 @@ def write_curve_figure(folder: str | Path, rows: list[dict[str, float]], title: 
     path = Path(folder) / FIGURE_FILE
     curve_figure(rows, title, LABELS, BARS).savefig(path, dpi=80)
     return path
+
+
+def shipped_curve_figure(model_dir: str | Path | None):
+    """The figure of the learning curve a DTC folder holds (``dtc-curve --into``), or None without one."""
+    rows = read_curve_file(Path(model_dir) / SHIPPED_CURVE) if model_dir is not None else []
+    return curve_figure(rows, "the shipped variant trained on: val pairs, 95% intervals", LABELS, BARS) if rows else None
