@@ -67,10 +67,10 @@ def _curve_rows(record: dict) -> list[tuple]:
     """The shipped variant's learning curve past the recipe's length (``tryon-lab dtc-curve --into``),
     when the DTC folder has one: identity and all-attribute accuracy on val pairs per training step."""
     rows = read_curve_file(shipped_model(SHIPPED_DTC) / SHIPPED_CURVE)
-    note = (f"{record['variant']}, val pairs, 95% interval; trained on past the recipe's {record['steps']} steps "
-            "(tryon-lab dtc-curve); bars on test: identity >= 0.60, all-attribute >= 0.70")
+    note = (f"{record['variant']} trained on past the recipe's {record['steps']} steps (tryon-lab dtc-curve); "
+            "{} val pairs, 95% interval; the bars (on test): identity >= 0.60, all-attribute >= 0.70")
     return [(f"learning curve, step {int(r['step'])}: {LABELS[metric]}",
-             f"{r[metric]:.3f} [{r[metric + '_lo']:.3f}, {r[metric + '_hi']:.3f}]", f"{int(r['samples'])} {note}")
+             f"{r[metric]:.3f} [{r[metric + '_lo']:.3f}, {r[metric + '_hi']:.3f}]", note.format(int(r["samples"])))
             for r in rows for metric in BARS]
 
 
