@@ -148,9 +148,18 @@ def check(results: Path, allow_list: Path = ALLOW_LIST) -> CheckResult:
                        sorted(name for name in allowed if name not in stale_names))
 
 
+def refresh_command(section: str) -> str:
+    """The command(s) that rewrite ``section``: a course run's section comes from running the course."""
+    if section.startswith("course-"):
+        profile = section.removeprefix("course-")
+        return f"`tryon-lab course --profile {profile}`, then `python -m benchmarks record-course " \
+               f"build/course/{profile}/timings.json`"
+    return f"`python -m benchmarks {section}`"
+
+
 def report(result: CheckResult, allow_list: Path = ALLOW_LIST) -> str:
     """What ``python -m benchmarks check`` prints."""
-    lines = [f"STALE: {s.section}: {s.reason}; refresh with `python -m benchmarks {s.section}`" for s in result.unlisted]
+    lines = [f"STALE: {s.section}: {s.reason}; refresh with {refresh_command(s.section)}" for s in result.unlisted]
     lines += [f"known stale ({allow_list.name}): {s.section}: {s.reason}" for s in result.listed]
     lines += [f"listed in {allow_list.name} but fresh now: {name}; remove it from the list"
               for name in result.fresh_but_listed]

@@ -49,6 +49,9 @@ def test_check_lists_changed_and_unrecorded_sections(tmp_path, monkeypatch):
     assert not result.passed
     assert "STALE: stale: models changed since: beta" in report(result)
     assert "refresh with `python -m benchmarks stale`" in report(result)
+    from benchmarks.provenance import refresh_command
+
+    assert "tryon-lab course --profile quick" in refresh_command("course-quick")
 
     allow = tmp_path / "STALE.toml"
     allow.write_text('[old]\nwhy = "before records"\n\n[fresh]\nwhy = "was stale once"\n')
