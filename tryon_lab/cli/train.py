@@ -94,8 +94,7 @@ def run_curve(args: argparse.Namespace) -> int:
     from tryon_lab.training.curve import CURVE_FILE, FIGURE_FILE, write_learning_curve
 
     rows = write_learning_curve(args.run_dir, args.vae, args.judge, load_profile(args.profile), samples=args.samples)
-    print(format_table([[int(r["step"]), f"{r['attr_acc_all']:.3f} [{r['attr_acc_all_lo']:.3f}, {r['attr_acc_all_hi']:.3f}]",
-                         f"{r['leftover']:.3f} [{r['leftover_lo']:.3f}, {r['leftover_hi']:.3f}]", f"{r['masked_psnr_db']:.2f}"]
+    print(format_table([[int(r["step"]), _interval(r, "attr_acc_all"), _interval(r, "leftover"), f"{r['masked_psnr_db']:.2f}"]
                         for r in rows], ["step", "all-attribute accuracy", "leftover", "masked PSNR dB"]))
     run_dir = Path(args.run_dir)
     print(f"wrote {run_dir / CURVE_FILE} and {run_dir / FIGURE_FILE}")
@@ -148,6 +147,11 @@ def run_train_dtc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval(row: dict[str, float], key: str) -> str:
+    """A learning-curve cell: ``row[key]`` and its interval (``<key>_lo``, ``<key>_hi``)."""
+    return f"{row[key]:.3f} [{row[key + '_lo']:.3f}, {row[key + '_hi']:.3f}]"
+
+
 def add_dtc_curve(subparsers) -> None:
     """Register ``dtc-curve``."""
     parser = command(
@@ -189,11 +193,8 @@ def run_dtc_curve(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or Path("runs") / profile.name / "dtc")
     rows, folder = dtc_curve_recipe(profile, run_dir, args.variant, args.steps, args.every, base=args.base,
                                     judge_dir=args.judge, seed=args.seed, into=args.into)
-
-    def cell(row, key):
-        return f"{row[key]:.3f} [{row[key + '_lo']:.3f}, {row[key + '_hi']:.3f}]"
-
-    print(format_table([[int(r["step"]), cell(r, "identity_acc"), cell(r, "attr_acc_all"), cell(r, "ref_similarity")]
+    print(format_table([[int(r["step"]), _interval(r, "identity_acc"), _interval(r, "attr_acc_all"),
+                         _interval(r, "ref_similarity")]
                         for r in rows], ["step", "identity accuracy", "all-attribute accuracy", "ref. similarity"]))
     print(f"wrote {folder / 'curve.csv'} and {folder / 'curve.png'}")
     return 0
