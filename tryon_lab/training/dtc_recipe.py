@@ -259,7 +259,7 @@ def dtc_curve_recipe(profile: Profile, run_dir: str | Path, variant: str, steps:
     from tryon_lab.paths import shipped_model
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_inpaint_pipeline
     from tryon_lab.training.curve import CURVE_FILE, FIGURE_FILE
-    from tryon_lab.training.dtc.curve import SHIPPED_CURVE, curve_folder, extend_run, write_curve_figure
+    from tryon_lab.training.dtc.curve import SHIPPED_CURVE, SHIPPED_FIGURE, curve_folder, extend_run, write_curve_figure
 
     ablation, run_dir = recipe_plan(profile, None, seed, judge_dir).ablation, Path(run_dir)
     if variant not in ablation.parsed:
@@ -282,7 +282,7 @@ def dtc_curve_recipe(profile: Profile, run_dir: str | Path, variant: str, steps:
     folder = curve_folder(run_dir, variant, train_seed)
     write_curve_figure(folder, rows, f"{variant}, seed {train_seed}: {ablation.val_samples} val pairs, 95% intervals")
     if into is not None:
-        for name, shipped_name in ((CURVE_FILE, SHIPPED_CURVE), (FIGURE_FILE, SHIPPED_CURVE.replace(".csv", ".png"))):
+        for name, shipped_name in ((CURVE_FILE, SHIPPED_CURVE), (FIGURE_FILE, SHIPPED_FIGURE)):
             tmp = Path(into) / f".tmp-{shipped_name}"
             shutil.copyfile(folder / name, tmp)
             tmp.replace(Path(into) / shipped_name)

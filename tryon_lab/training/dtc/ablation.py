@@ -37,6 +37,7 @@ from tryon_lab.training.pretrain import TRAINING_RECORD
 SPLITS = ("val", "test")
 RESULTS_FILE = "ablation.json"
 VAL_FILE = "ablation-val.json"  # the val summaries, written before the test split's (slow) KID intervals
+CACHE_FOLDER = "dtc-cache"  # the latent cache every run shares, beside the variants
 LORA_FOLDER = "unet-lora"  # a run's trained U-Net LoRA (``unet = "lora"``), written before it is fused
 
 
@@ -173,8 +174,7 @@ class _ScoringContext:
         judge = WorldJudge.load(judge_dir) if judge_dir and Path(judge_dir, "config.json").is_file() else None
         perceptual = PerceptualNet.from_pretrained(perceptual_dir) if settings.needs_perceptual() else None
         world = World(settings.world_seed, base.resolution)
-        samples = {"val": [world.sample(i, split="val") for i in range(settings.val_samples)],
-                   "test": [world.sample(i, split="test") for i in range(settings.eval_samples)]}
+        samples = {split: split_samples(world, settings, split) for split in SPLITS}
         return cls(base, perceptual, judge, world, samples)
 
 
@@ -200,10 +200,32 @@ def _train_and_score(context: _ScoringContext, run_dir: Path, settings: Ablation
     for split in SPLITS:
         path = folder / f"scores-{split}.npz"
         if not path.is_file():
-            outputs = dtc_method(pipe, settings.sample_steps, settings.guidance_scale, settings.world_seed,
-                                 settings.eval_batch_size)(context.samples[split])
-            save_scores(path, score_tryons(context.samples[split], outputs, context.judge, context.world))
+            save_scores(path, score_run(pipe, settings, context.samples[split], context.judge, context.world))
     return {split: load_scores(folder / f"scores-{split}.npz") for split in SPLITS}, wall
+
+
+def split_samples(world, settings: AblationSettings, split: str) -> list:
+    """The ablation's pairs of ``split``: ``val_samples`` val pairs (selection) or ``eval_samples`` test pairs."""
+    return [world.sample(i, split=split) for i in range(settings.val_samples if split == "val" else settings.eval_samples)]
+
+
+def score_run(pipe, settings: AblationSettings, samples: list, judge, world) -> dict:
+    """Per-try-on scores (``score_tryons``) of ``pipe`` on ``samples``, sampled as the ablation samples
+    every run: its steps, guidance, batch and noise seeds, so two runs' scores pair up."""
+    outputs = dtc_method(pipe, settings.sample_steps, settings.guidance_scale, settings.world_seed,
+                         settings.eval_batch_size)(samples)
+    return score_tryons(samples, outputs, judge, world)
+
+
+def train_variant(base, folder: Path, settings: AblationSettings, name: str, seed: int, perceptual, cache_dir: Path,
+                  steps: int | None = None, lora_dir: Path | None = None):
+    """Train (or resume) run ``name``/``seed`` in ``folder`` with the ablation's recipe for that variant
+    (to ``steps``, default the recipe's), on the latent cache in ``cache_dir``; ``train_dtc``'s
+    (pipeline, LoopResult)."""
+    variant = settings.parsed[name]
+    train = replace(settings.train, hint_timestep=variant.hint_timestep, steps=steps or settings.train.steps)
+    return train_dtc(base, folder, train, fusion=variant.fusion, seed=seed, world_seed=settings.world_seed,
+                     perceptual=perceptual if variant.perceptual else None, cache_dir=cache_dir, lora_dir=lora_dir)
 
 
 def _run_in_workers(base, run_dir: Path, settings: AblationSettings, runs: list[tuple[str, int]], perceptual_dir,
@@ -219,7 +241,7 @@ def _run_in_workers(base, run_dir: Path, settings: AblationSettings, runs: list[
     from tryon_lab.training.dtc.train import dtc_cache
 
     dtc_cache(make_accelerator(0), load_inpaint_pipeline(base, device="cpu"), settings.train.dataset_size,
-              settings.world_seed, run_dir / "dtc-cache")
+              settings.world_seed, run_dir / CACHE_FOLDER)
     threads = max(1, (os.cpu_count() or 1) // min(jobs, len(runs)))
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=spawn) as pool:
@@ -285,10 +307,9 @@ def _trained(base, folder: Path, settings: AblationSettings, name: str, seed: in
         record = json.loads((saved / TRAINING_RECORD).read_text())
         return DTCPipeline.from_pretrained(saved, local_files_only=True), float(record.get("wall_seconds") or 0.0)
     variant = settings.parsed[name]
-    train = replace(settings.train, hint_timestep=variant.hint_timestep)
-    pipe, loop = train_dtc(base, folder, train, fusion=variant.fusion, seed=seed, world_seed=settings.world_seed,
-                           perceptual=perceptual if variant.perceptual else None,
-                           cache_dir=folder.parent.parent / "dtc-cache", lora_dir=folder / LORA_FOLDER)
+    pipe, loop = train_variant(base, folder, settings, name, seed, perceptual, folder.parent.parent / CACHE_FOLDER,
+                               lora_dir=folder / LORA_FOLDER)
+    train = replace(settings.train, hint_timestep=variant.hint_timestep)  # what the record says it trained
     record = run_record({"variant": name, "seed": seed, "fusion": variant.fusion,
                          "hint_timestep": variant.hint_timestep, "perceptual": variant.perceptual, "unet": train.unet,
                          "steps": loop.steps, "wall_seconds": loop.wall_seconds, "last_losses": loop.last_losses,

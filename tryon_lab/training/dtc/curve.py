@@ -14,7 +14,6 @@ noise, steps, guidance); the ablation's own val scores are the curve's first poi
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,15 @@ from tryon_lab.errors import ConfigError
 from tryon_lab.metrics.stats import bootstrap
 from tryon_lab.training.checkpoints import CHECKPOINT_PREFIX, checkpoint_dirs
 from tryon_lab.training.curve import FIGURE_FILE, append_row, curve_figure, read_curve, read_curve_file
-from tryon_lab.training.dtc.ablation import AblationSettings
-from tryon_lab.training.dtc.evaluation import dtc_method, load_scores, score_tryons
-from tryon_lab.training.dtc.train import train_dtc
+from tryon_lab.training.dtc.ablation import CACHE_FOLDER, AblationSettings, score_run, split_samples, train_variant
+from tryon_lab.training.dtc.evaluation import load_scores
 
 CURVE_METRICS = ("identity_acc", "attr_acc_all", "ref_similarity")
 COLUMNS = ("step", *(f"{m}{end}" for m in CURVE_METRICS for end in ("", "_lo", "_hi")), "samples", "train_seconds")
 # the retraining issue's bars on unseen items, drawn on the figure
 BARS = {"identity_acc": 0.60, "attr_acc_all": 0.70}
 SHIPPED_CURVE = "learning_curve.csv"  # the curve inside a DTC folder that ships its variant
+SHIPPED_FIGURE = "learning_curve.png"
 LABELS = {"identity_acc": "identity accuracy", "attr_acc_all": "all-attribute accuracy"}
 
 
@@ -97,18 +96,14 @@ def extend_run(base, run_dir: str | Path, settings: AblationSettings, name: str,
     _start_from_ablation(run, folder, start)
     judge = WorldJudge.load(judge_dir)
     world = World(settings.world_seed, base.resolution)
-    samples = [world.sample(i, split="val") for i in range(settings.val_samples)]
+    samples = split_samples(world, settings, "val")
     for point in range(start + every, steps + 1, every):
         if point in done:
             continue
-        train = replace(settings.train, steps=point, hint_timestep=variant.hint_timestep)
-        pipe, loop = train_dtc(base, folder, train, fusion=variant.fusion, seed=seed, world_seed=settings.world_seed,
-                               perceptual=perceptual if variant.perceptual else None,
-                               cache_dir=Path(run_dir) / "ablation" / "dtc-cache")
+        pipe, loop = train_variant(base, folder, settings, name, seed, perceptual, run.parent.parent / CACHE_FOLDER,
+                                   steps=point)
         pipe.set_progress_bar_config(disable=True)
-        outputs = dtc_method(pipe, settings.sample_steps, settings.guidance_scale, settings.world_seed,
-                             settings.eval_batch_size)(samples)
-        row = curve_row(point, score_tryons(samples, outputs, judge, world), round(loop.wall_seconds, 1),
+        row = curve_row(point, score_run(pipe, settings, samples, judge, world), round(loop.wall_seconds, 1),
                         settings.bootstrap_resamples)
         append_row(folder, row, COLUMNS)
         rows.append(row)
