@@ -24,7 +24,7 @@ from tryon_lab.training.curve import read_curve_file
 from tryon_lab.training.dtc.curve import BARS, LABELS, SHIPPED_CURVE
 from tryon_lab.training.dtc.evaluation import METRICS, factor_tallies, format_score
 
-MODELS = ("mini-sd-inpaint", "dtc")  # the ablation is read from dtc/training.json; timings run both
+MODELS = ("mini-sd-inpaint", "dtc", "world-encoder")  # the ablation (judged) is read from dtc/training.json; timings run both
 
 STEPS, GUIDANCE = 25, 5.0
 

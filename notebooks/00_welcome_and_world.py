@@ -195,6 +195,39 @@ test = [world.sample(i, split="test") for i in range(n_grid)]
 image_grid([s.target for s in test], [f"test: {s.item.caption_phrase}" for s in test], ncols=4)
 
 # %% [markdown]
+# ### How identity is measured
+#
+# The course's judge (`data/models/world-encoder`, trained on train items only) has a *motif
+# network* that reads the motif's shape and its two colours. To score a try-on it reads the motif
+# on the painted item and on the catalog shots of the item's twins, and picks the twin that reads
+# most alike: **identity accuracy**, chance 1 in 4. On the ground-truth pictures of test items
+# (the best a try-on can do) it is the judge's *ceiling*. Below, what it reads on the test
+# samples above, and its ceiling over a few of them (`benchmarks/RESULTS.md`, section `judge`,
+# gives it on 1000). It misreads some factors, often a small inner colour or a shape at a few
+# pixels; retrieval needs less than a perfect reading, only that the right twin reads most alike,
+# and twins always differ in shape.
+
+# %%
+import torch
+
+from tryon_lab.data.attributes import COLOURS
+from tryon_lab.data.render.items import MOTIF_SHAPES, motif_labels
+from tryon_lab.metrics.judge import WorldJudge
+from tryon_lab.paths import shipped_model
+from tryon_lab.training.pretrain import identity_ceiling
+
+judge = WorldJudge.load(shipped_model("world-encoder"))
+with torch.no_grad():
+    read = judge.encoder.motif_logits(judge.crops([s.target for s in test], [s.item_mask for s in test]))
+names = {"shape": MOTIF_SHAPES, "fill": list(COLOURS), "inner": list(COLOURS)}
+for i, s in enumerate(test):
+    truth = motif_labels(world.motif(s.item))
+    drawn = " ".join(names[f][truth[f]] for f in names)
+    seen = " ".join(names[f][int(read[f][i].argmax())] for f in names)
+    print(f"{s.item.item_id:34} motif drawn: {drawn:24} judge reads: {seen}")
+print(f"identity ceiling on {n_preview} test renderings: {identity_ceiling(judge.encoder, world, n_preview)}")
+
+# %% [markdown]
 # ## 4. Masks
 #
 # How large a region a model repaints matters: a tight shape mask keeps the person's arms and

@@ -1,5 +1,5 @@
-"""Judge v2: identity accuracy (retrieval among caption twins), its training on train items only,
-and the leftover metric."""
+"""Judge v2: identity accuracy (retrieval among caption twins by the motif the judge reads), its
+training on train items only, keeping an attribute network with ``--init``, and the leftover metric."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tryon_lab.data.attributes import caption_twins, item_from_id
+from tryon_lab.data.attributes import all_items, caption_twins, global_item_index, item_from_id
 from tryon_lab.data.datasets import ItemCropDataset
+from tryon_lab.data.render.items import MOTIF_FACTORS, motif_labels
 from tryon_lab.data.splits import item_split
 from tryon_lab.data.world import World
-from tryon_lab.errors import SplitError
+from tryon_lab.errors import ConfigError, SplitError
 from tryon_lab.metrics.judge import WorldJudge, reference_crop
 from tryon_lab.metrics.leftover import leftover_share
 from tryon_lab.models.world_encoder import WorldEncoder
-from tryon_lab.training.world_encoder import JudgeObjective
+from tryon_lab.training.world_encoder import JudgeObjective, load_attribute_network
 
 WORLD = World(0, 128)
 TEE = "garment-tee-red-stripes-0"
@@ -42,20 +43,61 @@ def test_identity_hits_find_the_item_among_its_twins_and_miss_a_twin():
     assert not judge.identity_hits(shots, masks, shifted, WORLD).any()
 
 
-def test_judge_objective_learns_identity_from_train_items_only():
+def test_judge_objective_learns_motifs_from_train_items_only():
     encoder = WorldEncoder.for_world()
-    objective = JudgeObjective(encoder)
+    objective = JudgeObjective(encoder, WORLD)
     train = ItemCropDataset(WORLD, "train", length=4)
     batch = torch.utils.data.default_collate([train[i] for i in range(4)])
     loss, logs = objective(batch)
-    assert torch.isfinite(loss) and {"identity_loss", "acc_identity", "acc_colour"} <= set(logs)
+    assert torch.isfinite(loss) and {"acc_motif_shape", "acc_motif_inner", "acc_colour"} <= set(logs)
+    assert "acc_colour" not in JudgeObjective(encoder, WORLD, attributes=False)(batch)[1]
     test_item = next(item for item in caption_twins(item_from_id(TEE)) if item_split(item) != "train")
-    batch["item"][0] = next(i for i, c in enumerate(objective.classes.tolist()) if c < 0)
+    batch["item"][0] = global_item_index(test_item)
     with pytest.raises(SplitError, match="train items only"):
         objective(batch)
-    assert item_split(test_item) in ("val", "test")
-    # only train items have proxies
-    assert objective.proxies.shape[0] == len([c for c in objective.classes.tolist() if c >= 0])
+    # only train items have motif labels
+    labelled = (objective.motif.labels >= 0).all(-1)
+    assert labelled.sum() == sum(item_split(item) == "train" for item in all_items())
+
+
+def test_a_judge_that_reads_motifs_right_tells_every_caption_twin_apart(monkeypatch):
+    """Twins always differ in their motif's shape, so reading shape and colours right is enough:
+    the identity embedding (root distributions) then retrieves every item among its twins."""
+    judge = WorldJudge(WorldEncoder.for_world())
+    twins = caption_twins(item_from_id(TEE))
+    truth = {}  # catalog-shot bytes -> motif labels, so the fake reader knows each picture's motif
+
+    def read(images):
+        labels = [truth[image.numpy().tobytes()] for image in images]
+        return {name: F.one_hot(torch.tensor([label[name] for label in labels]), head.out_features).float() * 20
+                for name, head in judge.encoder.motif_heads.items()}
+
+    for twin in twins:
+        truth[reference_crop(WORLD.catalog_image(twin), judge.size).numpy().tobytes()] = motif_labels(WORLD.motif(twin))
+    monkeypatch.setattr(judge.encoder, "motif_logits", read)
+    monkeypatch.setattr(judge, "crops", lambda images, masks: torch.stack([reference_crop(i, judge.size) for i in images]))
+    shots = [WORLD.catalog_image(twin) for twin in twins]
+    embeddings = judge.encoder.identify(judge.crops(shots, None))
+    assert torch.allclose(embeddings.norm(dim=-1), torch.ones(len(twins)))
+    assert len({motif_labels(WORLD.motif(twin))["shape"] for twin in twins}) == len(twins) == len(set(MOTIF_FACTORS)) + 1
+    assert judge.identity_hits(shots, [None] * len(shots), twins, WORLD).all()
+
+
+def test_init_keeps_a_judges_attribute_network_frozen_and_trains_the_motif_network(tmp_path):
+    saved = WorldEncoder.for_world()
+    saved.save_pretrained(tmp_path / "judge")
+    encoder = WorldEncoder.for_world()
+    load_attribute_network(encoder, tmp_path / "judge")
+    same = {name: torch.equal(value, saved.state_dict()[name]) for name, value in encoder.state_dict().items()}
+    assert all(same[name] for name in same if name.startswith(("backbone.", "project.", "heads.")))
+    assert not same["motif_backbone.0.weight"]  # the motif network is new
+    trainable = {name for name, p in encoder.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("motif_") for name in trainable)
+    WorldEncoder.for_world(channels=(16, 32, 64, 64)).save_pretrained(tmp_path / "other")
+    with pytest.raises(ConfigError, match="not a world encoder of this shape"):
+        load_attribute_network(WorldEncoder.for_world(), tmp_path / "other")
+    with pytest.raises(ConfigError, match="--init must name a saved world encoder"):
+        load_attribute_network(WorldEncoder.for_world(), tmp_path / "nothing")
 
 
 def test_leftover_is_one_for_the_old_garment_zero_for_the_truth_nan_without_uncovered_pixels():

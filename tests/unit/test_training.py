@@ -278,4 +278,29 @@ def test_pretrain_refuses_a_bad_init_or_budget_before_training(tmp_path):
         pretrain_component("unet", profile, tmp_path / "out", vae_dir=vae, init_dir=tmp_path / "nothing")
     with pytest.raises(ConfigError, match="--minutes applies to the U-Net only"):
         pretrain_component("encoder", profile, tmp_path / "out", minutes=5)
+    with pytest.raises(ConfigError, match="--init must name a saved world encoder"):
+        pretrain_component("encoder", profile, tmp_path / "out", init_dir=vae.parent / "nothing")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_judge_retrained_from_init_keeps_its_attribute_network_and_says_where_it_came_from(tmp_path):
+    from tryon_lab.models.world_encoder import WorldEncoder
+    from tryon_lab.training.pretrain import pretrain_component
+
+    first, saved = tmp_path / "judge", WorldEncoder.for_world()
+    saved.save_pretrained(first)
+    (first / "logs").mkdir()
+    (first / "logs" / "encoder_losses.csv").write_text("step,loss\n1,2.0\n")
+    (first / "training.json").write_text(json.dumps({"command": "tryon-lab pretrain encoder --out judge"}))
+    out = pretrain_component("encoder", load_profile("smoke"), first, tmp_path / "run", init_dir=first)  # in place
+    trained = WorldEncoder.from_pretrained(out).state_dict()
+    assert all(torch.equal(trained[n], v) for n, v in saved.state_dict().items() if not n.startswith("motif_"))
+    assert not torch.equal(trained["motif_heads.shape.weight"], saved.state_dict()["motif_heads.shape.weight"])
+    record = json.loads((out / "training.json").read_text())
+    assert "trained by `tryon-lab pretrain encoder --out judge`" in record["init"]
+    assert (out / "logs" / "attribute_network_losses.csv").read_text() == "step,loss\n1,2.0\n"
+    assert (out / "logs" / "encoder_losses.csv").is_file() and "--init" in (out / "MODEL_CARD.md").read_text()
+    # retrained again from the result: the attribute network's origin and log carry over
+    again = pretrain_component("encoder", load_profile("smoke"), tmp_path / "again", tmp_path / "run2", init_dir=out)
+    assert json.loads((again / "training.json").read_text())["init"] == record["init"]
+    assert (again / "logs" / "attribute_network_losses.csv").read_text() == "step,loss\n1,2.0\n"

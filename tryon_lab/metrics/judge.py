@@ -2,9 +2,10 @@
 and the features KID and FID read.
 
 Identity accuracy is top-1 retrieval among caption twins: the try-on's crop is compared (cosine
-of identity embeddings) with the catalog shots of the ``N_MOTIFS`` items that share its caption,
-and it hits when its own item is nearest. Chance is 1 / N_MOTIFS; a caption alone cannot beat it,
-since twins differ only in their motif, which no caption names.
+of identity embeddings: the motif's shape and colours as the judge reads them) with the catalog
+shots of the ``N_MOTIFS`` items that share its caption, and it hits when its own item is nearest.
+Chance is 1 / N_MOTIFS; a caption alone cannot beat it, since twins differ only in their motif,
+which no caption names.
 
 Every score is measured on an *item crop*: the square around the mask's bounding box, resized to
 the encoder's input size, so the judge sees the generated item and not the whole scene.

@@ -1,11 +1,16 @@
-"""The world encoder: a small CNN that recognises an item's category, colour and pattern.
+"""The world encoder: a small CNN that recognises an item's category, colour, pattern and motif.
 
 It is the course's judge. Its pooled features feed KID and FID ("KID on world-encoder
 features"), its normalised embedding gives reference similarity, its heads give attribute
-accuracy, and its identity embedding tells an item from its caption twins (identity accuracy).
-The identity embedding reads the final feature map unpooled: a motif's place on the item is part
-of what tells twins apart, and global pooling would discard it. No model is ever trained against
-the judge (the perceptual loss uses a separately trained network).
+accuracy, and its motif network tells an item from its caption twins (identity accuracy).
+
+The motif network is a second, separate stack of conv stages that names the small emblem twins
+differ by: its shape and its two colours. Its identity embedding is those three predicted
+distributions, so two crops match when the judge reads the same motif on them. It generalises to
+items no training saw because every shape and colour is learnt from train items; one embedding
+per train item (tried first) learnt the train items themselves and read 0.63 to 0.83 of val
+renderings right. Max pooling finds the motif wherever it sits on the item. No model is ever
+trained against the judge (the perceptual loss uses a separately trained network).
 Input: item crops, float (B, 3, S, S) in [-1, 1] with S = ``image_size`` (64).
 """
 
@@ -18,11 +23,29 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from tryon_lab.data.attributes import ATTRIBUTE_NAMES, num_classes
+from tryon_lab.data.render.items import MOTIF_FACTORS, MOTIF_SHAPES
+
+
+def _stages(channels: tuple[int, ...]) -> nn.Sequential:
+    """Conv stages, each halving the side: conv (stride 2), GroupNorm, SiLU, conv, GroupNorm, SiLU."""
+    layers, previous = [], 3
+    for width in channels:
+        layers += [
+            nn.Conv2d(previous, width, 3, stride=2, padding=1),
+            nn.GroupNorm(8, width),
+            nn.SiLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.GroupNorm(8, width),
+            nn.SiLU(),
+        ]
+        previous = width
+    return nn.Sequential(*layers)
 
 
 class WorldEncoder(ModelMixin, ConfigMixin):
-    """Conv stages (stride 2) -> global average pool -> embedding -> one linear head per attribute;
-    the final feature map, flattened -> a small MLP -> the identity embedding."""
+    """Attribute network: conv stages -> global average pool -> embedding -> one linear head per
+    attribute. Motif network: its own conv stages -> global max and average pool -> hidden layer
+    -> one linear head per motif factor (``MOTIF_FACTORS``)."""
 
     config_name = "config.json"
 
@@ -35,25 +58,13 @@ class WorldEncoder(ModelMixin, ConfigMixin):
         num_categories: int = 14,
         num_colours: int = 10,
         num_patterns: int = 6,
-        identity_dim: int = 64,
+        motif_channels: tuple[int, ...] = (32, 64, 128, 128),
+        motif_hidden: int = 256,
+        num_motif_shapes: int = len(MOTIF_SHAPES),
     ):
         super().__init__()
-        stages, previous = [], 3
-        for width in channels:
-            stages += [
-                nn.Conv2d(previous, width, 3, stride=2, padding=1),
-                nn.GroupNorm(8, width),
-                nn.SiLU(),
-                nn.Conv2d(width, width, 3, padding=1),
-                nn.GroupNorm(8, width),
-                nn.SiLU(),
-            ]
-            previous = width
-        self.backbone = nn.Sequential(*stages)
-        self.project = nn.Linear(previous, embed_dim)
-        cells = (image_size // 2 ** len(channels)) ** 2
-        self.identity = nn.Sequential(nn.Flatten(), nn.Linear(previous * cells, 256), nn.SiLU(),
-                                      nn.Linear(256, identity_dim))
+        self.backbone = _stages(channels)
+        self.project = nn.Linear(channels[-1], embed_dim)
         self.heads = nn.ModuleDict(
             {
                 "category": nn.Linear(embed_dim, num_categories),
@@ -61,6 +72,12 @@ class WorldEncoder(ModelMixin, ConfigMixin):
                 "pattern": nn.Linear(embed_dim, num_patterns),
             }
         )
+        self.motif_backbone = _stages(motif_channels)
+        self.motif_project = nn.Sequential(nn.Linear(2 * motif_channels[-1], motif_hidden), nn.SiLU())
+        # a motif's colours are drawn from the world's colours, so they share the colour vocabulary
+        self.motif_heads = nn.ModuleDict({"shape": nn.Linear(motif_hidden, num_motif_shapes),
+                                          "fill": nn.Linear(motif_hidden, num_colours),
+                                          "inner": nn.Linear(motif_hidden, num_colours)})
 
     @classmethod
     def for_world(cls, **overrides) -> WorldEncoder:
@@ -77,10 +94,19 @@ class WorldEncoder(ModelMixin, ConfigMixin):
         """Unit-length embeddings (B, embed_dim): cosine between them is reference similarity."""
         return F.normalize(self.project(self.features(images)), dim=-1)
 
+    def motif_logits(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits per motif factor name (``shape``, ``fill``, ``inner``), each (B, classes)."""
+        hidden = self.motif_backbone(images)
+        hidden = self.motif_project(torch.cat([hidden.amax(dim=(2, 3)), hidden.mean(dim=(2, 3))], dim=1))
+        return {name: self.motif_heads[name](hidden) for name in MOTIF_FACTORS}
+
     def identify(self, images: torch.Tensor) -> torch.Tensor:
-        """Unit-length identity embeddings (B, identity_dim): caption twins lie apart, the same
-        item on a person and in its catalog shot close together."""
-        return F.normalize(self.identity(self.backbone(images)), dim=-1)
+        """Unit-length identity embeddings (B, shapes + 2 colours): the square roots of the motif
+        factors' predicted distributions, side by side. The cosine of two is the mean over factors
+        of how much the distributions overlap (Bhattacharyya coefficient): 1 when the judge reads
+        the same shape and colours on both crops, 0 when it reads none of them alike."""
+        roots = [logits.softmax(dim=-1).sqrt() for logits in self.motif_logits(images).values()]
+        return torch.cat(roots, dim=-1) / len(roots) ** 0.5
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits per attribute name (``category``, ``colour``, ``pattern``)."""

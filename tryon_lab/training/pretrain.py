@@ -93,8 +93,10 @@ def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, see
     return Path(out_dir)
 
 
-def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
-    """Train the world encoder; save it with test-split accuracies and a model card; returns ``out_dir``.
+def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path, seed: int = 0,
+                     init_dir: str | Path | None = None) -> Path:
+    """Train the world encoder (with ``init_dir``: its motif network only, on that judge's frozen
+    attribute network); save it with test-split accuracies and a model card; returns ``out_dir``.
 
     Reported on test items no training saw: attribute accuracy of item crops and catalog shots,
     and the identity ceiling, the identity accuracy of ground-truth renderings (the best a
@@ -112,7 +114,7 @@ def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path,
     config = load_model_config(section["model"])
     settings = EncoderSettings(**section["encoder"])
     began = time.perf_counter()
-    encoder = train_world_encoder(run_dir, settings, resolution=config.resolution, seed=seed)
+    encoder = train_world_encoder(run_dir, settings, resolution=config.resolution, seed=seed, init=init_dir)
     wall = time.perf_counter() - began
     world = World(seed, config.resolution)
     heldout = ItemCropDataset(world, split="test", length=max(64, section["eval_samples"] * 4), evaluation=True)
@@ -120,29 +122,50 @@ def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path,
     metrics = {f"heldout_accuracy_{name}": f"{value:.3f}" for name, value in accuracy.items()}
     metrics["heldout_crops"] = len(heldout)
     ceiling = identity_ceiling(encoder, world, section["judge_samples"])
-    metrics.update({"test_identity_ceiling": str(ceiling), "test_identity_samples": section["judge_samples"],
+    metrics.update({"val_identity_ceiling": str(identity_ceiling(encoder, world, section["judge_samples"], "val")),
+                    "test_identity_ceiling": str(ceiling), "test_identity_samples": section["judge_samples"],
                     "identity_chance": f"{1 / N_MOTIFS:.3f}"})
-    record = run_record({"component": "world-encoder", "steps": settings.steps, "wall_seconds": round(wall, 1)})
+    origin, origin_log = _attribute_origin(init_dir) if init_dir else (None, None)
+    record = run_record({"component": "world-encoder", "steps": settings.steps, "wall_seconds": round(wall, 1),
+                         "init": origin})
 
     def write(tmp: Path) -> None:
         encoder.save_pretrained(tmp)
-        copy_logs(tmp, encoder=run_dir)
+        copy_logs(tmp, encoder=run_dir, **({"attribute_network": origin_log} if origin_log else {}))
         write_json(tmp / TRAINING_RECORD, {**record, "settings": settings.__dict__, "metrics": metrics})
         write_model_card(
             tmp, "world-encoder: the course's judge",
-            "A small CNN that names an item's category, colour and pattern from a 64x64 crop, and embeds its "
-            "identity so that an item can be told from its caption twins (items with the same caption that differ "
-            "only in their motif). It scores generated try-ons: attribute accuracy, identity accuracy (top-1 "
-            "retrieval among the twins' catalog shots; chance 1/4), reference similarity, and KID/FID on "
-            "world-encoder features. Trained on train-split items, people and rooms only (attribute labels and "
-            "train item ids); every metric here is measured on the test split. No model is trained against it.",
-            record, metrics, {**settings.__dict__, "architecture": "4 conv stages (32-64-128-128), GroupNorm, SiLU; "
-                                                                  "128-d embedding; 3 linear heads; identity: the "
-                                                                  "4x4 feature map -> 256 -> 64-d, CosFace over "
-                                                                  "train-item proxies (scale 16, margin 0.2)"},
-            _reproduce("encoder", profile, Path(out_dir)))
+            "A small CNN that names an item's category, colour and pattern from a 64x64 crop (attribute network), "
+            "and reads the motif that tells an item from its caption twins, items with the same caption that differ "
+            "only in their motif (motif network: the motif's shape, fill and inner colour). It scores generated "
+            "try-ons: attribute accuracy, identity accuracy (top-1 retrieval among the twins' catalog shots by the "
+            "motif read on each; chance 1/4), reference similarity, and KID/FID on world-encoder (attribute network) "
+            "features. Trained on train-split items, people and rooms only (attribute labels and the motif designs "
+            "of train items); every metric here is measured on the test split. No model is trained against it."
+            + (f" The attribute network was kept, frozen, from {record['init']}; this run trained the motif "
+               "network only." if init_dir else ""),
+            record, metrics, {**settings.__dict__, "architecture": ENCODER_ARCHITECTURE},
+            _reproduce("encoder", profile, Path(out_dir), f" --init {init_dir}" if init_dir else ""))
 
     return save_atomically(out_dir, write)
+
+
+ENCODER_ARCHITECTURE = ("attribute network: 4 conv stages (32-64-128-128), GroupNorm, SiLU, average pool, 128-d "
+                        "embedding, 3 linear heads; motif network: its own 4 conv stages (32-64-128-128), max and "
+                        "average pool, 256 hidden, 3 linear heads (shape, fill, inner colour); identity embedding: "
+                        "the square roots of the 3 motif distributions")
+
+
+def _attribute_origin(init_dir: str | Path) -> tuple[str, Path]:
+    """Where a judge's kept attribute network came from, and the loss log of the run that trained
+    it: ``init_dir``'s own, or, when ``init_dir`` kept it from a judge before, that one's."""
+    record = read_record(init_dir)
+    logs = Path(init_dir) / LOGS
+    if record.get("init"):
+        return record["init"], logs / "attribute_network_losses.csv"
+    weights = sha256_file(Path(init_dir, "diffusion_pytorch_model.safetensors"))[:16]
+    return (f"{init_dir} (weights sha256 {weights}, trained by `{record.get('command', '?')}`)",
+            logs / "encoder_losses.csv")
 
 
 def pretrain_component(component: str, profile: Profile, out_dir: str | Path, run_dir: str | Path | None = None, *,
@@ -177,7 +200,9 @@ def pretrain_component(component: str, profile: Profile, out_dir: str | Path, ru
         log(f"saved vae to {out}")
         return swap_vae(profile, out, into, judge_dir=judge_dir, seed=seed)
     if component == "encoder":
-        return pretrain_encoder(profile, run_dir, out_dir, seed=seed)
+        if init_dir and not Path(init_dir, "config.json").is_file():
+            raise ConfigError(f"--init must name a saved world encoder (with config.json); got {str(init_dir)!r}")
+        return pretrain_encoder(profile, run_dir, out_dir, seed=seed, init_dir=init_dir)
     if component == "unet":
         if not vae_dir or not Path(vae_dir, "config.json").is_file():
             raise ConfigError(f"--vae must name a trained VAE folder (with config.json); got {vae_dir!r}")
@@ -188,16 +213,16 @@ def pretrain_component(component: str, profile: Profile, out_dir: str | Path, ru
     raise ConfigError(f"unknown component {component!r}: choose vae, encoder or unet")
 
 
-def identity_ceiling(encoder, world, samples: int):
-    """Identity accuracy of the ground-truth targets of the first ``samples`` test samples (crops
-    at their items' masks, as try-ons are judged), with its bootstrap interval (a stats.Interval)."""
+def identity_ceiling(encoder, world, samples: int, split: str = "test"):
+    """Identity accuracy of the ground-truth targets of the first ``samples`` samples of ``split``
+    (crops at their items' masks, as try-ons are judged), with its bootstrap interval (a stats.Interval)."""
     from tryon_lab.metrics.judge import WorldJudge
     from tryon_lab.metrics.stats import bootstrap
 
     judge = WorldJudge(encoder.eval())
     hits = []
     for start in range(0, samples, 64):
-        batch = [world.sample(i, split="test") for i in range(start, min(samples, start + 64))]
+        batch = [world.sample(i, split=split) for i in range(start, min(samples, start + 64))]
         hits.append(judge.identity_hits([s.target for s in batch], [s.item_mask for s in batch],
                                         [s.item for s in batch], world))
     return bootstrap(np.mean, np.concatenate(hits).astype(float))

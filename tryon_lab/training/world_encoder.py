@@ -1,13 +1,15 @@
 """Recipe: train the world encoder (the judge) to name an item's category, colour and pattern,
-and to tell it from its caption twins.
+and to read the motif that tells it from its caption twins.
 
 Inputs are item crops from try-on targets and catalog references, so the same network can judge
 a generated try-on region and a reference image. Loss: the sum of three attribute
-cross-entropies plus an identity loss: a cosine softmax with a margin (CosFace) over one learnt
-proxy per train item, so a crop's identity embedding lands nearest its own item's proxy and
-away from every other train item's, its caption twins included. Only train items have proxies:
-val and test items stay unseen, and identity accuracy on them measures what generalises (a new
-motif, told apart from its twins).
+cross-entropies (attribute network) plus three motif cross-entropies (motif network: the motif's
+shape, fill colour and inner colour). Motif labels come from train items only: val and test
+items stay unseen, and identity accuracy on them measures what generalises (shapes and colours
+learnt on other items, read on a new one).
+The two networks share no weights, so ``--init`` can keep a trained attribute network, frozen,
+and train the motif network alone: the judge's attribute scores, reference similarity and
+KID features stay exactly as they were.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from tryon_lab.data.attributes import ATTRIBUTE_NAMES, all_items, global_item_index
+from tryon_lab.data.render.items import MOTIF_FACTORS, motif_labels
 from tryon_lab.data.splits import item_split
-from tryon_lab.errors import SplitError
+from tryon_lab.errors import ConfigError, SplitError
 from tryon_lab.models.world_encoder import WorldEncoder
 from tryon_lab.training.loop import LoopSettings
 
@@ -42,34 +45,48 @@ class AttributeObjective(torch.nn.Module):
         return loss, accuracy
 
 
-class JudgeObjective(torch.nn.Module):
-    """Attribute cross-entropies plus the identity loss (CosFace over train-item proxies).
+class MotifObjective(torch.nn.Module):
+    """Summed cross-entropy of the motif network's heads (shape, fill, inner colour) on a batch
+    of train-item crops; the labels are the world's motif designs, known for train items only."""
 
-    ``batch`` is an ItemCropDataset batch of train items; returns (loss, training accuracies).
-    """
-
-    def __init__(self, encoder: WorldEncoder, scale: float = 16.0, margin: float = 0.2):
+    def __init__(self, encoder: WorldEncoder, world):
         super().__init__()
-        self.attributes = AttributeObjective(encoder)
-        self.encoder, self.scale, self.margin = encoder, scale, margin
-        train = [global_item_index(item) for item in all_items() if item_split(item) == "train"]
-        classes = torch.full((len(all_items()),), -1, dtype=torch.int64)
-        classes[train] = torch.arange(len(train))
-        self.register_buffer("classes", classes, persistent=False)
-        self.proxies = torch.nn.Parameter(torch.randn(len(train), encoder.config.identity_dim))
+        self.encoder = encoder
+        labels = torch.full((len(all_items()), len(MOTIF_FACTORS)), -1, dtype=torch.int64)
+        for item in all_items():
+            if item_split(item) == "train":
+                labels[global_item_index(item)] = torch.tensor(list(motif_labels(world.motif(item)).values()))
+        self.register_buffer("labels", labels, persistent=False)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Returns (attribute loss + identity loss, per-attribute and identity training accuracy)."""
-        loss, logs = self.attributes(batch)
-        target = self.classes[batch["item"]]
+        """Returns (loss, per-factor training accuracy)."""
+        target = self.labels[batch["item"]]
         if bool((target < 0).any()):
-            raise SplitError("the judge's identity loss got a val or test item: it trains on train items only")
-        cosine = self.encoder.identify(batch["image"]) @ F.normalize(self.proxies, dim=-1).T
-        margin = F.one_hot(target, cosine.shape[-1]) * self.margin
-        identity = F.cross_entropy(self.scale * (cosine - margin), target)
-        logs["identity_loss"] = float(identity.detach())
-        logs["acc_identity"] = float((cosine.argmax(-1) == target).float().mean())
-        return loss + identity, logs
+            raise SplitError("the judge's motif loss got a val or test item: it trains on train items only")
+        logits = self.encoder.motif_logits(batch["image"])
+        loss = sum(F.cross_entropy(logits[name], target[:, k]) for k, name in enumerate(MOTIF_FACTORS))
+        accuracy = {f"acc_motif_{name}": float((logits[name].argmax(-1) == target[:, k]).float().mean())
+                    for k, name in enumerate(MOTIF_FACTORS)}
+        return loss, accuracy
+
+
+class JudgeObjective(torch.nn.Module):
+    """The attribute and motif objectives summed; with ``attributes=False`` the motif objective
+    alone (the attribute network frozen). Takes an ItemCropDataset batch of train items; returns
+    (loss, training accuracies)."""
+
+    def __init__(self, encoder: WorldEncoder, world, attributes: bool = True):
+        super().__init__()
+        self.attributes = AttributeObjective(encoder) if attributes else None
+        self.motif = MotifObjective(encoder, world)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Returns (attribute loss + motif loss, per-attribute and per-factor training accuracy)."""
+        loss, logs = self.motif(batch)
+        if self.attributes is not None:
+            attribute_loss, attribute_logs = self.attributes(batch)
+            loss, logs = loss + attribute_loss, {**attribute_logs, **logs}
+        return loss, logs
 
 
 @dataclass(frozen=True)
@@ -96,9 +113,33 @@ def attribute_accuracy(encoder: WorldEncoder, dataset, batch_size: int = 128) ->
     return {name: correct[name] / total for name in ATTRIBUTE_NAMES}
 
 
-def train_world_encoder(run_dir: str | Path, settings: EncoderSettings, resolution: int = 128, seed: int = 0) -> WorldEncoder:
-    """Train (or resume) the world encoder (attributes and identity) on train-split crops;
-    returns it in eval mode."""
+ATTRIBUTE_NETWORK = ("backbone.", "project.", "heads.")  # parameter names of the attribute network
+
+
+def load_attribute_network(encoder: WorldEncoder, folder: str | Path) -> None:
+    """Copy the attribute network (backbone, embedding, heads) of the judge saved in ``folder``
+    into ``encoder`` and freeze it; raises ``ConfigError`` if ``folder`` holds no such weights."""
+    from safetensors.torch import load_file
+
+    weights = Path(folder) / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file():
+        raise ConfigError(f"--init must name a saved world encoder (with {weights.name}); got {str(folder)!r}")
+    saved = {name: value for name, value in load_file(weights).items() if name.startswith(ATTRIBUTE_NETWORK)}
+    wanted = {name: value.shape for name, value in encoder.state_dict().items() if name.startswith(ATTRIBUTE_NETWORK)}
+    differ = set(saved) ^ set(wanted) | {name for name in set(saved) & set(wanted) if saved[name].shape != wanted[name]}
+    if differ:
+        raise ConfigError(f"{folder} is not a world encoder of this shape: its attribute network differs "
+                          f"in {len(differ)} parameters (e.g. {sorted(differ)[0]})")
+    encoder.load_state_dict(saved, strict=False)
+    for name, parameter in encoder.named_parameters():
+        parameter.requires_grad_(not name.startswith(ATTRIBUTE_NETWORK))
+
+
+def train_world_encoder(run_dir: str | Path, settings: EncoderSettings, resolution: int = 128, seed: int = 0,
+                        init: str | Path | None = None) -> WorldEncoder:
+    """Train (or resume) the world encoder (attributes and motif) on train-split crops; with
+    ``init``, keep that saved judge's attribute network (frozen) and train the motif network
+    only. Returns the encoder in eval mode."""
     from tryon_lab.data.datasets import ItemCropDataset
     from tryon_lab.data.world import World
     from tryon_lab.training.common import loader_factory, make_accelerator
@@ -107,10 +148,14 @@ def train_world_encoder(run_dir: str | Path, settings: EncoderSettings, resoluti
     accelerator = make_accelerator(seed)
     world = World(seed=seed, resolution=resolution)
     encoder = WorldEncoder.for_world()
+    if init is not None:
+        load_attribute_network(encoder, init)
     dataset = ItemCropDataset(world, split="train", length=settings.dataset_size)
-    batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
+    # one worker renders the next batch while the step runs: rendering is half a step on 2 cores
+    batches = endless(loader_factory(accelerator, dataset, settings.batch_size, num_workers=1))
     loop = LoopSettings(steps=settings.steps, learning_rate=settings.learning_rate,
                         checkpoint_every=settings.checkpoint_every, warmup_steps=50, weight_decay=1e-4,
                         anneal=True)
-    run_loop(accelerator, run_dir, JudgeObjective(encoder), batches, loop, progress_desc="world encoder")
+    objective = JudgeObjective(encoder, world, attributes=init is None)
+    run_loop(accelerator, run_dir, objective, batches, loop, progress_desc="world encoder")
     return encoder.eval()

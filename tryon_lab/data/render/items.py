@@ -154,6 +154,17 @@ class Motif:
     inner: RGB
 
 
+MOTIF_FACTORS = ("shape", "fill", "inner")
+
+
+def motif_labels(motif: Motif) -> dict[str, int]:
+    """Return the class index of each of ``motif``'s ``MOTIF_FACTORS``: its shape in
+    ``MOTIF_SHAPES``, its fill and inner colours in ``COLOURS``."""
+    colours = list(COLOURS.values())
+    return {"shape": MOTIF_SHAPES.index(motif.shape), "fill": colours.index(tuple(motif.fill)),
+            "inner": colours.index(tuple(motif.inner))}
+
+
 def motif_designs(colour: str, rng: np.random.Generator) -> tuple[Motif, ...]:
     """Return the ``N_MOTIFS`` motifs of the caption twins of an item in ``colour``: each twin
     has its own shape and corner (so twins always differ), and colours that stand out."""
