@@ -54,7 +54,7 @@ def run() -> list[tuple]:
         ("text model, full caption: identity accuracy", str(text),
          f"{TEXT_SAMPLES} test try-ons, {STEPS} DDIM steps, guidance {GUIDANCE:g}; chance {chance:.2f}"),
         ("text model minus chance: identity accuracy", str(above),
-         f"bar: within {CHANCE_MARGIN:.2f} of chance; {'met' if within else 'not met'} (whole interval inside)"),
+         f"bar: within {CHANCE_MARGIN:.2f} of chance, the whole interval: {'met' if within else 'not met'}"),
     ]
 
     real = truth + [world.sample(i, split="test") for i in range(len(truth), REAL_SAMPLES)]  # no sample rendered twice
