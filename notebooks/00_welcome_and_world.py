@@ -203,7 +203,7 @@ image_grid([s.target for s in test], [f"test: {s.item.caption_phrase}" for s in 
 # most alike: **identity accuracy**, chance 1 in 4. On the ground-truth pictures of test items
 # (the best a try-on can do) it is the judge's *ceiling*. Below, what it reads on the test
 # samples above, and its ceiling over a few of them (`benchmarks/RESULTS.md`, section `judge`,
-# gives it on 1000). It misreads some factors, often a small inner colour or a shape at a few
+# gives it on many more). It misreads some factors, often a small inner colour or a shape at a few
 # pixels; retrieval needs less than a perfect reading, only that the right twin reads most alike,
 # and twins always differ in shape.
 
