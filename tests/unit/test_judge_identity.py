@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from tryon_lab.data.attributes import all_items, caption_twins, global_item_index, item_from_id
 from tryon_lab.data.datasets import ItemCropDataset
-from tryon_lab.data.render.items import MOTIF_FACTORS, motif_labels
+from tryon_lab.data.render.items import motif_labels
 from tryon_lab.data.splits import item_split
 from tryon_lab.data.world import World
 from tryon_lab.errors import ConfigError, SplitError
@@ -79,7 +79,7 @@ def test_a_judge_that_reads_motifs_right_tells_every_caption_twin_apart(monkeypa
     shots = [WORLD.catalog_image(twin) for twin in twins]
     embeddings = judge.encoder.identify(judge.crops(shots, None))
     assert torch.allclose(embeddings.norm(dim=-1), torch.ones(len(twins)))
-    assert len({motif_labels(WORLD.motif(twin))["shape"] for twin in twins}) == len(twins) == len(set(MOTIF_FACTORS)) + 1
+    assert len({motif_labels(WORLD.motif(twin))["shape"] for twin in twins}) == len(twins)  # twins differ in shape
     assert judge.identity_hits(shots, [None] * len(shots), twins, WORLD).all()
 
 

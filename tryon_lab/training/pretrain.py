@@ -163,7 +163,9 @@ def _attribute_origin(init_dir: str | Path) -> tuple[str, Path]:
     logs = Path(init_dir) / LOGS
     if record.get("init"):
         return record["init"], logs / "attribute_network_losses.csv"
-    weights = sha256_file(Path(init_dir, "diffusion_pytorch_model.safetensors"))[:16]
+    from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
+
+    weights = sha256_file(Path(init_dir, SAFETENSORS_WEIGHTS_NAME))[:16]
     return (f"{init_dir} (weights sha256 {weights}, trained by `{record.get('command', '?')}`)",
             logs / "encoder_losses.csv")
 

@@ -119,9 +119,10 @@ ATTRIBUTE_NETWORK = ("backbone.", "project.", "heads.")  # parameter names of th
 def load_attribute_network(encoder: WorldEncoder, folder: str | Path) -> None:
     """Copy the attribute network (backbone, embedding, heads) of the judge saved in ``folder``
     into ``encoder`` and freeze it; raises ``ConfigError`` if ``folder`` holds no such weights."""
+    from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
     from safetensors.torch import load_file
 
-    weights = Path(folder) / "diffusion_pytorch_model.safetensors"
+    weights = Path(folder) / SAFETENSORS_WEIGHTS_NAME
     if not weights.is_file():
         raise ConfigError(f"--init must name a saved world encoder (with {weights.name}); got {str(folder)!r}")
     saved = {name: value for name, value in load_file(weights).items() if name.startswith(ATTRIBUTE_NETWORK)}
