@@ -1,5 +1,5 @@
 """Judge v2: identity accuracy (retrieval among caption twins by the motif the judge reads), its
-training on train items only, keeping an attribute network with ``--init``, and the leftover metric."""
+training on train items wearing random motifs, continuing a judge with ``--init``, and the leftover metric."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import torch.nn.functional as F
 
 from tryon_lab.data.attributes import all_items, caption_twins, global_item_index, item_from_id
 from tryon_lab.data.datasets import ItemCropDataset
-from tryon_lab.data.render.items import motif_labels
+from tryon_lab.data.render.items import Motif, motif_labels
 from tryon_lab.data.splits import item_split
 from tryon_lab.data.world import World
 from tryon_lab.errors import ConfigError, SplitError
 from tryon_lab.metrics.judge import WorldJudge, reference_crop
 from tryon_lab.metrics.leftover import leftover_share
 from tryon_lab.models.world_encoder import WorldEncoder
-from tryon_lab.training.world_encoder import JudgeObjective, load_attribute_network
+from tryon_lab.training.world_encoder import JudgeObjective, continue_judge
 
 WORLD = World(0, 128)
 TEE = "garment-tee-red-stripes-0"
@@ -43,21 +43,53 @@ def test_identity_hits_find_the_item_among_its_twins_and_miss_a_twin():
     assert not judge.identity_hits(shots, masks, shifted, WORLD).any()
 
 
-def test_judge_objective_learns_motifs_from_train_items_only():
+def test_judge_objective_learns_the_painted_motifs_of_train_items_only():
     encoder = WorldEncoder.for_world()
-    objective = JudgeObjective(encoder, WORLD)
-    train = ItemCropDataset(WORLD, "train", length=4)
+    objective = JudgeObjective(encoder)
+    train = ItemCropDataset(WORLD, "train", length=4, random_motifs=True)
     batch = torch.utils.data.default_collate([train[i] for i in range(4)])
     loss, logs = objective(batch)
     assert torch.isfinite(loss) and {"acc_motif_shape", "acc_motif_inner", "acc_colour"} <= set(logs)
-    assert "acc_colour" not in JudgeObjective(encoder, WORLD, attributes=False)(batch)[1]
+    motif_only = JudgeObjective(encoder, attributes=False)
+    assert "acc_colour" not in motif_only(batch)[1]
+    relabelled = {**batch, "motif": (batch["motif"] + 1) % 6}  # the loss reads the painted motif's labels
+    assert not torch.equal(motif_only(relabelled)[0], motif_only(batch)[0])
     test_item = next(item for item in caption_twins(item_from_id(TEE)) if item_split(item) != "train")
     batch["item"][0] = global_item_index(test_item)
     with pytest.raises(SplitError, match="train items only"):
         objective(batch)
-    # only train items have motif labels
-    labelled = (objective.motif.labels >= 0).all(-1)
-    assert labelled.sum() == sum(item_split(item) == "train" for item in all_items())
+
+
+def test_random_motifs_repaint_only_the_items_motif_and_never_show_a_held_out_design():
+    random = ItemCropDataset(WORLD, "train", length=60, random_motifs=True)
+    own = ItemCropDataset(WORLD, "train", length=60)
+    held = {}  # caption id -> motif labels of its val and test twins
+    for item in all_items():
+        if item_split(item) != "train":
+            held.setdefault(caption_twins(item)[0].item_id, []).append(motif_labels(WORLD.motif(item)))
+    changed = 0
+    for index in range(60):
+        drawn, plain = random[index], own[index]
+        assert drawn["item"] == plain["item"] and drawn["source"] == plain["source"]
+        item = all_items()[int(drawn["item"])]
+        assert WORLD.item(index) == item
+        labels = dict(zip(("shape", "fill", "inner"), drawn["motif"].tolist()))
+        assert labels not in held.get(caption_twins(item)[0].item_id, [])
+        changed += not torch.equal(drawn["motif"], plain["motif"])
+        assert torch.equal(drawn["motif"], random[index]["motif"])  # the same index draws the same motif
+    assert changed >= 50
+    # the drawn motif is what the target and catalog shot show; scene, masks and the rest stay
+    sample = WORLD.sample(7)
+    motif = Motif("cross", 0, (255, 255, 255), (0, 0, 0))
+    repainted = WORLD.sample(7, motif=motif)
+    assert np.array_equal(np.asarray(repainted.scene), np.asarray(sample.scene))
+    assert np.array_equal(repainted.item_mask, sample.item_mask)
+    differ = (np.asarray(repainted.target) != np.asarray(sample.target)).any(-1)
+    assert differ.any() and not (differ & ~sample.item_mask).any()
+    assert not np.array_equal(np.asarray(repainted.reference), np.asarray(sample.reference))
+    assert np.array_equal(np.asarray(WORLD.sample(7).reference), np.asarray(sample.reference))  # no cached repaint
+    with pytest.raises(SplitError, match="random_motifs"):
+        ItemCropDataset(WORLD, "val", length=4, evaluation=True, random_motifs=True)
 
 
 def test_a_judge_that_reads_motifs_right_tells_every_caption_twin_apart(monkeypatch):
@@ -83,21 +115,23 @@ def test_a_judge_that_reads_motifs_right_tells_every_caption_twin_apart(monkeypa
     assert judge.identity_hits(shots, [None] * len(shots), twins, WORLD).all()
 
 
-def test_init_keeps_a_judges_attribute_network_frozen_and_trains_the_motif_network(tmp_path):
+def test_init_continues_a_judge_with_its_attribute_network_frozen(tmp_path):
     saved = WorldEncoder.for_world()
     saved.save_pretrained(tmp_path / "judge")
-    encoder = WorldEncoder.for_world()
-    load_attribute_network(encoder, tmp_path / "judge")
-    same = {name: torch.equal(value, saved.state_dict()[name]) for name, value in encoder.state_dict().items()}
-    assert all(same[name] for name in same if name.startswith(("backbone.", "project.", "heads.")))
-    assert not same["motif_backbone.0.weight"]  # the motif network is new
+    encoder = continue_judge(tmp_path / "judge")
+    assert all(torch.equal(value, saved.state_dict()[name]) for name, value in encoder.state_dict().items())
     trainable = {name for name, p in encoder.named_parameters() if p.requires_grad}
     assert trainable and all(name.startswith("motif_") for name in trainable)
-    WorldEncoder.for_world(channels=(16, 32, 64, 64)).save_pretrained(tmp_path / "other")
-    with pytest.raises(ConfigError, match="not a world encoder of this shape"):
-        load_attribute_network(WorldEncoder.for_world(), tmp_path / "other")
+    WorldEncoder(num_colours=7).save_pretrained(tmp_path / "other")
+    with pytest.raises(ConfigError, match="another world: its num_colours is 7"):
+        continue_judge(tmp_path / "other")
+    from diffusers import AutoencoderKL
+
+    AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=4).save_pretrained(tmp_path / "vae")
+    with pytest.raises(ConfigError, match="holds a AutoencoderKL"):
+        continue_judge(tmp_path / "vae")
     with pytest.raises(ConfigError, match="--init must name a saved world encoder"):
-        load_attribute_network(WorldEncoder.for_world(), tmp_path / "nothing")
+        continue_judge(tmp_path / "nothing")
 
 
 def test_leftover_is_one_for_the_old_garment_zero_for_the_truth_nan_without_uncovered_pixels():

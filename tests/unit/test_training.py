@@ -283,7 +283,7 @@ def test_pretrain_refuses_a_bad_init_or_budget_before_training(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_judge_retrained_from_init_keeps_its_attribute_network_and_says_where_it_came_from(tmp_path):
+def test_a_judge_continued_from_init_keeps_its_attribute_network_and_says_where_both_networks_came_from(tmp_path):
     from tryon_lab.models.world_encoder import WorldEncoder
     from tryon_lab.training.pretrain import pretrain_component
 
@@ -300,7 +300,13 @@ def test_a_judge_retrained_from_init_keeps_its_attribute_network_and_says_where_
     assert "trained by `tryon-lab pretrain encoder --out judge`" in record["init"]
     assert (out / "logs" / "attribute_network_losses.csv").read_text() == "step,loss\n1,2.0\n"
     assert (out / "logs" / "encoder_losses.csv").is_file() and "--init" in (out / "MODEL_CARD.md").read_text()
-    # retrained again from the result: the attribute network's origin and log carry over
+    assert record["motif_init"] == record["init"]  # the first continuation starts both from the same judge
+    assert (out / "logs" / "motif_network_start_losses.csv").read_text() == "step,loss\n1,2.0\n"
+    # continued again from the result: the attribute network's origin and log carry over; the motif
+    # network names the judge it continued and carries that judge's own loss log
     again = pretrain_component("encoder", load_profile("smoke"), tmp_path / "again", tmp_path / "run2", init_dir=out)
-    assert json.loads((again / "training.json").read_text())["init"] == record["init"]
+    again_record = json.loads((again / "training.json").read_text())
+    assert again_record["init"] == record["init"]
+    assert again_record["motif_init"].startswith(f"{out} (weights sha256 ") and again_record["motif_init"] != record["init"]
     assert (again / "logs" / "attribute_network_losses.csv").read_text() == "step,loss\n1,2.0\n"
+    assert (again / "logs" / "motif_network_start_losses.csv").read_text() == (out / "logs" / "encoder_losses.csv").read_text()

@@ -23,7 +23,7 @@ def add_pretrain(subparsers) -> None:
         "Retrain a shipped decoder with one phase of the recipe; the latent space, and so the U-Net, stay:\n"
         "  tryon-lab pretrain vae --init data/models/mini-sd-inpaint/vae --phases polish --out runs/quick/vae-polished \\\n"
         "      --into data/models/mini-sd-inpaint --judge data/models/world-encoder\n"
-        "Retrain the judge's motif network only; its attribute scores and KID features stay as they are:\n"
+        "Train the judge's motif network further; its attribute scores and KID features stay as they are:\n"
         "  tryon-lab pretrain encoder --init data/models/world-encoder --out data/models/world-encoder\n"
         "Data-parallel on 2 CPU processes (gloo) or GPUs, same command:\n"
         "  accelerate launch --multi_gpu --num_processes 2 --no_python tryon-lab pretrain encoder --out OUT\n"
@@ -40,8 +40,8 @@ def add_pretrain(subparsers) -> None:
     parser.add_argument("--judge", help="(unet, or vae with --into) folder of the world encoder, to score the model card")
     parser.add_argument("--init", metavar="DIR",
                         help="(vae) start from this saved VAE; (unet) from this finished pipeline's tokenizer, "
-                             "text encoder and U-Net, instead of new ones; (encoder) keep this saved judge's "
-                             "attribute network, frozen, and train its motif network only")
+                             "text encoder and U-Net, instead of new ones; (encoder) continue this saved judge: its "
+                             "attribute network frozen, its motif network trained further (the profile's init_steps)")
     parser.add_argument("--phases", nargs="+", metavar="NAME",
                         help="(vae) run only these phases of the recipe: vae, decoder, anneal, polish "
                              "(with --init, continues a finished VAE)")

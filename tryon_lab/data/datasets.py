@@ -15,15 +15,16 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from tryon_lab.data.attributes import ItemSpec, attribute_labels, global_item_index
+from tryon_lab.data.attributes import ItemSpec, attribute_labels, caption_twins, global_item_index
 from tryon_lab.data.masks import bounding_box, make_collage, stroke_mask
+from tryon_lab.data.render.items import Motif, motif_labels, random_motif
 from tryon_lab.data.splits import SPLIT_CODES, check_split, item_split
 from tryon_lab.data.world import World, WorldSample, caption_for
 from tryon_lab.errors import ConfigError, SplitError
 
 MASK_MODES = ("shape", "box", "mixed")
 STROKE_PROBABILITY = 0.2
-_MASK_STREAM, _CROP_STREAM = 5, 6  # see world.py: codes 0-4, 12 and 13 are taken
+_MASK_STREAM, _CROP_STREAM, _MOTIF_STREAM = 5, 6, 7  # see world.py: codes 0-4, 12 and 13 are taken
 
 
 # Tensors are built in numpy and wrapped at the end: torch's intra-op threads cost far more
@@ -200,22 +201,33 @@ class DreamBoothDataset(Dataset):
 class ItemCropDataset(_WorldDataset):
     """Judge data (the world encoder): ``image`` (float32 3 x ``crop_size`` squared, in
     [-1, 1]) showing either the target item cropped by a mask's box (padded to a square) or its
-    catalog image, 50/50, with ``labels`` (category, colour, pattern), ``item`` (the item's
-    index in ``all_items()``, which tells caption twins apart) and ``source`` ("crop" or
-    "catalog"). A crop is cut around the item's own pixels or, half the time, around the
-    sample's shape mask (the item and the one it replaced), so that the judge names the item
-    whatever margin of person or room a crop holds."""
+    catalog image, 50/50, with ``labels`` (category, colour, pattern), ``motif`` (the
+    ``MOTIF_FACTORS`` labels of the motif painted on it), ``item`` (the item's index in
+    ``all_items()``, which tells caption twins apart) and ``source`` ("crop" or "catalog"). A
+    crop is cut around the item's own pixels or, half the time, around the sample's shape mask
+    (the item and the one it replaced), so that the judge names the item whatever margin of
+    person or room a crop holds.
+
+    With ``random_motifs`` (train split only) every sample's item wears a motif drawn afresh
+    instead of its own, never the design of one of its val or test caption twins: a network
+    that must name these motifs learns to read them, where an item's own motif could be
+    recalled from its caption and the motif's corner."""
 
     def __init__(
-        self, world: World, split: str = "train", length: int = 10_000, crop_size: int = 64, evaluation: bool = False
+        self, world: World, split: str = "train", length: int = 10_000, crop_size: int = 64, evaluation: bool = False,
+        random_motifs: bool = False,
     ) -> None:
         super().__init__(world, split, length, "shape", evaluation)
-        self.crop_size = int(crop_size)
+        if random_motifs and split != "train":
+            raise SplitError(f"random_motifs repaints train items for training; got split {split!r}")
+        self.crop_size, self.random_motifs = int(crop_size), bool(random_motifs)
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for a dataset of {self.length}")
-        sample = self.world.sample(index, self.split)
+        motif = self._random_motif(index) if self.random_motifs else None
+        sample = self.world.sample(index, self.split, motif=motif)
+        painted = motif or self.world.motif(sample.item)
         rng = np.random.default_rng([self.world.seed, _CROP_STREAM, SPLIT_CODES[self.split], index])
         if rng.random() < 0.5:
             mask = sample.item_mask if rng.random() < 0.5 else sample.shape_mask
@@ -224,7 +236,21 @@ class ItemCropDataset(_WorldDataset):
             image, source = sample.reference, "catalog"
         image = image.resize((self.crop_size, self.crop_size), Image.Resampling.BICUBIC)
         return {"image": image_to_tensor(image), "labels": label_tensors(sample.item),
+                "motif": torch.tensor(list(motif_labels(painted).values()), dtype=torch.int64),
                 "item": torch.tensor(global_item_index(sample.item), dtype=torch.int64), "source": source}
+
+    def _random_motif(self, index: int) -> Motif:
+        item = self.world.item(index, self.split)
+        held = {_design(self.world.motif(twin)) for twin in caption_twins(item) if item_split(twin) != "train"}
+        rng = np.random.default_rng([self.world.seed, _MOTIF_STREAM, SPLIT_CODES[self.split], index])
+        while _design(motif := random_motif(item.colour, rng)) in held:
+            pass
+        return motif
+
+
+def _design(motif: Motif) -> tuple:
+    """What a motif reader names: shape and colours (the corner only places it)."""
+    return motif.shape, motif.fill, motif.inner
 
 
 def square_crop(image: Image.Image, mask: np.ndarray, margin: float = 0.08) -> Image.Image:

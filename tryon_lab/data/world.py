@@ -125,15 +125,24 @@ class World:
         """Return the random stream of sample ``index`` of ``kind`` in ``split``."""
         return np.random.default_rng([self.seed, _split_code(split), int(index), KIND_CODES[kind]])
 
-    def sample(self, index: int, split: str = "train", kind: str | None = None) -> WorldSample:
+    def sample(self, index: int, split: str = "train", kind: str | None = None, motif: Motif | None = None
+               ) -> WorldSample:
         """Return sample ``index`` of ``split``; ``kind`` None picks garment or product from the
-        index (60% / 40%)."""
+        index (60% / 40%). ``motif`` replaces the item's own motif in the target and catalog shot
+        (the judge's motif reader trains on such samples); the rest of the sample is unchanged."""
+        kind, rng, context, item = self._draw(index, split, kind)
+        return self._compose(kind, context, item, rng, index, split, motif)
+
+    def item(self, index: int, split: str = "train", kind: str | None = None) -> ItemSpec:
+        """Return the item ``sample(index, split, kind)`` shows, without rendering it."""
+        return self._draw(index, split, kind)[3]
+
+    def _draw(self, index: int, split: str, kind: str | None) -> tuple[str, np.random.Generator, int, ItemSpec]:
         kind = self.kind_of(index) if kind is None else _check_kind(kind)
         rng = self.rng(split, index, kind)
         context = _pick_context(kind, split, rng)
         items = split_items(split, kind)
-        item = items[int(rng.integers(len(items)))]
-        return self._compose(kind, context, item, rng, index, split)
+        return kind, rng, context, items[int(rng.integers(len(items)))]
 
     def person(self, index: int, split: str = "train") -> PersonSpec:
         """Return the person shown by the garment sample ``index`` of ``split``."""
@@ -161,12 +170,15 @@ class World:
         shape = shape_of(item)
         return Image.fromarray(self._paint(base, shape, item)), shape.mask
 
-    def catalog_image(self, spec: ItemSpec, busy: bool = False) -> Image.Image:
+    def catalog_image(self, spec: ItemSpec, busy: bool = False, motif: Motif | None = None) -> Image.Image:
         """Return the catalog shot of ``spec``: a flat-lay garment or a product, centred, on
-        white or (``busy``) on a cluttered backdrop. The same item always looks the same."""
+        white or (``busy``) on a cluttered backdrop. The same item always looks the same;
+        ``motif`` paints another motif in place of its own."""
+        if motif is not None:
+            return self._render_catalog(spec, bool(busy), motif)
         return self._catalog(spec, bool(busy)).copy()
 
-    def _render_catalog(self, spec: ItemSpec, busy: bool) -> Image.Image:
+    def _render_catalog(self, spec: ItemSpec, busy: bool, motif: Motif | None = None) -> Image.Image:
         size = self.resolution
         if spec.kind == "garment":
             shape = garment_shape(figure("regular", "flat", size, scale=1.3), spec.category)
@@ -180,7 +192,7 @@ class World:
             canvas = busy_background(rng, size)
         else:
             canvas = np.full((size, size, 3), WHITE, dtype=np.uint8)
-        return Image.fromarray(self._paint(canvas, shape, spec))
+        return Image.fromarray(self._paint(canvas, shape, spec, motif))
 
     def instance_samples(self, item: ItemSpec, n_people: int, split: str = "train") -> list[WorldSample]:
         """Return ``n_people`` samples of one ``item`` (of any split) on different people of
@@ -199,7 +211,8 @@ class World:
         return other
 
     def _compose(
-        self, kind: str, context: int, item: ItemSpec, rng: np.random.Generator, index: int, split: str
+        self, kind: str, context: int, item: ItemSpec, rng: np.random.Generator, index: int, split: str,
+        motif: Motif | None = None,
     ) -> WorldSample:
         original: ItemSpec | None = self._pick_other(item, split, rng)
         busy = False
@@ -214,7 +227,7 @@ class World:
             busy = bool(rng.random() < BUSY_REFERENCE)
         base, shape_of = self._setting(setting)
         item_shape = shape_of(item)
-        target = self._paint(base, item_shape, item)
+        target = self._paint(base, item_shape, item, motif)
         shape_mask = item_shape.mask
         scene = base
         if original is not None:
@@ -237,7 +250,7 @@ class World:
             shape_mask=shape_mask,
             box_mask=box_mask(bounding_box(shape_mask), (self.resolution, self.resolution)),
             item_mask=item_shape.mask,
-            reference=self.catalog_image(item, busy=busy),
+            reference=self.catalog_image(item, busy=busy, motif=motif),
             caption=caption,
             item=item,
             attributes=attributes,
@@ -264,11 +277,11 @@ class World:
     def _motif_designs(self, kind: str, caption: int, colour: str) -> tuple[Motif, ...]:
         return motif_designs(colour, np.random.default_rng([self.seed, _MOTIF_STREAM, caption, KIND_CODES[kind]]))
 
-    def _paint(self, canvas: np.ndarray, shape: ItemShape, item: ItemSpec) -> np.ndarray:
+    def _paint(self, canvas: np.ndarray, shape: ItemShape, item: ItemSpec, motif: Motif | None = None) -> np.ndarray:
         # One stream per caption, so an item's pattern phase, logo and word are the same in every
         # scene, target and catalog shot, and caption twins differ in their motif only.
         key = [self.seed, _ITEM_STREAM, caption_index(item), KIND_CODES[item.kind]]
-        return paint_item(canvas, shape, item, np.random.default_rng(key), self.motif(item))
+        return paint_item(canvas, shape, item, np.random.default_rng(key), motif or self.motif(item))
 
 
 def _split_code(split: str) -> int:

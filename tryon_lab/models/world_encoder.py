@@ -7,9 +7,12 @@ accuracy, and its motif network tells an item from its caption twins (identity a
 The motif network is a second, separate stack of conv stages that names the small emblem twins
 differ by: its shape and its two colours. Its identity embedding is those three predicted
 distributions, so two crops match when the judge reads the same motif on them. It generalises to
-items no training saw because every shape and colour is learnt from train items; one embedding
-per train item (tried first) learnt the train items themselves, and did worse on val. Max pooling finds the motif wherever it sits on the item. No model is ever
-trained against the judge (the perceptual loss uses a separately trained network).
+items no training saw because it learns to read shapes and colours, not items: one embedding per
+train item (tried first) learnt the train items themselves and did worse on val, and so did
+training on the items' own motifs, which the network could recall from caption and corner; it
+trains on train items wearing random motifs. Max pooling finds the motif wherever it sits on the
+item. No model is ever trained against the judge (the perceptual loss uses a separately trained
+network).
 Input: item crops, float (B, 3, S, S) in [-1, 1] with S = ``image_size`` (64).
 """
 

@@ -95,8 +95,8 @@ def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, see
 
 def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path, seed: int = 0,
                      init_dir: str | Path | None = None) -> Path:
-    """Train the world encoder (with ``init_dir``: its motif network only, on that judge's frozen
-    attribute network); save it with test-split accuracies and a model card; returns ``out_dir``.
+    """Train the world encoder (with ``init_dir``: continue that judge's motif network, its
+    attribute network frozen); save it with test-split accuracies and a model card; returns ``out_dir``.
 
     Reported on test items no training saw: attribute accuracy of item crops and catalog shots,
     and the identity ceiling, the identity accuracy of ground-truth renderings (the best a
@@ -112,7 +112,9 @@ def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path,
 
     section = profile["pretrain"]
     config = load_model_config(section["model"])
-    settings = EncoderSettings(**section["encoder"])
+    recipe = dict(section["encoder"])
+    continued = {"steps": recipe.pop("init_steps"), "learning_rate": recipe.pop("init_learning_rate")}
+    settings = EncoderSettings(**{**recipe, **(continued if init_dir else {})})
     began = time.perf_counter()
     encoder = train_world_encoder(run_dir, settings, resolution=config.resolution, seed=seed, init=init_dir)
     wall = time.perf_counter() - began
@@ -127,11 +129,13 @@ def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path,
                     "identity_chance": f"{1 / N_MOTIFS:.3f}"})
     origin, origin_log = _attribute_origin(init_dir) if init_dir else (None, None)
     record = run_record({"component": "world-encoder", "steps": settings.steps, "wall_seconds": round(wall, 1),
-                         "init": origin})
+                         "init": origin, "motif_init": _judge_named(init_dir) if init_dir else None})
+    earlier = ({"attribute_network": origin_log, "motif_network_start": Path(init_dir, LOGS, "encoder_losses.csv")}
+               if init_dir else {})
 
     def write(tmp: Path) -> None:
         encoder.save_pretrained(tmp)
-        copy_logs(tmp, encoder=run_dir, **({"attribute_network": origin_log} if origin_log else {}))
+        copy_logs(tmp, encoder=run_dir, **earlier)
         write_json(tmp / TRAINING_RECORD, {**record, "settings": settings.__dict__, "metrics": metrics})
         write_model_card(
             tmp, "world-encoder: the course's judge",
@@ -140,10 +144,13 @@ def pretrain_encoder(profile: Profile, run_dir: str | Path, out_dir: str | Path,
             "only in their motif (motif network: the motif's shape, fill and inner colour). It scores generated "
             "try-ons: attribute accuracy, identity accuracy (top-1 retrieval among the twins' catalog shots by the "
             "motif read on each; chance 1/4), reference similarity, and KID/FID on world-encoder (attribute network) "
-            "features. Trained on train-split items, people and rooms only (attribute labels and the motif designs "
-            "of train items); every metric here is measured on the test split. No model is trained against it."
-            + (f" The attribute network was kept, frozen, from {record['init']}; this run trained the motif "
-               "network only." if init_dir else ""),
+            "features. Trained on train-split items, people and rooms only, with attribute labels, and with each "
+            "item wearing a motif drawn at random (never a val or test item's design), so that the motif network "
+            "learns to read motifs rather than recall those of train items; every metric here is measured on the "
+            "test split (the val ceiling is the one recipes were chosen on). No model is trained against it."
+            + (f" The attribute network was kept, frozen, from {record['init']}; this run continued the motif "
+               f"network of {record['motif_init']} (its loss log: logs/motif_network_start_losses.csv)."
+               if init_dir else ""),
             record, metrics, {**settings.__dict__, "architecture": ENCODER_ARCHITECTURE},
             _reproduce("encoder", profile, Path(out_dir), f" --init {init_dir}" if init_dir else ""))
 
@@ -163,11 +170,15 @@ def _attribute_origin(init_dir: str | Path) -> tuple[str, Path]:
     logs = Path(init_dir) / LOGS
     if record.get("init"):
         return record["init"], logs / "attribute_network_losses.csv"
+    return _judge_named(init_dir), logs / "encoder_losses.csv"
+
+
+def _judge_named(folder: str | Path) -> str:
+    """A saved judge as a record names it: its folder, weights hash and the command that trained it."""
     from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 
-    weights = sha256_file(Path(init_dir, SAFETENSORS_WEIGHTS_NAME))[:16]
-    return (f"{init_dir} (weights sha256 {weights}, trained by `{record.get('command', '?')}`)",
-            logs / "encoder_losses.csv")
+    weights = sha256_file(Path(folder, SAFETENSORS_WEIGHTS_NAME))[:16]
+    return f"{folder} (weights sha256 {weights}, trained by `{read_record(folder).get('command', '?')}`)"
 
 
 def pretrain_component(component: str, profile: Profile, out_dir: str | Path, run_dir: str | Path | None = None, *,

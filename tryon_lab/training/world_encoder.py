@@ -4,12 +4,14 @@ and to read the motif that tells it from its caption twins.
 Inputs are item crops from try-on targets and catalog references, so the same network can judge
 a generated try-on region and a reference image. Loss: the sum of three attribute
 cross-entropies (attribute network) plus three motif cross-entropies (motif network: the motif's
-shape, fill colour and inner colour). Motif labels come from train items only: val and test
-items stay unseen, and identity accuracy on them measures what generalises (shapes and colours
-learnt on other items, read on a new one).
+shape, fill colour and inner colour). Every crop's item wears a motif drawn at random, never the
+design of a val or test item, and the labels are that motif's: the network must read motifs, as
+it cannot recall an item's own one from caption and corner. Val and test items stay unseen, and
+identity accuracy on them measures what generalises (shapes and colours learnt on train items,
+read on a new one).
 The two networks share no weights, so ``--init`` can keep a trained attribute network, frozen,
-and train the motif network alone: the judge's attribute scores, reference similarity and
-KID features stay exactly as they were.
+and continue the motif network: the judge's attribute scores, reference similarity and KID
+features stay exactly as they were.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tryon_lab.data.attributes import ATTRIBUTE_NAMES, all_items, global_item_index
-from tryon_lab.data.render.items import MOTIF_FACTORS, motif_labels
+from tryon_lab.data.attributes import ATTRIBUTE_NAMES, all_items
+from tryon_lab.data.render.items import MOTIF_FACTORS
 from tryon_lab.data.splits import item_split
 from tryon_lab.errors import ConfigError, SplitError
 from tryon_lab.models.world_encoder import WorldEncoder
@@ -47,22 +49,19 @@ class AttributeObjective(torch.nn.Module):
 
 class MotifObjective(torch.nn.Module):
     """Summed cross-entropy of the motif network's heads (shape, fill, inner colour) on a batch
-    of train-item crops; the labels are the world's motif designs, known for train items only."""
+    of train-item crops, against the motifs painted on them (the batch's ``motif``)."""
 
-    def __init__(self, encoder: WorldEncoder, world):
+    def __init__(self, encoder: WorldEncoder):
         super().__init__()
         self.encoder = encoder
-        labels = torch.full((len(all_items()), len(MOTIF_FACTORS)), -1, dtype=torch.int64)
-        for item in all_items():
-            if item_split(item) == "train":
-                labels[global_item_index(item)] = torch.tensor(list(motif_labels(world.motif(item)).values()))
-        self.register_buffer("labels", labels, persistent=False)
+        train = torch.tensor([item_split(item) == "train" for item in all_items()])
+        self.register_buffer("is_train", train, persistent=False)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Returns (loss, per-factor training accuracy)."""
-        target = self.labels[batch["item"]]
-        if bool((target < 0).any()):
+        if not bool(self.is_train[batch["item"]].all()):
             raise SplitError("the judge's motif loss got a val or test item: it trains on train items only")
+        target = batch["motif"]
         logits = self.encoder.motif_logits(batch["image"])
         loss = sum(F.cross_entropy(logits[name], target[:, k]) for k, name in enumerate(MOTIF_FACTORS))
         accuracy = {f"acc_motif_{name}": float((logits[name].argmax(-1) == target[:, k]).float().mean())
@@ -75,10 +74,10 @@ class JudgeObjective(torch.nn.Module):
     alone (the attribute network frozen). Takes an ItemCropDataset batch of train items; returns
     (loss, training accuracies)."""
 
-    def __init__(self, encoder: WorldEncoder, world, attributes: bool = True):
+    def __init__(self, encoder: WorldEncoder, attributes: bool = True):
         super().__init__()
         self.attributes = AttributeObjective(encoder) if attributes else None
-        self.motif = MotifObjective(encoder, world)
+        self.motif = MotifObjective(encoder)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Returns (attribute loss + motif loss, per-attribute and per-factor training accuracy)."""
@@ -116,31 +115,34 @@ def attribute_accuracy(encoder: WorldEncoder, dataset, batch_size: int = 128) ->
 ATTRIBUTE_NETWORK = ("backbone.", "project.", "heads.")  # parameter names of the attribute network
 
 
-def load_attribute_network(encoder: WorldEncoder, folder: str | Path) -> None:
-    """Copy the attribute network (backbone, embedding, heads) of the judge saved in ``folder``
-    into ``encoder`` and freeze it; raises ``ConfigError`` if ``folder`` holds no such weights."""
+def continue_judge(folder: str | Path) -> WorldEncoder:
+    """Load the judge saved in ``folder`` to train on: its attribute network frozen, its motif
+    network trainable; raises ``ConfigError`` if ``folder`` holds no world encoder of this world."""
     from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
-    from safetensors.torch import load_file
 
     weights = Path(folder) / SAFETENSORS_WEIGHTS_NAME
     if not weights.is_file():
         raise ConfigError(f"--init must name a saved world encoder (with {weights.name}); got {str(folder)!r}")
-    saved = {name: value for name, value in load_file(weights).items() if name.startswith(ATTRIBUTE_NETWORK)}
-    wanted = {name: value.shape for name, value in encoder.state_dict().items() if name.startswith(ATTRIBUTE_NETWORK)}
-    differ = set(saved) ^ set(wanted) | {name for name in set(saved) & set(wanted) if saved[name].shape != wanted[name]}
+    saved_class = WorldEncoder.load_config(folder).get("_class_name")
+    if saved_class != WorldEncoder.__name__:
+        raise ConfigError(f"--init must name a saved world encoder; {folder} holds a {saved_class}")
+    encoder = WorldEncoder.from_pretrained(folder)
+    wanted = WorldEncoder.for_world().config
+    differ = [key for key in ("num_categories", "num_colours", "num_patterns", "num_motif_shapes")
+              if encoder.config[key] != wanted[key]]
     if differ:
-        raise ConfigError(f"{folder} is not a world encoder of this shape: its attribute network differs "
-                          f"in {len(differ)} parameters (e.g. {sorted(differ)[0]})")
-    encoder.load_state_dict(saved, strict=False)
+        raise ConfigError(f"{folder} is a world encoder of another world: its {differ[0]} is "
+                          f"{encoder.config[differ[0]]}, this world's {wanted[differ[0]]}")
     for name, parameter in encoder.named_parameters():
         parameter.requires_grad_(not name.startswith(ATTRIBUTE_NETWORK))
+    return encoder
 
 
 def train_world_encoder(run_dir: str | Path, settings: EncoderSettings, resolution: int = 128, seed: int = 0,
                         init: str | Path | None = None) -> WorldEncoder:
-    """Train (or resume) the world encoder (attributes and motif) on train-split crops; with
-    ``init``, keep that saved judge's attribute network (frozen) and train the motif network
-    only. Returns the encoder in eval mode."""
+    """Train (or resume) the world encoder (attributes and motif) on train-split crops whose
+    items wear random motifs; with ``init``, continue that saved judge: its attribute network
+    kept frozen, its motif network trained further. Returns the encoder in eval mode."""
     from tryon_lab.data.datasets import ItemCropDataset
     from tryon_lab.data.world import World
     from tryon_lab.training.common import loader_factory, make_accelerator
@@ -148,15 +150,13 @@ def train_world_encoder(run_dir: str | Path, settings: EncoderSettings, resoluti
 
     accelerator = make_accelerator(seed)
     world = World(seed=seed, resolution=resolution)
-    encoder = WorldEncoder.for_world()
-    if init is not None:
-        load_attribute_network(encoder, init)
-    dataset = ItemCropDataset(world, split="train", length=settings.dataset_size)
+    encoder = WorldEncoder.for_world() if init is None else continue_judge(init)
+    dataset = ItemCropDataset(world, split="train", length=settings.dataset_size, random_motifs=True)
     # one worker renders the next batch while the step runs: rendering is half a step on 2 cores
     batches = endless(loader_factory(accelerator, dataset, settings.batch_size, num_workers=1))
     loop = LoopSettings(steps=settings.steps, learning_rate=settings.learning_rate,
                         checkpoint_every=settings.checkpoint_every, warmup_steps=50, weight_decay=1e-4,
                         anneal=True)
-    objective = JudgeObjective(encoder, world, attributes=init is None)
+    objective = JudgeObjective(encoder, attributes=init is None)
     run_loop(accelerator, run_dir, objective, batches, loop, progress_desc="world encoder")
     return encoder.eval()

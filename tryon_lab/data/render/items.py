@@ -170,11 +170,19 @@ def motif_designs(colour: str, rng: np.random.Generator) -> tuple[Motif, ...]:
     has its own shape and corner (so twins always differ), and colours that stand out."""
     shapes = rng.permutation(len(MOTIF_SHAPES))
     corners = rng.permutation(len(MOTIF_CORNERS))
-    motifs = []
-    for k in range(N_MOTIFS):
-        fill = _distant_colour(COLOURS[colour], rng)
-        motifs.append(Motif(MOTIF_SHAPES[shapes[k]], int(corners[k]), fill, _distant_colour(fill, rng)))
-    return tuple(motifs)
+    return tuple(Motif(MOTIF_SHAPES[shapes[k]], int(corners[k]), *_motif_colours(colour, rng)) for k in range(N_MOTIFS))
+
+
+def random_motif(colour: str, rng: np.random.Generator) -> Motif:
+    """Return one motif for an item in ``colour``, drawn afresh: any shape and corner, colours
+    that stand out as ``motif_designs`` picks them (for training a motif reader)."""
+    shape, corner = MOTIF_SHAPES[int(rng.integers(len(MOTIF_SHAPES)))], int(rng.integers(len(MOTIF_CORNERS)))
+    return Motif(shape, corner, *_motif_colours(colour, rng))
+
+
+def _motif_colours(colour: str, rng: np.random.Generator) -> tuple[RGB, RGB]:
+    fill = _distant_colour(COLOURS[colour], rng)
+    return fill, _distant_colour(fill, rng)
 
 
 def _distant_colour(rgb: RGB, rng: np.random.Generator) -> RGB:
