@@ -203,9 +203,14 @@ image_grid([s.target for s in test], [f"test: {s.item.caption_phrase}" for s in 
 # most alike: **identity accuracy**, chance 1 in 4. On the ground-truth pictures of test items
 # (the best a try-on can do) it is the judge's *ceiling*. Below, what it reads on the test
 # samples above, and its ceiling over a few of them (`benchmarks/RESULTS.md`, section `judge`,
-# gives it on many more). It misreads some factors, often a small inner colour or a shape at a few
-# pixels; retrieval needs less than a perfect reading, only that the right twin reads most alike,
-# and twins always differ in shape.
+# gives it on many more). It misreads some factors, often a shape a few pixels across; retrieval
+# needs less than a perfect reading, only that the right twin reads most alike, and twins always
+# differ in shape.
+#
+# The motif network learnt on train items wearing motifs drawn at random, never one of a val or
+# test item. Trained on the items' own motifs, it had a shortcut: each train item always wears
+# the same motif, so the caption and the motif's corner give it away without reading it, and on
+# unseen items it read worse.
 
 # %%
 import torch
