@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from benchmarks.provenance import RESULTS_MD
+
 NAMES = ("inpainting", "dtc", "dreambooth", "export", "app", "grade", "channel-order", "judge", "samplers",
          "phone-programs", "phone-loop")
 EXTRA = ("export-sd15", "dreambooth-val")  # long (tens of minutes, SD-1.5 size): run by name only, never by `all`
@@ -46,7 +47,7 @@ def render_section(name: str, rows: list[tuple], seconds: float, models: Sequenc
     return "\n".join(lines) + "\n"
 
 
-def update_results(name: str, section: str, path: Path = RESULTS) -> None:
+def update_results(name: str, section: str, path: Path = RESULTS_MD) -> None:
     """Replace (or append) the ``## name`` section of RESULTS.md, keeping the others, and rewrite its
     machine-readable copy (``results.json`` beside it) from the result."""
     from benchmarks.provenance import write_results_json
@@ -58,7 +59,7 @@ def update_results(name: str, section: str, path: Path = RESULTS) -> None:
     write_results_json(path)
 
 
-def record_course(timings: Path, path: Path = RESULTS) -> str:
+def record_course(timings: Path, path: Path = RESULTS_MD) -> str:
     """Write the ``course-<profile>`` section from a full course run's ``timings.json``; return it."""
     import json
 
@@ -73,7 +74,7 @@ def record_course(timings: Path, path: Path = RESULTS) -> str:
     name = f"course-{data['profile']}"
     section = render_section(name, rows, sum(entry["seconds"] for entry in notebooks.values()), COURSE_MODELS)
     update_results(name, section, path)
-    if path == RESULTS:  # the shipped record: the README's course table states its times
+    if path == RESULTS_MD:  # the shipped record: the README's course table states its times
         from benchmarks.course_table import write_readme
 
         write_readme()
@@ -98,7 +99,7 @@ def main() -> None:
     if args.names == ["check"]:
         from benchmarks.provenance import check, report
 
-        result = check(RESULTS)
+        result = check(RESULTS_MD)
         print(report(result))
         sys.exit(0 if result.passed else 1)
     modules = {name: importlib.import_module(f"benchmarks.{name.replace('-', '_')}")

@@ -26,6 +26,7 @@ from tryon_lab.errors import ConfigError
 from tryon_lab.paths import REPO_ROOT, sha256_folder, shipped_model
 
 ALLOW_LIST = Path(__file__).with_name("STALE.toml")
+RESULTS_MD = Path(__file__).with_name("RESULTS.md")
 RESULTS_JSON = Path(__file__).with_name("results.json")
 HASH_CHARS = 16
 _RECORD = re.compile(r"^Commit (\S+); shipped models(?: \(folder sha256, first 16 hex\))?: (.*)$", re.MULTILINE)
@@ -42,12 +43,14 @@ class Stale:
 
 
 def git_commit() -> str:
-    """Short hash of HEAD, with ``+dirty`` when tracked files have uncommitted changes."""
+    """Short hash of HEAD, with ``+dirty`` when tracked files other than the results themselves
+    (which every section run rewrites) have uncommitted changes."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD")
-    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{path.relative_to(REPO_ROOT)}" for path in (RESULTS_MD, RESULTS_JSON)))
+    return commit + ("+dirty" if changed else "")
 
 
 # What a model folder records about itself and no computation reads: its card, training record, loss
@@ -208,4 +211,4 @@ def write_results_json(results: Path, path: Path | None = None) -> Path:
 
 
 if __name__ == "__main__":  # python -m benchmarks.provenance: rewrite results.json from RESULTS.md
-    print(write_results_json(Path(__file__).with_name("RESULTS.md")))
+    print(write_results_json(RESULTS_MD))
