@@ -20,7 +20,7 @@ import torch
 
 from benchmarks.provenance import RESULTS_MD
 
-NAMES = ("inpainting", "dtc", "dreambooth", "export", "app", "grade", "channel-order", "judge", "samplers",
+NAMES = ("inpainting", "dtc", "dtc-steps", "dreambooth", "export", "app", "grade", "channel-order", "judge", "samplers",
          "phone-programs", "phone-loop")
 EXTRA = ("export-sd15", "dreambooth-val")  # long (tens of minutes, SD-1.5 size): run by name only, never by `all`
 COURSE_MODELS = ("mini-sd-inpaint", "dtc", "world-encoder")  # what a course run's notebooks load

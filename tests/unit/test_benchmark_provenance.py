@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.__main__ import NAMES, RESULTS, render_section, update_results
-from benchmarks.provenance import check, git_commit, recorded_models, report, sections
+from benchmarks.__main__ import NAMES, render_section, update_results
+from benchmarks.provenance import RESULTS_MD, check, git_commit, recorded_models, report, sections
 from tryon_lab.paths import sha256_folder
 
 ROWS = [("a metric", 1.5, "a note")]
@@ -65,7 +65,7 @@ def test_check_lists_changed_and_unrecorded_sections(tmp_path, monkeypatch):
 def test_shipped_results_have_no_section_stale_silently():
     """The real RESULTS.md against the shipped models and benchmarks/STALE.toml: a section whose
     models changed, and that STALE.toml does not name, fails here (refresh it or list it, with why)."""
-    result = check(RESULTS)
+    result = check(RESULTS_MD)
     assert result.passed, report(result)
 
 
@@ -92,7 +92,7 @@ def test_results_json_is_written_with_every_section_and_matches_results_md(tmp_p
     assert data["one"]["seconds"] == 3 and data["one"]["record"].startswith("Commit ")
     # the shipped copy is RESULTS.md's, section for section and row for row
     shipped = json.loads(RESULTS_JSON.read_text())["sections"]
-    assert shipped == results_data(RESULTS.read_text()), "results.json is stale: run python -m benchmarks.provenance"
+    assert shipped == results_data(RESULTS_MD.read_text()), "results.json is stale: run python -m benchmarks.provenance"
 
 
 def test_a_course_run_is_recorded_and_read_back(tmp_path):
