@@ -192,3 +192,17 @@ def test_a_learning_curve_continues_a_run_to_the_weights_of_one_longer_run(tiny_
     # a second call scores nothing again
     again, _ = dtc_curve_recipe(profile, run, "film", 4, 1, base=tiny_pipeline_dir, judge_dir=judge)
     assert again == rows
+    # a new judge: the curve refuses the old scores; train-dtc scores the kept runs again without training them
+    from tryon_lab.training.dtc.evaluation import judge_id, scored_by
+
+    other = tmp_path / "other-judge"
+    WorldEncoder.for_world().save_pretrained(other)
+    assert judge_id(other) != judge_id(judge) == scored_by(ablation_run / "scores-test.npz")
+    with pytest.raises(ConfigError, match="scored by another judge"):
+        dtc_curve_recipe(profile, run, "film", 5, 1, base=tiny_pipeline_dir, judge_dir=other)
+    trained = (ablation_run / "pipeline" / "training.json").stat().st_mtime
+    train_dtc_recipe(profile, tmp_path / "dtc-rescored", run, base=tiny_pipeline_dir, judge_dir=other)
+    assert all(scored_by(ablation_run / f"scores-{split}.npz") == judge_id(other) for split in ("val", "test"))
+    assert (ablation_run / "pipeline" / "training.json").stat().st_mtime == trained
+    with pytest.raises(ConfigError, match="the curve in .* was scored by another judge"):
+        dtc_curve_recipe(profile, run, "film", 5, 1, base=tiny_pipeline_dir, judge_dir=other)

@@ -24,10 +24,12 @@ from tryon_lab.training.dtc.evaluation import (
     METRICS,
     compare_variants,
     dtc_method,
+    judge_id,
     load_scores,
     real_features,
     save_scores,
     score_tryons,
+    scored_by,
     summarize_variant,
 )
 from tryon_lab.training.dtc.train import DTCSettings, train_dtc
@@ -129,7 +131,7 @@ def run_ablation(base, run_dir: str | Path, settings: AblationSettings, *, perce
         raise ConfigError("jobs > 1 loads the base model in every worker: give base as a folder")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    pending = [run for run in settings.runs() if not _scored(run_dir, *run)]
+    pending = [run for run in settings.runs() if not _scored(run_dir, *run, judge_id(judge_dir))]
     if jobs > 1 and len(pending) > 1:
         _run_in_workers(base, run_dir, settings, pending, perceptual_dir, judge_dir, jobs)
     context = _ScoringContext.load(base, settings, perceptual_dir, judge_dir)
@@ -154,11 +156,12 @@ def run_ablation(base, run_dir: str | Path, settings: AblationSettings, *, perce
 @dataclass
 class _ScoringContext:
     """What training and scoring a run needs besides its settings: the base pipeline, the perceptual
-    network (or None), the judge (or None), the world and its val and test samples."""
+    network (or None), the judge (or None) and its ``judge_id``, the world and its val and test samples."""
 
     base: object
     perceptual: object
     judge: object
+    judge_id: str
     world: object
     samples: dict[str, list]
 
@@ -175,32 +178,34 @@ class _ScoringContext:
         perceptual = PerceptualNet.from_pretrained(perceptual_dir) if settings.needs_perceptual() else None
         world = World(settings.world_seed, base.resolution)
         samples = {split: split_samples(world, settings, split) for split in SPLITS}
-        return cls(base, perceptual, judge, world, samples)
+        return cls(base, perceptual, judge, judge_id(judge_dir) if judge is not None else "", world, samples)
 
 
-def _scored(run_dir: Path, name: str, seed: int) -> bool:
-    """Whether run ``name``/``seed`` is trained (its record written last) and scored on every split."""
+def _scored(run_dir: Path, name: str, seed: int, judge: str) -> bool:
+    """Whether run ``name``/``seed`` is trained (its record written last) and scored on every split by
+    the judge named ``judge`` (a ``judge_id``): scores of another judge are scored again."""
     folder = run_dir / name / f"seed-{seed}"
     return (folder / "pipeline" / TRAINING_RECORD).is_file() and all(
-        (folder / f"scores-{split}.npz").is_file() for split in SPLITS)
+        scored_by(folder / f"scores-{split}.npz") == judge for split in SPLITS)
 
 
 def _train_and_score(context: _ScoringContext, run_dir: Path, settings: AblationSettings, name: str,
                      seed: int) -> tuple[dict[str, dict], float]:
     """({split: per-try-on scores}, training wall seconds) of run ``name``/``seed``: trained, saved
-    and scored unless its files already exist (a scored run's model is not loaded)."""
+    and scored unless its files already exist, scored by this judge (a scored run's model is not loaded)."""
     import torch
 
     folder = run_dir / name / f"seed-{seed}"
-    if _scored(run_dir, name, seed):
+    if _scored(run_dir, name, seed, context.judge_id):
         record = json.loads((folder / "pipeline" / TRAINING_RECORD).read_text())
         return {split: load_scores(folder / f"scores-{split}.npz") for split in SPLITS}, float(record["wall_seconds"])
     pipe, wall = _trained(context.base, folder, settings, name, seed, context.perceptual)
     pipe.to("cuda" if torch.cuda.is_available() else "cpu").set_progress_bar_config(disable=True)
     for split in SPLITS:
         path = folder / f"scores-{split}.npz"
-        if not path.is_file():
-            save_scores(path, score_run(pipe, settings, context.samples[split], context.judge, context.world))
+        if scored_by(path) != context.judge_id:
+            save_scores(path, score_run(pipe, settings, context.samples[split], context.judge, context.world),
+                        context.judge_id)
     return {split: load_scores(folder / f"scores-{split}.npz") for split in SPLITS}, wall
 
 

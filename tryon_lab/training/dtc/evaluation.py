@@ -32,6 +32,7 @@ from tryon_lab.pipelines.samplers import DTC_GUIDANCE
 from tryon_lab.training.dtc.variants import parse_variant
 
 FEATURES = "features"  # the judge's features of the generated item crops (n, d), stored beside the scores
+_JUDGE_KEY = "judge"  # in a scores file: the judge_id that scored it
 # metric -> (title, lower is better)
 METRICS: dict[str, tuple[str, bool]] = {
     "identity_acc": ("identity acc. (caption twins) ↑", False),
@@ -79,19 +80,35 @@ def real_features(samples: Sequence, judge) -> np.ndarray:
     return judge.features([s.target for s in samples], [s.item_mask for s in samples])
 
 
-def save_scores(path: str | Path, values: dict[str, np.ndarray]) -> None:
-    """Write per-try-on scores to ``path`` (.npz), atomically."""
+def judge_id(judge_dir: str | Path | None) -> str:
+    """What names the judge in a scores file: its folder's sha256 (first 16 hex), "" without a judge."""
+    from tryon_lab.paths import sha256_folder
+
+    return sha256_folder(judge_dir)[:16] if judge_dir and Path(judge_dir, "config.json").is_file() else ""
+
+
+def save_scores(path: str | Path, values: dict[str, np.ndarray], judge: str) -> None:
+    """Write per-try-on scores to ``path`` (.npz), atomically, with the ``judge_id`` that scored them."""
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")
     with open(tmp, "wb") as file:
-        np.savez(file, **values)
+        np.savez(file, **values, **{_JUDGE_KEY: np.array(judge)})
     tmp.replace(path)
 
 
 def load_scores(path: str | Path) -> dict[str, np.ndarray]:
     """Per-try-on scores written by ``save_scores``."""
     with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+        return {k: data[k] for k in data.files if k != _JUDGE_KEY}
+
+
+def scored_by(path: str | Path) -> str | None:
+    """The ``judge_id`` that scored the file at ``path``; None when there is no such file or it does
+    not say (written before scores named their judge)."""
+    if not Path(path).is_file():
+        return None
+    with np.load(path) as data:
+        return str(data[_JUDGE_KEY]) if _JUDGE_KEY in data.files else None
 
 
 def _set_statistic(metric: Callable, dimension: int) -> Callable:
