@@ -193,16 +193,20 @@ def test_a_learning_curve_continues_a_run_to_the_weights_of_one_longer_run(tiny_
     again, _ = dtc_curve_recipe(profile, run, "film", 4, 1, base=tiny_pipeline_dir, judge_dir=judge)
     assert again == rows
     # a new judge: the curve refuses the old scores; train-dtc scores the kept runs again without training them
-    from tryon_lab.training.dtc.evaluation import judge_id, scored_by
+    from tryon_lab.training.dtc.evaluation import judge_id, scoring_of
 
     other = tmp_path / "other-judge"
     WorldEncoder.for_world().save_pretrained(other)
-    assert judge_id(other) != judge_id(judge) == scored_by(ablation_run / "scores-test.npz")
-    with pytest.raises(ConfigError, match="scored by another judge"):
+    assert judge_id(other) != judge_id(judge) == scoring_of(ablation_run / "scores-test.npz")["judge"]
+    with pytest.raises(ConfigError, match="scored otherwise"):
         dtc_curve_recipe(profile, run, "film", 5, 1, base=tiny_pipeline_dir, judge_dir=other)
     trained = (ablation_run / "pipeline" / "training.json").stat().st_mtime
     train_dtc_recipe(profile, tmp_path / "dtc-rescored", run, base=tiny_pipeline_dir, judge_dir=other)
-    assert all(scored_by(ablation_run / f"scores-{split}.npz") == judge_id(other) for split in ("val", "test"))
+    assert all(scoring_of(ablation_run / f"scores-{split}.npz")["judge"] == judge_id(other) for split in ("val", "test"))
     assert (ablation_run / "pipeline" / "training.json").stat().st_mtime == trained
-    with pytest.raises(ConfigError, match="the curve in .* was scored by another judge"):
+    with pytest.raises(ConfigError, match="the curve in .* was scored otherwise"):
         dtc_curve_recipe(profile, run, "film", 5, 1, base=tiny_pipeline_dir, judge_dir=other)
+    # other sampler settings: the kept runs are scored again too
+    fewer = dataclasses.replace(profile, sections={**profile.sections, "dtc": {**section, "sample_steps": 1}})
+    train_dtc_recipe(fewer, tmp_path / "dtc-fewer", run, base=tiny_pipeline_dir, judge_dir=other)
+    assert scoring_of(ablation_run / "scores-val.npz")["steps"] == 1

@@ -29,7 +29,7 @@ from tryon_lab.training.dtc.evaluation import (
     real_features,
     save_scores,
     score_tryons,
-    scored_by,
+    scoring_of,
     summarize_variant,
 )
 from tryon_lab.training.dtc.train import DTCSettings, train_dtc
@@ -63,6 +63,13 @@ class AblationSettings:
     world_seed: int = 0
     bootstrap_resamples: int = 1000
     parsed: dict[str, Variant] = field(init=False, repr=False, compare=False)
+
+    def scoring(self, split: str, judge: str) -> dict:
+        """How a run's ``split`` scores are made with the judge named ``judge`` (a ``judge_id``): what,
+        changed, changes them; stored with the scores, which are made again when it differs."""
+        return {"judge": judge, "samples": self.val_samples if split == "val" else self.eval_samples,
+                "steps": self.sample_steps, "guidance": self.guidance_scale, "batch": self.eval_batch_size,
+                "world_seed": self.world_seed}
 
     def __post_init__(self):
         object.__setattr__(self, "variants", tuple(self.variants))
@@ -131,7 +138,7 @@ def run_ablation(base, run_dir: str | Path, settings: AblationSettings, *, perce
         raise ConfigError("jobs > 1 loads the base model in every worker: give base as a folder")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    pending = [run for run in settings.runs() if not _scored(run_dir, *run, judge_id(judge_dir))]
+    pending = [run for run in settings.runs() if not _scored(run_dir, *run, settings, judge_id(judge_dir))]
     if jobs > 1 and len(pending) > 1:
         _run_in_workers(base, run_dir, settings, pending, perceptual_dir, judge_dir, jobs)
     context = _ScoringContext.load(base, settings, perceptual_dir, judge_dir)
@@ -181,31 +188,33 @@ class _ScoringContext:
         return cls(base, perceptual, judge, judge_id(judge_dir) if judge is not None else "", world, samples)
 
 
-def _scored(run_dir: Path, name: str, seed: int, judge: str) -> bool:
-    """Whether run ``name``/``seed`` is trained (its record written last) and scored on every split by
-    the judge named ``judge`` (a ``judge_id``): scores of another judge are scored again."""
+def _scored(run_dir: Path, name: str, seed: int, settings: AblationSettings, judge: str) -> bool:
+    """Whether run ``name``/``seed`` is trained (its record written last) and scored on every split as
+    ``settings`` score with the judge named ``judge`` (a ``judge_id``); scores made otherwise (another
+    judge, other samples or sampler settings) are made again."""
     folder = run_dir / name / f"seed-{seed}"
     return (folder / "pipeline" / TRAINING_RECORD).is_file() and all(
-        scored_by(folder / f"scores-{split}.npz") == judge for split in SPLITS)
+        scoring_of(folder / f"scores-{split}.npz") == settings.scoring(split, judge) for split in SPLITS)
 
 
 def _train_and_score(context: _ScoringContext, run_dir: Path, settings: AblationSettings, name: str,
                      seed: int) -> tuple[dict[str, dict], float]:
     """({split: per-try-on scores}, training wall seconds) of run ``name``/``seed``: trained, saved
-    and scored unless its files already exist, scored by this judge (a scored run's model is not loaded)."""
+    and scored unless its scores exist, made as these settings and this judge make them (a scored run's
+    model is not loaded)."""
     import torch
 
     folder = run_dir / name / f"seed-{seed}"
-    if _scored(run_dir, name, seed, context.judge_id):
+    if _scored(run_dir, name, seed, settings, context.judge_id):
         record = json.loads((folder / "pipeline" / TRAINING_RECORD).read_text())
         return {split: load_scores(folder / f"scores-{split}.npz") for split in SPLITS}, float(record["wall_seconds"])
     pipe, wall = _trained(context.base, folder, settings, name, seed, context.perceptual)
     pipe.to("cuda" if torch.cuda.is_available() else "cpu").set_progress_bar_config(disable=True)
     for split in SPLITS:
         path = folder / f"scores-{split}.npz"
-        if scored_by(path) != context.judge_id:
-            save_scores(path, score_run(pipe, settings, context.samples[split], context.judge, context.world),
-                        context.judge_id)
+        scoring = settings.scoring(split, context.judge_id)
+        if scoring_of(path) != scoring:
+            save_scores(path, score_run(pipe, settings, context.samples[split], context.judge, context.world), scoring)
     return {split: load_scores(folder / f"scores-{split}.npz") for split in SPLITS}, wall
 
 

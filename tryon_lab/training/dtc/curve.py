@@ -13,6 +13,7 @@ noise, steps, guidance); the ablation's own val scores are the curve's first poi
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -23,13 +24,13 @@ from tryon_lab.metrics.stats import bootstrap
 from tryon_lab.training.checkpoints import CHECKPOINT_PREFIX, checkpoint_dirs
 from tryon_lab.training.curve import FIGURE_FILE, append_row, curve_figure, read_curve, read_curve_file
 from tryon_lab.training.dtc.ablation import CACHE_FOLDER, AblationSettings, score_run, split_samples, train_variant
-from tryon_lab.training.dtc.evaluation import judge_id, load_scores, scored_by
+from tryon_lab.training.dtc.evaluation import judge_id, load_scores, scoring_of
 
 CURVE_METRICS = ("identity_acc", "attr_acc_all", "ref_similarity")
 COLUMNS = ("step", *(f"{m}{end}" for m in CURVE_METRICS for end in ("", "_lo", "_hi")), "samples", "train_seconds")
 # the retraining issue's bars on unseen items, drawn on the figure
 BARS = {"identity_acc": 0.60, "attr_acc_all": 0.70}
-JUDGE_FILE = "judge.txt"  # in a curve's folder: the judge_id that scored its rows
+SCORING_FILE = "scoring.json"  # in a curve's folder: how its rows were scored (AblationSettings.scoring)
 SHIPPED_CURVE = "learning_curve.csv"  # the curve inside a DTC folder that ships its variant
 SHIPPED_FIGURE = "learning_curve.png"
 LABELS = {"identity_acc": "identity accuracy", "attr_acc_all": "all-attribute accuracy"}
@@ -80,9 +81,10 @@ def extend_run(base, run_dir: str | Path, settings: AblationSettings, name: str,
         raise ConfigError(f"{run} is not scored yet: run train-dtc first (the curve starts where its run ends)")
     if not Path(judge_dir, "config.json").is_file():
         raise ConfigError(f"--judge must name the world encoder folder (with config.json); got {str(judge_dir)!r}")
-    if scored_by(run / "scores-val.npz") != judge_id(judge_dir):
-        raise ConfigError(f"{run} was scored by another judge than {judge_dir}: run train-dtc with --judge "
-                          f"{judge_dir} first (it scores the kept runs again)")
+    scoring = settings.scoring("val", judge_id(judge_dir))
+    if scoring_of(run / "scores-val.npz") != scoring:
+        raise ConfigError(f"{run} was scored otherwise (another judge, other samples or steps): run train-dtc "
+                          f"with --judge {judge_dir} first (it scores the kept runs again)")
     start = settings.train.steps
     if every < 1 or steps < start + every:
         raise ConfigError(f"--steps {steps} adds no point: give at least {start} + --every ({every}) steps")
@@ -91,12 +93,12 @@ def extend_run(base, run_dir: str | Path, settings: AblationSettings, name: str,
         raise ConfigError(f"{name} trains with the perceptual loss: give its perceptual network")
     folder = curve_folder(run_dir, name, seed)
     folder.mkdir(parents=True, exist_ok=True)
-    rows, judged = read_curve(folder), folder / JUDGE_FILE
-    if rows and (not judged.is_file() or judged.read_text() != judge_id(judge_dir)):
-        raise ConfigError(f"the curve in {folder} was scored by another judge than {judge_dir}: delete that folder "
-                          "to score the curve again")
+    rows, recorded = read_curve(folder), folder / SCORING_FILE
+    if rows and (not recorded.is_file() or json.loads(recorded.read_text()) != scoring):
+        raise ConfigError(f"the curve in {folder} was scored otherwise (another judge, other samples or steps): "
+                          "delete that folder to score the curve again")
     if not rows:
-        judged.write_text(judge_id(judge_dir))
+        recorded.write_text(json.dumps(scoring, sort_keys=True))
         first = curve_row(start, load_scores(run / "scores-val.npz"), 0.0, settings.bootstrap_resamples)
         append_row(folder, first, COLUMNS)
         rows = [first]

@@ -14,6 +14,7 @@ beside it; two variants are compared by a paired bootstrap of their difference a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from tryon_lab.pipelines.samplers import DTC_GUIDANCE
 from tryon_lab.training.dtc.variants import parse_variant
 
 FEATURES = "features"  # the judge's features of the generated item crops (n, d), stored beside the scores
-_JUDGE_KEY = "judge"  # in a scores file: the judge_id that scored it
+_SCORING_KEY = "scoring"  # in a scores file: how they were made, as JSON
 # metric -> (title, lower is better)
 METRICS: dict[str, tuple[str, bool]] = {
     "identity_acc": ("identity acc. (caption twins) ↑", False),
@@ -81,34 +82,35 @@ def real_features(samples: Sequence, judge) -> np.ndarray:
 
 
 def judge_id(judge_dir: str | Path | None) -> str:
-    """What names the judge in a scores file: its folder's sha256 (first 16 hex), "" without a judge."""
+    """What names the judge in a scoring record: its folder's sha256 (first 16 hex), "" without a judge."""
     from tryon_lab.paths import sha256_folder
 
     return sha256_folder(judge_dir)[:16] if judge_dir and Path(judge_dir, "config.json").is_file() else ""
 
 
-def save_scores(path: str | Path, values: dict[str, np.ndarray], judge: str) -> None:
-    """Write per-try-on scores to ``path`` (.npz), atomically, with the ``judge_id`` that scored them."""
+def save_scores(path: str | Path, values: dict[str, np.ndarray], scoring: dict) -> None:
+    """Write per-try-on scores to ``path`` (.npz), atomically, with ``scoring``: how they were made
+    (judge, samples, sampler settings; ``AblationSettings.scoring``)."""
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")
     with open(tmp, "wb") as file:
-        np.savez(file, **values, **{_JUDGE_KEY: np.array(judge)})
+        np.savez(file, **values, **{_SCORING_KEY: np.array(json.dumps(scoring, sort_keys=True))})
     tmp.replace(path)
 
 
 def load_scores(path: str | Path) -> dict[str, np.ndarray]:
     """Per-try-on scores written by ``save_scores``."""
     with np.load(path) as data:
-        return {k: data[k] for k in data.files if k != _JUDGE_KEY}
+        return {k: data[k] for k in data.files if k != _SCORING_KEY}
 
 
-def scored_by(path: str | Path) -> str | None:
-    """The ``judge_id`` that scored the file at ``path``; None when there is no such file or it does
-    not say (written before scores named their judge)."""
+def scoring_of(path: str | Path) -> dict | None:
+    """How the scores at ``path`` were made (``save_scores``' ``scoring``); None when there is no
+    such file or it does not say (written before scores recorded it)."""
     if not Path(path).is_file():
         return None
     with np.load(path) as data:
-        return str(data[_JUDGE_KEY]) if _JUDGE_KEY in data.files else None
+        return json.loads(str(data[_SCORING_KEY])) if _SCORING_KEY in data.files else None
 
 
 def _set_statistic(metric: Callable, dimension: int) -> Callable:
