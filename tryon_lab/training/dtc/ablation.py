@@ -185,7 +185,7 @@ class _ScoringContext:
         perceptual = PerceptualNet.from_pretrained(perceptual_dir) if settings.needs_perceptual() else None
         world = World(settings.world_seed, base.resolution)
         samples = {split: split_samples(world, settings, split) for split in SPLITS}
-        return cls(base, perceptual, judge, judge_id(judge_dir) if judge is not None else "", world, samples)
+        return cls(base, perceptual, judge, judge_id(judge_dir), world, samples)
 
 
 def _scored(run_dir: Path, name: str, seed: int, settings: AblationSettings, judge: str) -> bool:
