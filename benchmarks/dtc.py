@@ -23,6 +23,7 @@ from tryon_lab.pipelines.loading import (
 from tryon_lab.training.curve import read_curve_file
 from tryon_lab.training.dtc.curve import BARS, LABELS, SHIPPED_CURVE
 from tryon_lab.training.dtc.evaluation import METRICS, factor_tallies, format_score
+from tryon_lab.training.dtc.variants import parse_variant
 
 MODELS = ("mini-sd-inpaint", "dtc", "world-encoder")  # the ablation (judged) is read from dtc/training.json; timings run both
 
@@ -45,6 +46,11 @@ def _ablation_rows(record: dict) -> list[tuple]:
     note = (f"{pairs} test try-all pairs (items no training saw); judge = world encoder; mean over training seeds "
             "[95% bootstrap interval]")
     rows = []
+    for row in record.get("comparisons", []):  # the paper's headline: the DTC against Paint by Example
+        if row["a"] == record["variant"] and parse_variant(row["b"]).fusion is None:
+            rows.append((f"headline, shipped {row['a']} - no-hint {row['b']}: {METRICS[row['metric']][0]}",
+                         f"{row['difference']:.4g} [{row['lo']:.4g}, {row['hi']:.4g}]",
+                         f"{row['verdict']}; paired over the {pairs} test pairs"))
     for name, scores in record["ablation"].items():
         for metric, (title, _) in METRICS.items():
             if metric in scores:

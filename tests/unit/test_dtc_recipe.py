@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tryon_lab.errors import ConfigError
@@ -140,7 +141,7 @@ def test_bad_recipes_are_refused_before_any_work(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_a_learning_curve_continues_a_run_to_the_weights_of_one_longer_run(tiny_pipeline_dir, tmp_path):
+def test_a_learning_curve_continues_a_run_to_the_weights_of_one_longer_run(tiny_pipeline_dir, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
     from tryon_lab.models.world_encoder import WorldEncoder
@@ -210,3 +211,39 @@ def test_a_learning_curve_continues_a_run_to_the_weights_of_one_longer_run(tiny_
     fewer = dataclasses.replace(profile, sections={**profile.sections, "dtc": {**section, "sample_steps": 1}})
     train_dtc_recipe(fewer, tmp_path / "dtc-fewer", run, base=tiny_pipeline_dir, judge_dir=other)
     assert scoring_of(ablation_run / "scores-val.npz")["steps"] == 1
+    # more samples, scored as before: the kept scores grow by the new samples only, to what one pass over all gives
+    from tryon_lab.data.world import World
+    from tryon_lab.metrics.judge import WorldJudge
+    from tryon_lab.training.dtc import ablation as ablation_module
+
+    def scored_as(**changes):
+        return dataclasses.replace(profile, sections={**profile.sections, "dtc": {**section, "sample_steps": 1,
+                                                                                   **changes}})
+
+    train_dtc_recipe(scored_as(eval_batch_size=2), tmp_path / "dtc-batched", run, base=tiny_pipeline_dir,
+                     judge_dir=other)
+    kept = load_scores(ablation_run / "scores-test.npz")
+    sampled = []
+    one_pass = ablation_module.dtc_method
+
+    def counted(*args):
+        method = one_pass(*args)
+        return lambda samples: sampled.append(len(samples)) or method(samples)
+
+    monkeypatch.setattr(ablation_module, "dtc_method", counted)
+    more = scored_as(eval_batch_size=2, eval_samples=8)
+    train_dtc_recipe(more, tmp_path / "dtc-more", run, base=tiny_pipeline_dir, judge_dir=other)
+    assert sampled == [4, 4]  # the 4 new test pairs of each run (baseline, film); val is as it was
+    grown = load_scores(ablation_run / "scores-test.npz")
+    assert scoring_of(ablation_run / "scores-test.npz")["samples"] == 8
+    settings = recipe_plan(more, judge_dir=other).ablation
+    pipe = DTCPipeline.from_pretrained(ablation_run / "pipeline")
+    pipe.set_progress_bar_config(disable=True)
+    world = World(settings.world_seed, pipe.resolution)
+    monkeypatch.setattr(ablation_module, "dtc_method", one_pass)
+    fresh = ablation_module.score_run(pipe, settings, ablation_module.split_samples(world, settings, "test"),
+                                      WorldJudge.load(other), world)
+    assert grown.keys() == fresh.keys()
+    for key in grown:
+        assert np.array_equal(grown[key][:4], kept[key], equal_nan=True), key
+        np.testing.assert_allclose(grown[key], fresh[key], rtol=0, atol=1e-5, err_msg=key)

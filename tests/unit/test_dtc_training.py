@@ -268,7 +268,11 @@ def test_intervals_seeds_and_paired_verdicts():
     rows = {r["metric"]: r for r in compare_variants(("film", good), ("baseline", bad), real, resamples=100)}
     assert rows["identity_acc"]["verdict"] == "film beats baseline"
     assert rows["kid_world"]["verdict"] == "film beats baseline" and rows["kid_world"]["difference"] < 0
+    assert rows["fid_world"]["verdict"] == "film beats baseline" and rows["fid_world"]["difference"] < 0
     assert rows["masked_psnr_db"]["verdict"] == "not distinguishable"
+    few = [{k: v[:10] for k, v in r.items()} for r in (good[0], bad[0])]  # 10 < 2 x 8: no FID, KID still
+    metrics = {r["metric"] for r in compare_variants(("film", few[:1]), ("baseline", few[1:]), real[:10], resamples=20)}
+    assert "kid_world" in metrics and "fid_world" not in metrics
     table = ablation_table({"baseline": summarize_variant(bad, real, resamples=100), "film": summary})
     assert "KID" in table and "(seeds " in table and table.index("| baseline") < table.index("| film")
     assert "film beats baseline" in comparisons_table(list(rows.values()))

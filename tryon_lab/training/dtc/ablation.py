@@ -18,6 +18,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from tryon_lab.errors import ConfigError
 from tryon_lab.pipelines.samplers import DTC_GUIDANCE
 from tryon_lab.training.dtc.evaluation import (
@@ -191,7 +193,7 @@ class _ScoringContext:
 def _scored(run_dir: Path, name: str, seed: int, settings: AblationSettings, judge: str) -> bool:
     """Whether run ``name``/``seed`` is trained (its record written last) and scored on every split as
     ``settings`` score with the judge named ``judge`` (a ``judge_id``); scores made otherwise (another
-    judge, other samples or sampler settings) are made again."""
+    judge, other samples or sampler settings) are made again, or grow when they only lack samples (``_grows``)."""
     folder = run_dir / name / f"seed-{seed}"
     return (folder / "pipeline" / TRAINING_RECORD).is_file() and all(
         scoring_of(folder / f"scores-{split}.npz") == settings.scoring(split, judge) for split in SPLITS)
@@ -212,10 +214,25 @@ def _train_and_score(context: _ScoringContext, run_dir: Path, settings: Ablation
     pipe.to("cuda" if torch.cuda.is_available() else "cpu").set_progress_bar_config(disable=True)
     for split in SPLITS:
         path = folder / f"scores-{split}.npz"
-        scoring = settings.scoring(split, context.judge_id)
-        if scoring_of(path) != scoring:
-            save_scores(path, score_run(pipe, settings, context.samples[split], context.judge, context.world), scoring)
+        scoring, kept = settings.scoring(split, context.judge_id), scoring_of(path)
+        if kept == scoring:
+            continue
+        start = kept["samples"] if _grows(kept, scoring) else 0
+        values = score_run(pipe, settings, context.samples[split], context.judge, context.world, start)
+        if start:
+            old = load_scores(path)
+            values = {key: np.concatenate([old[key], values[key]]) for key in values}
+        save_scores(path, values, scoring)
     return {split: load_scores(folder / f"scores-{split}.npz") for split in SPLITS}, wall
+
+
+def _grows(kept: dict | None, scoring: dict) -> bool:
+    """Whether scores made as ``kept`` are the first rows of those ``scoring`` makes: the same scoring
+    with fewer samples, a whole number of batches (so every later batch draws the noise one pass over
+    all the samples gives it); only the new samples are then sampled and scored."""
+    if kept is None or not 0 < kept["samples"] < scoring["samples"] or kept["samples"] % scoring["batch"]:
+        return False
+    return {**kept, "samples": scoring["samples"]} == scoring
 
 
 def split_samples(world, settings: AblationSettings, split: str) -> list:
@@ -223,10 +240,12 @@ def split_samples(world, settings: AblationSettings, split: str) -> list:
     return [world.sample(i, split=split) for i in range(settings.val_samples if split == "val" else settings.eval_samples)]
 
 
-def score_run(pipe, settings: AblationSettings, samples: list, judge, world) -> dict:
-    """Per-try-on scores (``score_tryons``) of ``pipe`` on ``samples``, sampled as the ablation samples
-    every run: its steps, guidance, batch and noise seeds, so two runs' scores pair up."""
-    outputs = dtc_method(pipe, settings.sample_steps, settings.guidance_scale, settings.world_seed,
+def score_run(pipe, settings: AblationSettings, samples: list, judge, world, start: int = 0) -> dict:
+    """Per-try-on scores (``score_tryons``) of ``pipe`` on ``samples[start:]``, sampled as the ablation
+    samples every run: its steps, guidance, batch and noise seeds (a batch's seed is the world seed plus
+    its first index in ``samples``), so two runs' scores pair up."""
+    samples = samples[start:]
+    outputs = dtc_method(pipe, settings.sample_steps, settings.guidance_scale, settings.world_seed + start,
                          settings.eval_batch_size)(samples)
     return score_tryons(samples, outputs, judge, world)
 

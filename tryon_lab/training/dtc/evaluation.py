@@ -45,7 +45,7 @@ METRICS: dict[str, tuple[str, bool]] = {
     "box_ssim": ("box SSIM ↑", False),
 }
 SET_METRICS: dict[str, Callable] = {"kid_world": kid, "fid_world": fid}
-COMPARED = ("identity_acc", "attr_acc_all", "ref_similarity", "kid_world", "masked_psnr_db")
+COMPARED = ("identity_acc", "attr_acc_all", "ref_similarity", "kid_world", "fid_world", "masked_psnr_db")
 
 
 def dtc_method(pipe, steps: int = 25, guidance_scale: float = DTC_GUIDANCE, seed: int = 0, batch_size: int = 8):
@@ -162,16 +162,19 @@ def summarize_variant(runs: Sequence[dict[str, np.ndarray]], real: np.ndarray | 
 def compare_variants(a: tuple[str, Sequence[dict[str, np.ndarray]]], b: tuple[str, Sequence[dict[str, np.ndarray]]],
                      real: np.ndarray | None = None, resamples: int = 1000) -> list[dict]:
     """Paired differences A - B (same samples, same sampling noise) of every compared metric both have,
-    each with its 95% interval and ``stats.verdict``: [{"a", "b", "metric", "difference", "lo", "hi", "verdict"}]."""
+    each with its 95% interval and ``stats.verdict``: [{"a", "b", "metric", "difference", "lo", "hi", "verdict"}].
+    KID and FID (the latter only with enough samples) need ``real`` features and both runs' features."""
     (name_a, runs_a), (name_b, runs_b) = a, b
     rows = []
     for metric in COMPARED:
         lower_is_better = METRICS[metric][1]
-        if metric == "kid_world":
-            if real is None or FEATURES not in runs_a[0] or FEATURES not in runs_b[0]:
+        if metric in SET_METRICS:
+            if FEATURES not in runs_a[0] or FEATURES not in runs_b[0] or \
+                    metric not in _set_metrics(real, len(runs_a[0][FEATURES])):
                 continue
-            interval = paired_difference(_packed(runs_a), _packed(runs_b), _set_statistic(kid, real.shape[1]),
-                                         reference=real, resamples=resamples)
+            interval = paired_difference(_packed(runs_a), _packed(runs_b),
+                                         _set_statistic(SET_METRICS[metric], real.shape[1]), reference=real,
+                                         resamples=resamples)
         elif metric in runs_a[0] and metric in runs_b[0]:
             interval = paired_difference(_per_sample(runs_a, metric), _per_sample(runs_b, metric), resamples=resamples)
         else:
