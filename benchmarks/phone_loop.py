@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm")
+MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm", "mini-sd-inpaint/fast_vae")  # the lcm loop exports the fast VAE when there is one
 SAMPLES = 8
 LOOPS = ("ddim", "lcm")
 BAR_RATIO = 0.2

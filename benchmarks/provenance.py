@@ -30,7 +30,8 @@ RESULTS_MD = Path(__file__).with_name("RESULTS.md")
 RESULTS_JSON = Path(__file__).with_name("results.json")
 HASH_CHARS = 16
 _RECORD = re.compile(r"^Commit (\S+); shipped models(?: \(folder sha256, first 16 hex\))?: (.*)$", re.MULTILINE)
-_MODEL = re.compile(r"`([^`]+)` ([0-9a-f]{16})")
+ABSENT = "absent"  # what a record says of a model that was not there (an optional one, e.g. a fast VAE)
+_MODEL = re.compile(r"`([^`]+)` ([0-9a-f]{16}|absent)")
 _SECTION = re.compile(r"^## ([^\n]+)\n(.*?)(?=^## |\Z)", re.DOTALL | re.MULTILINE)
 
 
@@ -61,12 +62,19 @@ RECORDS = ("MODEL_CARD.md", "training.json", "logs", "samples.png", "ablation.md
 
 def model_hashes(models: Sequence[str]) -> dict[str, str]:
     """{model: first ``HASH_CHARS`` hex of the folder SHA-256, ``RECORDS`` left out} for shipped
-    models. A sub-folder with its own model card (``mini-sd-inpaint/lcm``) is a model of its own:
-    left out of its parent's hash, so adding one does not make the parent's sections stale; a
-    section that uses it names it."""
-    folders = {name: shipped_model(name) for name in models}
-    return {name: sha256_folder(folder, skip=(*RECORDS, *nested_models(folder)))[:HASH_CHARS]
-            for name, folder in folders.items()}
+    models, ``ABSENT`` for one that is not there. A sub-folder with its own model card
+    (``mini-sd-inpaint/lcm``) is a model of its own: left out of its parent's hash, so adding one does
+    not make the parent's sections stale; a section that uses it, or would use it when present (the
+    lcm sampler's fast VAE), names it."""
+    hashes = {}
+    for name in models:
+        try:
+            folder = shipped_model(name)
+        except ConfigError:
+            hashes[name] = ABSENT
+            continue
+        hashes[name] = sha256_folder(folder, skip=(*RECORDS, *nested_models(folder)))[:HASH_CHARS]
+    return hashes
 
 
 def nested_models(folder: Path) -> tuple[str, ...]:
@@ -105,10 +113,7 @@ def stale_sections(text: str) -> list[Stale]:
             continue
         changed = []
         for model, digest in recorded.items():
-            try:
-                now = model_hashes([model])[model]
-            except ConfigError:
-                now = "absent"
+            now = model_hashes([model])[model]
             if now != digest:
                 changed.append(f"{model} {digest} -> {now}")
         if changed:

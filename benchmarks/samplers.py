@@ -23,7 +23,7 @@ from tryon_lab.paths import shipped_model
 from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_inpaint_pipeline
 from tryon_lab.pipelines.samplers import load_lcm, use_sampler
 
-MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm", "world-encoder")
+MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm", "mini-sd-inpaint/fast_vae", "world-encoder")  # lcm runs with the fast VAE when there is one
 
 SAMPLES = 512  # KID wants hundreds of crops per set; 512 keeps the slowest sampler near 10 minutes on 2 cores
 REFERENCE = ("ddim", 25)

@@ -161,3 +161,21 @@ def test_a_models_records_are_left_out_of_its_hash(tmp_path, monkeypatch):
     assert provenance.model_hashes(["m"])["m"] == first
     (tmp_path / "unet" / "w.bin").write_bytes(b"other weights")
     assert provenance.model_hashes(["m"])["m"] != first
+
+
+def test_a_section_measured_without_an_optional_model_goes_stale_when_it_arrives(tmp_path, monkeypatch):
+    """A benchmark names the fast VAE it would use; recorded "absent", the section is stale once one lands."""
+    import benchmarks.provenance as provenance
+
+    models = tmp_path / "models"
+    (models / "m").mkdir(parents=True)
+    (models / "m" / "w.bin").write_bytes(b"weights")
+    monkeypatch.setenv("TRYON_LAB_DATA", str(tmp_path))
+    line = provenance.record_line(["m", "m/fast_vae"])
+    assert "`m/fast_vae` absent" in line
+    text = f"## samplers\n\n{line}\n"
+    assert provenance.stale_sections(text) == []
+    (models / "m" / "fast_vae").mkdir()
+    (models / "m" / "fast_vae" / "MODEL_CARD.md").write_text("# fast")
+    (models / "m" / "fast_vae" / "w.bin").write_bytes(b"fast weights")
+    assert [s.section for s in provenance.stale_sections(text)] == ["samplers"]
