@@ -19,7 +19,7 @@ from tryon_lab.errors import ConfigError
 from tryon_lab.paths import shipped_model
 from tryon_lab.pipelines.samplers import LCM_FOLDER, SAMPLERS
 
-MODELS = ("mini-sd-inpaint",)
+MODELS = ("mini-sd-inpaint", "mini-sd-inpaint/lcm", "mini-sd-inpaint/fast_vae")  # the instant result runs lcm, with the fast VAE when there is one
 
 DABS = [(40 + 12 * k, 110 + 9 * (k % 3)) for k in range(20)]  # canvas pixels, all on the photo
 STROKE = [(80, 200), (170, 260), (250, 330)]
