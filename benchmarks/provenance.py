@@ -31,7 +31,7 @@ RESULTS_JSON = Path(__file__).with_name("results.json")
 HASH_CHARS = 16
 _RECORD = re.compile(r"^Commit (\S+); shipped models(?: \(folder sha256, first 16 hex\))?: (.*)$", re.MULTILINE)
 ABSENT = "absent"  # what a record says of a model that was not there (an optional one, e.g. a fast VAE)
-_MODEL = re.compile(r"`([^`]+)` ([0-9a-f]{16}|absent)")
+_MODEL = re.compile(rf"`([^`]+)` ([0-9a-f]{{{HASH_CHARS}}}|{ABSENT})")
 _SECTION = re.compile(r"^## ([^\n]+)\n(.*?)(?=^## |\Z)", re.DOTALL | re.MULTILINE)
 
 
