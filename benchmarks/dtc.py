@@ -20,7 +20,7 @@ from tryon_lab.pipelines.loading import (
     load_dtc_pipeline,
     load_inpaint_pipeline,
 )
-from tryon_lab.training.curve import read_curve_file
+from tryon_lab.training.curve import read_curve_file, steps_to_reach
 from tryon_lab.training.dtc.curve import BARS, LABELS, SHIPPED_CURVE
 from tryon_lab.training.dtc.evaluation import METRICS, factor_tallies, format_score
 from tryon_lab.training.dtc.variants import parse_variant
@@ -74,10 +74,19 @@ def _curve_rows(record: dict) -> list[tuple]:
     when the DTC folder has one: identity and all-attribute accuracy on val pairs per training step."""
     rows = read_curve_file(shipped_model(SHIPPED_DTC) / SHIPPED_CURVE)
     note = (f"{record['variant']} trained on past the recipe's {record['steps']} steps (tryon-lab dtc-curve); "
-            "{} val pairs, 95% interval; the bars (on test): identity >= 0.60, all-attribute >= 0.70")
-    return [(f"learning curve, step {int(r['step'])}: {LABELS[metric]}",
-             f"{r[metric]:.3f} [{r[metric + '_lo']:.3f}, {r[metric + '_hi']:.3f}]", note.format(int(r["samples"])))
-            for r in rows for metric in BARS]
+            "{} val pairs, 95% interval; the bars (on test): "
+            + ", ".join(f"{LABELS[metric]} >= {bar}" for metric, bar in BARS.items()))
+    points = [(f"learning curve, step {int(r['step'])}: {LABELS[metric]}",
+               f"{r[metric]:.3f} [{r[metric + '_lo']:.3f}, {r[metric + '_hi']:.3f}]", note.format(int(r["samples"])))
+              for r in rows for metric in BARS]
+    reach = []
+    for metric, bar in BARS.items():
+        step = steps_to_reach(rows, metric, bar)
+        reach.append((f"learning curve: step at which {LABELS[metric]} would reach {bar} on val",
+                      "not rising at the last point" if step is None else f"{step:.0f}",
+                      "the straight line through the last two points, extended: an extrapolation, not a "
+                      "measurement (a curve that flattens needs more steps than this)"))
+    return points + (reach if rows else [])
 
 
 @torch.no_grad()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tryon_lab.errors import ConfigError
 from tryon_lab.paths import REPO_ROOT, sha256_folder, shipped_model
+from tryon_lab.training.dtc.curve import SHIPPED_CURVE, SHIPPED_FIGURE
 
 ALLOW_LIST = Path(__file__).with_name("STALE.toml")
 RESULTS_MD = Path(__file__).with_name("RESULTS.md")
@@ -57,7 +58,9 @@ def git_commit() -> str:
 # What a model folder records about itself and no computation reads: its card, training record, loss
 # logs and sample grids. Left out of the hash, so a card can be corrected without making every section
 # measured on the model stale; weights and configs, which decide the numbers, are all hashed.
-RECORDS = ("MODEL_CARD.md", "training.json", "logs", "samples.png", "ablation.md")
+# what a model folder records about its training, not what it computes: adding or redoing one (a learning
+# curve copied in later) leaves every section that used the model as valid as it was
+RECORDS = ("MODEL_CARD.md", "training.json", "logs", "samples.png", "ablation.md", SHIPPED_CURVE, SHIPPED_FIGURE)
 
 
 def model_hashes(models: Sequence[str]) -> dict[str, str]:

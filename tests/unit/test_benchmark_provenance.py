@@ -146,8 +146,8 @@ def test_a_nested_model_is_left_out_of_its_parents_hash(tmp_path):
 
 
 def test_a_models_records_are_left_out_of_its_hash(tmp_path, monkeypatch):
-    """Correcting a model card or training record keeps the sections measured on the model fresh;
-    changing a weight does not."""
+    """Correcting a model card or training record, or adding a learning curve, keeps the sections measured
+    on the model fresh; changing a weight does not."""
     import benchmarks.provenance as provenance
 
     (tmp_path / "unet").mkdir()
@@ -158,6 +158,7 @@ def test_a_models_records_are_left_out_of_its_hash(tmp_path, monkeypatch):
     first = provenance.model_hashes(["m"])["m"]
     (tmp_path / "MODEL_CARD.md").write_text("# made in the repository")
     (tmp_path / "training.json").write_text('{"base": "data/models/m"}')
+    (tmp_path / "learning_curve.csv").write_text("step,attr_acc_all\n700,0.1\n")  # dtc-curve --into, later
     assert provenance.model_hashes(["m"])["m"] == first
     (tmp_path / "unet" / "w.bin").write_bytes(b"other weights")
     assert provenance.model_hashes(["m"])["m"] != first

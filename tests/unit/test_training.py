@@ -243,6 +243,16 @@ def test_milestone_checkpoints_are_kept_and_the_curve_scores_their_ema_weights(t
     assert len(curve_figure(rows).axes[0].lines) == 2
 
 
+def test_steps_to_reach_a_bar_extends_the_last_segment_and_refuses_a_flat_one():
+    from tryon_lab.training.curve import steps_to_reach
+
+    rows = [{"step": 700.0, "acc": 0.1}, {"step": 1400.0, "acc": 0.2}, {"step": 2100.0, "acc": 0.4}]
+    assert steps_to_reach(rows, "acc", 0.7) == pytest.approx(2100 + 0.3 / 0.2 * 700)  # the last segment's slope, not the first's
+    assert steps_to_reach(rows, "acc", 0.3) == 2100  # reached already: the last point's step
+    assert steps_to_reach(rows[:1], "acc", 0.7) is None
+    falling = rows[:2] + [{"step": 2100.0, "acc": 0.15}]
+    assert steps_to_reach(falling, "acc", 0.7) is None
+
 def test_a_unet_run_starts_from_a_finished_pipeline_and_stops_resumably_at_its_time_budget(tmp_path, tiny_pipeline_dir):
     from tryon_lab.models.config import load_model_config
     from tryon_lab.training.checkpoints import checkpoint_dirs
