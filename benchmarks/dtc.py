@@ -20,8 +20,8 @@ from tryon_lab.pipelines.loading import (
     load_dtc_pipeline,
     load_inpaint_pipeline,
 )
-from tryon_lab.training.curve import read_curve_file, steps_to_reach
-from tryon_lab.training.dtc.curve import BARS, LABELS, SHIPPED_CURVE
+from tryon_lab.training.curve import read_curve_file
+from tryon_lab.training.dtc.curve import BARS, LABELS, SHIPPED_CURVE, bar_reach
 from tryon_lab.training.dtc.evaluation import METRICS, factor_tallies, format_score
 from tryon_lab.training.dtc.variants import parse_variant
 
@@ -79,14 +79,11 @@ def _curve_rows(record: dict) -> list[tuple]:
     points = [(f"learning curve, step {int(r['step'])}: {LABELS[metric]}",
                f"{r[metric]:.3f} [{r[metric + '_lo']:.3f}, {r[metric + '_hi']:.3f}]", note.format(int(r["samples"])))
               for r in rows for metric in BARS]
-    reach = []
-    for metric, bar in BARS.items():
-        step = steps_to_reach(rows, metric, bar)
-        reach.append((f"learning curve: step at which {LABELS[metric]} would reach {bar} on val",
-                      "not rising at the last point" if step is None else f"{step:.0f}",
-                      "the straight line through the last two points, extended: an extrapolation, not a "
-                      "measurement (a curve that flattens needs more steps than this)"))
-    return points + (reach if rows else [])
+    reach = [(f"learning curve: step at which {LABELS[metric]} would reach {BARS[metric]} on val",
+              "not rising at the last point" if step is None else f"{step:.0f}",
+              "the straight line through the last two points, extended: an extrapolation, not a measurement "
+              "(a curve that flattens needs more steps than this)") for metric, step in bar_reach(rows).items()]
+    return points + (reach if len(rows) > 1 else [])
 
 
 @torch.no_grad()

@@ -358,8 +358,9 @@ display(Markdown(factor_verdicts(comparisons)))
 # bars this course sets on test items.
 
 # %%
-from tryon_lab.training.dtc.curve import shipped_curve_figure
+from tryon_lab.training.dtc.curve import reach_note, shipped_curve_figure
 
+display(Markdown(reach_note(dtc_record_folder(used))))
 curve = shipped_curve_figure(dtc_record_folder(used))
 curve if curve is not None else print("this DTC has no learning curve (tryon-lab dtc-curve --into writes one)")
 

@@ -247,3 +247,13 @@ def test_a_learning_curve_continues_a_run_to_the_weights_of_one_longer_run(tiny_
     for key in grown:
         assert np.array_equal(grown[key][:4], kept[key], equal_nan=True), key
         np.testing.assert_allclose(grown[key], fresh[key], rtol=0, atol=1e-5, err_msg=key)
+
+
+def test_the_reach_note_extends_each_bars_curve_or_says_it_is_not_rising(tmp_path):
+    from tryon_lab.training.dtc.curve import SHIPPED_CURVE, reach_note
+
+    assert reach_note(None) == "" and reach_note(tmp_path) == ""
+    (tmp_path / SHIPPED_CURVE).write_text("step,identity_acc,attr_acc_all\n700,0.26,0.1\n1400,0.25,0.3\n")
+    note = reach_note(tmp_path)
+    assert "identity accuracy is not rising" in note
+    assert "all-attribute accuracy would reach 0.7 at about step 2800" in note  # 1400 + 0.4 / 0.2 x 700

@@ -22,7 +22,14 @@ import numpy as np
 from tryon_lab.errors import ConfigError
 from tryon_lab.metrics.stats import bootstrap
 from tryon_lab.training.checkpoints import CHECKPOINT_PREFIX, checkpoint_dirs
-from tryon_lab.training.curve import FIGURE_FILE, append_row, curve_figure, read_curve, read_curve_file
+from tryon_lab.training.curve import (
+    FIGURE_FILE,
+    append_row,
+    curve_figure,
+    read_curve,
+    read_curve_file,
+    steps_to_reach,
+)
 from tryon_lab.training.dtc.ablation import CACHE_FOLDER, AblationSettings, score_run, split_samples, train_variant
 from tryon_lab.training.dtc.evaluation import judge_id, load_scores, scoring_of
 
@@ -126,6 +133,26 @@ def write_curve_figure(folder: str | Path, rows: list[dict[str, float]], title: 
     path = Path(folder) / FIGURE_FILE
     curve_figure(rows, title, LABELS, BARS).savefig(path, dpi=80)
     return path
+
+
+def bar_reach(rows: list[dict[str, float]]) -> dict[str, float | None]:
+    """{metric: the step at which the curve ``rows`` would reach its bar in ``BARS``} (see
+    ``training.curve.steps_to_reach``: the last two points' straight line; None when not rising)."""
+    return {metric: steps_to_reach(rows, metric, bar) for metric, bar in BARS.items()}
+
+
+def reach_note(model_dir: str | Path | None) -> str:
+    """Markdown: for each bar, the step at which the learning curve a DTC folder holds would reach it
+    if it went on as the straight line through its last two points (``training.curve.steps_to_reach``),
+    or that it is not rising there; "" without a curve."""
+    rows = read_curve_file(Path(model_dir) / SHIPPED_CURVE) if model_dir is not None else []
+    if len(rows) < 2:
+        return ""
+    lines = [f"- {LABELS[metric]} " + ("is not rising at the last point" if step is None else
+                                        f"would reach {BARS[metric]} at about step {step:.0f}")
+             for metric, step in bar_reach(rows).items()]
+    return ("Extending the last two points as a straight line (an extrapolation, not a measurement; a curve "
+            "that flattens needs more):\n\n" + "\n".join(lines))
 
 
 def shipped_curve_figure(model_dir: str | Path | None):
