@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= $(or $(TRYON_LAB_PROFILE),quick)
 PYTEST_ARGS ?=
+# one test worker per core of the 2-core CI machine; tests that share costly fixtures stay on one worker
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup course lab test benchmarks clean
 
@@ -27,7 +29,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 benchmarks: $(STAMP)
 	$(BIN)/python -m benchmarks all

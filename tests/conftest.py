@@ -8,6 +8,22 @@ import os
 import pytest
 
 os.environ.setdefault("TRYON_LAB_PROFILE", "smoke")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: a worker's torch (and the kernels and CLIs it starts) takes one
+    # thread, so workers do not fight over the cores. Set before torch is first imported.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Folders whose tests share costly session fixtures (Core ML conversions, bundles, reference models): under
+# `pytest -n N --dist loadgroup` each runs whole on one worker, so a fixture is made once, not once per worker.
+GROUPED_FOLDERS = ("export", "grading", "app")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test in a GROUPED_FOLDERS folder with its folder's ``xdist_group`` (read by --dist loadgroup)."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in GROUPED_FOLDERS:
+            item.add_marker(pytest.mark.xdist_group(folder))
 
 
 @pytest.fixture(scope="session")
