@@ -56,10 +56,9 @@ def git_commit() -> str:
 
 
 # What a model folder records about itself and no computation reads: its card, training record, loss
-# logs and sample grids. Left out of the hash, so a card can be corrected without making every section
-# measured on the model stale; weights and configs, which decide the numbers, are all hashed.
-# what a model folder records about its training, not what it computes: adding or redoing one (a learning
-# curve copied in later) leaves every section that used the model as valid as it was
+# logs, sample grids and learning curve (copied in later by dtc-curve --into). Left out of the hash, so a
+# record can be corrected or added without making every section measured on the model stale; weights and
+# configs, which decide the numbers, are all hashed.
 RECORDS = ("MODEL_CARD.md", "training.json", "logs", "samples.png", "ablation.md", SHIPPED_CURVE, SHIPPED_FIGURE)
 
 

@@ -360,8 +360,9 @@ display(Markdown(factor_verdicts(comparisons)))
 # %%
 from tryon_lab.training.dtc.curve import reach_note, shipped_curve_figure
 
-display(Markdown(reach_note(dtc_record_folder(used))))
-curve = shipped_curve_figure(dtc_record_folder(used))
+record_folder = dtc_record_folder(used)
+display(Markdown(reach_note(record_folder)))
+curve = shipped_curve_figure(record_folder)
 curve if curve is not None else print("this DTC has no learning curve (tryon-lab dtc-curve --into writes one)")
 
 # %% [markdown]

@@ -253,6 +253,7 @@ def test_steps_to_reach_a_bar_extends_the_last_segment_and_refuses_a_flat_one():
     falling = rows[:2] + [{"step": 2100.0, "acc": 0.15}]
     assert steps_to_reach(falling, "acc", 0.7) is None
 
+
 def test_a_unet_run_starts_from_a_finished_pipeline_and_stops_resumably_at_its_time_budget(tmp_path, tiny_pipeline_dir):
     from tryon_lab.models.config import load_model_config
     from tryon_lab.training.checkpoints import checkpoint_dirs

@@ -155,9 +155,8 @@ def curve_figure(rows: list[dict[str, float]], title: str = "",
 def steps_to_reach(rows: list[dict[str, float]], metric: str, bar: float) -> float | None:
     """The step at which ``metric`` would reach ``bar`` (from below) if the curve went on as a straight
     line through its last two points (``rows`` oldest first): the last point's step when it is there
-    already; None with fewer than two points or when the last segment does not rise. An extrapolation
-    to say what would reach a bar, not a measurement: learning curves flatten, so it is a lower bound
-    only while they do."""
+    already; None with fewer than two points or when the last segment does not rise. An extrapolation,
+    not a measurement: a curve that flattens reaches the bar later."""
     if len(rows) < 2:
         return None
     (step0, value0), (step1, value1) = ((row["step"], row[metric]) for row in rows[-2:])
