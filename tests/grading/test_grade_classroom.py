@@ -29,7 +29,8 @@ def test_a_class_run_grades_zips_and_folders_and_writes_every_report(small_class
                  str(corpus_rubric_path), "--out", str(out), "--json", str(tmp_path / "class.json"),
                  "--html", str(page), "--jobs", "2"])
     printed = capsys.readouterr().out
-    assert code == 2 and "ignored notes.txt" in printed and "1 of 4 passed" in printed
+    assert code == 2 and "ignored notes.txt" in printed and "1 of 4 passed" in printed, printed
+    assert "zip-traversal: failed" in printed and "; unpack: " in printed  # each student's first failure, as it comes
     rows = {row["student"]: row for row in csv.DictReader((out / "summary.csv").open())}
     assert {name: row["status"] for name, row in rows.items()} == {
         "folder-symlink": "failed", "good-zip": "passed", "not-a-zip": "unreadable", "zip-traversal": "failed"}

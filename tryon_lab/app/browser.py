@@ -227,12 +227,22 @@ class AppPage:
         self.page.mouse.up()
         return [self.to_canvas(*p) for p in page_points]
 
-    def mask_percent(self, timeout: float = 30) -> float:
-        """The mask coverage the kernel reports, once it is above zero (percent)."""
+    def mask_percent(self, expected: float | None = None, tolerance: float = 0.15, timeout: float = 30) -> float:
+        """The mask coverage the kernel reports (percent), once it is above zero and, given ``expected``,
+        once it is within ``tolerance`` of it: the kernel takes the stroke's events after the browser
+        has sent them, so the first coverage shown can be an earlier one. After ``timeout`` seconds,
+        the last coverage shown, whatever it is."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         info = self.page.locator(".tryon-mask-info")
-        self.page.wait_for_function(
-            "() => /Mask: (?!0\\.0%)/.test(document.querySelector('.tryon-mask-info').textContent)",
-            timeout=timeout * 1000)
+        wanted = ("m && Math.abs(parseFloat(m[1]) - %r) <= %r" % (expected, tolerance) if expected is not None
+                  else "m && parseFloat(m[1]) > 0")
+        try:
+            self.page.wait_for_function(
+                "() => { const m = /Mask: ([\\d.]+)%%/.exec(document.querySelector('.tryon-mask-info').textContent);"
+                " return %s; }" % wanted, timeout=timeout * 1000)
+        except PlaywrightTimeout:
+            pass  # the caller compares what the kernel shows now and reports the difference
         return float(re.search(r"([\d.]+)%", info.text_content()).group(1))
 
     def try_on(self, timeout: float = 300) -> None:

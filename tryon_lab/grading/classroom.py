@@ -183,8 +183,7 @@ def grade_class(sources: Sequence[str | Path], out: str | Path, rubric: Rubric, 
         for future in as_completed(futures):
             report = future.result()
             reports[futures[future].student] = report
-            log(f"  {report.student}: {report.status} {report.score:g}/{report.max_score:g} ({report.seconds:.1f} s)"
-                + (f" [{report.aborted}]" if report.aborted else ""))
+            log(progress_line(report))
     ordered = [reports[job.student] for job in work]
     listed = merged_summary(out, ordered)
     csv_name, json_name, html_name = SUMMARY_FILES
@@ -193,6 +192,15 @@ def grade_class(sources: Sequence[str | Path], out: str | Path, rubric: Rubric, 
                                                                       for r in listed}))
     write_json([r.to_json() for r in listed], out / json_name)
     return ClassRun(ordered, csv_path, html_path, time.perf_counter() - began, listed=len(listed))
+
+
+def progress_line(report: Report) -> str:
+    """The line a class run prints as ``report`` comes in: status, score, time, why the grading process
+    stopped early if it did, and the first check that failed with its reason."""
+    failed = next((c for c in report.checks if c.status == "failed"), None)
+    return (f"  {report.student}: {report.status} {report.score:g}/{report.max_score:g} ({report.seconds:.1f} s)"
+            + (f" [{report.aborted}]" if report.aborted else "")
+            + (f"; {failed.name}: {failed.reason[:160]}" if failed and not report.aborted else ""))
 
 
 def _refuse_replacing(work: Sequence[Job]) -> None:
