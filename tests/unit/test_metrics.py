@@ -1,4 +1,4 @@
-"""Pixel metrics, the Telea baseline and the world-encoder judge."""
+"""Pixel metrics, the Telea baseline, the VAE round trip and the world-encoder judge."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from tryon_lab.data.world import World
-from tryon_lab.metrics.baselines import telea_inpaint
+from tryon_lab.metrics.baselines import telea_inpaint, vae_round_trip
 from tryon_lab.metrics.image import box_ssim, masked_psnr, psnr
 from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.models.world_encoder import WorldEncoder
@@ -50,6 +50,20 @@ def test_telea_fills_only_the_mask_from_its_surroundings():
     out = np.asarray(telea_inpaint(Image.fromarray(hole), mask))
     assert np.array_equal(out[~mask], hole[~mask])
     assert abs(out[mask].astype(int) - 120).max() <= 2
+
+
+def test_the_vae_round_trip_decodes_each_images_posterior_mode_in_batches(tiny_base):
+    from tryon_lab.pipelines.latents import pil_to_tensor
+
+    images = [World(seed, tiny_base.resolution).sample(0).target for seed in range(3)]
+    out = vae_round_trip(tiny_base.vae, images, batch_size=2)
+    assert [im.size for im in out] == [im.size for im in images]
+    with torch.no_grad():
+        x = pil_to_tensor(images[2])[None]
+        expected = tiny_base.vae.decode(tiny_base.vae.encode(x).latent_dist.mode()).sample[0]
+    expected = ((expected.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    assert np.abs(np.asarray(out[2]).astype(int) - expected.astype(int)).max() <= 1  # the last, odd-sized batch
+    assert not np.array_equal(np.asarray(out[0]), np.asarray(images[0]))  # a random VAE changes the picture
 
 
 @pytest.fixture(scope="module")
