@@ -366,6 +366,21 @@ curve = shipped_curve_figure(record_folder)
 curve if curve is not None else print("this DTC has no learning curve (tryon-lab dtc-curve --into writes one)")
 
 # %% [markdown]
+# **What does the decoder let through?** Identity is the item's motif, a few pixels of the
+# picture, and every model of the course paints through its VAE's decoder, which the VAE's training
+# (reconstruction of whole pictures) had little reason to spend on a few pixels. So encode ground-truth
+# renderings with this model's VAE, decode them again and ask the judge: a model that got the latent
+# exactly right shows no more than that.
+
+# %%
+from tryon_lab.course.dtc.ceiling import ceiling_note, decoder_ceiling
+
+if judge is not None:
+    display(Markdown(ceiling_note(decoder_ceiling(dtc.vae, judge, settings["ceiling_samples"]))))
+else:
+    print("no judge (data/models/world-encoder) to ask")
+
+# %% [markdown]
 # ## 8. What the hint costs per step
 #
 # Unless the variant is a `+t` one, the hint encoder never sees the noisy latent or the timestep

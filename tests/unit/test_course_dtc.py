@@ -342,3 +342,23 @@ def test_the_deviation_table_names_every_difference_with_the_recipes_numbers():
     assert f"{section['train']['steps']} steps of batch {section['train']['batch_size']}" in table
     assert f"rank {section['train']['unet_lora_rank']}" in table and "{" not in table
     assert "{" not in deviations_markdown(load_profile("smoke")["dtc"], 64)  # defaults where the profile is silent
+
+
+def test_the_decoder_ceiling_scores_renderings_as_drawn_and_after_the_round_trip(tiny_base):
+    from tryon_lab.course.dtc.ceiling import ceiling_note, decoder_ceiling
+    from tryon_lab.metrics.judge import WorldJudge
+    from tryon_lab.metrics.stats import Interval
+    from tryon_lab.models.world_encoder import WorldEncoder
+    from tryon_lab.training.dtc.curve import BARS
+
+    torch.manual_seed(0)
+    judge = WorldJudge(WorldEncoder.for_world())
+    ceiling = decoder_ceiling(tiny_base.vae, judge, samples=6)
+    assert ceiling["samples"] == 6 and ceiling["split"] == "val" and ceiling["chance"] == judge.chance_identity
+    for key in ("truth", "round_trip"):
+        assert 0 <= ceiling[key].lo <= ceiling[key].value <= ceiling[key].hi <= 1
+    assert f"in **{ceiling['round_trip']}** after" in ceiling_note(ceiling)
+    low = dict(ceiling, round_trip=Interval(0.3, 0.25, BARS["identity_acc"] - 0.01))
+    assert "this decoder, not the U-Net's training, keeps identity under the bar" in ceiling_note(low)
+    high = dict(ceiling, round_trip=Interval(0.9, 0.85, 0.95))
+    assert "leaves room to reach the bar" in ceiling_note(high)
