@@ -15,13 +15,12 @@ from matplotlib import cbook
 
 from tryon_lab.data.io import fit_image, load_image
 from tryon_lab.data.world import World
-from tryon_lab.metrics.baselines import telea_inpaint
+from tryon_lab.metrics.baselines import telea_inpaint, vae_round_trip
 from tryon_lab.metrics.image import psnr
 from tryon_lab.metrics.inpainting import per_method_scores, pipeline_method, summarize
 from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.metrics.stats import paired_difference, verdict
 from tryon_lab.paths import shipped_model
-from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.training.pretrain import vae_heldout_psnrs
 
@@ -34,12 +33,10 @@ STEPS, GUIDANCE = 25, 4.0
 TIMING_REPEATS = 10
 
 
-@torch.no_grad()
 def _real_photo_psnr(vae, resolution: int) -> float:
     with cbook.get_sample_data("grace_hopper.jpg") as handle:
         photo = fit_image(load_image(handle), resolution, mode="crop")
-    recon = vae.decode(vae.encode(pil_to_tensor(photo)[None]).latent_dist.mode()).sample[0]
-    return psnr(tensor_to_pil(recon), photo)
+    return psnr(vae_round_trip(vae, [photo])[0], photo)
 
 
 def _timings(pipe, sample, clock=time.perf_counter) -> tuple[float, float]:

@@ -39,10 +39,10 @@ def run() -> list[tuple]:
     chance = judge.chance_identity
 
     truth = [world.sample(i, split="test") for i in range(CEILING_SAMPLES)]
-    masks, items = [s.item_mask for s in truth], [s.item for s in truth]
-    truth_hits = judge.identity_hits([s.target for s in truth], masks, items, world).astype(float)
+    drawn, masks, items = [s.target for s in truth], [s.item_mask for s in truth], [s.item for s in truth]
+    truth_hits = judge.identity_hits(drawn, masks, items, world).astype(float)
     ceiling = bootstrap(np.mean, truth_hits)
-    attributes = judge.attribute_hits([s.target for s in truth], masks, items)
+    attributes = judge.attribute_hits(drawn, masks, items)
     rows: list[tuple] = [
         ("judge identity ceiling: ground-truth test renderings", str(ceiling),
          (f"top-1 among the 4 caption twins' catalog shots, {CEILING_SAMPLES} test samples (items, people, rooms "
@@ -51,7 +51,7 @@ def run() -> list[tuple]:
          str(bootstrap(np.mean, attributes["all"].astype(float))), f"{CEILING_SAMPLES} test samples"),
     ]
 
-    rows += _vae_ceilings(pipe, judge, world, truth, truth_hits)
+    rows += _vae_ceilings(pipe, judge, world, (drawn, masks, items), truth_hits)
 
     prompted = truth[:TEXT_SAMPLES]
     outputs = pipeline_method(pipe, STEPS, GUIDANCE)(prompted)
@@ -78,16 +78,18 @@ def run() -> list[tuple]:
     return rows
 
 
-def _vae_ceilings(pipe, judge: WorldJudge, world: World, truth: list, truth_hits: np.ndarray) -> list[tuple]:
-    """Rows: identity and attribute accuracy of ``truth`` after each shipped VAE's round trip, and the
-    identity it loses (paired with ``truth_hits``, the same renderings as drawn)."""
-    masks, items = [s.item_mask for s in truth], [s.item for s in truth]
+def _vae_ceilings(pipe, judge: WorldJudge, world: World, truth: tuple[list, list, list],
+                  truth_hits: np.ndarray) -> list[tuple]:
+    """Rows: identity and attribute accuracy of the renderings ``truth`` (images, item masks, items)
+    after each shipped VAE's round trip, and the identity it loses (paired with ``truth_hits``, the
+    same renderings as drawn)."""
+    drawn, masks, items = truth
     vaes = {"the base VAE": pipe.vae}
     if load_fast_vae(pipe, shipped_model(SHIPPED_INPAINT)):
         vaes["the fast VAE (lcm sampler)"] = pipe.fast_vae
     rows = []
     for name, vae in vaes.items():
-        decoded = vae_round_trip(vae, [s.target for s in truth])
+        decoded = vae_round_trip(vae, drawn)
         hits = judge.identity_hits(decoded, masks, items, world).astype(float)
         lost = paired_difference(hits, truth_hits)
         rows += [
@@ -95,9 +97,9 @@ def _vae_ceilings(pipe, judge: WorldJudge, world: World, truth: list, truth_hits
              (f"each rendering encoded (posterior mode) and decoded; every model of the course paints through this "
               f"decoder, so no model's identity accuracy is expected above it; chance {judge.chance_identity:.2f}")),
             (f"round trip through {name} minus ground truth: identity accuracy", str(lost),
-             f"{verdict(lost, False, ('the round trip', 'ground truth'))}; paired over the {len(truth)} renderings"),
+             f"{verdict(lost, False, ('the round trip', 'ground truth'))}; paired over the {len(drawn)} renderings"),
             (f"judge attribute accuracy, all three, through {name}: its round trip",
              str(bootstrap(np.mean, judge.attribute_hits(decoded, masks, items)["all"].astype(float))),
-             f"{len(truth)} test samples"),
+             f"{len(drawn)} test samples"),
         ]
     return rows

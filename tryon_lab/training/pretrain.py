@@ -51,18 +51,13 @@ def _reproduce(component: str, profile: Profile, out_dir: Path, extra: str = "")
     return [f"tryon-lab pretrain {component} --profile {profile.name}{extra} --out {out_dir}"]
 
 
-@torch.no_grad()
 def vae_heldout_psnrs(vae, world, samples: int) -> list[float]:
     """PSNR (dB) of the VAE reconstruction (mode of the posterior) of each of the first ``samples`` test-split targets."""
+    from tryon_lab.metrics.baselines import vae_round_trip
     from tryon_lab.metrics.image import psnr
-    from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 
-    scores = []
-    for start in range(0, samples, 16):
-        targets = [world.sample(i, split="test").target for i in range(start, min(samples, start + 16))]
-        recon = vae.decode(vae.encode(torch.stack([pil_to_tensor(t) for t in targets])).latent_dist.mode()).sample
-        scores += [psnr(tensor_to_pil(r), t) for r, t in zip(recon, targets)]
-    return scores
+    targets = [world.sample(i, split="test").target for i in range(samples)]
+    return [psnr(recon, target) for recon, target in zip(vae_round_trip(vae, targets, batch_size=16), targets)]
 
 
 def vae_heldout_psnr(vae, world, samples: int) -> float:
