@@ -102,6 +102,14 @@ def profiles_from_table(table: Mapping[str, Any]) -> dict[str, Profile]:
     return profiles
 
 
+def with_settings(profile: Profile, section: str, overrides: Mapping[str, Any]) -> Profile:
+    """``profile`` with ``overrides`` deep-merged into one ``section`` (a command line's own sizes), checked
+    as a profile's overrides are: ``ConfigError`` naming an unknown key or a value of the wrong type."""
+    merged = _merge(profile[section], overrides, profile.name, f"{section}.")
+    return Profile(name=profile.name, description=profile.description,
+                   sections={**profile.sections, section: merged})
+
+
 def read_profiles_table() -> dict[str, Any]:
     """The parsed ``tryon_lab/configs/profiles.toml``: ``[base]`` and each profile's overrides, unresolved."""
     return tomllib.loads(resources.files("tryon_lab.configs").joinpath("profiles.toml").read_text())

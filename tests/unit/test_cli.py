@@ -79,6 +79,12 @@ def test_into_refuses_a_vae_run_that_retrains_the_encoder_before_training(tmp_pa
     assert not (tmp_path / "vae").exists() and not (tmp_path / "pipe").exists()
 
 
+def test_pretrain_names_an_unknown_model_config_before_training(tmp_path, capsys):
+    assert main(["pretrain", "vae", "--profile", "smoke", "--model", "huge", "--out", str(tmp_path / "vae")]) == 2
+    assert "unknown model config 'huge'" in capsys.readouterr().err
+    assert not (tmp_path / "vae").exists()
+
+
 def test_bad_argument_values_are_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["world", "render", "--out", str(tmp_path), "--garments", "-1"])

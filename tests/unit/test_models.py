@@ -17,13 +17,22 @@ CAPTIONS = ["a photo of a person wearing a red striped tee", "a photo of a blue 
 @pytest.mark.parametrize("name", CONFIG_NAMES)
 def test_every_config_is_consistent(name):
     config = load_model_config(name)
-    assert config.unet["in_channels"] == 9  # noisy latent 4 + masked-image latent 4 + mask 1
+    latent = config.vae["latent_channels"]
+    assert config.unet["in_channels"] == 2 * latent + 1  # noisy latent + masked-image latent + mask
+    assert config.unet["out_channels"] == latent
     assert config.latent_size * config.vae_scale_factor == config.resolution
 
 
 def test_mini_is_128_pixels_with_4x16x16_latents():
     config = load_model_config("mini")
     assert (config.resolution, config.vae["latent_channels"], config.latent_size) == (128, 4, 16)
+
+
+def test_mini16_widens_the_latent_and_keeps_minis_grid():
+    mini, mini16 = load_model_config("mini"), load_model_config("mini16")
+    assert (mini16.vae["latent_channels"], mini16.latent_size, mini16.unet["in_channels"]) == (16, 16, 33)
+    assert mini16.unet["block_out_channels"] == mini.unet["block_out_channels"]
+    assert mini16.vae["block_out_channels"] == mini.vae["block_out_channels"]
 
 
 def test_bad_configs_are_named(tmp_path):
@@ -38,6 +47,10 @@ def test_bad_configs_are_named(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(raw))
     with pytest.raises(ConfigError, match="sample_size 5"):
+        load_model_config(bad)
+    raw["unet"]["sample_size"], raw["vae"]["latent_channels"] = 8, 16  # a wider latent, the U-Net left at 9 in
+    bad.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="16-channel latents takes 33 channels and returns 16"):
         load_model_config(bad)
 
 

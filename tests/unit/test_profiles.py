@@ -98,3 +98,17 @@ def test_every_profiles_palette_widths_are_ones_the_export_takes(name):
     export = load_profile(name)["export"]
     assert set(export["bits"]) <= set(PALETTE_BITS), export["bits"]
     assert set(export["mixed_bits"]) <= set(MIXED_BITS), export["mixed_bits"]
+
+
+def test_with_settings_overrides_one_section_and_checks_it_like_a_profile():
+    from tryon_lab.profiles import with_settings
+
+    quick = load_profile("quick")
+    longer = with_settings(quick, "pretrain", {"model": "mini16", "vae": {"steps": 12000}})
+    assert (longer["pretrain"]["model"], longer["pretrain"]["vae"]["steps"]) == ("mini16", 12000)
+    assert longer["pretrain"]["vae"]["crop"] == quick["pretrain"]["vae"]["crop"]
+    assert quick["pretrain"]["vae"]["steps"] != 12000  # the loaded profile is left as it was
+    with pytest.raises(ConfigError, match="pretrain.vae.stepz"):
+        with_settings(quick, "pretrain", {"vae": {"stepz": 1}})
+    with pytest.raises(ConfigError, match="pretrain.vae.steps"):
+        with_settings(quick, "pretrain", {"vae": {"steps": "many"}})

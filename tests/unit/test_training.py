@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 from accelerate import Accelerator
+from PIL import Image
+
+import tryon_lab.models
 
 from tryon_lab.errors import ConfigError
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
@@ -196,6 +200,29 @@ def test_swap_vae_ships_a_new_decoder_and_refuses_a_new_encoder(tiny_pipeline_di
     with pytest.raises(ConfigError, match="another latent space .* encoder weights differ, first encoder.conv_in"):
         swap_vae(load_profile("smoke"), tmp_path / "encoder", pipeline)
     assert {p: p.read_bytes() for p in pipeline.rglob("*") if p.is_file()} == before
+
+
+def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path):
+    from tryon_lab.profiles import with_settings
+    from tryon_lab.training.pretrain import pretrain_unet, pretrain_vae
+
+    raw = json.loads((Path(tryon_lab.models.__file__).parent / "configs" / "tiny.json").read_text())
+    raw["vae"]["latent_channels"], raw["unet"]["in_channels"], raw["unet"]["out_channels"] = 16, 33, 16
+    config = tmp_path / "tiny16.json"
+    config.write_text(json.dumps(raw))
+    profile = with_settings(load_profile("smoke"), "pretrain", {"model": str(config), "vae": {"steps": 4}})
+    vae_dir = pretrain_vae(profile, tmp_path / "runs/vae", tmp_path / "vae")
+    record = json.loads((vae_dir / "training.json").read_text())
+    assert (record["model_config"], record["settings"]["steps"]) == ("tiny16", 4)
+    out = pretrain_unet(profile, tmp_path / "runs/unet", vae_dir, tmp_path / "model")
+    pipe = load_inpaint_pipeline(out, device="cpu")
+    assert (pipe.vae.config.latent_channels, pipe.unet.config.in_channels) == (16, 33)
+    image = Image.new("RGB", (64, 64), (200, 120, 40))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    result = pipe(prompt="a red tee", image=image, mask_image=mask, num_inference_steps=2,
+                  generator=torch.Generator().manual_seed(0)).images[0]
+    assert result.size == (64, 64)
 
 
 @pytest.mark.slow

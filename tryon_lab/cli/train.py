@@ -25,6 +25,8 @@ def add_pretrain(subparsers) -> None:
         "      --into data/models/mini-sd-inpaint --judge data/models/world-encoder\n"
         "Train the judge's motif network further; its attribute scores and KID features stay as they are:\n"
         "  tryon-lab pretrain encoder --init data/models/world-encoder --out data/models/world-encoder\n"
+        "A VAE with a 16-channel latent (models/configs/mini16.json), its phase 1 trained longer:\n"
+        "  tryon-lab pretrain vae --model mini16 --steps 12000 --run-dir runs/quick-c16/vae --out runs/quick-c16/vae-final\n"
         "Data-parallel on 2 CPU processes (gloo) or GPUs, same command:\n"
         "  accelerate launch --multi_gpu --num_processes 2 --no_python tryon-lab pretrain encoder --out OUT\n"
         "The quick profile's sizes are the recipe of the shipped checkpoints: hours on a 2-core CPU.\n"
@@ -51,16 +53,29 @@ def add_pretrain(subparsers) -> None:
     parser.add_argument("--minutes", type=float, metavar="M",
                         help="(unet) stop after M minutes of training with a checkpoint, then ship what it has "
                              "(a GPU lease's length); the same command continues the run")
+    parser.add_argument("--model", metavar="CONFIG",
+                        help="model config to train (a name in tryon_lab/models/configs or a JSON file; "
+                             "default: the profile's, mini)")
+    parser.add_argument("--steps", type=positive, metavar="N",
+                        help="training steps instead of the profile's (vae: phase 1's); raising it later "
+                             "continues the same run")
     parser.add_argument("--seed", type=int, default=0, help="world and initialisation seed (default: %(default)s)")
     parser.set_defaults(handler=run_pretrain)
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
     """Train the component (resuming from its run folder) and say where it was saved."""
-    from tryon_lab.profiles import load_profile
+    from tryon_lab.models.config import load_model_config
+    from tryon_lab.profiles import load_profile, with_settings
     from tryon_lab.training.pretrain import pretrain_component
 
-    out = pretrain_component(args.component, load_profile(args.profile), args.out, args.run_dir, vae_dir=args.vae,
+    profile = load_profile(args.profile)
+    if args.model:
+        load_model_config(args.model)  # an unknown or inconsistent config is named before any training
+        profile = with_settings(profile, "pretrain", {"model": args.model})
+    if args.steps:
+        profile = with_settings(profile, "pretrain", {args.component: {"steps": args.steps}})
+    out = pretrain_component(args.component, profile, args.out, args.run_dir, vae_dir=args.vae,
                              judge_dir=args.judge, init_dir=args.init, phases=args.phases, into=args.into,
                              seed=args.seed, minutes=args.minutes)
     what = "the pipeline with the new vae" if args.into else args.component

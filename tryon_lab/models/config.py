@@ -1,4 +1,5 @@
-"""Model configurations held as data (``configs/*.json``): tiny (tests), mini (shipped), sd15."""
+"""Model configurations held as data (``configs/*.json``): tiny (tests), mini (shipped), mini16 (mini with a
+16-channel latent), sd15."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from tryon_lab.errors import ConfigError
 
-CONFIG_NAMES = ("tiny", "mini", "sd15")
+CONFIG_NAMES = ("tiny", "mini", "mini16", "sd15")
 
 
 @dataclass(frozen=True)
@@ -59,4 +60,10 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
     if config.unet["sample_size"] != config.latent_size:
         raise ConfigError(f"model config {name!r}: unet sample_size {config.unet['sample_size']} "
                           f"!= resolution / vae factor = {config.latent_size}")
+    latent = config.vae["latent_channels"]
+    if (config.unet["in_channels"], config.unet["out_channels"]) != (2 * latent + 1, latent):
+        # the inpainting layout: noisy latent, mask, masked-image latent in; the noise estimate out
+        raise ConfigError(f"model config {name!r}: an inpainting U-Net on {latent}-channel latents takes "
+                          f"{2 * latent + 1} channels and returns {latent}; its config says "
+                          f"{config.unet['in_channels']} and {config.unet['out_channels']}")
     return config

@@ -83,7 +83,7 @@ def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, see
     run = selected_phases(settings, config.resolution, only)
     runs = {"vae" if phase.name == "vae" else f"vae_{phase.name}": str(phase.run_dir(run_dir)) for phase in run}
     write_json(Path(out_dir) / TRAINING_RECORD, run_record({
-        "component": "vae", "settings": settings.__dict__, "init": str(init_dir) if init_dir else None,
+        "component": "vae", "model_config": config.name, "settings": settings.__dict__, "init": str(init_dir) if init_dir else None,
         "phases": [phase.name for phase in run], "wall_seconds": wall, "metrics": metrics, "runs": runs}))
     return Path(out_dir)
 
