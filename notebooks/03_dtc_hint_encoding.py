@@ -373,7 +373,8 @@ curve if curve is not None else print("this DTC has no learning curve (tryon-lab
 # exactly right shows no more than that.
 
 # %%
-from tryon_lab.course.dtc.ceiling import ceiling_note, decoder_ceiling
+from tryon_lab.course.dtc.ceiling import ceiling_note
+from tryon_lab.metrics.baselines import decoder_ceiling
 
 if judge is not None:
     display(Markdown(ceiling_note(decoder_ceiling(dtc.vae, judge, settings["ceiling_samples"]))))

@@ -345,7 +345,8 @@ def test_the_deviation_table_names_every_difference_with_the_recipes_numbers():
 
 
 def test_the_decoder_ceiling_scores_renderings_as_drawn_and_after_the_round_trip(tiny_base):
-    from tryon_lab.course.dtc.ceiling import ceiling_note, decoder_ceiling
+    from tryon_lab.course.dtc.ceiling import ceiling_note
+    from tryon_lab.metrics.baselines import decoder_ceiling
     from tryon_lab.metrics.judge import WorldJudge
     from tryon_lab.metrics.stats import Interval
     from tryon_lab.models.world_encoder import WorldEncoder

@@ -202,7 +202,8 @@ def test_swap_vae_ships_a_new_decoder_and_refuses_a_new_encoder(tiny_pipeline_di
     assert {p: p.read_bytes() for p in pipeline.rglob("*") if p.is_file()} == before
 
 
-def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path):
+def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path, tiny_pipeline_dir):
+    from tryon_lab.models.world_encoder import WorldEncoder
     from tryon_lab.profiles import with_settings
     from tryon_lab.training.pretrain import pretrain_unet, pretrain_vae
 
@@ -211,10 +212,15 @@ def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path):
     config = tmp_path / "tiny16.json"
     config.write_text(json.dumps(raw))
     profile = with_settings(load_profile("smoke"), "pretrain", {"model": str(config), "vae": {"steps": 4}})
-    vae_dir = pretrain_vae(profile, tmp_path / "runs/vae", tmp_path / "vae")
+    judge = tmp_path / "judge"
+    WorldEncoder.for_world().save_pretrained(judge)
+    vae_dir = pretrain_vae(profile, tmp_path / "runs/vae", tmp_path / "vae", judge_dir=judge)
     record = json.loads((vae_dir / "training.json").read_text())
     assert (record["model_config"], record["settings"]["steps"]) == ("tiny16", 4)
-    out = pretrain_unet(profile, tmp_path / "runs/unet", vae_dir, tmp_path / "model")
+    assert {"val_round_trip_identity", "test_round_trip_identity"} <= record["metrics"].keys()
+    # its U-Net starts from the 4-channel tiny pipeline's: the body moves over, conv_in and conv_out start new
+    out = pretrain_unet(profile, tmp_path / "runs/unet", vae_dir, tmp_path / "model", init_dir=tiny_pipeline_dir)
+    assert json.loads((out / "training.json").read_text())["init_new_layers"] == ["conv_in", "conv_out"]
     pipe = load_inpaint_pipeline(out, device="cpu")
     assert (pipe.vae.config.latent_channels, pipe.unet.config.in_channels) == (16, 33)
     image = Image.new("RGB", (64, 64), (200, 120, 40))
@@ -223,6 +229,27 @@ def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path):
     result = pipe(prompt="a red tee", image=image, mask_image=mask, num_inference_steps=2,
                   generator=torch.Generator().manual_seed(0)).images[0]
     assert result.size == (64, 64)
+
+
+def test_load_weights_moves_a_body_onto_another_latent_width_and_refuses_other_differences(tmp_path, tiny_pipeline_dir):
+    from diffusers import UNet2DConditionModel
+
+    from tryon_lab.training.inpaint import LATENT_LAYERS, load_weights
+
+    saved = UNet2DConditionModel.from_pretrained(tiny_pipeline_dir / "unet", torch_dtype=torch.float32)
+    wider = UNet2DConditionModel.from_config({**saved.config, "in_channels": 33, "out_channels": 16})
+    new_in = wider.conv_in.weight.detach().clone()
+    assert load_weights(wider, tiny_pipeline_dir / "unet", fresh=LATENT_LAYERS) == [
+        "conv_in.weight", "conv_out.bias", "conv_out.weight"]
+    assert torch.equal(wider.conv_in.weight, new_in)
+    mine, theirs = wider.state_dict(), saved.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine if not k.startswith(LATENT_LAYERS))
+    with pytest.raises(ConfigError, match="another architecture"):
+        load_weights(UNet2DConditionModel.from_config({**saved.config, "in_channels": 33, "out_channels": 16}),
+                     tiny_pipeline_dir / "unet")  # without fresh, a wider latent is refused
+    deeper = UNet2DConditionModel.from_config({**saved.config, "layers_per_block": 2})
+    with pytest.raises(ConfigError, match="another architecture"):
+        load_weights(deeper, tiny_pipeline_dir / "unet", fresh=LATENT_LAYERS)
 
 
 @pytest.mark.slow

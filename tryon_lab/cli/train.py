@@ -39,10 +39,12 @@ def add_pretrain(subparsers) -> None:
                         help="folder for the finished model (written atomically)")
     parser.add_argument("--run-dir", help="checkpoints and losses.csv (default: runs/<profile>/<component>)")
     parser.add_argument("--vae", help="(unet) folder of the trained VAE")
-    parser.add_argument("--judge", help="(unet, or vae with --into) folder of the world encoder, to score the model card")
+    parser.add_argument("--judge", help="folder of the world encoder: (unet) scores the model card; (vae) its identity "
+                             "accuracy after the VAE's round trip on val and test renderings")
     parser.add_argument("--init", metavar="DIR",
                         help="(vae) start from this saved VAE; (unet) from this finished pipeline's tokenizer, "
-                             "text encoder and U-Net, instead of new ones; (encoder) continue this saved judge: its "
+                             "text encoder and U-Net, instead of new ones (a pipeline of another latent width too: its U-Net's "
+                             "conv_in and conv_out then start new); (encoder) continue this saved judge: its "
                              "attribute network frozen, its motif network trained further (the profile's init_steps)")
     parser.add_argument("--phases", nargs="+", metavar="NAME",
                         help="(vae) run only these phases of the recipe: vae, decoder, anneal, polish "

@@ -8,6 +8,8 @@ import torch
 from PIL import Image
 
 from tryon_lab.data.io import load_image, load_mask
+from tryon_lab.data.world import World
+from tryon_lab.metrics.stats import bootstrap
 from tryon_lab.pipelines.latents import pil_to_tensor, tensor_to_pil
 
 
@@ -30,3 +32,19 @@ def vae_round_trip(vae, images, batch_size: int = 32) -> list[Image.Image]:
         decoded = vae.decode(vae.encode(batch).latent_dist.mode()).sample
         out += [tensor_to_pil(d) for d in decoded]
     return out
+
+
+@torch.no_grad()
+def decoder_ceiling(vae, judge, samples: int, split: str = "val", seed: int = 0) -> dict:
+    """Identity accuracy (95% intervals) of ``samples`` ``split`` renderings at the VAE's size: as drawn
+    (``truth``) and after ``vae``'s round trip (``round_trip``), with ``chance``."""
+    world = World(seed=seed, resolution=vae.config.sample_size)
+    truth = [world.sample(i, split=split) for i in range(samples)]
+    masks, items = [s.item_mask for s in truth], [s.item for s in truth]
+    drawn = [s.target for s in truth]
+
+    def accuracy(images):
+        return bootstrap(np.mean, judge.identity_hits(images, masks, items, world).astype(float))
+
+    return {"truth": accuracy(drawn), "round_trip": accuracy(vae_round_trip(vae, drawn)),
+            "chance": judge.chance_identity, "samples": samples, "split": split}

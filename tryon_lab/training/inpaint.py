@@ -1,4 +1,4 @@
-"""Recipe: train the 9-channel inpainting U-Net together with its CLIP text encoder.
+"""Recipe: train the inpainting U-Net (9 channels on SD's 4-channel latents) together with its CLIP text encoder.
 
 Each step: noise a target latent at a random timestep, give the U-Net the noisy latent, the
 masked-image latent and the latent mask, condition it on the caption (replaced by "" with
@@ -24,6 +24,8 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from tryon_lab.models.channels import inpaint_channels
 from tryon_lab.pipelines.latents import COURSE_RULE
 from tryon_lab.training.loop import LoopSettings
+
+LATENT_LAYERS = ("conv_in", "conv_out")  # the U-Net's only layers whose shapes depend on the latent's width
 
 
 class InpaintObjective(torch.nn.Module):
@@ -99,7 +101,9 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
     """Train (or resume) tokenizer, text encoder and U-Net of ``config`` on the world with a trained VAE.
 
     With ``init_dir`` (a finished pipeline folder of this config) the run starts from its tokenizer,
-    text encoder and U-Net instead of new ones: more training for a shipped model. Work files
+    text encoder and U-Net instead of new ones: more training for a shipped model. The pipeline may
+    also be one of another latent width (``LATENT_LAYERS`` then start new): its U-Net's body moves to
+    the new latent space, as a widened conv_in carried SD into SD-inpainting. Work files
     (tokenizer, latent cache, checkpoints, losses.csv) live in ``run_dir``; returns
     (a ``TryOnInpaintPipeline`` holding the EMA weights if EMA is on, with a DDIM sampler, the LoopResult).
     """
@@ -139,7 +143,7 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
     torch.manual_seed(seed)
     unet, text_encoder = build_unet(config), build_text_encoder(config, tokenizer)
     if init_dir is not None:
-        load_weights(unet, Path(init_dir) / "unet")
+        load_weights(unet, Path(init_dir) / "unet", fresh=LATENT_LAYERS)
         load_weights(text_encoder, Path(init_dir) / "text_encoder")
     noise_scheduler = build_scheduler(config)
     objective = InpaintObjective(unet, text_encoder, tokenizer, noise_scheduler, settings.caption_dropout,
@@ -151,17 +155,21 @@ def train_inpainting(config, run_dir: str | Path, vae_dir: str | Path, settings:
     return trained_pipeline(vae, text_encoder, tokenizer, unet, noise_scheduler), result
 
 
-def load_weights(model: torch.nn.Module, folder: Path) -> None:
-    """Copy the weights saved in ``folder`` (a diffusers/transformers model folder) into ``model``,
-    which must have the same architecture (``ConfigError`` naming the folder otherwise)."""
+def load_weights(model: torch.nn.Module, folder: Path, fresh: tuple[str, ...] = ()) -> list[str]:
+    """Copy the weights saved in ``folder`` (a diffusers/transformers model folder) into ``model``, which
+    must have the same architecture (``ConfigError`` naming the folder otherwise) except that parameters
+    under the module names in ``fresh`` may differ in shape: those keep ``model``'s own (new) weights.
+    Returns the names of the parameters left new."""
     from tryon_lab.errors import ConfigError
 
     saved = type(model).from_pretrained(folder, torch_dtype=torch.float32).state_dict()
     mine = model.state_dict()
-    if saved.keys() != mine.keys() or any(saved[k].shape != mine[k].shape for k in mine):
+    differ = sorted(k for k in mine if k in saved and saved[k].shape != mine[k].shape)
+    if saved.keys() != mine.keys() or any(k.split(".")[0] not in fresh for k in differ):
         raise ConfigError(f"{folder} holds another architecture than this model config: start from scratch, "
                           "or use the config it was trained with")
-    model.load_state_dict(saved)
+    model.load_state_dict({**saved, **{k: mine[k] for k in differ}})
+    return differ
 
 
 def trained_pipeline(vae, text_encoder, tokenizer, unet, noise_scheduler: DDPMScheduler):

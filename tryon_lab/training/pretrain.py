@@ -66,10 +66,13 @@ def vae_heldout_psnr(vae, world, samples: int) -> float:
 
 
 def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, seed: int = 0,
-                 init_dir: str | Path | None = None, only: list[str] | None = None) -> Path:
+                 init_dir: str | Path | None = None, only: list[str] | None = None,
+                 judge_dir: str | Path | None = None) -> Path:
     """Train the VAE of the profile's model config; save it to ``out_dir``; returns ``out_dir``.
 
     ``init_dir`` and ``only`` continue a finished VAE with some of the recipe's phases (train_vae).
+    With the judge in ``judge_dir`` the record also gets the judge's identity accuracy after the VAE's
+    round trip (``decoder_ceiling``) on the profile's ``judge_samples`` val and test renderings.
     """
     from tryon_lab.data.world import World
     from tryon_lab.training.vae import VAESettings, selected_phases, train_vae
@@ -80,6 +83,14 @@ def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, see
     vae, wall = train_vae(config, run_dir, out_dir, settings, seed=seed, init_dir=init_dir, only=only)
     metrics = {"vae_heldout_psnr_db": vae_heldout_psnr(vae, World(seed, config.resolution), section["eval_samples"]),
                "scaling_factor": vae.config.scaling_factor}
+    if judge_dir:
+        from tryon_lab.metrics.baselines import decoder_ceiling
+        from tryon_lab.metrics.judge import WorldJudge
+
+        judge = WorldJudge.load(judge_dir)
+        for split in ("val", "test"):
+            ceiling = decoder_ceiling(vae, judge, section["judge_samples"], split=split, seed=seed)
+            metrics[f"{split}_round_trip_identity"] = str(ceiling["round_trip"])
     run = selected_phases(settings, config.resolution, only)
     runs = {"vae" if phase.name == "vae" else f"vae_{phase.name}": str(phase.run_dir(run_dir)) for phase in run}
     write_json(Path(out_dir) / TRAINING_RECORD, run_record({
@@ -202,7 +213,7 @@ def pretrain_component(component: str, profile: Profile, out_dir: str | Path, ru
             # refused before hours of training, not after: phase 1 retrains the encoder
             raise ConfigError("--into ships a retrained decoder only, and phase 'vae' retrains the encoder: "
                               "choose decoder phases with --phases (e.g. --phases polish)")
-        out = pretrain_vae(profile, run_dir, out_dir, seed=seed, init_dir=init_dir, only=phases)
+        out = pretrain_vae(profile, run_dir, out_dir, seed=seed, init_dir=init_dir, only=phases, judge_dir=judge_dir)
         if not into:
             return out
         log(f"saved vae to {out}")
@@ -266,7 +277,7 @@ def pretrain_unet(profile: Profile, run_dir: str | Path, vae_dir: str | Path, ou
     Evaluates on held-out samples (masked PSNR; with a judge, attribute accuracy) and writes the
     pipeline folder with MODEL_CARD.md, training.json and samples.png to ``out_dir``.
     """
-    from tryon_lab.training.inpaint import InpaintSettings, train_inpainting
+    from tryon_lab.training.inpaint import LATENT_LAYERS, InpaintSettings, train_inpainting
 
     section = profile["pretrain"]
     config = load_model_config(section["model"])
@@ -275,6 +286,9 @@ def pretrain_unet(profile: Profile, run_dir: str | Path, vae_dir: str | Path, ou
     vae_record = read_record(vae_dir)
     params = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) for name in ("unet", "text_encoder", "vae")}
     start = {"init": str(init_dir), "init_unet_sha256": sha256_file(Path(init_dir) / UNET_FILE)} if init_dir else {}
+    init_config = json.loads((Path(init_dir) / "unet" / "config.json").read_text()) if init_dir else {}
+    if init_config and init_config["in_channels"] != config.unet["in_channels"]:
+        start["init_new_layers"] = list(LATENT_LAYERS)  # a transplant onto another latent width
     record = run_record({"component": "mini-sd-inpaint", "unet_steps": result.steps, **start,
                          "unet_wall_seconds": round(result.wall_seconds, 1),
                          "vae_steps": vae_record.get("settings", {}).get("steps"),
