@@ -36,6 +36,19 @@ def tiny_pipeline_dir(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny16_config(tmp_path_factory):
+    """The path of a JSON model config: ``tiny`` with a 16-channel latent (a U-Net of 33 channels in, 16 out)."""
+    import json
+    from importlib import resources
+
+    raw = json.loads(resources.files("tryon_lab.models.configs").joinpath("tiny.json").read_text())
+    raw["vae"]["latent_channels"], raw["unet"]["in_channels"], raw["unet"]["out_channels"] = 16, 33, 16
+    path = tmp_path_factory.mktemp("configs") / "tiny16.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
 def _load_quiet(folder):
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
 

@@ -334,3 +334,16 @@ def test_the_shipped_dtc_loads_every_saved_weight_and_config_field():
     assert all(torch.equal(saved[key], state[key].to(saved[key].dtype)) for key in saved)
     config = {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if not k.startswith("_")}
     assert json.loads(json.dumps({k: encoder.config[k] for k in config})) == config
+
+
+def test_a_wider_latent_gets_the_same_dtc_model_and_try_on(tmp_path, scene, tiny16_config):
+    from tryon_lab.models.tiny import make_random_pipeline
+
+    torch.manual_seed(0)
+    pipe = DTCPipeline.from_base(make_random_pipeline(str(tiny16_config), tmp_path / "base"), "film")
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.hint_encoder.encoder.conv_in.in_channels == 17  # mask 1 + masked-image latent (with hint) 16
+    image, mask, reference = scene
+    out = pipe(image, mask, reference, num_inference_steps=2, seed=0).images[0]
+    before, after = np.asarray(image), np.asarray(out)
+    assert after.shape == before.shape and np.array_equal(before[~mask], after[~mask])

@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 from accelerate import Accelerator
 from PIL import Image
-
-import tryon_lab.models
 
 from tryon_lab.errors import ConfigError
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
@@ -202,16 +199,12 @@ def test_swap_vae_ships_a_new_decoder_and_refuses_a_new_encoder(tiny_pipeline_di
     assert {p: p.read_bytes() for p in pipeline.rglob("*") if p.is_file()} == before
 
 
-def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path, tiny_pipeline_dir):
+def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path, tiny_pipeline_dir, tiny16_config):
     from tryon_lab.models.world_encoder import WorldEncoder
     from tryon_lab.profiles import with_settings
     from tryon_lab.training.pretrain import pretrain_unet, pretrain_vae
 
-    raw = json.loads((Path(tryon_lab.models.__file__).parent / "configs" / "tiny.json").read_text())
-    raw["vae"]["latent_channels"], raw["unet"]["in_channels"], raw["unet"]["out_channels"] = 16, 33, 16
-    config = tmp_path / "tiny16.json"
-    config.write_text(json.dumps(raw))
-    profile = with_settings(load_profile("smoke"), "pretrain", {"model": str(config), "vae": {"steps": 4}})
+    profile = with_settings(load_profile("smoke"), "pretrain", {"model": str(tiny16_config), "vae": {"steps": 4}})
     judge = tmp_path / "judge"
     WorldEncoder.for_world().save_pretrained(judge)
     vae_dir = pretrain_vae(profile, tmp_path / "runs/vae", tmp_path / "vae", judge_dir=judge)
