@@ -382,6 +382,19 @@ else:
     print("no judge (data/models/world-encoder) to ask")
 
 # %% [markdown]
+# Where does the motif go? The encoder squeezes the picture into the latent, and each latent number
+# has to stand for many picture numbers. The table counts them for the shipped model's config (`mini`),
+# for `mini16` (the same U-Net grid with a wider latent, as Stable Diffusion 3 widened its own so
+# that small text survives) and for SD-1.5. A wider latent gives a small motif more numbers to live
+# in; the U-Net's cost stays, since only its first and last convolutions see the channel count.
+
+# %%
+from tryon_lab.course.dtc.ceiling import latent_budget
+from tryon_lab.tables import format_table
+
+print(format_table(latent_budget(), ["config", "picture", "latent", "latent numbers", "picture numbers per latent number"]))
+
+# %% [markdown]
 # ## 8. What the hint costs per step
 #
 # Unless the variant is a `+t` one, the hint encoder never sees the noisy latent or the timestep

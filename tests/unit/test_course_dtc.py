@@ -363,3 +363,12 @@ def test_the_decoder_ceiling_scores_renderings_as_drawn_and_after_the_round_trip
     assert "this decoder, not the U-Net's training, keeps identity under the bar" in ceiling_note(low)
     high = dict(ceiling, round_trip=Interval(0.9, 0.85, 0.95))
     assert "leaves room to reach the bar" in ceiling_note(high)
+
+
+def test_the_latent_budget_counts_each_configs_latent_numbers():
+    from tryon_lab.course.dtc.ceiling import latent_budget
+
+    mini, mini16, sd15 = latent_budget()
+    assert mini == ["mini", "128x128", "4x16x16", 1024, 48.0]
+    assert mini16[2:] == ["16x16x16", 4096, 12.0]
+    assert sd15[2:] == ["4x64x64", 16384, 48.0]

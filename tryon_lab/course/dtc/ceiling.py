@@ -5,6 +5,7 @@ trip's score is where its identity accuracy is expected to stop."""
 
 from __future__ import annotations
 
+from tryon_lab.models.config import load_model_config
 from tryon_lab.training.dtc.curve import BARS
 
 
@@ -16,3 +17,16 @@ def ceiling_note(ceiling: dict) -> str:
     return (f"On {ceiling['samples']} {ceiling['split']} renderings the judge finds the right motif in "
             f"**{ceiling['truth']}** of the pictures as drawn, and in **{trip}** after this model's VAE has "
             f"encoded and decoded them (chance {ceiling['chance']:.2f}, the bar {bar:.2f}): {verdict}.")
+
+
+def latent_budget(config_names: tuple[str, ...] = ("mini", "mini16", "sd15")) -> list[list]:
+    """One row per model config: name, picture size, latent shape (C x h x w), numbers in the latent,
+    and how many picture numbers (H x W x 3) share one latent number (computed from the configs)."""
+    rows = []
+    for name in config_names:
+        config = load_model_config(name)
+        channels, side = config.vae["latent_channels"], config.latent_size
+        pixels = config.resolution ** 2 * 3
+        rows.append([name, f"{config.resolution}x{config.resolution}", f"{channels}x{side}x{side}",
+                     channels * side * side, round(pixels / (channels * side * side), 1)])
+    return rows
