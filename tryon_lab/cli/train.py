@@ -67,14 +67,10 @@ def add_pretrain(subparsers) -> None:
 
 def run_pretrain(args: argparse.Namespace) -> int:
     """Train the component (resuming from its run folder) and say where it was saved."""
-    from tryon_lab.models.config import load_model_config
     from tryon_lab.profiles import load_profile, with_settings
     from tryon_lab.training.pretrain import pretrain_component
 
-    profile = load_profile(args.profile)
-    if args.model:
-        load_model_config(args.model)  # an unknown or inconsistent config is named before any training
-        profile = with_settings(profile, "pretrain", {"model": args.model})
+    profile = _with_model(load_profile(args.profile), args.model)
     if args.steps:
         profile = with_settings(profile, "pretrain", {args.component: {"steps": args.steps}})
     out = pretrain_component(args.component, profile, args.out, args.run_dir, vae_dir=args.vae,
@@ -83,6 +79,18 @@ def run_pretrain(args: argparse.Namespace) -> int:
     what = "the pipeline with the new vae" if args.into else args.component
     print(f"saved {what} to {out}")
     return 0
+
+
+def _with_model(profile, model: str | None):
+    """``profile`` with ``model`` as its pretrain model config (unchanged when None); ``ConfigError``
+    naming an unknown or inconsistent config before any work."""
+    from tryon_lab.models.config import load_model_config
+    from tryon_lab.profiles import with_settings
+
+    if not model:
+        return profile
+    load_model_config(model)
+    return with_settings(profile, "pretrain", {"model": model})
 
 
 def add_curve(subparsers) -> None:
@@ -102,6 +110,7 @@ def add_curve(subparsers) -> None:
     parser.add_argument("--vae", required=True, help="folder of the VAE the run trained on")
     parser.add_argument("--judge", required=True, help="folder of the world encoder that scores")
     parser.add_argument("--samples", type=at_least_two, default=64, help="val samples per checkpoint (default: %(default)s)")
+    parser.add_argument("--model", metavar="CONFIG", help="the run's model config, when not the profile's (as pretrain --model)")
     parser.set_defaults(handler=run_curve)
 
 
@@ -113,7 +122,8 @@ def run_curve(args: argparse.Namespace) -> int:
     from tryon_lab.tables import format_table
     from tryon_lab.training.curve import CURVE_FILE, FIGURE_FILE, write_learning_curve
 
-    rows = write_learning_curve(args.run_dir, args.vae, args.judge, load_profile(args.profile), samples=args.samples)
+    rows = write_learning_curve(args.run_dir, args.vae, args.judge, _with_model(load_profile(args.profile), args.model),
+                                samples=args.samples)
     print(format_table([[int(r["step"]), _interval(r, "attr_acc_all"), _interval(r, "leftover"), f"{r['masked_psnr_db']:.2f}"]
                         for r in rows], ["step", "all-attribute accuracy", "leftover", "masked PSNR dB"]))
     run_dir = Path(args.run_dir)
