@@ -330,9 +330,16 @@ steps_figure(curves)
 # The model works on its own square (`pipe.resolution` pixels; the photo is padded to fit), and
 # its decoder never reproduces a photo exactly (section 2). So the pipeline does not return the
 # decoded square: it scales it back to the photo's size and **blends it in only inside the mask**,
-# with weights (the *seam alpha*) that are 0 outside the mask and ramp up to 1 over `feather_px`
-# pixels inside it. Where alpha is 0 the output pixel *is* the input pixel, so the user's face,
-# hands and background come back bit for bit.
+# with weights (the *seam alpha*) that are 0 outside the mask and 1 inside it. Where alpha is 0 the
+# output pixel *is* the input pixel, so the user's face, hands and background come back bit for bit.
+#
+# `feather_px` softens the seam: alpha ramps from 0 to 1 over that many pixels *inside* the mask (it
+# may not leave the mask, or pixels outside would change). That hides an edge where the mask cuts
+# through content that stays. In a try-on it does harm, so the default seam is hard: inside the mask
+# is the old garment, and the ramp blends it back in along the mask's edge, a ghost of the old
+# garment's outline. Where the new garment shows skin the old one covered (a tank top over long
+# sleeves), the pixels that should turn to skin lie mostly near that edge; `benchmarks inpainting`
+# measures how much of them the ghost keeps. The cell below asks for a soft seam to show the ramp.
 #
 # Below, the Grace Hopper photo (512x600, not square) with a box over her jacket. The model only
 # knows the synthetic world, so do not expect a convincing tee on a real photo; look at where

@@ -59,3 +59,14 @@ def test_paste_back_keeps_every_pixel_outside_the_mask():
     out = np.asarray(paste_back(original, generated, mask, 2.0))
     assert np.array_equal(out[~mask], np.asarray(original)[~mask])
     assert (out[25, 40] == (0, 255, 0)).all()
+
+
+def test_by_default_the_result_inside_the_mask_is_the_models_own_square(tiny_pipeline):
+    # a feathered seam inside the mask would blend the old garment back in along the mask's edge
+    sample = World(resolution=64).sample(0, split="test", kind="garment")
+    out = tiny_pipeline(sample.scene, sample.shape_mask, sample.caption, num_inference_steps=2, seed=0)
+    result, raw, scene = (np.asarray(im.convert("RGB")) for im in (out.images[0], out.raw[0], sample.scene))
+    assert np.array_equal(result[sample.shape_mask], raw[sample.shape_mask])
+    assert np.array_equal(result[~sample.shape_mask], scene[~sample.shape_mask])
+    soft = tiny_pipeline(sample.scene, sample.shape_mask, sample.caption, num_inference_steps=2, seed=0, feather_px=2.0)
+    assert not np.array_equal(np.asarray(soft.images[0])[sample.shape_mask], raw[sample.shape_mask])

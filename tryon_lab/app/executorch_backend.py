@@ -161,7 +161,7 @@ class ExecuTorchBackend:
         from tryon_lab.data.io import load_image, load_mask
         from tryon_lab.export.runner import TryOnInputs, run_tryon
         from tryon_lab.export.verify import make_scheduler, to_image
-        from tryon_lab.pipelines.compositing import paste_back, to_model_square
+        from tryon_lab.pipelines.compositing import SEAM_PX, paste_back, to_model_square
         from tryon_lab.pipelines.latents import pil_to_tensor
 
         if steps < 1:
@@ -189,9 +189,7 @@ class ExecuTorchBackend:
         manifest = self.model.manifest
         result = run_tryon(self.model.runners, inputs, make_scheduler(manifest.scheduler), step_end,
                            rows=manifest.runtime.unet_batch)
-        # The PyTorch pipeline's default seam: two model pixels wide.
-        feather_px = 2.0 * min(photo.size) / self.model.resolution
-        return paste_back(photo, to_image(result["image"]), mask, feather_px)
+        return paste_back(photo, to_image(result["image"]), mask, SEAM_PX)  # the PyTorch pipeline's default seam
 
     def cancel(self) -> None:
         """Stop the running generation after its current step."""

@@ -68,8 +68,9 @@ def score_outputs(samples: Sequence[WorldSample], outputs: Sequence[Image.Image]
 
 
 def pipeline_method(pipe, steps: int = 25, guidance_scale: float = TEXT_GUIDANCE, use_text: bool = True, seed: int = 0,
-                    batch_size: int = 8) -> Method:
-    """A Method that inpaints each sample's shape mask on its scene, prompted by its caption (or "")."""
+                    batch_size: int = 8, feather_px: float | None = None) -> Method:
+    """A Method that inpaints each sample's shape mask on its scene, prompted by its caption (or ""),
+    pasted back with a ``feather_px`` seam (default: the pipeline's)."""
 
     def run(samples: Sequence[WorldSample]) -> list[Image.Image]:
         outputs: list[Image.Image] = []
@@ -78,7 +79,7 @@ def pipeline_method(pipe, steps: int = 25, guidance_scale: float = TEXT_GUIDANCE
             prompts = [s.caption if use_text else "" for s in chunk]
             result = pipe([s.scene for s in chunk], [s.shape_mask for s in chunk], prompts,
                           num_inference_steps=steps, guidance_scale=guidance_scale if use_text else 1.0,
-                          seed=seed + start)
+                          seed=seed + start, feather_px=feather_px)
             outputs.extend(result.images)
         return outputs
 

@@ -21,7 +21,7 @@ from PIL import Image
 from tryon_lab.data.io import load_image, load_mask
 from tryon_lab.errors import TryOnInputError
 from tryon_lab.models.channels import inpaint_channels
-from tryon_lab.pipelines.compositing import paste_back
+from tryon_lab.pipelines.compositing import SEAM_PX, paste_back
 from tryon_lab.pipelines.latents import InpaintRule, latent_mask, pil_to_tensor, tensor_to_pil
 
 # noise = predict(model_input, t): model_input is the 9-channel U-Net input (2B rows when guided).
@@ -171,7 +171,7 @@ class MaskedInpaintPipelineBase(DiffusionPipeline):
         """Decode, paste back into each photo inside its mask only, and format the output."""
         raw = [tensor_to_pil(x) for x in self.decode_latents(latents)]
         if feather_px is None:
-            feather_px = 2.0 * min(originals[0].size) / self.resolution
+            feather_px = SEAM_PX
         images = [paste_back(o, g, m, feather_px) for o, g, m in zip(originals, raw, masks)]
         images = self._format(images, output_type)
         return TryOnPipelineOutput(images=images, raw=raw) if return_dict else (images, raw)

@@ -1,9 +1,16 @@
 """Where model-resolution pixels meet the user's photo: padding to a square and paste-back.
 
 The model sees a square of ``resolution`` pixels; the user's photo has any size. Paste-back
-scales the generated square back over the photo and blends it in only inside the mask, with a
-feathered seam that lies wholly inside the mask, so every pixel outside the mask is returned
-exactly as it came in.
+scales the generated square back over the photo and puts it in only inside the mask, so every
+pixel outside the mask is returned exactly as it came in.
+
+By default the seam is hard (``SEAM_PX`` = 0). A feathered seam has to lie inside the mask to keep
+that promise, and inside a try-on's mask is the old garment: the ramp blends it back in along
+the mask's edge, a ghost outline of the old garment's silhouette. Where the new garment shows skin
+that the old one covered, most of the uncovered pixels lie within a few pixels of that edge, so the
+ghost alone kept the old garment's colour in much of them (``metrics.leftover``; `benchmarks
+inpainting` measures both seams side by side). ``feather_px`` still asks for a soft seam, for masks
+whose edge runs through content that stays (a scratch on a wall).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from PIL import Image
 from tryon_lab.data.io import content_box, fit_image, fit_mask, load_image, load_mask
 from tryon_lab.data.masks import erode, feather
 from tryon_lab.errors import TryOnInputError
+
+SEAM_PX = 0.0  # the default seam width: hard (see the module docstring)
 
 
 def to_model_square(image: Image.Image, mask: np.ndarray, resolution: int) -> tuple[Image.Image, np.ndarray]:

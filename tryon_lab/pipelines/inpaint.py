@@ -86,7 +86,8 @@ class TryOnInpaintPipeline(MaskedInpaintPipelineBase):
         ``image``/``mask_image``: one photo and mask (path, PIL, array) or equal-length lists;
         ``prompt`` or ``prompt_embeds`` (B, L, D); ``guidance_scale`` > 1 enables classifier-free
         guidance against ``negative_prompt`` (default ""); ``seed`` or ``generator`` fixes the noise;
-        ``feather_px`` is the seam width in photo pixels (default: 2 model pixels).
+        ``feather_px`` is the seam width in photo pixels (default ``SEAM_PX``: a hard seam, which
+        leaves no ghost of the old garment; see ``pipelines.compositing``).
         ``callback_on_step_end(pipe, step, timestep, {"latents": ...})`` may return replacements.
         Returns ``TryOnPipelineOutput(images, raw)``; ``output_type`` is "pil", "np" or "pt".
         """

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tryon_lab.errors import ConfigError
+from tryon_lab.pipelines.compositing import SEAM_PX
 from tryon_lab.pipelines.samplers import DTC_GUIDANCE
 from tryon_lab.training.dtc.evaluation import (
     METRICS,
@@ -71,7 +72,7 @@ class AblationSettings:
         changed, changes them; stored with the scores, which are made again when it differs."""
         return {"judge": judge, "samples": self.val_samples if split == "val" else self.eval_samples,
                 "steps": self.sample_steps, "guidance": self.guidance_scale, "batch": self.eval_batch_size,
-                "world_seed": self.world_seed}
+                "world_seed": self.world_seed, "seam_px": SEAM_PX}
 
     def __post_init__(self):
         object.__setattr__(self, "variants", tuple(self.variants))
