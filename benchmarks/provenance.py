@@ -6,6 +6,9 @@ hash, ``+dirty`` with uncommitted changes to tracked files) and the folder SHA-2
 its module declares in ``MODELS``.
 ``python -m benchmarks check`` compares those hashes with the shipped models now; ``STALE.toml``
 names the sections known to be stale, and why, so that only a section going stale silently fails.
+A change of code rather than of models (how try-ons are scored or pasted back) goes stale through
+``STALE.toml`` too: an entry's ``measured_before`` commit makes its section stale until a run at or
+after that commit rewrites it.
 
 ``results.json`` beside RESULTS.md is its machine-readable copy, written from RESULTS.md by the same
 call that writes a section (``write_results_json``): notebooks read measured numbers from it at run
@@ -104,14 +107,33 @@ def recorded_models(section: str) -> dict[str, str] | None:
     return None if found is None else dict(_MODEL.findall(found.group(2)))
 
 
-def stale_sections(text: str) -> list[Stale]:
+def recorded_commit(section: str) -> str | None:
+    """The commit a section's record line names (without ``+dirty``); None when it has no record."""
+    found = _RECORD.search(section)
+    return None if found is None else found.group(1).removesuffix("+dirty")
+
+
+def descends(commit: str, ancestor: str) -> bool:
+    """Whether ``commit`` is ``ancestor`` or comes after it in this repository's history (False when
+    git cannot tell, e.g. an unknown commit)."""
+    done = subprocess.run(["git", "merge-base", "--is-ancestor", ancestor, commit], cwd=REPO_ROOT,
+                          capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def stale_sections(text: str, measured_before: dict[str, str] | None = None) -> list[Stale]:
     """Sections of a RESULTS.md text with no record, or whose recorded models' hashes differ from the
-    shipped models' now (or whose models are gone)."""
+    shipped models' now (or whose models are gone), or (``measured_before``: {section: commit}) whose
+    record predates the commit named for it."""
     stale = []
     for name, body in sections(text).items():
         recorded = recorded_models(body)
         if recorded is None:
             stale.append(Stale(name, "no record of the models it measured (written before records)"))
+            continue
+        since = (measured_before or {}).get(name)
+        if since and not descends(recorded_commit(body), since):
+            stale.append(Stale(name, f"measured at {recorded_commit(body)}, before {since}"))
             continue
         changed = []
         for model, digest in recorded.items():
@@ -123,14 +145,27 @@ def stale_sections(text: str) -> list[Stale]:
     return stale
 
 
-def load_allow_list(path: Path = ALLOW_LIST) -> dict[str, str]:
-    """{section: why it is known to be stale} from a TOML file of ``[section]`` tables with ``why``."""
+def _allow_table(path: Path) -> dict[str, dict]:
     if not path.is_file():
         return {}
     try:
-        return {name: str(table["why"]) for name, table in tomllib.loads(path.read_text()).items()}
+        table = tomllib.loads(path.read_text())
+        if not all(isinstance(entry["why"], str) for entry in table.values()):
+            raise TypeError("`why` must be a string")
+        return table
     except (tomllib.TOMLDecodeError, TypeError, KeyError) as error:
         raise ConfigError(f"{path}: every entry must be a [section] table with a `why` string ({error})") from error
+
+
+def load_allow_list(path: Path = ALLOW_LIST) -> dict[str, str]:
+    """{section: why it is known to be stale} from a TOML file of ``[section]`` tables with ``why``."""
+    return {name: entry["why"] for name, entry in _allow_table(path).items()}
+
+
+def load_measured_before(path: Path = ALLOW_LIST) -> dict[str, str]:
+    """{section: commit} of the entries that name a ``measured_before`` commit (a code change)."""
+    return {name: str(entry["measured_before"]) for name, entry in _allow_table(path).items()
+            if "measured_before" in entry}
 
 
 @dataclass(frozen=True)
@@ -151,7 +186,7 @@ class CheckResult:
 def check(results: Path, allow_list: Path = ALLOW_LIST) -> CheckResult:
     """Compare ``results``' recorded model hashes with the shipped models, against ``allow_list``."""
     allowed = load_allow_list(allow_list)
-    stale = stale_sections(results.read_text())
+    stale = stale_sections(results.read_text(), load_measured_before(allow_list))
     stale_names = {s.section for s in stale}
     return CheckResult([s for s in stale if s.section not in allowed],
                        [Stale(s.section, f"{s.reason}; why: {allowed[s.section]}") for s in stale if s.section in allowed],

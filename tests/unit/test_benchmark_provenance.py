@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.__main__ import NAMES, render_section, update_results
 from benchmarks.provenance import RESULTS_MD, check, git_commit, recorded_models, report, sections
+from tryon_lab.errors import ConfigError
 from tryon_lab.paths import sha256_folder
 
 ROWS = [("a metric", 1.5, "a note")]
@@ -180,3 +181,38 @@ def test_a_section_measured_without_an_optional_model_goes_stale_when_it_arrives
     (models / "m" / "fast_vae" / "MODEL_CARD.md").write_text("# fast")
     (models / "m" / "fast_vae" / "w.bin").write_bytes(b"fast weights")
     assert [s.section for s in provenance.stale_sections(text)] == ["samplers"]
+
+
+def test_a_code_change_makes_the_sections_measured_before_it_stale(tmp_path, monkeypatch):
+    import subprocess
+
+    from benchmarks import provenance
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = lambda *args: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                                       capture_output=True, text=True, check=True).stdout.strip()
+    git("init", "-q")
+    commits = []
+    for message in ("measured", "seam changed", "measured again"):
+        git("commit", "-q", "--allow-empty", "-m", message)
+        commits.append(git("rev-parse", "--short", "HEAD"))
+    monkeypatch.setattr(provenance, "REPO_ROOT", repo)
+    before, change, after = commits
+    assert provenance.descends(after, change) and provenance.descends(change, change)
+    assert not provenance.descends(before, change) and not provenance.descends("0000000", change)
+
+    monkeypatch.setenv("TRYON_LAB_DATA", str(tmp_path / "data"))
+    results = tmp_path / "RESULTS.md"
+    for name, commit in (("old", before), ("new", after)):
+        monkeypatch.setattr(provenance, "git_commit", lambda commit=commit: commit + "+dirty")
+        update_results(name, render_section(name, ROWS, 1.0, ()), results)
+    allow = tmp_path / "STALE.toml"
+    allow.write_text(f'[old]\nwhy = "feathered seam"\nmeasured_before = "{change}"\n\n'
+                     f'[new]\nwhy = "feathered seam"\nmeasured_before = "{change}"\n')
+    result = check(results, allow)
+    assert [s.section for s in result.listed] == ["old"] and f"before {change}" in result.listed[0].reason
+    assert result.fresh_but_listed == ["new"] and not result.unlisted
+    allow.write_text(f'[old]\nmeasured_before = "{change}"\n')
+    with pytest.raises(ConfigError, match="`why` string"):
+        check(results, allow)
