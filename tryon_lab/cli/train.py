@@ -39,8 +39,8 @@ def add_pretrain(subparsers) -> None:
                         help="folder for the finished model (written atomically)")
     parser.add_argument("--run-dir", help="checkpoints and losses.csv (default: runs/<profile>/<component>)")
     parser.add_argument("--vae", help="(unet) folder of the trained VAE")
-    parser.add_argument("--judge", help="folder of the world encoder: (unet) scores the model card; (vae) its identity "
-                             "accuracy after the VAE's round trip on val and test renderings")
+    parser.add_argument("--judge", help="folder of the world encoder: (unet) scores the model card; (vae) its "
+                                        "identity accuracy after the VAE's round trip on val and test renderings")
     parser.add_argument("--init", metavar="DIR",
                         help="(vae) start from this saved VAE; (unet) from this finished pipeline's tokenizer, "
                              "text encoder and U-Net, instead of new ones (a pipeline of another latent width too: its U-Net's "
