@@ -63,6 +63,7 @@ CASES = [
     ("pretrain: missing judge", ["pretrain", "unet", "--vae", "{folder}", "--judge", "{missing}", "--out", "{out}"]),
     ("curve: missing run", ["curve", "--run-dir", "{missing}", "--vae", "{folder}", "--judge", "{folder}"]),
     ("curve: run without checkpoints", ["curve", "--run-dir", "{folder}", "--vae", "{folder}", "--judge", "{folder}"]),
+    ("curve: VAE run without checkpoints", ["curve", "--run-dir", "{folder}", "--judge", "{folder}"]),
     ("curve: bad samples", ["curve", "--run-dir", "{folder}", "--vae", "{folder}", "--judge", "{folder}",
                             "--samples", "1"]),
     ("train-dtc: wrong profile", ["train-dtc", "--profile", "huge", "--out", "{out}"]),

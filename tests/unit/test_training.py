@@ -204,13 +204,28 @@ def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path, tiny
     from tryon_lab.profiles import with_settings
     from tryon_lab.training.pretrain import pretrain_unet, pretrain_vae
 
-    profile = with_settings(load_profile("smoke"), "pretrain", {"model": str(tiny16_config), "vae": {"steps": 4}})
+    from tryon_lab.models.config import load_model_config
+    from tryon_lab.training.vae_curve import write_vae_learning_curve
+
+    profile = with_settings(load_profile("smoke"), "pretrain",
+                            {"model": str(tiny16_config), "vae": {"steps": 4, "checkpoint_every": 1, "milestone_every": 2}})
     judge = tmp_path / "judge"
     WorldEncoder.for_world().save_pretrained(judge)
     vae_dir = pretrain_vae(profile, tmp_path / "runs/vae", tmp_path / "vae", judge_dir=judge)
     record = json.loads((vae_dir / "training.json").read_text())
     assert (record["model_config"], record["settings"]["steps"]) == ("tiny16", 4)
     assert {"val_round_trip_identity", "test_round_trip_identity"} <= record["metrics"].keys()
+    # the VAE's learning curve: every kept checkpoint (milestone 2, the newest two) read back by the judge
+    rows = write_vae_learning_curve(tmp_path / "runs/vae", judge, load_model_config(str(tiny16_config)), samples=4)
+    assert [row["step"] for row in rows] == [2, 3, 4]
+    assert all(0 <= row["round_trip_identity_lo"] <= row["round_trip_identity"] <= row["round_trip_identity_hi"] <= 1
+               for row in rows)
+    assert (tmp_path / "runs/vae/curve.png").is_file()
+    curve = (tmp_path / "runs/vae/curve.csv").read_text()
+    assert write_vae_learning_curve(tmp_path / "runs/vae", judge, load_model_config(str(tiny16_config)), samples=4) == rows
+    assert (tmp_path / "runs/vae/curve.csv").read_text() == curve  # scored once
+    with pytest.raises(ConfigError, match="not a VAE checkpoint of this model config"):
+        write_vae_learning_curve(tmp_path / "runs/vae", judge, load_model_config("tiny"), samples=4)
     # its U-Net starts from the 4-channel tiny pipeline's: the body moves over, conv_in and conv_out start new
     out = pretrain_unet(profile, tmp_path / "runs/unet", vae_dir, tmp_path / "model", init_dir=tiny_pipeline_dir)
     assert json.loads((out / "training.json").read_text())["init_new_layers"] == ["conv_in", "conv_out"]

@@ -1,5 +1,5 @@
-"""Training commands: ``pretrain`` (a component of the mini model), ``curve`` (a U-Net run's learning
-curve), ``train-dtc`` (Diffuse to Choose), ``dtc-curve`` (one DTC run trained longer, scored as it goes), ``distill`` (an LCM LoRA), ``distill-vae`` (the LCM sampler's fast
+"""Training commands: ``pretrain`` (a component of the mini model), ``curve`` (a U-Net or VAE run's
+learning curve), ``train-dtc`` (Diffuse to Choose), ``dtc-curve`` (one DTC run trained longer, scored as it goes), ``distill`` (an LCM LoRA), ``distill-vae`` (the LCM sampler's fast
 VAE) and ``dreambooth`` (one garment)."""
 
 from __future__ import annotations
@@ -98,18 +98,22 @@ def add_curve(subparsers) -> None:
     parser = command(
         subparsers,
         "curve",
-        "Score the kept checkpoints of a U-Net run on val samples: its learning curve "
-        "(all-attribute accuracy, leftover, 95% intervals) in <run-dir>/curve.csv and curve.png.",
+        "Score the kept checkpoints of a training run on val samples: its learning curve in <run-dir>/curve.csv "
+        "and curve.png. A U-Net run (with --vae): all-attribute accuracy and leftover of its try-ons. A VAE run "
+        "(without --vae): the judge's identity accuracy after each checkpoint's round trip, which bounds the "
+        "identity of every model built on that VAE. 95% intervals.",
         "  tryon-lab curve --profile quick --run-dir runs/quick/unet --vae runs/quick/vae \\\n"
         "      --judge data/models/world-encoder\n"
+        "  tryon-lab curve --model mini16 --run-dir runs/quick-c16/vae --judge data/models/world-encoder\n"
         "Re-run while training goes on: checkpoints already in curve.csv are not scored again.",
     )
     parser.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE,
                         help="the run's profile: its model config (default: %(default)s)")
-    parser.add_argument("--run-dir", required=True, help="the U-Net run folder (its step-* checkpoints)")
-    parser.add_argument("--vae", required=True, help="folder of the VAE the run trained on")
+    parser.add_argument("--run-dir", required=True, help="the run folder (its step-* checkpoints)")
+    parser.add_argument("--vae", help="a U-Net run: folder of the VAE it trained on (leave out for a VAE run)")
     parser.add_argument("--judge", required=True, help="folder of the world encoder that scores")
-    parser.add_argument("--samples", type=at_least_two, default=64, help="val samples per checkpoint (default: %(default)s)")
+    parser.add_argument("--samples", type=at_least_two,
+                        help="val samples per checkpoint (default: 64 for a U-Net run, 256 for a VAE run)")
     parser.add_argument("--model", metavar="CONFIG", help="the run's model config, when not the profile's (as pretrain --model)")
     parser.set_defaults(handler=run_curve)
 
@@ -118,14 +122,22 @@ def run_curve(args: argparse.Namespace) -> int:
     """Score the run's new checkpoints and print its learning curve as a table."""
     from pathlib import Path
 
+    from tryon_lab.models.config import load_model_config
     from tryon_lab.profiles import load_profile
     from tryon_lab.tables import format_table
     from tryon_lab.training.curve import CURVE_FILE, FIGURE_FILE, write_learning_curve
+    from tryon_lab.training.vae_curve import write_vae_learning_curve
 
-    rows = write_learning_curve(args.run_dir, args.vae, args.judge, _with_model(load_profile(args.profile), args.model),
-                                samples=args.samples)
-    print(format_table([[int(r["step"]), _interval(r, "attr_acc_all"), _interval(r, "leftover"), f"{r['masked_psnr_db']:.2f}"]
-                        for r in rows], ["step", "all-attribute accuracy", "leftover", "masked PSNR dB"]))
+    profile = _with_model(load_profile(args.profile), args.model)
+    if args.vae:
+        rows = write_learning_curve(args.run_dir, args.vae, args.judge, profile, samples=args.samples or 64)
+        print(format_table([[int(r["step"]), _interval(r, "attr_acc_all"), _interval(r, "leftover"), f"{r['masked_psnr_db']:.2f}"]
+                            for r in rows], ["step", "all-attribute accuracy", "leftover", "masked PSNR dB"]))
+    else:
+        rows = write_vae_learning_curve(args.run_dir, args.judge, load_model_config(profile["pretrain"]["model"]),
+                                        samples=args.samples or 256)
+        print(format_table([[int(r["step"]), _interval(r, "round_trip_identity")] for r in rows],
+                           ["step", "identity after the round trip"]))
     run_dir = Path(args.run_dir)
     print(f"wrote {run_dir / CURVE_FILE} and {run_dir / FIGURE_FILE}")
     return 0

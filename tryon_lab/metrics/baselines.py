@@ -35,16 +35,18 @@ def vae_round_trip(vae, images, batch_size: int = 32) -> list[Image.Image]:
 
 
 @torch.no_grad()
-def decoder_ceiling(vae, judge, samples: int, split: str = "val", seed: int = 0) -> dict:
-    """Identity accuracy (95% intervals) of ``samples`` ``split`` renderings at the VAE's size: as drawn
-    (``truth``) and after ``vae``'s round trip (``round_trip``), with ``chance``."""
+def decoder_ceiling(vae, judge, samples: int, split: str = "val", seed: int = 0, truth: bool = True) -> dict:
+    """Identity accuracy (95% intervals) of ``samples`` ``split`` renderings at the VAE's size: after
+    ``vae``'s round trip (``round_trip``) and, unless ``truth`` is False, as drawn (``truth``); with
+    ``chance``."""
     world = World(seed=seed, resolution=vae.config.sample_size)
-    truth = [world.sample(i, split=split) for i in range(samples)]
-    masks, items = [s.item_mask for s in truth], [s.item for s in truth]
-    drawn = [s.target for s in truth]
+    rendered = [world.sample(i, split=split) for i in range(samples)]
+    masks, items = [s.item_mask for s in rendered], [s.item for s in rendered]
+    drawn = [s.target for s in rendered]
 
     def accuracy(images):
         return bootstrap(np.mean, judge.identity_hits(images, masks, items, world).astype(float))
 
-    return {"truth": accuracy(drawn), "round_trip": accuracy(vae_round_trip(vae, drawn)),
-            "chance": judge.chance_identity, "samples": samples, "split": split}
+    scores = {"round_trip": accuracy(vae_round_trip(vae, drawn)), "chance": judge.chance_identity,
+              "samples": samples, "split": split}
+    return {"truth": accuracy(drawn), **scores} if truth else scores

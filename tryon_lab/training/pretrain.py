@@ -89,7 +89,7 @@ def pretrain_vae(profile: Profile, run_dir: str | Path, out_dir: str | Path, see
 
         judge = WorldJudge.load(judge_dir)
         for split in ("val", "test"):
-            ceiling = decoder_ceiling(vae, judge, section["judge_samples"], split=split, seed=seed)
+            ceiling = decoder_ceiling(vae, judge, section["judge_samples"], split=split, seed=seed, truth=False)
             metrics[f"{split}_round_trip_identity"] = str(ceiling["round_trip"])
     run = selected_phases(settings, config.resolution, only)
     runs = {"vae" if phase.name == "vae" else f"vae_{phase.name}": str(phase.run_dir(run_dir)) for phase in run}

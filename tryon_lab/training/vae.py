@@ -66,6 +66,7 @@ class VAESettings:
     kl_weight: float = 1e-6
     dataset_size: int = 20000
     checkpoint_every: int = 500
+    milestone_every: int = 0
     decoder_steps: int = 0
     anneal_steps: int = 0
     anneal_learning_rate: float = 2e-4
@@ -163,7 +164,8 @@ def train_vae(config: ModelConfig, run_dir: str | Path, out_dir: str | Path, set
         dataset = WorldImages(world, settings.dataset_size, phase.crop)
         batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
         loop = LoopSettings(steps=phase.steps, learning_rate=phase.learning_rate, anneal=phase.anneal,
-                            checkpoint_every=settings.checkpoint_every, warmup_steps=100)
+                            checkpoint_every=settings.checkpoint_every, warmup_steps=100,
+                            milestone_every=settings.milestone_every or None)
         objective = VAEObjective(vae, settings.kl_weight, decoder_only=phase.decoder_only)
         wall += run_loop(accelerator, phase.run_dir(run_dir), objective, batches, loop,
                          progress_desc=f"{phase.name} phase").wall_seconds
