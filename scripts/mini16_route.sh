@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The 16-channel-latent model (models/configs/mini16.json) on 2 CPU cores, as one resumable chain.
+# Each stage resumes from its checkpoints and is skipped once its output holds a training.json, so the
+# same command continues on the next machine after the runs are carried (scripts/carry_run.py):
+#
+#   scripts/mini16_route.sh [RUNS]          # default RUNS: runs/quick-c16
+#
+# 1. the VAE's phase 1 (its latent space; 12000 steps), scored by the judge on val and test;
+# 2. its learning curve: each kept checkpoint's round-trip identity on val (tryon-lab curve);
+# 3. the U-Net on that latent, its body transplanted from the shipped 4-channel model
+#    (conv_in and conv_out new), with its learning curve on val;
+# 4. the VAE's decoder-only phases (the latent space and so the U-Net unchanged), put into the pipeline.
+set -euo pipefail
+runs=${1:-runs/quick-c16}
+judge=data/models/world-encoder
+done_in() { [ -f "$1/training.json" ]; }
+
+done_in "$runs/vae-final" || tryon-lab pretrain vae --profile quick --model mini16 --steps 12000 --phases vae \
+  --judge "$judge" --run-dir "$runs/vae" --out "$runs/vae-final"
+tryon-lab curve --model mini16 --run-dir "$runs/vae" --judge "$judge"
+
+done_in "$runs/pipeline" || tryon-lab pretrain unet --profile quick --model mini16 --init data/models/mini-sd-inpaint \
+  --vae "$runs/vae-final" --judge "$judge" --run-dir "$runs/unet" --out "$runs/pipeline"
+tryon-lab curve --profile quick --model mini16 --run-dir "$runs/unet" --vae "$runs/vae-final" --judge "$judge"
+
+done_in "$runs/vae-polished" || tryon-lab pretrain vae --profile quick --model mini16 --init "$runs/vae-final" \
+  --phases decoder anneal polish --run-dir "$runs/vae" --out "$runs/vae-polished" --into "$runs/pipeline" --judge "$judge"
