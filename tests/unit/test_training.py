@@ -199,13 +199,13 @@ def test_swap_vae_ships_a_new_decoder_and_refuses_a_new_encoder(tiny_pipeline_di
     assert {p: p.read_bytes() for p in pipeline.rglob("*") if p.is_file()} == before
 
 
-def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path, tiny_pipeline_dir, tiny16_config):
+def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path, monkeypatch, tiny_pipeline_dir, tiny16_config):
     from tryon_lab.models.world_encoder import WorldEncoder
     from tryon_lab.profiles import with_settings
     from tryon_lab.training.pretrain import pretrain_unet, pretrain_vae
 
     from tryon_lab.models.config import load_model_config
-    from tryon_lab.training.vae_curve import write_vae_learning_curve
+    from tryon_lab.training.vae_curve import vae_learning_curve, write_vae_learning_curve
 
     profile = with_settings(load_profile("smoke"), "pretrain",
                             {"model": str(tiny16_config), "vae": {"steps": 4, "checkpoint_every": 1, "milestone_every": 2}})
@@ -226,6 +226,10 @@ def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path, tiny
     assert (tmp_path / "runs/vae/curve.csv").read_text() == curve  # scored once
     with pytest.raises(ConfigError, match="not a VAE checkpoint of this model config"):
         write_vae_learning_curve(tmp_path / "runs/vae", judge, load_model_config("tiny"), samples=4)
+    # a checkpoint the training run prunes between listing and loading is passed over
+    listed = checkpoint_dirs(tmp_path / "runs/vae") + [tmp_path / "runs/vae/step-000005"]
+    monkeypatch.setattr("tryon_lab.training.vae_curve.checkpoint_dirs", lambda run_dir: listed)
+    assert vae_learning_curve(tmp_path / "runs/vae", judge, load_model_config(str(tiny16_config)), samples=4) == rows
     # its U-Net starts from the 4-channel tiny pipeline's: the body moves over, conv_in and conv_out start new
     out = pretrain_unet(profile, tmp_path / "runs/unet", vae_dir, tmp_path / "model", init_dir=tiny_pipeline_dir)
     assert json.loads((out / "training.json").read_text())["init_new_layers"] == ["conv_in", "conv_out"]

@@ -99,7 +99,10 @@ def learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: str | Pa
         step = checkpoint_step(checkpoint)
         if step in done:
             continue
-        pipe = checkpoint_pipeline(run_dir, checkpoint, vae_dir, config)
+        try:
+            pipe = checkpoint_pipeline(run_dir, checkpoint, vae_dir, config)
+        except FileNotFoundError:  # pruned by the training run since it was listed: not a milestone
+            continue
         scores = score_outputs(val, pipeline_method(pipe, steps, guidance_scale, seed=seed)(val), judge, intervals=True)
         row = {"step": step, **{key: scores[key] for key in COLUMNS if key in scores}, "samples": samples}
         append_row(run_dir, row, COLUMNS)
@@ -128,10 +131,12 @@ def write_learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: st
 
 
 def curve_figure(rows: list[dict[str, float]], title: str = "",
-                 metrics: dict[str, str] | None = None, bars: dict[str, float] | None = None):
+                 metrics: dict[str, str] | None = None, bars: dict[str, float] | None = None,
+                 bar_labels: dict[str, str] | None = None):
     """``metrics`` ({column: label}; default all-attribute accuracy and leftover) with their 95%
     intervals (``<column>_lo`` / ``_hi``) against the training step; ``bars`` ({column: value}) as
-    dashed lines in the metric's colour."""
+    dashed lines in the metric's colour, labelled "bar: <metric's label>" unless ``bar_labels`` names
+    them."""
     from tryon_lab.plotting import NotebookFigure
 
     metrics = metrics or {"attr_acc_all": "all-attribute accuracy", "leftover": "leftover"}
@@ -143,7 +148,8 @@ def curve_figure(rows: list[dict[str, float]], title: str = "",
         axis.fill_between(steps, [row[f"{key}_lo"] for row in rows], [row[f"{key}_hi"] for row in rows], alpha=0.2,
                           color=line.get_color())
         if bars and key in bars:
-            axis.axhline(bars[key], linestyle="--", linewidth=1, color=line.get_color(), label=f"bar: {label}")
+            axis.axhline(bars[key], linestyle="--", linewidth=1, color=line.get_color(),
+                         label=(bar_labels or {}).get(key, f"bar: {label}"))
     axis.set_xlabel("training step")
     axis.set_ylim(0, 1)
     axis.set_title(title or "val samples, 95% intervals")

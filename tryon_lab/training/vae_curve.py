@@ -48,9 +48,12 @@ def vae_learning_curve(run_dir: str | Path, judge_dir: str | Path, config, sampl
         step = checkpoint_step(checkpoint)
         if step in done:
             continue
+        try:
+            vae = checkpoint_vae(checkpoint, config)
+        except FileNotFoundError:  # pruned by the training run since it was listed: not a milestone
+            continue
         with torch.no_grad():
-            identity = decoder_ceiling(checkpoint_vae(checkpoint, config), judge, samples, "val", seed,
-                                       truth=False)["round_trip"]
+            identity = decoder_ceiling(vae, judge, samples, "val", seed, truth=False)["round_trip"]
         row = {"step": step, "round_trip_identity": identity.value, "round_trip_identity_lo": identity.lo,
                "round_trip_identity_hi": identity.hi, "samples": samples}
         append_row(run_dir, row, COLUMNS)
@@ -78,7 +81,8 @@ def write_vae_learning_curve(run_dir: str | Path, judge_dir: str | Path, config,
     rows = vae_learning_curve(run_dir, judge_dir, config, samples=samples)
     figure = curve_figure(rows, f"{run_dir}: {samples} val renderings, 95% intervals",
                           metrics={"round_trip_identity": "identity after the VAE round trip"},
-                          bars={"round_trip_identity": IDENTITY_BAR})
+                          bars={"round_trip_identity": IDENTITY_BAR},
+                          bar_labels={"round_trip_identity": "the identity bar of the models built on it"})
     figure.savefig(run_dir / FIGURE_FILE, dpi=80)
     return rows
 
