@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tryon_lab.training.checkpoints import CHECKPOINT_PREFIX, checkpoint_dirs
 
-LOGS = ("losses.csv", "training.json")
+LOGS = ("losses.csv", "training.json", "curve.csv", "curve.png")
 
 
 def carried_paths(run_dir: Path) -> list[Path]:

@@ -233,6 +233,7 @@ def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path, monk
     # its U-Net starts from the 4-channel tiny pipeline's: the body moves over, conv_in and conv_out start new
     out = pretrain_unet(profile, tmp_path / "runs/unet", vae_dir, tmp_path / "model", init_dir=tiny_pipeline_dir)
     assert json.loads((out / "training.json").read_text())["init_new_layers"] == ["conv_in", "conv_out"]
+    assert (out / "logs" / "vae_curve.csv").read_text() == curve  # the VAE's learning curve ships with the model
     pipe = load_inpaint_pipeline(out, device="cpu")
     assert (pipe.vae.config.latent_channels, pipe.unet.config.in_channels) == (16, 33)
     image = Image.new("RGB", (64, 64), (200, 120, 40))

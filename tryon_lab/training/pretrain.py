@@ -22,6 +22,7 @@ from tryon_lab.paths import sha256_file
 from tryon_lab.pipelines.samplers import TEXT_GUIDANCE
 from tryon_lab.profiles import Profile
 from tryon_lab.training.common import run_record, save_atomically, write_json
+from tryon_lab.training.curve import CURVE_FILE
 from tryon_lab.training.model_card import write_model_card
 
 TRAINING_RECORD = "training.json"
@@ -30,15 +31,19 @@ UNET_FILE = "unet/diffusion_pytorch_model.safetensors"
 
 
 def copy_logs(target: Path, **runs: str | Path) -> None:
-    """Copy each run's losses to ``target/logs/<name>_losses.csv`` (the log a card cites).
+    """Copy each run's losses to ``target/logs/<name>_losses.csv`` (the log a card cites), and its
+    learning curve (``tryon-lab curve``), when it has one, to ``<name>_curve.csv``.
 
-    A run is a run folder (its ``losses.csv``) or a CSV file (a log an earlier card already cites).
+    A run is a run folder (its ``losses.csv`` and ``curve.csv``) or a CSV file (a log an earlier card
+    already cites).
     """
     (target / LOGS).mkdir(exist_ok=True)
     for name, run in runs.items():
-        losses = Path(run) if Path(run).suffix == ".csv" else Path(run) / "losses.csv"
-        if losses.is_file():
-            shutil.copyfile(losses, target / LOGS / f"{name}_losses.csv")
+        run = Path(run)
+        sources = {"losses": run} if run.suffix == ".csv" else {"losses": run / "losses.csv", "curve": run / CURVE_FILE}
+        for kind, source in sources.items():
+            if source.is_file():
+                shutil.copyfile(source, target / LOGS / f"{name}_{kind}.csv")
 
 
 def read_record(folder: str | Path) -> dict:
