@@ -228,7 +228,7 @@ def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path, monk
         write_vae_learning_curve(tmp_path / "runs/vae", judge, load_model_config("tiny"), samples=4)
     # a checkpoint the training run prunes between listing and loading is passed over
     listed = checkpoint_dirs(tmp_path / "runs/vae") + [tmp_path / "runs/vae/step-000005"]
-    monkeypatch.setattr("tryon_lab.training.vae_curve.checkpoint_dirs", lambda run_dir: listed)
+    monkeypatch.setattr("tryon_lab.training.curve.checkpoint_dirs", lambda run_dir: listed)
     assert vae_learning_curve(tmp_path / "runs/vae", judge, load_model_config(str(tiny16_config)), samples=4) == rows
     # its U-Net starts from the 4-channel tiny pipeline's: the body moves over, conv_in and conv_out start new
     out = pretrain_unet(profile, tmp_path / "runs/unet", vae_dir, tmp_path / "model", init_dir=tiny_pipeline_dir)

@@ -11,7 +11,9 @@ while training goes on.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -90,22 +92,35 @@ def learning_curve(run_dir: str | Path, vae_dir: str | Path, judge_dir: str | Pa
     from tryon_lab.metrics.inpainting import pipeline_method, score_outputs
     from tryon_lab.metrics.judge import WorldJudge
 
-    rows = read_curve(run_dir)
-    done = {int(row["step"]) for row in rows}
     world = World(seed, config.resolution)
     val = [world.sample(i, split="val") for i in range(samples)]
     judge = WorldJudge.load(judge_dir)
+
+    def score(pipe) -> dict[str, float]:
+        scores = score_outputs(val, pipeline_method(pipe, steps, guidance_scale, seed=seed)(val), judge, intervals=True)
+        return {**{key: scores[key] for key in COLUMNS if key in scores}, "samples": samples}
+
+    return extend_curve(run_dir, lambda checkpoint: checkpoint_pipeline(run_dir, checkpoint, vae_dir, config), score,
+                        COLUMNS)
+
+
+def extend_curve(run_dir: str | Path, load: Callable[[Path], Any], score: Callable[[Any], dict[str, float]],
+                 columns: tuple[str, ...]) -> list[dict[str, float]]:
+    """Append to ``<run_dir>/curve.csv`` one row (``columns``, step first) for every kept checkpoint of
+    the run not yet in it: ``score(load(checkpoint))``. A checkpoint the training run prunes between
+    listing and loading (not a milestone) is passed over. Returns the whole curve, oldest step first."""
+    rows = read_curve(run_dir)
+    done = {int(row["step"]) for row in rows}
     for checkpoint in checkpoint_dirs(run_dir):
         step = checkpoint_step(checkpoint)
         if step in done:
             continue
         try:
-            pipe = checkpoint_pipeline(run_dir, checkpoint, vae_dir, config)
-        except FileNotFoundError:  # pruned by the training run since it was listed: not a milestone
+            model = load(checkpoint)
+        except FileNotFoundError:
             continue
-        scores = score_outputs(val, pipeline_method(pipe, steps, guidance_scale, seed=seed)(val), judge, intervals=True)
-        row = {"step": step, **{key: scores[key] for key in COLUMNS if key in scores}, "samples": samples}
-        append_row(run_dir, row, COLUMNS)
+        row = {"step": step, **score(model)}
+        append_row(run_dir, row, columns)
         rows.append({key: float(value) for key, value in row.items()})
     return sorted(rows, key=lambda row: row["step"])
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from tryon_lab.training.checkpoints import checkpoint_dirs, checkpoint_step
-from tryon_lab.training.curve import CURVE_FILE, FIGURE_FILE, append_row, curve_figure, read_curve
+from tryon_lab.training.checkpoints import checkpoint_dirs
+from tryon_lab.training.curve import FIGURE_FILE, curve_figure, extend_curve
 
 COLUMNS = ("step", "round_trip_identity", "round_trip_identity_lo", "round_trip_identity_hi", "samples")
 IDENTITY_BAR = 0.60  # the course's identity bar for Diffuse to Choose, which no model can pass if its VAE does not
@@ -41,24 +41,15 @@ def vae_learning_curve(run_dir: str | Path, judge_dir: str | Path, config, sampl
     from tryon_lab.metrics.baselines import decoder_ceiling
     from tryon_lab.metrics.judge import WorldJudge
 
-    rows = read_curve(run_dir)
-    done = {int(row["step"]) for row in rows}
     judge = WorldJudge.load(judge_dir)
-    for checkpoint in checkpoint_dirs(run_dir):
-        step = checkpoint_step(checkpoint)
-        if step in done:
-            continue
-        try:
-            vae = checkpoint_vae(checkpoint, config)
-        except FileNotFoundError:  # pruned by the training run since it was listed: not a milestone
-            continue
-        with torch.no_grad():
-            identity = decoder_ceiling(vae, judge, samples, "val", seed, truth=False)["round_trip"]
-        row = {"step": step, "round_trip_identity": identity.value, "round_trip_identity_lo": identity.lo,
-               "round_trip_identity_hi": identity.hi, "samples": samples}
-        append_row(run_dir, row, COLUMNS)
-        rows.append({key: float(value) for key, value in row.items()})
-    return sorted(rows, key=lambda row: row["step"])
+
+    @torch.no_grad()
+    def score(vae) -> dict[str, float]:
+        identity = decoder_ceiling(vae, judge, samples, "val", seed, truth=False)["round_trip"]
+        return {"round_trip_identity": identity.value, "round_trip_identity_lo": identity.lo,
+                "round_trip_identity_hi": identity.hi, "samples": samples}
+
+    return extend_curve(run_dir, lambda checkpoint: checkpoint_vae(checkpoint, config), score, COLUMNS)
 
 
 def write_vae_learning_curve(run_dir: str | Path, judge_dir: str | Path, config, samples: int = 256) -> list[dict[str, float]]:
@@ -86,5 +77,3 @@ def write_vae_learning_curve(run_dir: str | Path, judge_dir: str | Path, config,
     figure.savefig(run_dir / FIGURE_FILE, dpi=80)
     return rows
 
-
-__all__ = ["CURVE_FILE", "FIGURE_FILE", "checkpoint_vae", "vae_learning_curve", "write_vae_learning_curve"]
