@@ -200,11 +200,10 @@ def test_swap_vae_ships_a_new_decoder_and_refuses_a_new_encoder(tiny_pipeline_di
 
 
 def test_a_wider_latent_trains_and_inpaints_through_the_same_code(tmp_path, monkeypatch, tiny_pipeline_dir, tiny16_config):
+    from tryon_lab.models.config import load_model_config
     from tryon_lab.models.world_encoder import WorldEncoder
     from tryon_lab.profiles import with_settings
     from tryon_lab.training.pretrain import pretrain_unet, pretrain_vae
-
-    from tryon_lab.models.config import load_model_config
     from tryon_lab.training.vae_curve import vae_learning_curve, write_vae_learning_curve
 
     profile = with_settings(load_profile("smoke"), "pretrain",
