@@ -46,10 +46,12 @@ def garments(world, split: str) -> list:
             for category in CATEGORIES]
 
 
-def run(profile_name: str = "quick", split: str = "test", overrides: dict | None = None) -> list[tuple[str, object, str]]:
+def run(profile_name: str = "quick", split: str = "test", overrides: dict | None = None,
+        base_dir: str | Path | None = None) -> list[tuple[str, object, str]]:
     """Fine-tune each garment of ``split`` (full and LoRA, the profile's recipe, with ``overrides`` of its
     DreamBoothSettings fields: how a recipe is tried on val), judge it with the base model on people of
-    ``split``, time adapter switching; return the rows."""
+    ``split``, time adapter switching; return the rows. ``base_dir``: the base pipeline folder (default:
+    the shipped one; another is how a candidate base is tried on val before it ships)."""
     import numpy as np
 
     from tryon_lab.data.world import World
@@ -74,7 +76,7 @@ def run(profile_name: str = "quick", split: str = "test", overrides: dict | None
     settings = replace(DreamBoothSettings.from_profile(profile), **(overrides or {}))
     lora_settings = replace(settings, lora_rank=db["lora_rank_demo"])
     lora_name = f"LoRA r{lora_settings.lora_rank}"
-    base_dir = shipped_model(SHIPPED_INPAINT)
+    base_dir = Path(base_dir) if base_dir is not None else shipped_model(SHIPPED_INPAINT)
     judge = WorldJudge.load(shipped_model("world-encoder"))
     base = load_inpaint_pipeline(base_dir, device="cpu")
     base.set_progress_bar_config(disable=True)
@@ -115,7 +117,7 @@ def run(profile_name: str = "quick", split: str = "test", overrides: dict | None
     cases_note = (f"{len(values['full fine-tune']['identity_acc'])} {split} cases: {', '.join(CATEGORIES)} "
                   f"({split} items) x {EVAL_PEOPLE} {split} people x shape/box/brush masks")
     rows: list[tuple[str, object, str]] = [
-        ("base model", SHIPPED_INPAINT, f"{base.resolution}px; {STEPS} DDIM steps, guidance {GUIDANCE}"),
+        ("base model", SHIPPED_INPAINT if base_dir == shipped_model(SHIPPED_INPAINT) else str(base_dir), f"{base.resolution}px; {STEPS} DDIM steps, guidance {GUIDANCE}"),
         ("garments", ", ".join(item.item_id for item in garments(world, split)),
          f"{settings.n_people} train people x {'/'.join(settings.mask_kinds)} masks each, {settings.steps} steps, "
          f"{settings.num_class_images} class images, prior weight {settings.prior_weight}"),
