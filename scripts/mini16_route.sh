@@ -14,14 +14,16 @@ set -euo pipefail
 runs=${1:-runs/quick-c16}
 judge=data/models/world-encoder
 done_in() { [ -f "$1/training.json" ]; }
+# a run's learning curve is scored while its checkpoints are here (a carried run keeps only its curve)
+has_checkpoints() { compgen -G "$1/step-*" > /dev/null; }
 
 done_in "$runs/vae-final" || tryon-lab pretrain vae --profile quick --model mini16 --steps 12000 --phases vae \
   --judge "$judge" --run-dir "$runs/vae" --out "$runs/vae-final"
-tryon-lab curve --model mini16 --run-dir "$runs/vae" --judge "$judge"
+! has_checkpoints "$runs/vae" || tryon-lab curve --model mini16 --run-dir "$runs/vae" --judge "$judge"
 
 done_in "$runs/pipeline" || tryon-lab pretrain unet --profile quick --model mini16 --init data/models/mini-sd-inpaint \
   --vae "$runs/vae-final" --judge "$judge" --run-dir "$runs/unet" --out "$runs/pipeline"
-tryon-lab curve --profile quick --model mini16 --run-dir "$runs/unet" --vae "$runs/vae-final" --judge "$judge"
+! has_checkpoints "$runs/unet" || tryon-lab curve --profile quick --model mini16 --run-dir "$runs/unet" --vae "$runs/vae-final" --judge "$judge"
 
 done_in "$runs/vae-polished" || tryon-lab pretrain vae --profile quick --model mini16 --init "$runs/vae-final" \
   --phases decoder anneal polish --run-dir "$runs/vae" --out "$runs/vae-polished" --into "$runs/pipeline" --judge "$judge"
