@@ -9,7 +9,9 @@
 # 2. its learning curve: each kept checkpoint's round-trip identity on val (tryon-lab curve);
 # 3. the U-Net on that latent, its body transplanted from the shipped 4-channel model
 #    (conv_in and conv_out new), with its learning curve on val;
-# 4. the VAE's decoder-only phases (the latent space and so the U-Net unchanged), put into the pipeline.
+# 4. the VAE's decoder-only phases (the latent space and so the U-Net unchanged), put into the pipeline;
+# 5. the pipeline against the shipped base on the same 256 val try-ons (compare-val.md): whether it ships;
+# 6. its LCM LoRA and fast VAE (the lcm sampler), as the shipped base has them.
 set -euo pipefail
 runs=${1:-runs/quick-c16}
 judge=data/models/world-encoder
@@ -27,3 +29,10 @@ done_in "$runs/pipeline" || tryon-lab pretrain unet --profile quick --model mini
 
 done_in "$runs/vae-polished" || tryon-lab pretrain vae --profile quick --model mini16 --init "$runs/vae-final" \
   --phases decoder anneal polish --run-dir "$runs/vae" --out "$runs/vae-polished" --into "$runs/pipeline" --judge "$judge"
+
+[ -f "$runs/compare-val.md" ] || python scripts/compare_pipelines.py data/models/mini-sd-inpaint "$runs/pipeline" \
+  --judge "$judge" --out "$runs/compare-val.md"
+done_in "$runs/pipeline/lcm" || tryon-lab distill --profile quick --base "$runs/pipeline" --judge "$judge" \
+  --run-dir "$runs/distill"
+done_in "$runs/pipeline/fast_vae" || tryon-lab distill-vae --profile quick --base "$runs/pipeline" --judge "$judge" \
+  --run-dir "$runs/distill-vae"
