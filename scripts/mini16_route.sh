@@ -13,26 +13,32 @@
 # 5. the pipeline against the shipped base on the same 256 val try-ons (compare-val.md): whether it ships;
 # 6. its LCM LoRA and fast VAE (the lcm sampler), as the shipped base has them.
 set -euo pipefail
-runs=${1:-runs/quick-c16}
-judge=data/models/world-encoder
-done_in() { [ -f "$1/training.json" ]; }
-# a run's learning curve is scored while its checkpoints are here (a carried run keeps only its curve)
-has_checkpoints() { compgen -G "$1/step-*" > /dev/null; }
 
-done_in "$runs/vae-final" || tryon-lab pretrain vae --profile quick --model mini16 --steps 12000 --phases vae \
-  --judge "$judge" --run-dir "$runs/vae" --out "$runs/vae-final"
-! has_checkpoints "$runs/vae" || tryon-lab curve --model mini16 --run-dir "$runs/vae" --judge "$judge"
+# one function, read whole before it runs: editing this file while a route runs cannot change that run
+route() {
+  local runs=${1:-runs/quick-c16}
+  local judge=data/models/world-encoder
+  done_in() { [ -f "$1/training.json" ]; }
+  # a run's learning curve is scored while its checkpoints are here (a carried run keeps only its curve)
+  has_checkpoints() { compgen -G "$1/step-*" > /dev/null; }
 
-done_in "$runs/pipeline" || tryon-lab pretrain unet --profile quick --model mini16 --init data/models/mini-sd-inpaint \
-  --vae "$runs/vae-final" --judge "$judge" --run-dir "$runs/unet" --out "$runs/pipeline"
-! has_checkpoints "$runs/unet" || tryon-lab curve --profile quick --model mini16 --run-dir "$runs/unet" --vae "$runs/vae-final" --judge "$judge"
+  done_in "$runs/vae-final" || tryon-lab pretrain vae --profile quick --model mini16 --steps 12000 --phases vae \
+    --judge "$judge" --run-dir "$runs/vae" --out "$runs/vae-final"
+  ! has_checkpoints "$runs/vae" || tryon-lab curve --model mini16 --run-dir "$runs/vae" --judge "$judge"
 
-done_in "$runs/vae-polished" || tryon-lab pretrain vae --profile quick --model mini16 --init "$runs/vae-final" \
-  --phases decoder anneal polish --run-dir "$runs/vae" --out "$runs/vae-polished" --into "$runs/pipeline" --judge "$judge"
+  done_in "$runs/pipeline" || tryon-lab pretrain unet --profile quick --model mini16 --init data/models/mini-sd-inpaint \
+    --vae "$runs/vae-final" --judge "$judge" --run-dir "$runs/unet" --out "$runs/pipeline"
+  ! has_checkpoints "$runs/unet" || tryon-lab curve --profile quick --model mini16 --run-dir "$runs/unet" --vae "$runs/vae-final" --judge "$judge"
 
-[ -f "$runs/compare-val.md" ] || python scripts/compare_pipelines.py data/models/mini-sd-inpaint "$runs/pipeline" \
-  --judge "$judge" --out "$runs/compare-val.md"
-done_in "$runs/pipeline/lcm" || tryon-lab distill --profile quick --base "$runs/pipeline" --judge "$judge" \
-  --run-dir "$runs/distill"
-done_in "$runs/pipeline/fast_vae" || tryon-lab distill-vae --profile quick --base "$runs/pipeline" --judge "$judge" \
-  --run-dir "$runs/distill-vae"
+  done_in "$runs/vae-polished" || tryon-lab pretrain vae --profile quick --model mini16 --init "$runs/vae-final" \
+    --phases decoder anneal polish --run-dir "$runs/vae" --out "$runs/vae-polished" --into "$runs/pipeline" --judge "$judge"
+
+  [ -f "$runs/compare-val.md" ] || python scripts/compare_pipelines.py data/models/mini-sd-inpaint "$runs/pipeline" \
+    --judge "$judge" --out "$runs/compare-val.md"
+  done_in "$runs/pipeline/lcm" || tryon-lab distill --profile quick --base "$runs/pipeline" --judge "$judge" \
+    --run-dir "$runs/distill"
+  done_in "$runs/pipeline/fast_vae" || tryon-lab distill-vae --profile quick --base "$runs/pipeline" --judge "$judge" \
+    --run-dir "$runs/distill-vae"
+}
+
+route "$@"
