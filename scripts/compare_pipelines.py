@@ -38,9 +38,9 @@ def compare(folders: list[Path], judge_dir: Path, split: str, samples: int, step
 
     from tryon_lab.data.world import World
     from tryon_lab.errors import ConfigError
-    from tryon_lab.metrics.inpainting import per_sample_scores, pipeline_method
+    from tryon_lab.metrics.inpainting import per_sample_scores, pipeline_method, summarize
     from tryon_lab.metrics.judge import WorldJudge
-    from tryon_lab.metrics.stats import bootstrap, kid, paired_difference, verdict
+    from tryon_lab.metrics.stats import Interval, bootstrap, kid, paired_difference, verdict
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
 
     for folder in folders:
@@ -66,10 +66,10 @@ def compare(folders: list[Path], judge_dir: Path, split: str, samples: int, step
     note = f"{samples} {split} samples, DDIM {steps} steps, guidance {guidance:g}, seed {seed}"
     rows = []
     for name in pipes:
+        summary = summarize(scores[name], intervals=True)  # each metric over the samples that can say
         for metric, label, _ in METRICS:
-            known = scores[name][metric][~np.isnan(scores[name][metric])]
-            shown = str(bootstrap(np.mean, known)) if len(known) > 1 else f"n/a ({len(known)} samples can say)"
-            rows.append((f"{name}: {label}", shown, note))
+            shown = Interval(summary[metric], summary[f"{metric}_lo"], summary[f"{metric}_hi"])
+            rows.append((f"{name}: {label}", str(shown), note))
         rows.append((f"{name}: KID against the real crops", str(bootstrap(kid, real, features[name])),
                      "world-encoder features of the item crops"))
     reference, *others = pipes
