@@ -11,6 +11,8 @@
 #    (conv_in and conv_out new), with its learning curve on val;
 # 4. the VAE's decoder-only phases (the latent space and so the U-Net unchanged), put into the pipeline;
 # 5. the pipeline against the shipped base on the same 256 val try-ons (compare-val.md): whether it ships;
+#    and the DreamBooth protocol on val with it as the base (dreambooth-val.md): what its latent space
+#    lets fine-tuning capture of a garment's motif;
 # 6. its LCM LoRA and fast VAE (the lcm sampler), as the shipped base has them.
 set -euo pipefail
 
@@ -35,6 +37,8 @@ route() {
 
   [ -f "$runs/compare-val.md" ] || python scripts/compare_pipelines.py data/models/mini-sd-inpaint "$runs/pipeline" \
     --judge "$judge" --out "$runs/compare-val.md"
+  [ -f "$runs/dreambooth-val.md" ] || python -m benchmarks.dreambooth_val --base "$runs/pipeline" \
+    --out "$runs/dreambooth-val.md"
   done_in "$runs/pipeline/lcm" || tryon-lab distill --profile quick --base "$runs/pipeline" --judge "$judge" \
     --run-dir "$runs/distill"
   done_in "$runs/pipeline/fast_vae" || tryon-lab distill-vae --profile quick --base "$runs/pipeline" --judge "$judge" \
