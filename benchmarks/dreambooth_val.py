@@ -1,26 +1,49 @@
 """``python -m benchmarks dreambooth-val``: the DreamBooth protocol on val garments and val people,
 where the recipe is tuned (see benchmarks/dreambooth.py); test stays for reporting.
 
-``python -m benchmarks.dreambooth_val --base PIPELINE [--out FILE]`` runs it on a candidate base
-pipeline that is not shipped (whether a new base lets fine-tuning capture a garment, before it
-ships): a Markdown table headed by the commit and the candidate folder's hash, RESULTS.md untouched.
+``python -m benchmarks.dreambooth_val --base PIPELINE [--set FIELD=VALUE ...] [--out FILE]`` runs it on
+a candidate base pipeline that is not shipped (whether a new base lets fine-tuning capture a garment,
+before it ships), optionally with recipe fields changed (``DreamBoothSettings``; values in TOML:
+``--set learning_rate=2e-4 --set steps=300``): a Markdown table headed by the commit, the candidate
+folder's hash and the changed fields, RESULTS.md untouched.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
+from dataclasses import fields
 from pathlib import Path
 
 from benchmarks.dreambooth import MODELS
 from benchmarks.dreambooth import run as run_on
 
-__all__ = ["MODELS", "run", "main"]
+__all__ = ["MODELS", "run", "main", "recipe_overrides"]
 
 
 def run() -> list[tuple[str, object, str]]:
     """The dreambooth benchmark's rows on the val split."""
     return run_on(split="val")
+
+
+def recipe_overrides(pairs: list[str]) -> dict[str, object]:
+    """``{field: value}`` from ``FIELD=VALUE`` strings (values read as TOML); ``ConfigError`` naming a
+    pair that is malformed or a field ``DreamBoothSettings`` does not have."""
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.training.dreambooth import DreamBoothSettings
+
+    known = {f.name for f in fields(DreamBoothSettings)}
+    overrides = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name.strip() not in known:
+            raise ConfigError(f"--set {pair!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(known))}")
+        try:
+            overrides[name.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise ConfigError(f"--set {pair!r}: {value!r} is not a TOML value (a number, true/false, \"text\")") from None
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,18 +54,22 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="The DreamBooth protocol on val, with a candidate base pipeline.")
     parser.add_argument("--base", type=Path, required=True, help="the candidate base pipeline folder")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a recipe field of the profile's [dreambooth] (repeatable; TOML values)")
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
-    if not (args.base / "model_index.json").is_file():
-        print(f"error: {args.base} is not a pipeline folder (no model_index.json)", file=sys.stderr)
-        return 2
     try:
-        rows = run_on(split="val", base_dir=args.base)
+        overrides = recipe_overrides(args.set)
+        if not (args.base / "model_index.json").is_file():
+            raise ConfigError(f"{args.base} is not a pipeline folder (no model_index.json)")
+        rows = run_on(split="val", overrides=overrides, base_dir=args.base)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     digest = sha256_folder(args.base, skip=RECORDS)[:HASH_CHARS]
-    lines = [f"DreamBooth protocol on val; base `{args.base}` (folder sha256 {digest}), commit {git_commit()}.", "",
+    changed = ", ".join(f"{name} = {value}" for name, value in overrides.items()) or "none"
+    lines = [f"DreamBooth protocol on val; base `{args.base}` (folder sha256 {digest}), commit {git_commit()}; "
+             f"recipe changes: {changed}.", "",
              "| metric | value | note |", "|---|---|---|"]
     text = "\n".join(lines + [f"| {metric} | {value} | {note} |" for metric, value, note in rows]) + "\n"
     print(text, end="")

@@ -8,3 +8,18 @@ def test_a_folder_that_is_not_a_pipeline_is_refused_before_work(tmp_path, capsys
     assert main(["--base", str(tmp_path), "--out", str(out)]) == 2
     assert "not a pipeline folder" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_recipe_changes_are_read_as_toml_and_unknown_fields_refused(tmp_path, capsys):
+    import pytest
+
+    from benchmarks.dreambooth_val import recipe_overrides
+    from tryon_lab.errors import ConfigError
+
+    assert recipe_overrides(["learning_rate=2e-4", " steps = 300"]) == {"learning_rate": 2e-4, "steps": 300}
+    with pytest.raises(ConfigError, match="lerning_rate"):
+        recipe_overrides(["lerning_rate=1e-4"])
+    with pytest.raises(ConfigError, match="not a TOML value"):
+        recipe_overrides(["steps=three hundred"])
+    assert main(["--base", str(tmp_path), "--set", "steps"]) == 2
+    assert "FIELD=VALUE" in capsys.readouterr().err
