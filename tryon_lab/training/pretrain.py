@@ -399,7 +399,8 @@ def ship_pipeline(pipe, profile: Profile, out_dir: str | Path, judge_dir: str | 
         write_model_card(
             tmp, f"{Path(out_dir).name}: mini Stable Diffusion inpainting",
             f"A {config.resolution}x{config.resolution} text-guided inpainting model in the SD-1.5-inpainting layout "
-            f"(9-channel UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer), "
+            f"(UNet2DConditionModel with {pipe.unet.config.in_channels} input channels on a "
+            f"{pipe.vae.config.latent_channels}-channel latent, AutoencoderKL, CLIPTextModel, CLIPTokenizer), "
             + (f"its text encoder and U-Net trained further from those of {record['init']} (U-Net sha256 "
                f"{record['init_unet_sha256'][:16]}) " if record.get("init") else "trained from scratch ")
             + "on the synthetic world. Weights are stored in fp16; load with torch_dtype=torch.float32 on CPU.",
