@@ -8,7 +8,8 @@
 # 1. the VAE's phase 1 (its latent space; 12000 steps), scored by the judge on val and test;
 # 2. its learning curve: each kept checkpoint's round-trip identity on val (tryon-lab curve);
 # 3. the U-Net on that latent, its body transplanted from the shipped 4-channel model
-#    (conv_in and conv_out new), with its learning curve on val;
+#    (conv_in and conv_out new; 8000 steps, then resumed to 12000: leftover was still falling), with its
+#    learning curve on val;
 # 4. the VAE's decoder-only phases (the latent space and so the U-Net unchanged), put into the pipeline;
 # 5. the pipeline against the shipped base on the same 256 val try-ons (compare-val.md): whether it ships;
 #    and the DreamBooth protocol on val with it as the base (dreambooth-val.md): what its latent space
@@ -28,7 +29,7 @@ route() {
     --judge "$judge" --run-dir "$runs/vae" --out "$runs/vae-final"
   ! has_checkpoints "$runs/vae" || tryon-lab curve --model mini16 --run-dir "$runs/vae" --judge "$judge"
 
-  done_in "$runs/pipeline" || tryon-lab pretrain unet --profile quick --model mini16 --init data/models/mini-sd-inpaint \
+  done_in "$runs/pipeline" || tryon-lab pretrain unet --profile quick --model mini16 --steps 12000 --init data/models/mini-sd-inpaint \
     --vae "$runs/vae-final" --judge "$judge" --run-dir "$runs/unet" --out "$runs/pipeline"
   ! has_checkpoints "$runs/unet" || tryon-lab curve --profile quick --model mini16 --run-dir "$runs/unet" --vae "$runs/vae-final" --judge "$judge"
 
@@ -37,7 +38,8 @@ route() {
 
   [ -f "$runs/compare-val.md" ] || python scripts/compare_pipelines.py data/models/mini-sd-inpaint "$runs/pipeline" \
     --judge "$judge" --out "$runs/compare-val.md"
-  [ -f "$runs/dreambooth-val.md" ] || python -m benchmarks.dreambooth_val --base "$runs/pipeline" \
+  # 400 steps: chosen on val with this base (150, the shipped base's recipe, left its full fine-tune near chance)
+  [ -f "$runs/dreambooth-val.md" ] || python -m benchmarks.dreambooth_val --base "$runs/pipeline" --set steps=400 \
     --out "$runs/dreambooth-val.md"
   done_in "$runs/pipeline/lcm" || tryon-lab distill --profile quick --base "$runs/pipeline" --judge "$judge" \
     --run-dir "$runs/distill"
