@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the val protocol on ``--base``, print (and write) the table; return the exit status."""
     from benchmarks.provenance import HASH_CHARS, RECORDS, git_commit
     from tryon_lab.errors import ConfigError
-    from tryon_lab.paths import sha256_folder
+    from tryon_lab.paths import sha256_folder, write_text_atomically
+    from tryon_lab.tables import markdown_table
 
     parser = argparse.ArgumentParser(description="The DreamBooth protocol on val, with a candidate base pipeline.")
     parser.add_argument("--base", type=Path, required=True, help="the candidate base pipeline folder")
@@ -68,15 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     digest = sha256_folder(args.base, skip=RECORDS)[:HASH_CHARS]
     changed = ", ".join(f"{name} = {value}" for name, value in overrides.items()) or "none"
-    lines = [f"DreamBooth protocol on val; base `{args.base}` (folder sha256 {digest}), commit {git_commit()}; "
-             f"recipe changes: {changed}.", "",
-             "| metric | value | note |", "|---|---|---|"]
-    text = "\n".join(lines + [f"| {metric} | {value} | {note} |" for metric, value, note in rows]) + "\n"
+    text = (f"DreamBooth protocol on val; base `{args.base}` (folder sha256 {digest}), commit {git_commit()}; "
+            f"recipe changes: {changed}.\n\n" + markdown_table(rows, ("metric", "value", "note")))
     print(text, end="")
     if args.out:
-        partial = args.out.with_name(args.out.name + ".partial")
-        partial.write_text(text)
-        partial.replace(args.out)
+        write_text_atomically(args.out, text)
     return 0
 
 

@@ -88,15 +88,11 @@ def compare(folders: list[Path], judge_dir: Path, split: str, samples: int, step
     return rows
 
 
-def table(rows: list[tuple[str, str, str]]) -> str:
-    """A Markdown table of (metric, value, note) rows."""
-    lines = ["| metric | value [95% interval] | note |", "|---|---|---|"]
-    return "\n".join(lines + [f"| {metric} | {value} | {note} |" for metric, value, note in rows]) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, compare, print (and write) the table; return the exit status."""
     from tryon_lab.errors import ConfigError
+    from tryon_lab.paths import write_text_atomically
+    from tryon_lab.tables import markdown_table
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="The first pipeline is the reference every other is compared with.")
@@ -120,12 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    text = table(rows)
+    text = markdown_table(rows, ("metric", "value [95% interval]", "note"))
     print(text, end="")
     if args.out:
-        partial = args.out.with_name(args.out.name + ".partial")
-        partial.write_text(text)
-        partial.replace(args.out)
+        write_text_atomically(args.out, text)
     return 0
 
 

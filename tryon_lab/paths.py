@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from tryon_lab.errors import ConfigError
@@ -66,3 +67,14 @@ def sha256_folder(path: Path, skip: tuple[str, ...] = ()) -> str:
         digest.update(file.relative_to(path).as_posix().encode() + b"\0")
         digest.update(bytes.fromhex(sha256_file(file)))
     return digest.hexdigest()
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file beside it, renamed into place, so an
+    interrupted write never leaves a half-written file; returns the path."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    return path

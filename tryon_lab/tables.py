@@ -23,3 +23,9 @@ def format_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> st
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
+
+
+def markdown_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+    """Return ``rows`` under ``headers`` as a Markdown table (one line per row, newline-terminated)."""
+    lines = ["| " + " | ".join(str(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]) + "\n"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import pre_tokenizers
 from transformers import CLIPTokenizer
+
+from tryon_lab.paths import write_text_atomically
 
 END_OF_WORD = "</w>"
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -52,15 +53,9 @@ def train_tokenizer(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / "vocab.json", json.dumps(vocab, ensure_ascii=False))
-    _write_atomic(out_dir / "merges.txt", "#version: 0.2\n" + "\n".join(merges) + "\n")
+    write_text_atomically(out_dir / "vocab.json", json.dumps(vocab, ensure_ascii=False))
+    write_text_atomically(out_dir / "merges.txt", "#version: 0.2\n" + "\n".join(merges) + "\n")
     tokenizer = CLIPTokenizer.from_pretrained(out_dir, model_max_length=max_length)
     tokenizer.save_pretrained(out_dir)  # adds tokenizer_config.json (max length, specials)
     return tokenizer
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
