@@ -126,3 +126,27 @@ def test_per_method_scores_align_samples_for_a_paired_verdict():
     assert evaluate_methods(methods, samples, judge) == {name: summarize(v) for name, v in values.items()}
     difference = paired_difference(values["light"]["masked_psnr_db"], values["heavy"]["masked_psnr_db"])
     assert verdict(difference, lower_is_better=False, names=("light", "heavy")) == "light beats heavy"
+
+
+def test_grouped_bootstrap_carries_the_spread_between_groups_that_independent_rows_hide():
+    rng = np.random.default_rng(7)
+    # three garments, each with its own effect, 24 cases each: the case-level interval is narrow
+    # around the mean of three draws; the grouped one must be wide enough to hold the group effects
+    effects = np.repeat([0.1, 0.5, 0.9], 24)
+    groups = np.repeat(["tee", "dress", "hoodie"], 24)
+    values = effects + rng.normal(0, 0.05, len(effects))
+    independent, grouped = bootstrap(np.mean, values), bootstrap(np.mean, values, groups=groups)
+    assert grouped.value == independent.value
+    assert grouped.hi - grouped.lo > 5 * (independent.hi - independent.lo)
+    base = values - effects
+    assert paired_difference(values, base, groups=groups).lo < 0.25 < paired_difference(values, base).lo
+
+
+def test_grouped_bootstrap_refuses_misaligned_or_single_groups():
+    values = np.arange(6.0)
+    with pytest.raises(TryOnInputError, match="one label per sample: 5 labels for 6 samples"):
+        bootstrap(np.mean, values, groups=["a"] * 5)
+    with pytest.raises(InsufficientSamplesError, match="at least 2 groups"):
+        paired_difference(values, values, groups=["a"] * 6)
+    with pytest.raises(TryOnInputError, match="groups apply to one sample set"):
+        bootstrap(kid, np.ones((6, 2)), np.ones((6, 2)), groups=list("aabbcc"))

@@ -7,6 +7,11 @@ the bootstrap's estimate of the statistic's bias (mean of the resamples minus th
 is negligible for a mean, but set statistics such as KID and FID grow when a resample repeats
 samples (a repeated feature vector counts as its own neighbour), and unshifted percentiles of FID
 can miss the value itself.
+
+Samples that come in groups (e.g. try-ons of a few garments, each on many people) are not
+independent: with ``groups``, a resample draws the groups with replacement and then each drawn
+group's samples with replacement (a two-stage bootstrap), so the interval carries the spread
+between groups as well as within them.
 """
 
 from __future__ import annotations
@@ -57,40 +62,69 @@ def _rows(values) -> np.ndarray:
     return array
 
 
+def _resample_index(rng: np.random.Generator, n: int, groups) -> np.ndarray:
+    """Row indices of one resample of ``n`` rows: independent rows, or (``groups``: one label per
+    row) groups drawn with replacement, then rows with replacement within each drawn group."""
+    if groups is None:
+        return rng.integers(0, n, n)
+    members = [np.flatnonzero(groups == label) for label in np.unique(groups)]
+    drawn = rng.integers(0, len(members), len(members))
+    return np.concatenate([rows[rng.integers(0, len(rows), len(rows))] for rows in (members[i] for i in drawn)])
+
+
+def _group_labels(groups, n: int) -> np.ndarray | None:
+    if groups is None:
+        return None
+    labels = np.asarray(groups)
+    if labels.shape != (n,):
+        raise TryOnInputError(f"groups must give one label per sample: {labels.shape[0] if labels.ndim else 0} "
+                              f"labels for {n} samples")
+    if len(np.unique(labels)) < 2:
+        raise InsufficientSamplesError("a grouped bootstrap needs at least 2 groups; got 1")
+    return labels
+
+
 def _interval(value: float, resampled: list[float], level: float) -> Interval:
     bias = float(np.mean(resampled)) - value
     lo, hi = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2]) - bias
     return Interval(float(value), float(lo), float(hi))
 
 
-def bootstrap(statistic: Statistic, *samples, resamples: int = RESAMPLES, seed: int = SEED,
+def bootstrap(statistic: Statistic, *samples, groups=None, resamples: int = RESAMPLES, seed: int = SEED,
               level: float = LEVEL) -> Interval:
     """``statistic(*samples)`` with its bootstrap interval; each sample set (per-sample values, or
     feature rows for a set statistic such as ``kid``) is resampled with replacement on its own.
-    ``bootstrap(np.mean, per_sample_psnr)``, ``bootstrap(kid, real_features, fake_features)``."""
+    ``bootstrap(np.mean, per_sample_psnr)``, ``bootstrap(kid, real_features, fake_features)``.
+    ``groups`` (one label per sample, one sample set only): the two-stage bootstrap of groups."""
     sets = [_rows(s) for s in samples]
+    if groups is not None and len(sets) != 1:
+        raise TryOnInputError(f"groups apply to one sample set; got {len(sets)}")
+    labels = _group_labels(groups, len(sets[0]))
     rng = np.random.default_rng(seed)
-    resampled = [float(statistic(*(s[rng.integers(0, len(s), len(s))] for s in sets))) for _ in range(resamples)]
+    resampled = [float(statistic(*(s[_resample_index(rng, len(s), labels)] for s in sets)))
+                 for _ in range(resamples)]
     return _interval(float(statistic(*sets)), resampled, level)
 
 
-def paired_difference(a, b, statistic: Statistic = np.mean, *, reference=None, resamples: int = RESAMPLES,
-                      seed: int = SEED, level: float = LEVEL) -> Interval:
+def paired_difference(a, b, statistic: Statistic = np.mean, *, reference=None, groups=None,
+                      resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL) -> Interval:
     """``statistic(a) - statistic(b)`` for two methods scored on the same samples (row i of ``a`` and
     ``b`` is the same sample), resampling samples with the same indices for both; with ``reference``
-    (e.g. real features aligned with the samples), ``statistic(reference, a) - statistic(reference, b)``."""
+    (e.g. real features aligned with the samples), ``statistic(reference, a) - statistic(reference, b)``;
+    with ``groups`` (one label per sample), the two-stage bootstrap of groups."""
     a, b = _rows(a), _rows(b)
     if len(a) != len(b) or (reference is not None and len(_rows(reference)) != len(a)):
         raise TryOnInputError(f"paired samples must align: {len(a)} and {len(b)} rows"
                               + ("" if reference is None else f", reference {len(reference)}"))
     context = () if reference is None else (_rows(reference),)
+    labels = _group_labels(groups, len(a))
 
     def difference(index) -> float:
         picked = [c[index] for c in context]
         return float(statistic(*picked, a[index])) - float(statistic(*picked, b[index]))
 
     rng = np.random.default_rng(seed)
-    resampled = [difference(rng.integers(0, len(a), len(a))) for _ in range(resamples)]
+    resampled = [difference(_resample_index(rng, len(a), labels)) for _ in range(resamples)]
     return _interval(difference(np.arange(len(a))), resampled, level)
 
 
