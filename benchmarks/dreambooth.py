@@ -52,12 +52,32 @@ def garments(world, split: str) -> list:
             for item in [item for item in items if item.category == category][:GARMENTS_PER_CATEGORY]]
 
 
+CLASS_WORDS = ("category", "caption")
+
+
+def checked_class_words(class_words: str) -> str:
+    """``class_words`` if it is one of ``CLASS_WORDS``, else ``ConfigError`` naming them."""
+    from tryon_lab.errors import ConfigError
+
+    if class_words not in CLASS_WORDS:
+        raise ConfigError(f"class_words {class_words!r} is not one of {', '.join(CLASS_WORDS)}")
+    return class_words
+
+
+def class_word(item, class_words: str) -> str | None:
+    """What follows the identifier in the instance prompt: the category ("a sks tee": None, the
+    dataset's default) or, with ``class_words`` "caption", the item's whole caption phrase ("a sks red
+    striped tee": the identifier then carries only what words cannot say)."""
+    return item.caption_phrase if checked_class_words(class_words) == "caption" else None
+
+
 def run(profile_name: str = "quick", split: str = "test", overrides: dict | None = None,
-        base_dir: str | Path | None = None) -> list[tuple[str, object, str]]:
+        base_dir: str | Path | None = None, class_words: str | None = None) -> list[tuple[str, object, str]]:
     """Fine-tune each garment of ``split`` (full and LoRA, the profile's recipe, with ``overrides`` of its
     DreamBoothSettings fields: how a recipe is tried on val), judge it with the base model on people of
     ``split``, time adapter switching; return the rows. ``base_dir``: the base pipeline folder (default:
-    the shipped one; another is how a candidate base is tried on val before it ships)."""
+    the shipped one; another is how a candidate base is tried on val before it ships). ``class_words``: the
+profile's ``class_words`` unless given (``class_word``)."""
     import numpy as np
 
     from tryon_lab.data.world import World
@@ -82,6 +102,7 @@ def run(profile_name: str = "quick", split: str = "test", overrides: dict | None
     settings = replace(DreamBoothSettings.from_profile(profile), **(overrides or {}))
     lora_settings = replace(settings, lora_rank=db["lora_rank_demo"])
     lora_name = f"LoRA r{lora_settings.lora_rank}"
+    class_words = checked_class_words(class_words or db["class_words"])
     base_dir = Path(base_dir) if base_dir is not None else shipped_model(SHIPPED_INPAINT)
     judge = WorldJudge.load(shipped_model("world-encoder"))
     base = load_inpaint_pipeline(base_dir, device="cpu")
@@ -95,6 +116,7 @@ def run(profile_name: str = "quick", split: str = "test", overrides: dict | None
         scratch = Path(tmp)
         for index, item in enumerate(garments(world, split)):
             instances = world_instances(world, item, settings.n_people, token=f"sks{index or ''}",
+                                        class_word=class_word(item, class_words),
                                         mask_kinds=settings.mask_kinds, n_scenes=settings.num_class_images)
             cases = heldout_cases(world, item, EVAL_PEOPLE, split=split)
             full = train_dreambooth(base_dir, instances, scratch / f"full-{index}", settings,
@@ -129,7 +151,8 @@ def run(profile_name: str = "quick", split: str = "test", overrides: dict | None
         ("base model", SHIPPED_INPAINT if base_dir == shipped_model(SHIPPED_INPAINT) else str(base_dir), f"{base.resolution}px; {STEPS} DDIM steps, guidance {GUIDANCE}"),
         ("garments", ", ".join(item.item_id for item in garments(world, split)),
          f"{settings.n_people} train people x {'/'.join(settings.mask_kinds)} masks each, {settings.steps} steps, "
-         f"{settings.num_class_images} class images, prior weight {settings.prior_weight}"),
+         f"{settings.num_class_images} class images, prior weight {settings.prior_weight}; instance prompts "
+         f"such as '{instances.instance_prompt}' (class words: {class_words})"),
     ]
     for name, per_sample in values.items():
         for key, label in (("identity_acc", "identity accuracy (caption twins, chance 0.25)"),

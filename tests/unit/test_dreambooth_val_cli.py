@@ -23,3 +23,19 @@ def test_recipe_changes_are_read_as_toml_and_unknown_fields_refused(tmp_path, ca
         recipe_overrides(["steps=three hundred"])
     assert main(["--base", str(tmp_path), "--set", "steps"]) == 2
     assert "FIELD=VALUE" in capsys.readouterr().err
+
+
+def test_class_words_name_what_follows_the_identifier_and_unknown_ones_are_refused():
+    import pytest
+
+    from benchmarks.dreambooth import class_word
+    from tryon_lab.errors import ConfigError
+    from tryon_lab.training.dreambooth.instances import item_from_id
+
+    tee = item_from_id("garment-tee-red-stripes-2")
+    assert class_word(tee, "category") is None  # the dataset's default: the category
+    assert class_word(tee, "caption") == tee.caption_phrase and tee.category in tee.caption_phrase
+    with pytest.raises(ConfigError, match="category, caption"):
+        class_word(tee, "colour")
+    with pytest.raises(SystemExit):
+        main(["--base", ".", "--class-words", "colour"])
