@@ -10,11 +10,15 @@
 # 3. the U-Net on that latent, its body transplanted from the shipped 4-channel model
 #    (conv_in and conv_out new; 8000 steps, then resumed to 12000: leftover was still falling), with its
 #    learning curve on val;
-# 4. the VAE's decoder-only phases (the latent space and so the U-Net unchanged), put into the pipeline;
-# 5. the pipeline against the shipped base on the same 256 val try-ons (compare-val.md): whether it ships;
+# 4. the pipeline against the shipped base on the same 256 val try-ons (compare-val.md): whether it ships;
 #    and the DreamBooth protocol on val with it as the base (dreambooth-val.md): what its latent space
 #    lets fine-tuning capture of a garment's motif;
+# 5. Diffuse to Choose on it: the paper's ablation (train-dtc), whose hint the 4-channel VAE's round trip
+#    could not carry;
 # 6. its LCM LoRA and fast VAE (the lcm sampler), as the shipped base has them.
+# The VAE's decoder-only phases (pretrain vae --phases decoder anneal polish, about 4 hours here) are left
+# out: they sharpen pixels (masked PSNR), not what the bars measure, and a decoder put into the pipeline
+# after stage 5 would change what DTC's perceptual loss trained through and every score made since.
 set -euo pipefail
 
 # one function, read whole before it runs: editing this file while a route runs cannot change that run
@@ -33,14 +37,13 @@ route() {
     --vae "$runs/vae-final" --judge "$judge" --run-dir "$runs/unet" --out "$runs/pipeline"
   ! has_checkpoints "$runs/unet" || tryon-lab curve --profile quick --model mini16 --run-dir "$runs/unet" --vae "$runs/vae-final" --judge "$judge"
 
-  done_in "$runs/vae-polished" || tryon-lab pretrain vae --profile quick --model mini16 --init "$runs/vae-final" \
-    --phases decoder anneal polish --run-dir "$runs/vae" --out "$runs/vae-polished" --into "$runs/pipeline" --judge "$judge"
-
   [ -f "$runs/compare-val.md" ] || python scripts/compare_pipelines.py data/models/mini-sd-inpaint "$runs/pipeline" \
     --judge "$judge" --out "$runs/compare-val.md"
   # 400 steps: chosen on val with this base (150, the shipped base's recipe, left its full fine-tune near chance)
   [ -f "$runs/dreambooth-val.md" ] || python -m benchmarks.dreambooth_val --base "$runs/pipeline" --set steps=400 \
     --out "$runs/dreambooth-val.md"
+  done_in "$runs/dtc-final" || tryon-lab train-dtc --profile quick --base "$runs/pipeline" --judge "$judge" \
+    --run-dir "$runs/dtc" --out "$runs/dtc-final"
   done_in "$runs/pipeline/lcm" || tryon-lab distill --profile quick --base "$runs/pipeline" --judge "$judge" \
     --run-dir "$runs/distill"
   done_in "$runs/pipeline/fast_vae" || tryon-lab distill-vae --profile quick --base "$runs/pipeline" --judge "$judge" \
