@@ -290,3 +290,53 @@ def test_the_judge_scores_identity_and_features_on_test_items():
     assert values["identity_acc"].shape == (3,) and set(np.unique(values["identity_acc"])) <= {0.0, 1.0}
     assert values["features"].shape[0] == 3
     assert np.allclose(values["features"], real_features(samples, judge), atol=1e-5)
+
+
+
+def test_the_reference_start_learns_to_stand_in_for_the_caption(base, tmp_path):
+    import copy
+
+    from diffusers import DDPMScheduler
+
+    from tryon_lab.pipelines.dtc import default_reference_encoder
+    from tryon_lab.training.common import make_accelerator
+    from tryon_lab.training.dtc.reference_start import (
+        CaptionedCache,
+        TextTeacherObjective,
+        caption_tokens,
+        start_reference_encoder,
+    )
+    from tryon_lab.training.dtc.train import dtc_cache
+    from tryon_lab.training.loop import LoopSettings
+
+    world = World(0, base.resolution)
+    cache = dtc_cache(make_accelerator(0), base, 8, 0, tmp_path / "cache")
+    assert base.encode_prompt([world.caption(3)]).equal(caption_tokens(base, world, 8)[3:4])
+    unet, encoder = copy.deepcopy(base.unet), default_reference_encoder(base.unet, base.resolution)
+    unet.requires_grad_(True)
+    batch = torch.utils.data.default_collate([CaptionedCache(cache, caption_tokens(base, world, 8))[i] for i in range(8)])
+    objective = TextTeacherObjective(unet, encoder, DDPMScheduler.from_config(base.scheduler.config))
+
+    def teacher_mse() -> float:
+        torch.manual_seed(5)
+        with torch.no_grad():
+            return float(objective(batch)[0])
+
+    before = teacher_mse()
+    start_reference_encoder(0, base, unet, encoder, cache, world, tmp_path / "start",
+                            LoopSettings(steps=30, learning_rate=3e-3, checkpoint_every=30, warmup_steps=1), 4)
+    assert teacher_mse() < 0.8 * before
+    assert all(p.requires_grad for p in unet.parameters()), "what was trainable is trainable again"
+
+
+def test_a_dtc_run_with_the_reference_start_still_trains_its_lora(base, tmp_path):
+    from tryon_lab.training.dtc.reference_start import PHASE_FOLDER
+
+    settings = DTCSettings(steps=2, batch_size=2, dataset_size=4, learning_rate=1e-2, checkpoint_every=2,
+                           perceptual_batch=1, warmup_steps=1, unet="lora", unet_lora_rank=4, reference_start_steps=2)
+    pipe, _ = train_dtc(base, tmp_path / "run", settings, fusion="film", seed=0)
+    assert (tmp_path / "run" / PHASE_FOLDER / "losses.csv").is_file()
+    moved = [not torch.equal(a, b) for a, b in zip(pipe.unet.state_dict().values(), base.unet.state_dict().values())]
+    assert any(moved), "the LoRA trained after the start had frozen the U-Net for its own steps"
+    with pytest.raises(ConfigError, match="reference_start_steps"):
+        DTCSettings(steps=1, reference_start_steps=-1)
