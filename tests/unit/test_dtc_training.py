@@ -340,3 +340,11 @@ def test_a_dtc_run_with_the_reference_start_still_trains_its_lora(base, tmp_path
     assert any(moved), "the LoRA trained after the start had frozen the U-Net for its own steps"
     with pytest.raises(ConfigError, match="reference_start_steps"):
         DTCSettings(steps=1, reference_start_steps=-1)
+
+
+def test_the_model_cards_differences_name_the_reference_start_only_when_it_ran():
+    from tryon_lab.training.dtc_recipe import paper_differences
+
+    film = parse_variants(["film"])["film"]
+    assert "caption" not in paper_differences(DTCSettings(steps=1), film)
+    assert "started for 300 steps" in paper_differences(DTCSettings(steps=1, reference_start_steps=300), film)
