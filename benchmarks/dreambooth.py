@@ -133,7 +133,7 @@ profile's ``class_words`` unless given (``class_word``)."""
                 costs = {"full fine-tune": footprint(full, save_dreambooth(full, scratch / "out" / "full")),
                          "LoRA": footprint(lora, saved)}
                 diversity = {name: prior_diversity(pipe, world, item, instances.class_prompt, judge,
-                                                   n=DIVERSITY_IMAGES, steps=STEPS, guidance_scale=GUIDANCE)
+                                                   n=DIVERSITY_IMAGES, steps=STEPS, guidance_scale=GUIDANCE, split=split)
                              for name, pipe in (("base", base), ("full fine-tune", full.pipe), ("LoRA", lora.pipe))}
         shop = load_inpaint_pipeline(base_dir, device="cpu")
         adapters = GarmentAdapters(shop)
@@ -168,8 +168,9 @@ profile's ``class_words`` unless given (``class_word``)."""
     for name in ("full fine-tune", "LoRA"):
         ratio = diversity_ratio(diversity["base"], diversity[name])
         rows.append((f"{name}: prior diversity ratio (pairwise distance)", round(ratio["mean_pairwise_distance"], 3),
-                     f"colour entropy ratio {ratio['colour_entropy_bits']:.2f}, pattern entropy ratio "
-                     f"{ratio['pattern_entropy_bits']:.2f}; {DIVERSITY_IMAGES} class-prompt images; bar >= 0.80"))
+                     f"colour entropy ratio {_ratio(ratio['colour_entropy_bits'])}, pattern entropy ratio "
+                     f"{_ratio(ratio['pattern_entropy_bits'])}; {DIVERSITY_IMAGES} class-prompt images ({split} people); "
+                     "bar >= 0.80"))
     for name, cost in costs.items():
         rows.append((f"{name}: trainable parameters", cost["trainable_parameters"],
                      f"{100 * cost['trainable_fraction']:.2f}% of U-Net + text encoder"))
@@ -181,6 +182,12 @@ profile's ``class_words`` unless given (``class_word``)."""
                  f"max {1000 * switch['max_s']:.1f} ms over {switch['switches']:.0f} switches, "
                  f"{len(loaded)} LoRA garments on one base; bar <= 200 ms"))
     return rows
+
+
+def _ratio(value: float) -> str:
+    import math
+
+    return "n/a (the base's images all share it)" if math.isnan(value) else f"{value:.2f}"
 
 
 def _threads() -> int:

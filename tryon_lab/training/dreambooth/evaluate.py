@@ -154,13 +154,13 @@ def _entropy_bits(labels: np.ndarray, classes: int) -> float:
 
 @torch.no_grad()
 def prior_diversity(pipe, world: World, item: ItemSpec, class_prompt: str, judge, n: int = 12, steps: int = 25,
-                    guidance_scale: float = TEXT_GUIDANCE, seed: int = 0) -> Scored:
-    """Paint the class prompt on ``n`` held-out people (masks of ``item``'s category) and measure
-    how varied the results are: mean pairwise cosine distance of world-encoder embeddings of the
-    item crops, and the entropy (bits) of the predicted colours and patterns."""
+                    guidance_scale: float = TEXT_GUIDANCE, seed: int = 0, split: str = "test") -> Scored:
+    """Paint the class prompt on ``n`` held-out people of ``split`` (masks of ``item``'s category) and
+    measure how varied the results are: mean pairwise cosine distance of world-encoder embeddings of
+    the item crops, and the entropy (bits) of the predicted colours and patterns."""
     from tryon_lab.training.dreambooth.instances import category_scenes
 
-    samples = category_scenes(world, item, n, "test")
+    samples = category_scenes(world, item, n, split)
     cases = [HeldOutCase(s, s.shape_mask, "shape") for s in samples]
     images = generate(pipe, cases, class_prompt, steps, guidance_scale, seed)
     crops = judge.crops(images, [s.shape_mask for s in samples])
@@ -179,7 +179,8 @@ def prior_diversity(pipe, world: World, item: ItemSpec, class_prompt: str, judge
 
 
 def diversity_ratio(before: Scored, after: Scored) -> dict[str, float]:
-    """after / before for each diversity measure (1.0 = as varied as the base model)."""
+    """after / before for each diversity measure (1.0 = as varied as the base model); NaN where the
+    base's measure is 0 (e.g. one colour in every image: a class prompt that names the colour)."""
     b, a = before.scores["all"], after.scores["all"]
     return {k: (a[k] / b[k] if b[k] else float("nan")) for k in b if k != "images"}
 
