@@ -76,8 +76,8 @@ def run(profile_name: str = "quick", split: str = "test", overrides: dict | None
     """Fine-tune each garment of ``split`` (full and LoRA, the profile's recipe, with ``overrides`` of its
     DreamBoothSettings fields: how a recipe is tried on val), judge it with the base model on people of
     ``split``, time adapter switching; return the rows. ``base_dir``: the base pipeline folder (default:
-    the shipped one; another is how a candidate base is tried on val before it ships). ``class_words``: the
-profile's ``class_words`` unless given (``class_word``)."""
+    the shipped one; another is how a candidate base is tried on val before it ships). ``class_words``:
+    the profile's ``class_words`` unless given (``class_word``)."""
     import numpy as np
 
     from tryon_lab.data.world import World

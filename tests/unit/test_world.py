@@ -218,16 +218,6 @@ def test_captions_and_attributes_name_the_target_item(split_samples):
             assert sample.caption.startswith("a photo of a person wearing ")
 
 
-def test_a_samples_caption_is_known_without_rendering_it():
-    world = World(0, 64)
-    kinds = set()
-    for index in range(12):
-        sample = world.sample(index, "val")
-        kinds.add(sample.kind)
-        assert world.caption(index, "val") == sample.caption
-    assert kinds == {"garment", "product"}
-
-
 def test_vocabulary_and_labels():
     world = World()
     garments, products = world.items("garment"), world.items("product")

@@ -83,11 +83,6 @@ def caption_for(phrase: str, kind: str, room: str | None = None) -> str:
     return f"a photo of {article(phrase)} {phrase} in {article(room or '')} {room}"
 
 
-def _caption(kind: str, context: int, item: ItemSpec) -> str:
-    """The caption of a sample of ``kind`` showing ``item`` in ``context`` (a person or room id)."""
-    return caption_for(item.caption_phrase, kind, room_from_id(context).room if kind == "product" else None)
-
-
 class World:
     """The deterministic synthetic world at ``resolution`` px (square images)."""
 
@@ -141,11 +136,6 @@ class World:
     def item(self, index: int, split: str = "train", kind: str | None = None) -> ItemSpec:
         """Return the item ``sample(index, split, kind)`` shows, without rendering it."""
         return self._draw(index, split, kind)[3]
-
-    def caption(self, index: int, split: str = "train", kind: str | None = None) -> str:
-        """Return the caption of ``sample(index, split, kind)``, without rendering it."""
-        kind, _, context, item = self._draw(index, split, kind)
-        return _caption(kind, context, item)
 
     def _draw(self, index: int, split: str, kind: str | None) -> tuple[str, np.random.Generator, int, ItemSpec]:
         kind = self.kind_of(index) if kind is None else _check_kind(kind)
@@ -226,11 +216,12 @@ class World:
     ) -> WorldSample:
         original: ItemSpec | None = self._pick_other(item, split, rng)
         busy = False
-        caption = _caption(kind, context, item)
         if kind == "garment":
             setting: PersonSpec | RoomSpec = person_from_id(context)
+            caption = caption_for(item.caption_phrase, kind)
         else:
             setting = room_from_id(context)
+            caption = caption_for(item.caption_phrase, kind, setting.room)
             if rng.random() >= PRODUCT_WITH_ORIGINAL:
                 original = None  # an empty spot: try-all adds a product rather than swapping one
             busy = bool(rng.random() < BUSY_REFERENCE)

@@ -62,26 +62,27 @@ def _rows(values) -> np.ndarray:
     return array
 
 
-def _resample_index(rng: np.random.Generator, n: int, groups) -> np.ndarray:
-    """Row indices of one resample of ``n`` rows: independent rows, or (``groups``: one label per
-    row) groups drawn with replacement, then rows with replacement within each drawn group."""
-    if groups is None:
+def _resample_index(rng: np.random.Generator, n: int, members: list[np.ndarray] | None) -> np.ndarray:
+    """Row indices of one resample of ``n`` rows: independent rows, or (``members``: each group's row
+    indices) groups drawn with replacement, then rows with replacement within each drawn group."""
+    if members is None:
         return rng.integers(0, n, n)
-    members = [np.flatnonzero(groups == label) for label in np.unique(groups)]
     drawn = rng.integers(0, len(members), len(members))
     return np.concatenate([rows[rng.integers(0, len(rows), len(rows))] for rows in (members[i] for i in drawn)])
 
 
-def _group_labels(groups, n: int) -> np.ndarray | None:
+def _group_members(groups, n: int) -> list[np.ndarray] | None:
+    """Each group's row indices from ``groups`` (one label per sample), or None without groups."""
     if groups is None:
         return None
     labels = np.asarray(groups)
     if labels.shape != (n,):
         raise TryOnInputError(f"groups must give one label per sample: {labels.shape[0] if labels.ndim else 0} "
                               f"labels for {n} samples")
-    if len(np.unique(labels)) < 2:
+    members = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    if len(members) < 2:
         raise InsufficientSamplesError("a grouped bootstrap needs at least 2 groups; got 1")
-    return labels
+    return members
 
 
 def _interval(value: float, resampled: list[float], level: float) -> Interval:
@@ -99,9 +100,9 @@ def bootstrap(statistic: Statistic, *samples, groups=None, resamples: int = RESA
     sets = [_rows(s) for s in samples]
     if groups is not None and len(sets) != 1:
         raise TryOnInputError(f"groups apply to one sample set; got {len(sets)}")
-    labels = _group_labels(groups, len(sets[0]))
+    members = _group_members(groups, len(sets[0]))
     rng = np.random.default_rng(seed)
-    resampled = [float(statistic(*(s[_resample_index(rng, len(s), labels)] for s in sets)))
+    resampled = [float(statistic(*(s[_resample_index(rng, len(s), members)] for s in sets)))
                  for _ in range(resamples)]
     return _interval(float(statistic(*sets)), resampled, level)
 
@@ -117,14 +118,14 @@ def paired_difference(a, b, statistic: Statistic = np.mean, *, reference=None, g
         raise TryOnInputError(f"paired samples must align: {len(a)} and {len(b)} rows"
                               + ("" if reference is None else f", reference {len(reference)}"))
     context = () if reference is None else (_rows(reference),)
-    labels = _group_labels(groups, len(a))
+    members = _group_members(groups, len(a))
 
     def difference(index) -> float:
         picked = [c[index] for c in context]
         return float(statistic(*picked, a[index])) - float(statistic(*picked, b[index]))
 
     rng = np.random.default_rng(seed)
-    resampled = [difference(_resample_index(rng, len(a), labels)) for _ in range(resamples)]
+    resampled = [difference(_resample_index(rng, len(a), members)) for _ in range(resamples)]
     return _interval(difference(np.arange(len(a))), resampled, level)
 
 

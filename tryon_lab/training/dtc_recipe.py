@@ -125,13 +125,8 @@ def paper_differences(train: DTCSettings, variant) -> str:
             "frozen": "the main U-Net frozen (the paper fine-tunes it): only the encoders train"}[train.unet]
     timestep = ("takes the timestep, as the paper's copy of the U-Net encoder does" if variant.hint_timestep else
                 "gets no timestep (a learned constant embedding), so its modulation is computed once per image")
-    reference = ("a small CNN + transformer reference encoder trained from scratch instead of a frozen DINOv2 (no "
-                 "DINOv2 weights here)")
-    if train.reference_start_steps:
-        reference += (f", started for {train.reference_start_steps} steps on standing in for the pair's caption "
-                      "(the base U-Net's prediction given the caption as teacher), as a pretrained encoder would "
-                      "arrive with features the U-Net can read")
-    return (f"Differences from the paper: {reference}; a five-layer self-supervised CNN instead of ImageNet VGG "
+    return ("Differences from the paper: a small CNN + transformer reference encoder trained from scratch instead "
+            "of a frozen DINOv2 (no DINOv2 weights here); a five-layer self-supervised CNN instead of ImageNet VGG "
             f"for the perceptual loss (independent of the judge); {unet}; the hint encoder {timestep}; a "
             "mini SD-style model on 128 px world renders instead of SD-1.5 on photos.")
 

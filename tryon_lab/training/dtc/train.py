@@ -18,7 +18,6 @@ from tryon_lab.models.dtc import FILM_MODES, PerceptualNet
 from tryon_lab.profiles import settings_from_mapping
 from tryon_lab.training.dtc.cache import DTCCache, ensure_dtc_cache
 from tryon_lab.training.dtc.objective import DTCObjective
-from tryon_lab.training.dtc.reference_start import PHASE_FOLDER, start_reference_encoder
 from tryon_lab.training.dtc.unet_tuning import (
     ADAPTER_NAME,
     check_unet_mode,
@@ -36,9 +35,7 @@ class DTCSettings:
     ``unet_lora_targets`` for "lora"). ``hint_timestep``: the hint encoder takes the timestep
     (``HintEncoder(timestep_conditioning=True)``, recomputed every sampling step); the ablation sets
     it per variant (``+t``). ``max_minutes`` > 0: a run stops there even before ``steps`` (a safety
-    net for a borrowed machine's fixed time; the run's record says how many steps it took).
-    ``reference_start_steps`` > 0: the reference encoder first learns, for that many steps at
-    ``reference_start_learning_rate``, to stand in for the pair's caption (``reference_start``)."""
+    net for a borrowed machine's fixed time; the run's record says how many steps it took)."""
 
     steps: int
     batch_size: int = 8
@@ -56,8 +53,6 @@ class DTCSettings:
     unet_lora_targets: str = "all"
     warmup_steps: int = 50
     max_minutes: float = 0.0
-    reference_start_steps: int = 0
-    reference_start_learning_rate: float = 1e-3
 
     def __post_init__(self):
         check_unet_mode(self.unet, self.unet_lora_rank, self.unet_lora_targets)
@@ -65,19 +60,11 @@ class DTCSettings:
             raise ConfigError(f"[dtc.train] film_mode = {self.film_mode!r}; choose one of {', '.join(FILM_MODES)}")
         if self.steps < 1 or self.batch_size < 1 or self.dataset_size < 1:
             raise ConfigError("[dtc.train] steps, batch_size and dataset_size must be >= 1")
-        if self.reference_start_steps < 0:
-            raise ConfigError(f"[dtc.train] reference_start_steps must be >= 0, got {self.reference_start_steps}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> DTCSettings:
         """Settings from a profile table; ``ConfigError`` naming an unknown or missing key."""
         return settings_from_mapping(cls, values, "dtc.train")
-
-    def reference_start_loop(self) -> LoopSettings:
-        """The loop settings of the reference encoder's text-aligned start."""
-        return LoopSettings(steps=self.reference_start_steps, learning_rate=self.reference_start_learning_rate,
-                            checkpoint_every=self.checkpoint_every, warmup_steps=min(self.warmup_steps,
-                                                                                     self.reference_start_steps // 10))
 
     def loop(self) -> LoopSettings:
         """The generic loop settings of this run."""
@@ -106,13 +93,11 @@ def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str |
     ``seed``: initialisation and noise; ``world_seed`` (default ``seed``): the training pairs;
     ``lora_dir``: where the trained U-Net LoRA (``unet = "lora"``) is also written, before it is fused.
 
-    Work files (checkpoints, losses.csv; the latent cache unless ``cache_dir``; the reference encoder's
-    start in ``run_dir/reference-start``) live in ``run_dir``.
+    Work files (checkpoints, losses.csv; the latent cache unless ``cache_dir``) live in ``run_dir``.
     Returns ``(DTCPipeline with a DDIM sampler, its U-Net's LoRA fused, LoopResult)``.
     """
     from diffusers import DDIMScheduler, DDPMScheduler
 
-    from tryon_lab.data.world import World
     from tryon_lab.pipelines.dtc import DTCPipeline
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
     from tryon_lab.training.common import loader_factory, make_accelerator
@@ -131,12 +116,8 @@ def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str |
                                  timestep_conditioning=settings.hint_timestep,
                                  scheduler=DDIMScheduler.from_config(base.scheduler.config))
     prepare_unet(pipe.unet, settings.unet, settings.unet_lora_rank, settings.unet_lora_targets)
-    world_seed = seed if world_seed is None else world_seed
-    cache = dtc_cache(accelerator, base, settings.dataset_size, world_seed, cache_dir or run_dir / "dtc-cache")
-    if settings.reference_start_steps:  # a fresh LoRA leaves the U-Net's predictions as the base's
-        start_reference_encoder(seed, base, pipe.unet, pipe.image_encoder, cache,
-                                World(world_seed, base.resolution), run_dir / PHASE_FOLDER,
-                                settings.reference_start_loop(), settings.batch_size)
+    cache = dtc_cache(accelerator, base, settings.dataset_size, seed if world_seed is None else world_seed,
+                      cache_dir or run_dir / "dtc-cache")
     objective = DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder,
                              DDPMScheduler.from_config(base.scheduler.config), vae=vae, perceptual=perceptual,
                              perceptual_weight=settings.perceptual_weight, perceptual_batch=settings.perceptual_batch,
