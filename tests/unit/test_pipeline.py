@@ -102,3 +102,13 @@ def test_restore_paints_original_pixels_back(tiny_pipeline, photo):
     restored = np.asarray(restore(result, image, eraser))
     assert np.array_equal(restored[eraser], np.asarray(image)[eraser])
     assert np.array_equal(restored[~eraser], np.asarray(result)[~eraser])
+
+
+def test_device_is_the_unets_and_follows_it(tiny_pipeline):
+    """The pipeline's cheap ``device`` (the U-Net's weights') agrees with diffusers' walk over every
+    component, including after the U-Net alone is moved."""
+    from diffusers import DiffusionPipeline
+
+    assert tiny_pipeline.device == DiffusionPipeline.device.fget(tiny_pipeline) == torch.device("cpu")
+    tiny_pipeline.unet.to("meta")  # a fresh pipeline per test: nothing else sees it
+    assert tiny_pipeline.device == torch.device("meta")
