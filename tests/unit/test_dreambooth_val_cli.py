@@ -39,3 +39,12 @@ def test_class_words_name_what_follows_the_identifier_and_unknown_ones_are_refus
         class_word(tee, "colour")
     with pytest.raises(SystemExit):
         main(["--base", ".", "--class-words", "colour"])
+
+
+def test_prior_drift_is_read_from_the_whole_interval():
+    from benchmarks.dreambooth import drift_verdict
+    from tryon_lab.metrics.stats import Interval
+
+    assert drift_verdict(Interval(0.2, 0.05, 0.35)).startswith("drifted")
+    assert drift_verdict(Interval(0.1, -0.02, 0.25)) == "no drift distinguishable"
+    assert "less often" in drift_verdict(Interval(-0.2, -0.3, -0.1))
