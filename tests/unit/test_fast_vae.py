@@ -61,6 +61,33 @@ def test_training_moves_the_student_toward_the_base_vae_and_leaves_it_alone(tiny
         torch.testing.assert_close(value, before_base[key], rtol=0, atol=0)
 
 
+def test_the_polish_phase_trains_the_decoder_alone_on_whole_images(tiny_pipeline):
+    base = tiny_pipeline.vae
+    torch.manual_seed(0)
+    student = build_fast_vae(base, FastVAESettings(steps=1, **TINY))
+    objective = FastVAEObjective(student, base, crop=32, decoder_only=True)
+    assert not any(p.requires_grad for p in student.encoder.parameters())
+    assert all(p.requires_grad for p in student.decoder.parameters())
+    encoder_before = {key: value.clone() for key, value in student.encoder.state_dict().items()}
+    targets = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    batch = {"pixel_values": targets, "masked_pixel_values": torch.zeros_like(targets)}
+    optimizer = torch.optim.Adam([p for p in objective.parameters() if p.requires_grad], lr=3e-3)
+    decoded = []
+    student.decode = lambda latents, decode=student.decode: decoded.append(latents.shape) or decode(latents)
+    for _ in range(3):
+        loss, logged = objective(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert set(logged) == {"mse", "psnr_db"}  # no latent regression
+    assert decoded[0][-1] == 4  # 32 px crops: 4 latent cells
+    for key, value in student.encoder.state_dict().items():
+        torch.testing.assert_close(value, encoder_before[key], rtol=0, atol=0)
+    objective.crop = None
+    objective(batch)
+    assert decoded[-1][-1] == 8  # whole 64 px images
+
+
 def _tryon(pipe, steps, guidance):
     image = np.full((pipe.resolution, pipe.resolution, 3), 128, np.uint8)
     mask = np.zeros((pipe.resolution, pipe.resolution), np.float32)
@@ -144,13 +171,16 @@ def test_distill_vae_writes_a_scored_fast_vae_into_the_pipeline_folder(tiny_lcm_
                  "--run-dir", str(tmp_path / "run")]) == 0
     folder = pipeline / FAST_VAE_FOLDER
     record = json.loads((folder / "training.json").read_text())
-    assert record["steps"] == 2 and record["settings"]["block_out_channels"] == [8, 8, 8, 8]
+    assert record["steps"] == 2 and record["polish_steps"] == 2
+    assert record["settings"]["block_out_channels"] == [8, 8, 8, 8]
     metrics = record["metrics"]
     for name in ("val_decoder_psnr_db", "val_encoder_relative_error", "val_lcm4_fast_vae_attr_acc_all",
                  "val_lcm4_fast_minus_base_identity_acc"):
         assert "[" in metrics[name]  # a value with its interval
     assert metrics["fast_to_base_time_ratio"] > 0
     assert (folder / "logs" / "fast_vae_losses.csv").is_file() and "fast VAE" in (folder / "MODEL_CARD.md").read_text()
+    polish_log = (folder / "logs" / "fast_vae_polish_losses.csv").read_text().splitlines()
+    assert polish_log[0].split(",") == ["step", "loss", "mse", "psnr_db"] and polish_log[-1].startswith("2,")
     pipe = load_inpaint_pipeline(pipeline)
     assert load_lcm(pipe, pipeline) and pipe.fast_vae.config.block_out_channels == [8, 8, 8, 8]
 

@@ -10,6 +10,11 @@ latents, a cheaper network), trained against the frozen base VAE on world train 
 - its decoder reconstructs the target image (MSE + L1, as the base decoder was trained) from the
   base encoder's latent, which is where the U-Net's results live.
 
+A second, optional phase (``polish_steps``) trains the decoder alone on whole images, a warm
+restart of the learning rate: crops are cheap, but the decoder's GroupNorm statistics and its
+mid-block attention span the whole latent at sampling time, and the decoder (not the encoder) is
+what costs the lcm sampler its accuracy (swapping in the base encoder changes nothing measurable).
+
 Only the lcm sampler uses it (``pipelines.samplers.load_lcm``); the full samplers keep the base VAE.
 """
 
@@ -27,13 +32,16 @@ from diffusers import AutoencoderKL
 from tryon_lab.errors import ConfigError
 from tryon_lab.training.loop import LoopSettings
 
+POLISH_RUN = "polish"  # the decoder's whole-image phase checkpoints in this subfolder of the run
+
 
 @dataclass(frozen=True)
 class FastVAESettings:
     """One fast-VAE run: ``steps`` at ``batch_size`` (targets and their masked photos, cropped to
     ``crop`` pixels: the VAEs are convolutional apart from one mid-block attention, so crops teach
     the same maps at a fraction of the cost), the student's ``block_out_channels`` per level,
-    ``layers_per_block`` and ``norm_num_groups``."""
+    ``layers_per_block`` and ``norm_num_groups``; then ``polish_steps`` of the decoder alone on whole
+    images, the rate restarting at ``polish_learning_rate``."""
 
     steps: int
     batch_size: int = 8
@@ -46,11 +54,13 @@ class FastVAESettings:
     dataset_size: int = 4000
     checkpoint_every: int = 200
     warmup_steps: int = 100
+    polish_steps: int = 0
+    polish_learning_rate: float = 2e-4
 
     def check(self, base: AutoencoderKL) -> None:
         """``ConfigError`` naming the first setting that cannot give a VAE in ``base``'s latent space."""
-        if self.steps < 1 or self.batch_size < 1 or self.dataset_size < 1:
-            raise ConfigError("fast_vae steps, batch_size and dataset_size must be >= 1")
+        if self.steps < 1 or self.batch_size < 1 or self.dataset_size < 1 or self.polish_steps < 0:
+            raise ConfigError("fast_vae steps, batch_size and dataset_size must be >= 1, polish_steps >= 0")
         levels = len(base.config.block_out_channels)
         if self.crop < 1 or self.crop % 2 ** (levels - 1):
             raise ConfigError(f"fast_vae crop must be a positive multiple of {2 ** (levels - 1)} (the VAE's "
@@ -62,10 +72,12 @@ class FastVAESettings:
             raise ConfigError(f"fast_vae block_out_channels {list(self.block_out_channels)} must be multiples of "
                               f"norm_num_groups {self.norm_num_groups}")
 
-    def loop(self) -> LoopSettings:
-        """The generic loop settings of this run (the rate decays to zero: annealing settles the colours)."""
-        return LoopSettings(steps=self.steps, learning_rate=self.learning_rate, checkpoint_every=self.checkpoint_every,
-                            warmup_steps=self.warmup_steps, anneal=True)
+    def loop(self, polish: bool = False) -> LoopSettings:
+        """The generic loop settings of the first phase, or with ``polish`` of the decoder's whole-image
+        phase (either way the rate decays to zero: annealing settles the colours)."""
+        return LoopSettings(steps=self.polish_steps if polish else self.steps,
+                            learning_rate=self.polish_learning_rate if polish else self.learning_rate,
+                            checkpoint_every=self.checkpoint_every, warmup_steps=self.warmup_steps, anneal=True)
 
 
 def build_fast_vae(base: AutoencoderKL, settings: FastVAESettings) -> AutoencoderKL:
@@ -80,13 +92,17 @@ def build_fast_vae(base: AutoencoderKL, settings: FastVAESettings) -> Autoencode
 class FastVAEObjective(torch.nn.Module):
     """Latent regression of the student's encoder plus image reconstruction by its decoder from the
     frozen base VAE's latents, on an ``InpaintDataset`` batch (``pixel_values``, ``masked_pixel_values``),
-    each pair cropped at one random place to ``crop`` pixels (None: whole images)."""
+    each pair cropped at one random place to ``crop`` pixels (None: whole images). With ``decoder_only``
+    the student's encoder is frozen and the latent regression left out (its logged value is NaN)."""
 
     def __init__(self, student: AutoencoderKL, base: AutoencoderKL, encoder_weight: float = 1.0,
-                 crop: int | None = None):
+                 crop: int | None = None, decoder_only: bool = False):
         super().__init__()
-        self.student, self.encoder_weight, self.crop = student, encoder_weight, crop
+        self.student, self.encoder_weight, self.crop, self.decoder_only = student, encoder_weight, crop, decoder_only
         self.base = base.eval().requires_grad_(False)
+        for module in (student.encoder, student.quant_conv):
+            if module is not None:
+                module.requires_grad_(not decoder_only)
 
     def train(self, mode: bool = True):
         """Train the student only: the base VAE stays in eval mode."""
@@ -95,29 +111,34 @@ class FastVAEObjective(torch.nn.Module):
         return self
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Returns (loss, logged values: latent_mse, mse, psnr_db)."""
+        """Returns (loss, logged values: latent_mse unless ``decoder_only``, mse, psnr_db)."""
         targets, masked = batch["pixel_values"], batch["masked_pixel_values"]
         size = targets.shape[-1]
         if self.crop is not None and self.crop < size:
             top, left = torch.randint(0, size - self.crop + 1, (2,)).tolist()
             window = (..., slice(top, top + self.crop), slice(left, left + self.crop))
             targets, masked = targets[window], masked[window]
-        images = torch.cat([targets, masked])
-        scale = self.base.config.scaling_factor
+        images = targets if self.decoder_only else torch.cat([targets, masked])
         with torch.no_grad():
             latents = self.base.encode(images).latent_dist.mode()
-        latent_mse = F.mse_loss(self.student.encode(images).latent_dist.mode() * scale, latents * scale)
         recon = self.student.decode(latents[:len(targets)]).sample
         mse = F.mse_loss(recon, targets)
         psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # pixels span 2 units: peak^2 = 4
-        loss = self.encoder_weight * latent_mse + mse + F.l1_loss(recon, targets)
-        return loss, {"latent_mse": float(latent_mse.detach()), "mse": float(mse.detach()), "psnr_db": float(psnr)}
+        loss = mse + F.l1_loss(recon, targets)
+        logged = {"mse": float(mse.detach()), "psnr_db": float(psnr)}
+        if not self.decoder_only:
+            scale = self.base.config.scaling_factor
+            latent_mse = F.mse_loss(self.student.encode(images).latent_dist.mode() * scale, latents * scale)
+            loss = loss + self.encoder_weight * latent_mse
+            logged = {"latent_mse": float(latent_mse.detach()), **logged}
+        return loss, logged
 
 
 def distil_fast_vae(base: AutoencoderKL, run_dir: str | Path, settings: FastVAESettings, resolution: int,
                     seed: int = 0):
     """Train a fast VAE against ``base`` on the world's train split at ``resolution``, resuming from
-    ``run_dir``. Returns (the fast VAE in eval mode, the loop's ``LoopResult``)."""
+    ``run_dir`` (the decoder's whole-image phase, when ``settings`` asks for one, in ``run_dir/polish``).
+    Returns (the fast VAE in eval mode, wall seconds of both phases in this process)."""
     from tryon_lab.data.datasets import InpaintDataset
     from tryon_lab.data.world import World
     from tryon_lab.training.common import loader_factory, make_accelerator
@@ -130,8 +151,14 @@ def distil_fast_vae(base: AutoencoderKL, run_dir: str | Path, settings: FastVAES
     dataset = InpaintDataset(World(seed=seed, resolution=resolution), split="train", length=settings.dataset_size)
     batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
     objective = FastVAEObjective(student, base, settings.encoder_weight, settings.crop)
-    result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="fast VAE")
-    return student.eval(), result
+    wall = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="fast VAE").wall_seconds
+    if settings.polish_steps:
+        accelerator = make_accelerator(seed)  # a fresh one: the phase checkpoints its own optimizer
+        batches = endless(loader_factory(accelerator, dataset, settings.batch_size))
+        objective = FastVAEObjective(student, base, crop=None, decoder_only=True)
+        wall += run_loop(accelerator, Path(run_dir) / POLISH_RUN, objective, batches, settings.loop(polish=True),
+                         progress_desc="fast VAE decoder polish").wall_seconds
+    return student.eval(), wall
 
 
 @torch.no_grad()

@@ -19,7 +19,13 @@ from tryon_lab.paths import display_path
 from tryon_lab.pipelines.samplers import FAST_VAE_FOLDER, SAMPLERS
 from tryon_lab.profiles import Profile, settings_from_mapping
 from tryon_lab.training.common import run_record, write_json
-from tryon_lab.training.fast_vae import FastVAESettings, codec_seconds, distil_fast_vae, reconstruction_scores
+from tryon_lab.training.fast_vae import (
+    POLISH_RUN,
+    FastVAESettings,
+    codec_seconds,
+    distil_fast_vae,
+    reconstruction_scores,
+)
 from tryon_lab.training.model_card import write_model_card
 from tryon_lab.training.pretrain import TRAINING_RECORD
 
@@ -76,7 +82,7 @@ def distil_pipeline_vae(profile: Profile, pipeline_dir: str | Path, run_dir: str
     pipe = load_inpaint_pipeline(pipeline_dir, device="cpu")
     pipe.set_progress_bar_config(disable=True)
     settings.check(pipe.vae)
-    fast, result = distil_fast_vae(pipe.vae, run_dir, settings, pipe.resolution, seed)
+    fast, wall_seconds = distil_fast_vae(pipe.vae, run_dir, settings, pipe.resolution, seed)
 
     world = World(seed, pipe.resolution)
     samples = [world.sample(i, split="val") for i in range(eval_samples)]
@@ -92,11 +98,12 @@ def distil_pipeline_vae(profile: Profile, pipeline_dir: str | Path, run_dir: str
 
     params = sum(p.numel() for p in fast.parameters())
     record = run_record({"component": "fast-vae", "base": display_path(pipeline_dir), "steps": settings.steps,
-                         "parameters": params, "wall_seconds": round(result.wall_seconds, 1)})
+                         "polish_steps": settings.polish_steps, "parameters": params,
+                         "wall_seconds": round(wall_seconds, 1)})
 
     def write(tmp: Path) -> None:
         save_pipeline(fast, tmp)
-        copy_logs(tmp, fast_vae=run_dir)
+        copy_logs(tmp, fast_vae=run_dir, fast_vae_polish=Path(run_dir) / POLISH_RUN)
         write_json(tmp / TRAINING_RECORD, {**record, "settings": settings.__dict__, "metrics": metrics})
         write_model_card(
             tmp, f"{Path(pipeline_dir).name}/{FAST_VAE_FOLDER}: the fast VAE of the {SAMPLERS['lcm'].label} sampler",
