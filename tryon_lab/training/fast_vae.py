@@ -138,7 +138,7 @@ def distil_fast_vae(base: AutoencoderKL, run_dir: str | Path, settings: FastVAES
                     seed: int = 0):
     """Train a fast VAE against ``base`` on the world's train split at ``resolution``, resuming from
     ``run_dir`` (the decoder's whole-image phase, when ``settings`` asks for one, in ``run_dir/polish``).
-    Returns (the fast VAE in eval mode, wall seconds of both phases in this process)."""
+    Returns (the fast VAE in eval mode, wall seconds of both phases, resumed time included)."""
     from tryon_lab.data.datasets import InpaintDataset
     from tryon_lab.data.world import World
     from tryon_lab.training.common import loader_factory, make_accelerator
