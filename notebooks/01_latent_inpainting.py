@@ -314,8 +314,10 @@ sampler_figure(runs)
 # result cost the same under every sampler, and on a CPU they become most of an instant try-on.
 # So the lcm sampler also swaps the VAE for the model's *fast VAE* when it has one
 # (`tryon-lab distill-vae`): half the channels at full resolution, trained to give the base
-# encoder's latents and to decode them, so the U-Net cannot tell the difference. Its card says what
-# it costs in quality.
+# encoder's latents and to decode them, so the U-Net cannot tell the difference. It trains on small
+# crops (a quarter of the cost), then its decoder alone on whole images: GroupNorm statistics and
+# the mid-block attention span the whole latent, so a decoder that has only seen crops decodes whole
+# images worse than its crop loss says. Its card says what it costs in quality.
 
 # %%
 from tryon_lab.course.inpainting.samplers import quality_by_steps, steps_figure
