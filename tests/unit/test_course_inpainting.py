@@ -203,6 +203,15 @@ def test_make_scheduler_builds_the_compared_samplers(tiny_pipeline):
         make_scheduler("PNDM", config)
 
 
+def test_switching_samplers_keeps_the_noise_schedule_and_drops_the_other_samplers_keys(tiny_pipeline):
+    dpm = make_scheduler("dpm", tiny_pipeline.scheduler.config)
+    lcm = make_scheduler("lcm", dpm.config)  # what use_sampler does after a dpm try-on
+    assert "algorithm_type" not in lcm.config and "solver_order" not in lcm.config
+    for key in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type"):
+        assert lcm.config[key] == tiny_pipeline.scheduler.config[key]
+    assert make_scheduler("dpm", lcm.config).config.solver_order == 2
+
+
 def test_compare_schedulers_same_seed_and_restores_the_scheduler(tiny_pipeline, photo):
     image, mask = photo
     before = tiny_pipeline.scheduler

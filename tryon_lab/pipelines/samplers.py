@@ -13,6 +13,7 @@ the lcm sampler encodes and decodes with, since at 4 steps the VAE is most of a 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,15 @@ def make_scheduler(name: str, config: Any):
     )
 
     check_sampler(name)
+    cls = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "euler": EulerDiscreteScheduler,
+           "lcm": LCMScheduler}[name]
+    # The config may be another sampler's (switching from dpm keeps its solver keys): diffusers would
+    # warn on every switch about the keys this one does not take, so they are left out here.
+    accepted = inspect.signature(cls.__init__).parameters
+    config = {key: value for key, value in config.items() if key in accepted or key.startswith("_")}
     if name == "dpm":
-        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
-    return {"ddim": DDIMScheduler, "euler": EulerDiscreteScheduler, "lcm": LCMScheduler}[name].from_config(config)
+        config.update(algorithm_type="dpmsolver++", solver_order=2)
+    return cls.from_config(config)
 
 
 def has_lcm(pipe) -> bool:
