@@ -93,7 +93,7 @@ class FastVAEObjective(torch.nn.Module):
     """Latent regression of the student's encoder plus image reconstruction by its decoder from the
     frozen base VAE's latents, on an ``InpaintDataset`` batch (``pixel_values``, ``masked_pixel_values``),
     each pair cropped at one random place to ``crop`` pixels (None: whole images). With ``decoder_only``
-    the student's encoder is frozen and the latent regression left out (its logged value is NaN)."""
+    the student's encoder is frozen and the latent regression left out (and not logged)."""
 
     def __init__(self, student: AutoencoderKL, base: AutoencoderKL, encoder_weight: float = 1.0,
                  crop: int | None = None, decoder_only: bool = False):
