@@ -308,7 +308,8 @@ def add_distill_vae(subparsers) -> None:
         "  tryon-lab distill-vae --profile quick                   # the shipped mini-sd-inpaint\n"
         "  tryon-lab distill-vae --base build/my-model --judge data/models/world-encoder\n"
         "Run it after `tryon-lab distill`: the card then compares 4-step LCM try-ons with either VAE.\n",
-        "steps, batch and the fast VAE's widths", "fast_vae", "checkpoints and losses.csv", run_distill_vae)
+        "steps (crops, then the decoder alone on whole images), batch and the fast VAE's widths", "fast_vae",
+        "checkpoints and losses.csv (the decoder's whole-image phase in polish/)", run_distill_vae)
 
 
 def run_distill_vae(args: argparse.Namespace) -> int:
