@@ -12,7 +12,7 @@ from tryon_lab.errors import ConfigError
 from tryon_lab.pipelines.samplers import FAST_VAE_FOLDER, load_fast_vae, load_lcm, use_sampler
 from tryon_lab.training.fast_vae import FastVAEObjective, FastVAESettings, build_fast_vae
 
-TINY = {"block_out_channels": [8, 8, 8, 8], "norm_num_groups": 4}
+TINY = {"block_out_channels": [8, 8, 8, 8], "encoder_block_out_channels": [4, 4, 8, 8], "norm_num_groups": 4}
 
 
 def test_the_fast_vae_shares_the_base_latent_space_and_bad_widths_are_refused(tiny_pipeline):
@@ -21,14 +21,42 @@ def test_the_fast_vae_shares_the_base_latent_space_and_bad_widths_are_refused(ti
     assert fast.config.latent_channels == base.config.latent_channels
     assert fast.config.scaling_factor == base.config.scaling_factor
     assert sum(p.numel() for p in fast.parameters()) < sum(p.numel() for p in base.parameters())
+    assert fast.encoder.conv_in.out_channels == 4 and fast.decoder.conv_out.in_channels == 8  # each its own widths
     image = torch.zeros(1, 3, 64, 64)
     assert fast.encode(image).latent_dist.mode().shape == base.encode(image).latent_dist.mode().shape
     with pytest.raises(ConfigError, match="4 levels"):
         FastVAESettings(steps=1, block_out_channels=[8, 8], norm_num_groups=4).check(base)
+    with pytest.raises(ConfigError, match="encoder_block_out_channels needs 4 levels"):
+        FastVAESettings(steps=1, **{**TINY, "encoder_block_out_channels": [4, 8]}).check(base)
     with pytest.raises(ConfigError, match="multiples of norm_num_groups"):
         FastVAESettings(steps=1, block_out_channels=[6, 8, 8, 8], norm_num_groups=4).check(base)
+    with pytest.raises(ConfigError, match=r"encoder_block_out_channels \[4, 4, 6, 8\] must be multiples"):
+        FastVAESettings(steps=1, **{**TINY, "encoder_block_out_channels": [4, 4, 6, 8]}).check(base)
     with pytest.raises(ConfigError, match="crop"):
         FastVAESettings(steps=1, crop=20, **TINY).check(base)
+
+
+def test_a_fast_vae_folder_loads_back_and_a_symmetric_one_computes_what_autoencoderkl_does(tiny_pipeline, tmp_path):
+    from diffusers import AutoencoderKL
+
+    from tryon_lab.models.fast_autoencoder import FastAutoencoderKL
+
+    torch.manual_seed(0)
+    fast = build_fast_vae(tiny_pipeline.vae, FastVAESettings(steps=1, **TINY)).eval()
+    fast.save_pretrained(tmp_path / "fast")
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        again = FastAutoencoderKL.from_pretrained(tmp_path / "fast").eval()
+        assert again.config.encoder_block_out_channels == [4, 4, 8, 8]
+        torch.testing.assert_close(again.encode(image).latent_dist.mode(), fast.encode(image).latent_dist.mode(),
+                                   rtol=0, atol=0)
+        # a plain AutoencoderKL folder (a fast VAE written before the encoder had widths of its own)
+        tiny_pipeline.vae.save_pretrained(tmp_path / "plain")
+        plain = FastAutoencoderKL.from_pretrained(tmp_path / "plain").eval()
+        reference = AutoencoderKL.from_pretrained(tmp_path / "plain").eval()
+        latent = reference.encode(image).latent_dist.mode()
+        torch.testing.assert_close(plain.encode(image).latent_dist.mode(), latent, rtol=0, atol=0)
+        torch.testing.assert_close(plain.decode(latent).sample, reference.decode(latent).sample, rtol=0, atol=0)
 
 
 def test_training_moves_the_student_toward_the_base_vae_and_leaves_it_alone(tiny_pipeline):
@@ -146,15 +174,14 @@ def test_an_lcm_export_converts_the_fast_vae(fast_vae_pipeline_dir):
 
 
 def test_a_fast_vae_of_another_latent_space_is_refused(fast_vae_pipeline_dir):
-    from diffusers import AutoencoderKL
-
+    from tryon_lab.models.fast_autoencoder import FastAutoencoderKL
     from tryon_lab.pipelines.loading import load_inpaint_pipeline
 
     folder = fast_vae_pipeline_dir / FAST_VAE_FOLDER
     config = json.loads((folder / "config.json").read_text())
     config["scaling_factor"] = 0.123
     shutil.rmtree(folder)
-    AutoencoderKL(**{k: v for k, v in config.items() if not k.startswith("_")}).save_pretrained(folder)
+    FastAutoencoderKL(**{k: v for k, v in config.items() if not k.startswith("_")}).save_pretrained(folder)
     with pytest.raises(ConfigError, match="not distilled from this model's VAE"):
         load_fast_vae(load_inpaint_pipeline(fast_vae_pipeline_dir), fast_vae_pipeline_dir)
 
@@ -193,3 +220,16 @@ def test_distill_vae_refuses_a_bad_section_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="widths"):
         distil_pipeline_vae(profile, tmp_path / "nowhere", tmp_path / "run", tmp_path / "judge")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_an_lcm_bundle_with_a_narrower_encoder_converts_and_verifies(fast_vae_pipeline_dir, tmp_path):
+    from tryon_lab.export.bundle import ExportOptions, export_bundle
+    from tryon_lab.export.verify import verify_bundle
+
+    out = export_bundle(fast_vae_pipeline_dir, tmp_path / "bundle",
+                        ExportOptions(sampler="lcm", bits="16", targets=("coreml",), steps=4), log=lambda _: None)
+    report = verify_bundle(out, backend="mil")
+    assert report.passed, report.table()
+    checked = " ".join(row.what for row in report.rows)
+    assert "VAEEncoder" in checked and "VAEDecoder" in checked, report.table()

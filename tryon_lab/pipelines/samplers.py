@@ -23,7 +23,7 @@ from tryon_lab.errors import ConfigError, TryOnInputError
 LCM_ADAPTER = "lcm"
 LCM_FOLDER = "lcm"  # a pipeline folder's LCM LoRA: <pipeline>/lcm/pytorch_lora_weights.safetensors
 LCM_FILE = "pytorch_lora_weights.safetensors"
-FAST_VAE_FOLDER = "fast_vae"  # a pipeline folder's fast VAE for the lcm sampler (diffusers AutoencoderKL layout)
+FAST_VAE_FOLDER = "fast_vae"  # a pipeline folder's fast VAE for the lcm sampler (models.FastAutoencoderKL)
 # default classifier-free guidance scales: a text try-on, a reference (Diffuse to Choose) try-on, and an
 # LCM-LoRA try-on, which runs unguided (1.0: the guidance is distilled into the adapter)
 TEXT_GUIDANCE = 4.0
@@ -199,13 +199,13 @@ def load_fast_vae(pipe, folder: str | Path) -> bool:
     """Attach pipeline folder ``folder``'s fast VAE (``folder/fast_vae``) to ``pipe`` as ``pipe.fast_vae``,
     in the pipeline's dtype and device; returns False when the folder has none. ``ConfigError`` when
     its latent space cannot be the base VAE's (other latent channels, scale factor or scaling)."""
-    from diffusers import AutoencoderKL
+    from tryon_lab.models.fast_autoencoder import FastAutoencoderKL
 
     path = Path(folder) / FAST_VAE_FOLDER
     if not (path / "config.json").is_file():
         return False
     if getattr(pipe, "fast_vae", None) is None:
-        fast = AutoencoderKL.from_pretrained(path, torch_dtype=pipe.vae.dtype, local_files_only=True)
+        fast = FastAutoencoderKL.from_pretrained(path, torch_dtype=pipe.vae.dtype, local_files_only=True)
         base, own = pipe.vae.config, fast.config
         same = (own.latent_channels == base.latent_channels and own.scaling_factor == base.scaling_factor
                 and len(own.block_out_channels) == len(base.block_out_channels))

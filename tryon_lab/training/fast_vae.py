@@ -3,7 +3,8 @@
 At 4 LCM steps the VAE, not the U-Net, is most of a try-on on a CPU: the masked photo's encoding
 and the result's decoding cost what they cost under any sampler. The fast VAE is a diffusers
 ``AutoencoderKL`` with fewer channels per level (as TAESD is to Stable Diffusion's VAE: the same
-latents, a cheaper network), trained against the frozen base VAE on world train images:
+latents, a cheaper network), its encoder narrower than its decoder where the settings say so
+(``models.FastAutoencoderKL``), trained against the frozen base VAE on world train images:
 
 - its encoder regresses the base encoder's latents (the posterior mode, in the U-Net's scaled
   units), for the try-on target and for the masked photo the U-Net is conditioned on;
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 from tryon_lab.errors import ConfigError
+from tryon_lab.models.fast_autoencoder import FastAutoencoderKL
 from tryon_lab.training.loop import LoopSettings
 
 POLISH_RUN = "polish"  # the decoder's whole-image phase checkpoints in this subfolder of the run
@@ -39,8 +41,9 @@ POLISH_RUN = "polish"  # the decoder's whole-image phase checkpoints in this sub
 class FastVAESettings:
     """One fast-VAE run: ``steps`` at ``batch_size`` (targets and their masked photos, cropped to
     ``crop`` pixels: the VAEs are convolutional apart from one mid-block attention, so crops teach
-    the same maps at a fraction of the cost), the student's ``block_out_channels`` per level,
-    ``layers_per_block`` and ``norm_num_groups``; then ``polish_steps`` of the decoder alone on whole
+    the same maps at a fraction of the cost), the student's ``block_out_channels`` per level (its
+    encoder's ``encoder_block_out_channels``, None: the same), ``layers_per_block`` and
+    ``norm_num_groups``; then ``polish_steps`` of the decoder alone on whole
     images, the rate restarting at ``polish_learning_rate``."""
 
     steps: int
@@ -48,6 +51,7 @@ class FastVAESettings:
     crop: int = 64
     learning_rate: float = 5e-4
     block_out_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    encoder_block_out_channels: list[int] | None = None
     layers_per_block: int = 1
     norm_num_groups: int = 16
     encoder_weight: float = 1.0
@@ -65,12 +69,16 @@ class FastVAESettings:
         if self.crop < 1 or self.crop % 2 ** (levels - 1):
             raise ConfigError(f"fast_vae crop must be a positive multiple of {2 ** (levels - 1)} (the VAE's "
                               f"downsampling), got {self.crop}")
-        if len(self.block_out_channels) != levels:
-            raise ConfigError(f"fast_vae block_out_channels needs {levels} levels, as the base VAE has (its "
-                              f"downsampling), got {list(self.block_out_channels)}")
-        if any(c < 1 or c % self.norm_num_groups for c in self.block_out_channels):
-            raise ConfigError(f"fast_vae block_out_channels {list(self.block_out_channels)} must be multiples of "
-                              f"norm_num_groups {self.norm_num_groups}")
+        for key in ("block_out_channels", "encoder_block_out_channels"):
+            widths = getattr(self, key)
+            if widths is None:
+                continue
+            if len(widths) != levels:
+                raise ConfigError(f"fast_vae {key} needs {levels} levels, as the base VAE has (its "
+                                  f"downsampling), got {list(widths)}")
+            if any(c < 1 or c % self.norm_num_groups for c in widths):
+                raise ConfigError(f"fast_vae {key} {list(widths)} must be multiples of "
+                                  f"norm_num_groups {self.norm_num_groups}")
 
     def loop(self, polish: bool = False) -> LoopSettings:
         """The generic loop settings of the first phase, or with ``polish`` of the decoder's whole-image
@@ -80,13 +88,15 @@ class FastVAESettings:
                             checkpoint_every=self.checkpoint_every, warmup_steps=self.warmup_steps, anneal=True)
 
 
-def build_fast_vae(base: AutoencoderKL, settings: FastVAESettings) -> AutoencoderKL:
-    """A randomly initialised ``AutoencoderKL`` shaped like ``base`` but with ``settings``' widths,
+def build_fast_vae(base: AutoencoderKL, settings: FastVAESettings) -> FastAutoencoderKL:
+    """A randomly initialised ``FastAutoencoderKL`` shaped like ``base`` but with ``settings``' widths,
     carrying ``base``'s scaling factor (the latent units the U-Net was trained in)."""
     config = {key: value for key, value in base.config.items() if not key.startswith("_")}
+    encoder = settings.encoder_block_out_channels
     config.update(block_out_channels=list(settings.block_out_channels), layers_per_block=settings.layers_per_block,
-                  norm_num_groups=settings.norm_num_groups)
-    return AutoencoderKL(**config)
+                  norm_num_groups=settings.norm_num_groups,
+                  encoder_block_out_channels=None if encoder is None else list(encoder))
+    return FastAutoencoderKL(**config)
 
 
 class FastVAEObjective(torch.nn.Module):
