@@ -160,7 +160,7 @@ class ExecuTorchBackend:
 
         from tryon_lab.data.io import load_image, load_mask
         from tryon_lab.export.runner import TryOnInputs, run_tryon
-        from tryon_lab.export.verify import make_scheduler, to_image
+        from tryon_lab.export.verify import manifest_scheduler, to_image
         from tryon_lab.pipelines.compositing import SEAM_PX, paste_back, to_model_square
         from tryon_lab.pipelines.latents import pil_to_tensor
 
@@ -187,7 +187,7 @@ class ExecuTorchBackend:
                                                         mask, 0.0))
 
         manifest = self.model.manifest
-        result = run_tryon(self.model.runners, inputs, make_scheduler(manifest.scheduler), step_end,
+        result = run_tryon(self.model.runners, inputs, manifest_scheduler(manifest.scheduler), step_end,
                            rows=manifest.runtime.unet_batch)
         return paste_back(photo, to_image(result["image"]), mask, SEAM_PX)  # the PyTorch pipeline's default seam
 

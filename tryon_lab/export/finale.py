@@ -13,7 +13,7 @@ from typing import Any
 
 from tryon_lab.errors import ConfigError
 from tryon_lab.export.manifest import MANIFEST, read_manifest
-from tryon_lab.export.verify import component_runners, golden_tryon, make_scheduler, to_image
+from tryon_lab.export.verify import component_runners, golden_tryon, manifest_scheduler, to_image
 from tryon_lab.tables import format_table
 
 GARMENT, DTC = "garment model", "DTC model"
@@ -134,7 +134,7 @@ def golden_tryons(bundle: str | Path) -> dict[str, tuple[Any, float | None]]:
     shown: dict[str, tuple[Any, float | None]] = {"PyTorch (golden)": (reference, None)}
     labels = {"coreml": "Core ML (MIL executor)", "executorch": "ExecuTorch"}
     for target, runners in bundle_runners(bundle).items():
-        image = to_image(run_tryon(runners, inputs, make_scheduler(manifest.scheduler),
+        image = to_image(run_tryon(runners, inputs, manifest_scheduler(manifest.scheduler),
                                    rows=manifest.runtime.unet_batch)["image"])
         shown[labels[target]] = (image, masked_psnr(image, reference, mask))
     return shown

@@ -177,7 +177,7 @@ def _relative_row(name, runner, inputs, outputs) -> CheckRow:
     return CheckRow(name, "executorch", psnr, error, relative, f"rel <= {bar:g}", relative <= bar, "fp32")
 
 
-def make_scheduler(config: dict[str, Any]):
+def manifest_scheduler(config: dict[str, Any]):
     """A diffusers scheduler from a manifest's config; only the known sampling schedulers are accepted."""
     import diffusers
 
@@ -205,7 +205,7 @@ def tryon_row(bundle: Path, manifest: Manifest, target: str, runners: dict[str, 
     from tryon_lab.metrics.image import masked_psnr
 
     inputs, arrays = golden_tryon(bundle, manifest)
-    result = run_tryon(runners, inputs, make_scheduler(manifest.scheduler), rows=manifest.runtime.unet_batch)
+    result = run_tryon(runners, inputs, manifest_scheduler(manifest.scheduler), rows=manifest.runtime.unet_batch)
     mask = arrays["mask"][0, 0] > 0.5
     region = masked_psnr(to_image(result["image"]), to_image(arrays["result.image"]), mask)
     error = max_abs_error(result["image"], arrays["result.image"])

@@ -12,7 +12,7 @@ from tryon_lab.export.conditioning import TEXT
 from tryon_lab.export.contract import ComponentSpec, TensorSpec, pipeline_components
 from tryon_lab.export.errors import BundleError
 from tryon_lab.export.manifest import Manifest, Package
-from tryon_lab.export.verify import make_scheduler
+from tryon_lab.export.verify import manifest_scheduler
 from tryon_lab.grading.checks.base import Context, Outcome, check, expected_components, verdict
 
 
@@ -41,7 +41,7 @@ def contract_specs(manifest: Manifest) -> dict[str, ComponentSpec]:
     latent_channels = width("VAEEncoder", "outputs", "latent", 1)
     ns = SimpleNamespace
     # the manifest's own scheduler: an LCM bundle's U-Net runs one row, a guided one two
-    pipe = ns(scheduler=make_scheduler(manifest.scheduler),
+    pipe = ns(scheduler=manifest_scheduler(manifest.scheduler),
               resolution=runtime.resolution, vae_scale_factor=runtime.vae_scale_factor,
               tokenizer=ns(model_max_length=runtime.token_length), text_encoder=ns(config=ns(hidden_size=hidden)),
               unet=ns(config=ns(sample_size=runtime.latent_size, in_channels=len(runtime.unet_channels),
