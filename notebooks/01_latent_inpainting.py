@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -313,8 +313,9 @@ sampler_figure(runs)
 # At four steps the U-Net is no longer the bottleneck: encoding the masked photo and decoding the
 # result cost the same under every sampler, and on a CPU they become most of an instant try-on.
 # So the lcm sampler also swaps the VAE for the model's *fast VAE* when it has one
-# (`tryon-lab distill-vae`): half the channels at full resolution, trained to give the base
-# encoder's latents and to decode them, so the U-Net cannot tell the difference. It trains on small
+# (`tryon-lab distill-vae`): its decoder has half the channels at full resolution, its encoder a
+# quarter (the encoder only has to reproduce a latent, the decoder paints the result), trained to
+# give the base encoder's latents and to decode them, so the U-Net cannot tell the difference. It trains on small
 # crops (a quarter of the cost), then its decoder alone on whole images: GroupNorm statistics and
 # the mid-block attention span the whole latent, so a decoder that has only seen crops decodes whole
 # images worse than its crop loss says. Its card says what it costs in quality.

@@ -107,7 +107,8 @@ def distil_pipeline_vae(profile: Profile, pipeline_dir: str | Path, run_dir: str
         write_json(tmp / TRAINING_RECORD, {**record, "settings": settings.__dict__, "metrics": metrics})
         write_model_card(
             tmp, f"{Path(pipeline_dir).name}/{FAST_VAE_FOLDER}: the fast VAE of the {SAMPLERS['lcm'].label} sampler",
-            f"A narrower AutoencoderKL ({params / 1e6:.2f}M parameters) in the latent space of this pipeline's VAE: "
+            f"A narrower AutoencoderKL ({params / 1e6:.2f}M parameters; tryon_lab.models.FastAutoencoderKL, whose "
+            "encoder has widths of its own: see the settings) in the latent space of this pipeline's VAE: "
             "its encoder is trained to give the base encoder's latents and its decoder to reconstruct world images "
             "from them, on the world's train split. The lcm sampler encodes and decodes with it (at 4 steps the "
             "VAE is most of a try-on's time); the full samplers keep the base VAE. Scored on val samples, 95% "
