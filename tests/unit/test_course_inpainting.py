@@ -203,13 +203,28 @@ def test_make_scheduler_builds_the_compared_samplers(tiny_pipeline):
         make_scheduler("PNDM", config)
 
 
-def test_switching_samplers_keeps_the_noise_schedule_and_drops_the_other_samplers_keys(tiny_pipeline):
-    dpm = make_scheduler("dpm", tiny_pipeline.scheduler.config)
-    lcm = make_scheduler("lcm", dpm.config)  # what use_sampler does after a dpm try-on
-    assert "algorithm_type" not in lcm.config and "solver_order" not in lcm.config
-    for key in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type"):
-        assert lcm.config[key] == tiny_pipeline.scheduler.config[key]
-    assert make_scheduler("dpm", lcm.config).config.solver_order == 2
+def test_switching_samplers_keeps_every_setting_without_diffusers_warning(tiny_pipeline):
+    import logging
+
+    original = {key: value for key, value in tiny_pipeline.scheduler.config.items() if not key.startswith("_")}
+    assert original["clip_sample"] is False  # DDIM's default is True: it must not come back after a detour
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("diffusers.configuration_utils")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        dpm = make_scheduler("dpm", tiny_pipeline.scheduler.config)
+        lcm = make_scheduler("lcm", dpm.config)  # what use_sampler does after a dpm try-on
+        ddim = make_scheduler("ddim", lcm.config)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert not [r for r in records if "not expected" in r.getMessage()]
+    assert {key: ddim.config[key] for key in original} == original
+    assert make_scheduler("dpm", ddim.config).config.solver_order == 2
 
 
 def test_compare_schedulers_same_seed_and_restores_the_scheduler(tiny_pipeline, photo):

@@ -72,12 +72,17 @@ def make_scheduler(name: str, config: Any):
     cls = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "euler": EulerDiscreteScheduler,
            "lcm": LCMScheduler}[name]
     # The config may be another sampler's (switching from dpm keeps its solver keys): diffusers would
-    # warn on every switch about the keys this one does not take, so they are left out here.
+    # warn on every switch about the keys this one does not take, so they are left out of the build
+    # and registered afterwards, as diffusers itself keeps them. They must travel on: DDIM's
+    # clip_sample=False, which DPM-Solver does not take, would otherwise come back as DDIM's default
+    # (True) after a dpm try-on, and clipping latents to [-1, 1] ruins every DDIM try-on after it.
     accepted = inspect.signature(cls.__init__).parameters
-    config = {key: value for key, value in config.items() if key in accepted or key.startswith("_")}
+    taken = {key: value for key, value in config.items() if key in accepted or key.startswith("_")}
     if name == "dpm":
-        config.update(algorithm_type="dpmsolver++", solver_order=2)
-    return cls.from_config(config)
+        taken.update(algorithm_type="dpmsolver++", solver_order=2)
+    scheduler = cls.from_config(taken)
+    scheduler.register_to_config(**{key: value for key, value in config.items() if key not in taken})
+    return scheduler
 
 
 def has_lcm(pipe) -> bool:
