@@ -84,6 +84,18 @@ def class_word(item, class_words: str) -> str | None:
     return item.caption_phrase if checked_class_words(class_words) == "caption" else None
 
 
+def arm_settings(profile, overrides: dict | None = None) -> tuple:
+    """The full and the LoRA arm's ``DreamBoothSettings``: the profile's ``[dreambooth]`` with
+    ``overrides``, the LoRA arm at the profile's ``lora_rank_demo``. A ``lora_rank`` override is the
+    LoRA arm's rank; the full arm stays full."""
+    from tryon_lab.training.dreambooth import DreamBoothSettings
+
+    overrides = dict(overrides or {})
+    lora_rank = overrides.pop("lora_rank", None) or profile["dreambooth"]["lora_rank_demo"]
+    full = replace(DreamBoothSettings.from_profile(profile), **overrides)
+    return full, replace(full, lora_rank=lora_rank)
+
+
 def run(profile_name: str = "quick", split: str = "test", overrides: dict | None = None,
         base_dir: str | Path | None = None, class_words: str | None = None) -> list[tuple[str, object, str]]:
     """Fine-tune each garment of ``split`` (full and LoRA, the profile's recipe, with ``overrides`` of its
@@ -100,7 +112,7 @@ def run(profile_name: str = "quick", split: str = "test", overrides: dict | None
     from tryon_lab.pipelines.loading import SHIPPED_INPAINT, load_inpaint_pipeline
     from tryon_lab.profiles import load_profile
     from tryon_lab.training.adapters import GarmentAdapters
-    from tryon_lab.training.dreambooth import DreamBoothSettings, save_dreambooth, train_dreambooth, world_instances
+    from tryon_lab.training.dreambooth import save_dreambooth, train_dreambooth, world_instances
     from tryon_lab.training.dreambooth.evaluate import (
         before_after,
         diversity_ratio,
@@ -112,8 +124,7 @@ def run(profile_name: str = "quick", split: str = "test", overrides: dict | None
 
     profile = load_profile(profile_name)
     db = profile["dreambooth"]
-    settings = replace(DreamBoothSettings.from_profile(profile), **(overrides or {}))
-    lora_settings = replace(settings, lora_rank=db["lora_rank_demo"])
+    settings, lora_settings = arm_settings(profile, overrides)
     lora_name = f"LoRA r{lora_settings.lora_rank}"
     class_words = checked_class_words(class_words or db["class_words"])
     base_dir = Path(base_dir) if base_dir is not None else shipped_model(SHIPPED_INPAINT)

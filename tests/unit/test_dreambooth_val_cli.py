@@ -48,3 +48,14 @@ def test_prior_drift_is_read_from_the_whole_interval():
     assert drift_verdict(Interval(0.2, 0.05, 0.35)).startswith("drifted")
     assert drift_verdict(Interval(0.1, -0.02, 0.25)) == "no drift distinguishable"
     assert "less often" in drift_verdict(Interval(-0.2, -0.3, -0.1))
+
+
+def test_a_lora_rank_change_is_the_lora_arms_rank_and_the_full_arm_stays_full():
+    from benchmarks.dreambooth import arm_settings
+    from tryon_lab.profiles import load_profile
+
+    profile = load_profile("quick")
+    full, lora = arm_settings(profile, {"lora_rank": 32, "steps": 800})
+    assert full.mode == "full" and lora.lora_rank == 32
+    assert full.steps == lora.steps == 800
+    assert arm_settings(profile)[1].lora_rank == profile["dreambooth"]["lora_rank_demo"]

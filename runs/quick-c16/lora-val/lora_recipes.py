@@ -9,24 +9,22 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.dreambooth import EVAL_PEOPLE, GUIDANCE, STEPS, class_word, garments
+from benchmarks.dreambooth import EVAL_PEOPLE, GUIDANCE, STEPS, arm_settings, class_word, garments
 from tryon_lab.data.world import World
 from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.metrics.stats import bootstrap, paired_difference
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.profiles import load_profile
-from tryon_lab.training.dreambooth import DreamBoothSettings, train_dreambooth, world_instances
+from tryon_lab.training.dreambooth import train_dreambooth, world_instances
 from tryon_lab.training.dreambooth.evaluate import garment_scores, heldout_cases
 
 base_dir = Path(sys.argv[1])
 recipes = [json.loads(text) for text in sys.argv[2:]]
 profile = load_profile("quick")
-default = replace(DreamBoothSettings.from_profile(profile), steps=400, lora_rank=profile["dreambooth"]["lora_rank_demo"])
 judge = WorldJudge.load("data/models/world-encoder")
 base = load_inpaint_pipeline(base_dir, device="cpu")
 base.set_progress_bar_config(disable=True)
@@ -38,14 +36,14 @@ groups = np.concatenate([np.full(len(c), i) for i, c in enumerate(cases)])
 reference = np.concatenate([garment_scores(base, c, None, **scoring).per_sample["identity_acc"] for c in cases])
 print("base, full caption: identity", bootstrap(np.mean, reference, groups=groups), flush=True)
 with tempfile.TemporaryDirectory() as tmp:
-    for recipe in recipes:
-        settings = replace(default, **recipe)
+    for number, recipe in enumerate(recipes):
+        settings = arm_settings(profile, {"steps": 400, **recipe})[1]
         start, identity, attributes = time.time(), [], []
         for index, (item, item_cases) in enumerate(zip(items, cases)):
             instances = world_instances(world, item, settings.n_people, token=f"sks{index or ''}",
                                         class_word=class_word(item, "caption"), mask_kinds=settings.mask_kinds,
                                         n_scenes=settings.num_class_images)
-            lora = train_dreambooth(base_dir, instances, Path(tmp) / f"lora-{len(identity)}-{index}", settings,
+            lora = train_dreambooth(base_dir, instances, Path(tmp) / f"lora-{number}-{index}", settings,
                                     class_dir=Path(tmp) / f"class-{index}")
             scored = garment_scores(lora.pipe, item_cases, instances.instance_prompt, **scoring).per_sample
             identity.append(scored["identity_acc"])
