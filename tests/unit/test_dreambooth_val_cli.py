@@ -59,3 +59,20 @@ def test_a_lora_rank_change_is_the_lora_arms_rank_and_the_full_arm_stays_full():
     assert full.mode == "full" and lora.lora_rank == 32
     assert full.steps == lora.steps == 800
     assert arm_settings(profile)[1].lora_rank == profile["dreambooth"]["lora_rank_demo"]
+
+
+def test_a_garments_identity_ceilings_judge_its_held_out_renderings_and_their_round_trip(monkeypatch):
+    import tryon_lab.metrics.baselines as baselines
+    from benchmarks.dreambooth import identity_ceilings
+    from tryon_lab.data.world import World
+    from tryon_lab.metrics.judge import WorldJudge
+    from tryon_lab.paths import shipped_model
+    from tryon_lab.training.dreambooth.instances import item_from_id
+
+    judge, world = WorldJudge.load(shipped_model("world-encoder")), World(0, 128)
+    seen = []
+    monkeypatch.setattr(baselines, "vae_round_trip", lambda vae, images: seen.extend(images) or list(images))
+    ceilings = identity_ceilings("vae", judge, world, item_from_id("garment-tee-red-solid-2"), "val")
+    assert ceilings["ground truth"] >= 0.75  # the judge reads this val garment's motif on people it never saw
+    assert ceilings["round trip"] == ceilings["ground truth"]  # a lossless round trip keeps all of it
+    assert [image.size for image in seen] == [(128, 128)] * 8  # the benchmark's 8 held-out people
