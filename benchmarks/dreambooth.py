@@ -197,8 +197,8 @@ def run(profile_name: str = "quick", split: str = "test", overrides: dict | None
                      f"the same cases, garments then cases; bar >= +{BAR_POINTS:.0f} points: {bar_verdict(difference)}"))
     for index, (item_id, ceiling) in enumerate(ceilings.items()):
         arms = ("full fine-tune", lora_name, "base, full caption")
-        rows.append((f"{item_id}: identity accuracy of {', '.join(arms)}",
-                     ", ".join(f"{per_case[name][index]['identity_acc'].mean():.2f}" for name in arms),
+        rows.append((f"{item_id}: identity accuracy of {' / '.join(arms)}",
+                     " / ".join(f"{per_case[name][index]['identity_acc'].mean():.2f}" for name in arms),
                      f"its {len(per_case[arms[0]][index]['identity_acc'])} cases; the judge on their ground truth "
                      f"{ceiling['ground truth']:.2f}, on their round trip through the base's VAE {ceiling['round trip']:.2f} "
                      "(what an encoded photo keeps of the motif: a guide, not a bound, since a try-on's latent is "
