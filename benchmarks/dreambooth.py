@@ -235,11 +235,10 @@ def identity_ceilings(vae, judge, world, item, split: str) -> dict[str, float]:
     cases' people) of the renderings themselves ("ground truth") and of their round trip through ``vae``
     ("round trip"): what the judge and the latent space leave of this garment's motif."""
     from tryon_lab.metrics.baselines import vae_round_trip
-    from tryon_lab.metrics.inpainting import per_sample_scores
 
     samples = world.instance_samples(item, EVAL_PEOPLE, split)
-    drawn = [sample.target for sample in samples]
-    return {name: float(per_sample_scores(samples, images, judge, world)["identity_acc"].mean())
+    drawn, crops, items = [s.target for s in samples], [s.item_mask for s in samples], [s.item for s in samples]
+    return {name: float(judge.identity_hits(images, crops, items, world).mean())
             for name, images in (("ground truth", drawn), ("round trip", vae_round_trip(vae, drawn)))}
 
 
