@@ -7,7 +7,14 @@ command; a folder belongs to one recipe), then scored on the ablation's 256 val 
 dtc-curve score (same noise, steps, guidance). Per-pair scores land in scores-val.npz, so two pilots pair
 up; the curve of the profile's recipe (runs/quick-c16/dtc/curve/film+perceptual/seed-0/curve.csv) is the
 reference: identity 0.254 [0.209, 0.308], all-attribute 0.328 [0.273, 0.380] at 1400 steps.
+
+One key is not a DTCSettings field: "hint_adapter": "vae" replaces the hint encoder's shallow CNN adapter
+(trained from scratch) with a frozen copy of the base's VAE encoder (latent mean x scaling factor, minus the
+empty hint's, so an empty hint still adds nothing): the hint reaches the hint encoder in the very latent code
+the U-Net denoises, whose round trip keeps the motif (train_identity.py: the scratch adapter's recipe does not
+learn the motif even on training items). A pilot only: its pipeline is scored, not saved.
 """
+import copy
 import json
 import sys
 import time
@@ -15,11 +22,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tryon_lab.data.world import World
 from tryon_lab.metrics.judge import WorldJudge
 from tryon_lab.metrics.stats import bootstrap
-from tryon_lab.models.dtc import PerceptualNet
+from tryon_lab.models.dtc import EMPTY_HINT, PerceptualNet
+from tryon_lab.pipelines.dtc import DTCPipeline
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.profiles import load_profile
 from tryon_lab.training.dtc.ablation import CACHE_FOLDER, score_run, split_samples, train_variant
@@ -28,10 +37,47 @@ from tryon_lab.training.dtc_recipe import recipe_plan
 
 RUNS, JUDGE, VARIANT = Path("runs/quick-c16"), "data/models/world-encoder", "film+perceptual"
 
+
+
+class VAEHintAdapter(torch.nn.Module):
+    """The hint (B, 3, H, W) in [-1, 1] -> its VAE latent mean x scaling factor, minus the empty hint's."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.encoder, self.quant_conv = copy.deepcopy(vae.encoder), copy.deepcopy(vae.quant_conv)
+        self.scaling = vae.config.scaling_factor
+        self.requires_grad_(False)
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        moments = self.encoder(pixels)
+        if self.quant_conv is not None:
+            moments = self.quant_conv(moments)
+        return moments.chunk(2, dim=1)[0] * self.scaling
+
+    @torch.no_grad()
+    def forward(self, hint: torch.Tensor) -> torch.Tensor:
+        return self.encode(hint) - self.encode(torch.full_like(hint[:1], EMPTY_HINT))
+
+
+def use_vae_hint_adapter() -> None:
+    """Every DTCPipeline.from_base from now on gets a VAEHintAdapter in place of its CNN adapter."""
+    build = DTCPipeline.from_base.__func__
+
+    def from_base(cls, base, *args, **kwargs):
+        pipe = build(cls, base, *args, **kwargs)
+        if pipe.hint_encoder is not None:
+            pipe.hint_encoder.adapter = VAEHintAdapter(base.vae)
+        return pipe
+    DTCPipeline.from_base = classmethod(from_base)
+
+
 name, recipe = sys.argv[1], json.loads(sys.argv[2])
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else 1400
 plan = recipe_plan(load_profile("quick"), variants=[VARIANT], judge_dir=JUDGE)
-settings = replace(plan.ablation, train=replace(plan.ablation.train, **recipe))
+fields = dict(recipe)
+if fields.pop("hint_adapter", "cnn") == "vae":
+    use_vae_hint_adapter()
+settings = replace(plan.ablation, train=replace(plan.ablation.train, **fields))
 folder = RUNS / "dtc" / "pilot" / name
 folder.mkdir(parents=True, exist_ok=True)
 recorded = folder / "recipe.json"
