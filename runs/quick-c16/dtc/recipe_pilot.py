@@ -19,44 +19,34 @@ import json
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
-import numpy as np
 import torch
+from mini16 import JUDGE, RUNS, ablation_settings, summary, train_and_score
 
-from tryon_lab.data.world import World
-from tryon_lab.metrics.judge import WorldJudge
-from tryon_lab.metrics.stats import bootstrap
-from tryon_lab.models.dtc import EMPTY_HINT, PerceptualNet
+from tryon_lab.models.dtc import EMPTY_HINT
 from tryon_lab.pipelines.dtc import DTCPipeline
-from tryon_lab.pipelines.loading import load_inpaint_pipeline
-from tryon_lab.profiles import load_profile
-from tryon_lab.training.dtc.ablation import CACHE_FOLDER, score_run, split_samples, train_variant
+from tryon_lab.training.dtc.ablation import split_samples
 from tryon_lab.training.dtc.evaluation import judge_id, save_scores
-from tryon_lab.training.dtc_recipe import recipe_plan
-
-RUNS, JUDGE, VARIANT = Path("runs/quick-c16"), "data/models/world-encoder", "film+perceptual"
-
 
 
 class VAEHintAdapter(torch.nn.Module):
-    """The hint (B, 3, H, W) in [-1, 1] -> its VAE latent mean x scaling factor, minus the empty hint's."""
+    """The hint (B, 3, H, W) in [-1, 1] -> its VAE latent x scaling factor (as the DTC cache encodes),
+    minus the empty hint's (encoded once per hint size)."""
 
     def __init__(self, vae):
         super().__init__()
-        self.encoder, self.quant_conv = copy.deepcopy(vae.encoder), copy.deepcopy(vae.quant_conv)
-        self.scaling = vae.config.scaling_factor
-        self.requires_grad_(False)
+        self.vae = copy.deepcopy(vae).requires_grad_(False)  # a copy: no tensor twice in a checkpoint
+        self.empty: dict[tuple, torch.Tensor] = {}
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        moments = self.encoder(pixels)
-        if self.quant_conv is not None:
-            moments = self.quant_conv(moments)
-        return moments.chunk(2, dim=1)[0] * self.scaling
+        return self.vae.encode(pixels).latent_dist.mode() * self.vae.config.scaling_factor
 
     @torch.no_grad()
     def forward(self, hint: torch.Tensor) -> torch.Tensor:
-        return self.encode(hint) - self.encode(torch.full_like(hint[:1], EMPTY_HINT))
+        key = (tuple(hint.shape[1:]), hint.dtype, hint.device)
+        if key not in self.empty:
+            self.empty[key] = self.encode(torch.full_like(hint[:1], EMPTY_HINT))
+        return self.encode(hint) - self.empty[key]
 
 
 def use_vae_hint_adapter() -> None:
@@ -73,11 +63,11 @@ def use_vae_hint_adapter() -> None:
 
 name, recipe = sys.argv[1], json.loads(sys.argv[2])
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else 1400
-plan = recipe_plan(load_profile("quick"), variants=[VARIANT], judge_dir=JUDGE)
+plan = ablation_settings()
 fields = dict(recipe)
 if fields.pop("hint_adapter", "cnn") == "vae":
     use_vae_hint_adapter()
-settings = replace(plan.ablation, train=replace(plan.ablation.train, **fields))
+settings = replace(plan, train=replace(plan.train, **fields))
 folder = RUNS / "dtc" / "pilot" / name
 folder.mkdir(parents=True, exist_ok=True)
 recorded = folder / "recipe.json"
@@ -85,14 +75,7 @@ if recorded.is_file() and json.loads(recorded.read_text()) != recipe:
     sys.exit(f"{folder} was trained with {recorded.read_text()}: give this recipe another NAME")
 recorded.write_text(json.dumps(recipe, sort_keys=True))
 
-base = load_inpaint_pipeline(RUNS / "pipeline", device="cpu")
-perceptual = PerceptualNet.from_pretrained(RUNS / "dtc" / "perceptual-net")
 began = time.perf_counter()
-pipe, _ = train_variant(base, folder, settings, VARIANT, 0, perceptual, RUNS / "dtc" / "ablation" / CACHE_FOLDER,
-                      steps=steps)
-pipe.set_progress_bar_config(disable=True)
-world = World(settings.world_seed, base.resolution)
-scores = score_run(pipe, settings, split_samples(world, settings, "val"), WorldJudge.load(JUDGE), world)
+scores = train_and_score(folder, settings, steps, lambda world: split_samples(world, settings, "val"))
 save_scores(folder / "scores-val.npz", scores, {**settings.scoring("val", judge_id(JUDGE)), "train_steps": steps})
-print(f"{name} {recipe}, {steps} steps ({time.perf_counter() - began:.0f} s): " + "; ".join(
-    f"{metric} {bootstrap(np.mean, scores[metric])}" for metric in ("identity_acc", "attr_acc_all", "ref_similarity")))
+print(f"{name} {recipe}, {steps} steps ({time.perf_counter() - began:.0f} s): {summary(scores)}")
