@@ -1,8 +1,10 @@
 """What the mini16 DTC pilot scripts share: the base, judge and variant, training one run and reporting
 its scores. Import from a script run as ``PYTHONPATH=. python runs/quick-c16/dtc/<script>.py``."""
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 
 from tryon_lab.data.world import World
 from tryon_lab.metrics.judge import WorldJudge
@@ -11,6 +13,7 @@ from tryon_lab.models.dtc import PerceptualNet
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.profiles import load_profile
 from tryon_lab.training.dtc.ablation import CACHE_FOLDER, AblationSettings, score_run, train_variant
+from tryon_lab.training.dtc.cache import CACHE_FILE
 from tryon_lab.training.dtc.curve import CURVE_METRICS
 from tryon_lab.training.dtc_recipe import recipe_plan
 
@@ -22,16 +25,36 @@ def ablation_settings() -> AblationSettings:
     return recipe_plan(load_profile("quick"), variants=[VARIANT], judge_dir=JUDGE).ablation
 
 
-def train_and_score(folder: Path, settings: AblationSettings, steps: int, samples) -> dict[str, np.ndarray]:
-    """Train (or resume) VARIANT/seed 0 in ``folder`` on the mini16 base to ``steps``; per-pair scores
-    on the WorldSample list ``samples(world)``, sampled as the ablation samples."""
+def trained(folder: Path, settings: AblationSettings, steps: int,
+            cache_dir: Path = RUNS / "dtc" / "ablation" / CACHE_FOLDER):
+    """VARIANT/seed 0 trained (or resumed) in ``folder`` on the mini16 base to ``steps`` (latent cache in
+    ``cache_dir``: the ablation's 3000 pairs by default); the DTCPipeline, progress bar off."""
     base = load_inpaint_pipeline(RUNS / "pipeline", device="cpu")
     perceptual = PerceptualNet.from_pretrained(RUNS / "dtc" / "perceptual-net")
-    pipe, _ = train_variant(base, folder, settings, VARIANT, 0, perceptual, RUNS / "dtc" / "ablation" / CACHE_FOLDER,
-                            steps=steps)
+    pipe, _ = train_variant(base, folder, settings, VARIANT, 0, perceptual, cache_dir, steps=steps)
     pipe.set_progress_bar_config(disable=True)
-    world = World(settings.world_seed, base.resolution)
+    return pipe
+
+
+def train_and_score(folder: Path, settings: AblationSettings, steps: int, samples,
+                    cache_dir: Path = RUNS / "dtc" / "ablation" / CACHE_FOLDER) -> dict[str, np.ndarray]:
+    """``trained(folder, settings, steps, cache_dir)``'s per-pair scores on the WorldSample list
+    ``samples(world)``, sampled as the ablation samples."""
+    pipe = trained(folder, settings, steps, cache_dir)
+    world = World(settings.world_seed, pipe.resolution)
     return score_run(pipe, settings, samples(world), WorldJudge.load(JUDGE), world)
+
+
+def own_cache(folder: Path) -> tuple[AblationSettings, dict]:
+    """``ablation_settings()`` and ``trained``'s extra arguments for the run in ``folder``: its own latent
+    cache (``folder/dtc-cache``, an overfit run's), with that cache's pair count as dataset_size, when it
+    has one; else the ablation's shared cache."""
+    settings, cache = ablation_settings(), folder / "dtc-cache"
+    if not (cache / CACHE_FILE).is_file():
+        return settings, {}
+    with safe_open(cache / CACHE_FILE, "pt") as file:
+        pairs = int(file.metadata()["pairs"])
+    return replace(settings, train=replace(settings.train, dataset_size=pairs)), {"cache_dir": cache}
 
 
 def summary(scores: dict[str, np.ndarray]) -> str:
