@@ -1,5 +1,7 @@
 """What the mini16 DTC pilot scripts share: the base, judge and variant, training one run and reporting
 its scores. Import from a script run as ``PYTHONPATH=. python runs/quick-c16/dtc/<script>.py``."""
+import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,6 +57,18 @@ def own_cache(folder: Path) -> tuple[AblationSettings, dict]:
     with safe_open(cache / CACHE_FILE, "pt") as file:
         pairs = int(file.metadata()["pairs"])
     return replace(settings, train=replace(settings.train, dataset_size=pairs)), {"cache_dir": cache}
+
+
+def with_recipe(settings: AblationSettings, folder: Path, recipe: dict, fields: dict | None = None) -> AblationSettings:
+    """``settings`` with ``fields`` (default: all of ``recipe``; DTCSettings fields) over its [dtc.train];
+    ``recipe`` is recorded in ``folder``/recipe.json, and a folder trained with another recipe is refused
+    (one recipe per folder, so a resumed run is the same run)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    recorded = folder / "recipe.json"
+    if recorded.is_file() and json.loads(recorded.read_text()) != recipe:
+        sys.exit(f"{folder} was trained with {recorded.read_text()}: give this recipe another NAME")
+    recorded.write_text(json.dumps(recipe, sort_keys=True))
+    return replace(settings, train=replace(settings.train, **(recipe if fields is None else fields)))
 
 
 def summary(scores: dict[str, np.ndarray]) -> str:

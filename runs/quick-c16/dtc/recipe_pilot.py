@@ -18,10 +18,9 @@ import copy
 import json
 import sys
 import time
-from dataclasses import replace
 
 import torch
-from mini16 import JUDGE, RUNS, ablation_settings, summary, train_and_score
+from mini16 import JUDGE, RUNS, ablation_settings, summary, train_and_score, with_recipe
 
 from tryon_lab.models.dtc import EMPTY_HINT
 from tryon_lab.pipelines.dtc import DTCPipeline
@@ -63,17 +62,11 @@ def use_vae_hint_adapter() -> None:
 
 name, recipe = sys.argv[1], json.loads(sys.argv[2])
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else 1400
-plan = ablation_settings()
 fields = dict(recipe)
 if fields.pop("hint_adapter", "cnn") == "vae":
     use_vae_hint_adapter()
-settings = replace(plan, train=replace(plan.train, **fields))
 folder = RUNS / "dtc" / "pilot" / name
-folder.mkdir(parents=True, exist_ok=True)
-recorded = folder / "recipe.json"
-if recorded.is_file() and json.loads(recorded.read_text()) != recipe:
-    sys.exit(f"{folder} was trained with {recorded.read_text()}: give this recipe another NAME")
-recorded.write_text(json.dumps(recipe, sort_keys=True))
+settings = with_recipe(ablation_settings(), folder, recipe, fields)
 
 began = time.perf_counter()
 scores = train_and_score(folder, settings, steps, lambda world: split_samples(world, settings, "val"))

@@ -34,7 +34,9 @@ class DTCSettings:
     ``unet``: "frozen", "lora" or "full" (which main-U-Net parameters train; ``unet_lora_rank`` and
     ``unet_lora_targets`` for "lora"). ``hint_timestep``: the hint encoder takes the timestep
     (``HintEncoder(timestep_conditioning=True)``, recomputed every sampling step); the ablation sets
-    it per variant (``+t``). ``max_minutes`` > 0: a run stops there even before ``steps`` (a safety
+    it per variant (``+t``). ``detail_weight`` > 0: the diffusion loss weighs each inpainted latent cell
+    by 1 + detail_weight x the target's detail there (``objective.detail_weights``); 0 is the paper's
+    uniform MSE. ``max_minutes`` > 0: a run stops there even before ``steps`` (a safety
     net for a borrowed machine's fixed time; the run's record says how many steps it took)."""
 
     steps: int
@@ -42,6 +44,7 @@ class DTCSettings:
     learning_rate: float = 1e-4
     drop_rate: float = 0.1
     perceptual_weight: float = 0.1
+    detail_weight: float = 0.0
     perceptual_batch: int | None = 4
     dataset_size: int = 4000
     checkpoint_every: int = 250
@@ -121,7 +124,7 @@ def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str |
     objective = DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder,
                              DDPMScheduler.from_config(base.scheduler.config), vae=vae, perceptual=perceptual,
                              perceptual_weight=settings.perceptual_weight, perceptual_batch=settings.perceptual_batch,
-                             drop_rate=settings.drop_rate)
+                             drop_rate=settings.drop_rate, detail_weight=settings.detail_weight)
     batches = endless(loader_factory(accelerator, cache, settings.batch_size))
     result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="dtc")
     if result.ema is not None:
