@@ -4,7 +4,7 @@ One DTC run of the quick ablation's film+perceptual variant on the mini16 base w
 (a JSON dict of DTCSettings fields over the profile's [dtc.train], e.g. '{"unet": "full", "learning_rate":
 1e-4}'), trained to STEPS (default 1400) in runs/quick-c16/dtc/pilot/NAME (resumable: rerun the same
 command; a folder belongs to one recipe), then scored on the ablation's 256 val pairs as the ablation and
-dtc-curve score (same noise, steps, guidance). Per-pair scores land in scores-val.npz, so two pilots pair
+dtc-curve score (same noise, steps, guidance). Per-pair scores land in scores-val-STEPS.npz, so two pilots pair
 up; the curve of the profile's recipe (runs/quick-c16/dtc/curve/film+perceptual/seed-0/curve.csv) is the
 reference: identity 0.254 [0.209, 0.308], all-attribute 0.328 [0.273, 0.380] at 1400 steps.
 
@@ -70,5 +70,5 @@ settings = with_recipe(ablation_settings(), folder, recipe, fields)
 
 began = time.perf_counter()
 scores = train_and_score(folder, settings, steps, lambda world: split_samples(world, settings, "val"))
-save_scores(folder / "scores-val.npz", scores, {**settings.scoring("val", judge_id(JUDGE)), "train_steps": steps})
+save_scores(folder / f"scores-val-{steps}.npz", scores, {**settings.scoring("val", judge_id(JUDGE)), "train_steps": steps})
 print(f"{name} {recipe}, {steps} steps ({time.perf_counter() - began:.0f} s): {summary(scores)}")
