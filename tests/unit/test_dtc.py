@@ -269,6 +269,10 @@ def test_detail_weighted_loss_is_the_uniform_loss_on_plain_targets(base):
     printed = batch["target"].clone()
     printed[:, :, 8:16, 8:16] = 0
     assert loss(3.0, printed) != pytest.approx(loss(0.0, printed), rel=1e-6)
+    from tryon_lab.training.dtc import DTCSettings
+
+    with pytest.raises(ConfigError, match=r"\[dtc.train\] detail_weight"):  # refused before any cache or training
+        DTCSettings(steps=1, detail_weight=-1.0)
     with pytest.raises(ConfigError, match="detail_weight"):
         DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder, DDPMScheduler.from_config(base.scheduler.config),
                      detail_weight=-1.0)

@@ -3,7 +3,7 @@
 Does the sampler's guidance scale hold the motif back? A mini16 film+perceptual DTC run's checkpoint at
 STEP scored on the first N pairs of SPLIT ("train" or "val") at each guidance scale G (the ablation
 samples at 5.0), everything else as the ablation samples (same noise, so the scales pair up). Per-pair
-scores land in RUN_FOLDER/guidance-SPLIT-STEP-G.npz. RUN_FOLDER's own latent cache is used when it has one.
+scores land in RUN_FOLDER/guidance-SPLIT-STEP-G.npz. An overfit run (overfit/nN-*) uses its N pairs' own latent cache.
 """
 import sys
 from dataclasses import replace

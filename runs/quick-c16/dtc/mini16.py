@@ -6,7 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
 
 from tryon_lab.data.world import World
 from tryon_lab.metrics.judge import WorldJudge
@@ -15,7 +14,6 @@ from tryon_lab.models.dtc import PerceptualNet
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.profiles import load_profile
 from tryon_lab.training.dtc.ablation import CACHE_FOLDER, AblationSettings, score_run, train_variant
-from tryon_lab.training.dtc.cache import CACHE_FILE
 from tryon_lab.training.dtc.curve import CURVE_METRICS
 from tryon_lab.training.dtc_recipe import recipe_plan
 
@@ -47,16 +45,23 @@ def train_and_score(folder: Path, settings: AblationSettings, steps: int, sample
     return score_run(pipe, settings, samples(world), WorldJudge.load(JUDGE), world)
 
 
+OVERFIT = RUNS / "dtc" / "overfit"
+
+
+def overfit_cache(n: int) -> Path:
+    """The latent cache of the first ``n`` train pairs, shared by every overfit run on them (OVERFIT/nN-*)."""
+    return OVERFIT / f"n{n}" / "dtc-cache"
+
+
 def own_cache(folder: Path) -> tuple[AblationSettings, dict]:
-    """``ablation_settings()`` and ``trained``'s extra arguments for the run in ``folder``: its own latent
-    cache (``folder/dtc-cache``, an overfit run's), with that cache's pair count as dataset_size, when it
-    has one; else the ablation's shared cache."""
-    settings, cache = ablation_settings(), folder / "dtc-cache"
-    if not (cache / CACHE_FILE).is_file():
+    """``ablation_settings()`` and ``trained``'s extra arguments for the run in ``folder``: an overfit run
+    (OVERFIT/nN or OVERFIT/nN-NAME) trains on ``overfit_cache(N)`` with dataset_size N; any other on the
+    ablation's shared cache."""
+    settings = ablation_settings()
+    if folder.resolve().parent != OVERFIT.resolve():
         return settings, {}
-    with safe_open(cache / CACHE_FILE, "pt") as file:
-        pairs = int(file.metadata()["pairs"])
-    return replace(settings, train=replace(settings.train, dataset_size=pairs)), {"cache_dir": cache}
+    n = int(folder.name.split("-")[0].removeprefix("n"))
+    return replace(settings, train=replace(settings.train, dataset_size=n)), {"cache_dir": overfit_cache(n)}
 
 
 def with_recipe(settings: AblationSettings, folder: Path, recipe: dict, fields: dict | None = None) -> AblationSettings:

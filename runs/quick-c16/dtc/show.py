@@ -3,8 +3,8 @@
 A picture of what a mini16 film+perceptual DTC run paints: for the first N pairs of SPLIT ("train" or
 "val"), one row each: the scene, the hint collage it was given, its try-on (sampled as the ablation
 samples), the mini16 text base's try-on from the pair's caption (the model the DTC starts from, same
-sampler steps and noise seeds, its own guidance) and the ground truth. Written to RUN_FOLDER/show-SPLIT-STEP.png. RUN_FOLDER's own latent cache
-(RUN_FOLDER/dtc-cache) is used when it has one (overfit runs), with its pair count as dataset_size.
+sampler steps and noise seeds, its own guidance) and the ground truth. Written to
+RUN_FOLDER/show-SPLIT-STEP.png. An overfit run (overfit/nN-*) uses its N pairs' own latent cache.
 """
 import sys
 from pathlib import Path

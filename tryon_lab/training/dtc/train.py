@@ -61,6 +61,8 @@ class DTCSettings:
         check_unet_mode(self.unet, self.unet_lora_rank, self.unet_lora_targets)
         if self.film_mode not in FILM_MODES:
             raise ConfigError(f"[dtc.train] film_mode = {self.film_mode!r}; choose one of {', '.join(FILM_MODES)}")
+        if self.detail_weight < 0:
+            raise ConfigError(f"[dtc.train] detail_weight = {self.detail_weight}: give 0 (uniform loss) or more")
         if self.steps < 1 or self.batch_size < 1 or self.dataset_size < 1:
             raise ConfigError("[dtc.train] steps, batch_size and dataset_size must be >= 1")
 
