@@ -188,6 +188,30 @@ def test_save_load_round_trip(base, scene, tmp_path, fusion):
     assert np.abs(a - b).max() <= 1 / 255 + 1e-6
 
 
+def test_the_hint_layout_is_saved_with_the_pipeline_and_builds_its_hints(base, scene, tmp_path):
+    from tryon_lab.data.masks import make_collage
+    from tryon_lab.errors import TryOnInputError
+    from tryon_lab.pipelines.latents import pil_to_tensor
+    from tryon_lab.training.dtc import DTCSettings
+
+    _, mask, reference = scene
+    mask = mask.copy()
+    mask[60:80, 15:30] = True  # an L: its bounding box is not its largest rectangle
+    DTCPipeline.from_base(base, "film", hint_layout="box").save_pretrained(tmp_path / "box")
+    loaded = DTCPipeline.from_pretrained(tmp_path / "box", local_files_only=True)
+    assert loaded.config.hint_layout == "box"
+    expected = pil_to_tensor(make_collage(reference, mask, layout="box"))
+    assert torch.equal(loaded.make_hints([reference], [mask])[0], expected)
+    assert not torch.equal(expected, pil_to_tensor(make_collage(reference, mask)))
+    index = tmp_path / "box" / "model_index.json"  # a folder saved before the layout was a choice
+    index.write_text(json.dumps({k: v for k, v in json.loads(index.read_text()).items() if k != "hint_layout"}))
+    assert DTCPipeline.from_pretrained(tmp_path / "box", local_files_only=True).config.hint_layout == "rectangle"
+    with pytest.raises(ConfigError, match=r"\[dtc.train\] hint_layout"):  # refused before any cache or training
+        DTCSettings(steps=1, hint_layout="grid")
+    with pytest.raises(TryOnInputError, match="hint_layout"):
+        DTCPipeline.from_base(base, "film", hint_layout="grid")
+
+
 def test_a_few_training_steps_lower_the_loss(base, tmp_path):
     from diffusers import DDPMScheduler
 
@@ -360,6 +384,11 @@ def test_a_cache_built_with_other_settings_is_rebuilt_not_refused(base, tmp_path
                                    base.inpaint_rule)
     assert other_world.record["world"] == repr(World(seed=1, resolution=64))
     assert not torch.equal(other_world.tensors["latents"], bigger.tensors["latents"])
+    boxed = ensure_dtc_cache(accelerator, base.vae, World(seed=1, resolution=64), tmp_path / "cache", 6, 32,
+                             base.inpaint_rule, hint_layout="box")
+    assert boxed.record["hint_layout"] == "box" and other_world.record["hint_layout"] == "rectangle"
+    assert torch.equal(boxed.tensors["latents"], other_world.tensors["latents"])  # the same pairs, other hints
+    assert not torch.equal(boxed.tensors["hints"], other_world.tensors["hints"])
 
 
 def test_the_shipped_dtc_loads_every_saved_weight_and_config_field():

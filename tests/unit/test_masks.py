@@ -11,6 +11,7 @@ from tryon_lab.data.masks import (
     add_stroke,
     bounding_box,
     box_mask,
+    content_box,
     dilate,
     erode,
     feather,
@@ -250,6 +251,53 @@ def test_collage_stretches_reference_into_rectangle():
     left, right = pixels[2:12, 3:11], pixels[2:12, 15:23]  # the reference's two halves
     assert (left[..., 2] > 150).all() and (left[..., 0] < 50).all()
     assert (right[..., 0] > 150).all() and (right[..., 2] < 50).all()
+
+
+def _catalog_shot(size=(40, 30), item=(8, 5, 26, 20), motif=(10, 16, 14, 20)):
+    """A white-backed shot (w, h) with a red item at box ``item`` and a blue motif at box ``motif``
+    (boxes as top, left, bottom, right)."""
+    shot = Image.new("RGB", size, (255, 255, 255))
+    shot.paste((200, 20, 20), (item[1], item[0], item[3], item[2]))
+    shot.paste((20, 20, 200), (motif[1], motif[0], motif[3], motif[2]))
+    return shot
+
+
+def test_content_box_drops_a_catalog_backdrop_and_keeps_a_photo_whole():
+    assert content_box(_catalog_shot()) == (8, 5, 26, 20)
+    assert content_box(Image.new("RGB", (7, 5), (90, 90, 90))) == (0, 0, 5, 7)  # nothing but backdrop
+    photo = _catalog_shot()
+    photo.paste((0, 120, 0), (0, 0, 3, 3))  # a corner unlike the others: no common backdrop
+    assert content_box(photo) == (0, 0, 30, 40)
+
+
+@PROPERTY
+@given(nonempty(masks), st.booleans())
+def test_box_collage_fills_the_mask_bounding_box_with_the_content(mask, keep_aspect):
+    collage = np.asarray(make_collage(_catalog_shot(), mask, layout="box", keep_aspect=keep_aspect, background=(0, 255, 0)))
+    top, left, bottom, right = bounding_box(mask)
+    inside = np.zeros(mask.shape, bool)
+    inside[top:bottom, left:right] = True
+    assert (collage[~inside] == (0, 255, 0)).all()
+    if not keep_aspect:  # stretched, the content box fills it: no white backdrop survives
+        assert not (collage[inside] == 255).all(axis=-1).any()
+
+
+def test_box_collage_puts_the_motif_where_the_item_shows_it():
+    """The item fills the mask's box, so a motif at the item's top right lands at the box's top right,
+    magnified as the item is: the paper's layout shrinks the whole shot into the inscribed rectangle."""
+    mask = box_mask((4, 10, 40, 46), (60, 50))  # rows 4-40, columns 10-46 of a 60 x 50 image
+    box, rectangle = (np.asarray(make_collage(_catalog_shot(), mask, layout=layout)) for layout in ("box", "rectangle"))
+    blue = [(c[..., 2] > 150) & (c[..., 0] < 80) for c in (box, rectangle)]
+    # the item spans 18 rows x 15 columns of the shot; its motif rows 2-6, columns 11-15 of it
+    rows, cols = np.nonzero(blue[0])
+    assert (rows.min(), rows.max() + 1) == pytest.approx((4 + 2 * 36 / 18, 4 + 6 * 36 / 18), abs=1)
+    assert (cols.min(), cols.max() + 1) == pytest.approx((10 + 11 * 36 / 15, 10 + 15 * 36 / 15), abs=1)
+    assert blue[0].sum() > 2 * blue[1].sum()
+
+
+def test_an_unknown_hint_layout_is_refused():
+    with pytest.raises(TryOnInputError, match="layout"):
+        make_collage(_catalog_shot(), np.ones((4, 4), bool), layout="grid")
 
 
 def test_mask_to_image_and_overlay():

@@ -20,9 +20,11 @@ from tryon_lab.data.attributes import (
 from tryon_lab.data.catalog import CatalogEntry, load_catalog, write_catalog
 from tryon_lab.data.io import fit_image, fit_mask, load_image, load_mask, open_image
 from tryon_lab.data.masks import (
+    HINT_LAYOUTS,
     add_stroke,
     bounding_box,
     box_mask,
+    content_box,
     dilate,
     erode,
     feather,
@@ -55,6 +57,7 @@ __all__ = [
     "DTCPairDataset",
     "DreamBoothDataset",
     "InpaintDataset",
+    "HINT_LAYOUTS",
     "ItemCropDataset",
     "ItemSpec",
     "PersonSpec",
@@ -68,6 +71,7 @@ __all__ = [
     "bounding_box",
     "box_mask",
     "caption_twins",
+    "content_box",
     "dilate",
     "erode",
     "feather",

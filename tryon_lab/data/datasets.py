@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from tryon_lab.data.attributes import ItemSpec, attribute_labels, caption_twins, global_item_index
-from tryon_lab.data.masks import bounding_box, make_collage, stroke_mask
+from tryon_lab.data.masks import HINT_LAYOUTS, bounding_box, make_collage, stroke_mask
 from tryon_lab.data.render.items import Motif, motif_labels, random_motif
 from tryon_lab.data.splits import SPLIT_CODES, check_split, item_split
 from tryon_lab.data.world import World, WorldSample, caption_for
@@ -140,8 +140,16 @@ class InpaintDataset(_WorldDataset):
 
 class DTCPairDataset(_WorldDataset):
     """Diffuse-to-Choose pairs: the ``InpaintDataset`` fields plus ``reference`` (the catalog
-    image at the world's resolution) and ``hint`` (the reference pasted into the mask's
-    largest rectangle on black, see ``masks.make_collage``)."""
+    image at the world's resolution) and ``hint`` (the reference pasted on black as
+    ``masks.make_collage`` lays it out with ``hint_layout``: by default into the mask's largest
+    rectangle)."""
+
+    def __init__(self, world: World, split: str = "train", length: int = 10_000, mask_mode: str = "mixed",
+                 evaluation: bool = False, hint_layout: str = "rectangle") -> None:
+        super().__init__(world, split, length, mask_mode, evaluation)
+        if hint_layout not in HINT_LAYOUTS:
+            raise ConfigError(f"unknown hint_layout {hint_layout!r}; choose one of {', '.join(HINT_LAYOUTS)}")
+        self.hint_layout = hint_layout
 
     def __getitem__(self, index: int) -> dict:
         sample, mask = self._sample_and_mask(index)
@@ -151,7 +159,7 @@ class DTCPairDataset(_WorldDataset):
         if reference.size != size:
             reference = reference.resize(size, Image.Resampling.BICUBIC)
         item["reference"] = image_to_tensor(reference)
-        item["hint"] = image_to_tensor(make_collage(reference, mask))
+        item["hint"] = image_to_tensor(make_collage(reference, mask, layout=self.hint_layout))
         return item
 
 

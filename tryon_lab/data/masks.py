@@ -1,5 +1,5 @@
 """Mask tools on bool HxW numpy arrays: brush strokes, boxes, morphology, feathering,
-the largest inscribed rectangle, and the Diffuse-to-Choose collage hint.
+the largest inscribed rectangle, and the Diffuse-to-Choose collage hint (in either ``HINT_LAYOUTS``).
 
 Conventions: ``size`` is (width, height) like PIL; boxes are (top, left, bottom, right) with
 bottom and right exclusive, like numpy slices; pixel (row y, column x) has its centre at (x, y).
@@ -19,6 +19,11 @@ from tryon_lab.errors import MaskError, TryOnInputError
 
 Box = tuple[int, int, int, int]
 Points = Iterable[Sequence[float]]
+
+# Where the collage puts the reference: "rectangle" (the paper's) fits the whole reference into the
+# mask's largest inscribed rectangle; "box" stretches the reference's content box over the mask's
+# bounding box, so a worn item's details land about where and about as large as on the target.
+HINT_LAYOUTS = ("rectangle", "box")
 
 
 def stroke_mask(points: Points, radius: float, size: tuple[int, int]) -> np.ndarray:
@@ -126,20 +131,45 @@ def largest_rectangle(mask: np.ndarray) -> Box:
     return best
 
 
+def content_box(image: Image.Image, tolerance: int = 24) -> Box:
+    """Return the (top, left, bottom, right) box of ``image``'s content: the pixels differing by more
+    than ``tolerance`` (0-255) in some channel from the median of its four corners (a catalog shot's
+    backdrop). The whole image when no pixel does, or when the corners show no common backdrop."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    whole = (0, 0, *pixels.shape[:2])
+    corners = pixels[[0, 0, -1, -1], [0, -1, 0, -1]]
+    backdrop = np.median(corners, axis=0)
+    if np.abs(corners - backdrop).max() > tolerance:
+        return whole
+    content = np.abs(pixels - backdrop).max(axis=-1) > tolerance
+    return bounding_box(content) if content.any() else whole
+
+
 def make_collage(
     reference: Image.Image,
     mask: np.ndarray,
     *,
     background: tuple[int, int, int] = (0, 0, 0),
     keep_aspect: bool = False,
+    layout: str = "rectangle",
 ) -> Image.Image:
     """Build the Diffuse-to-Choose hint: an RGB image the size of ``mask``, ``background``
-    everywhere except ``largest_rectangle(mask)``, which holds ``reference`` resized into it
-    (stretched, or with ``keep_aspect`` padded with ``background``).
+    everywhere except one box holding ``reference`` resized into it (stretched, or with
+    ``keep_aspect`` padded with ``background``). ``layout`` (``HINT_LAYOUTS``) picks the box and
+    what fills it: "rectangle", the whole reference in ``largest_rectangle(mask)`` (the paper's);
+    "box", the reference's ``content_box`` over ``bounding_box(mask)``.
+    Raises ``MaskError`` for an empty mask, ``TryOnInputError`` for an unknown layout.
     """
+    if layout not in HINT_LAYOUTS:
+        raise TryOnInputError(f"unknown hint layout {layout!r}; choose one of {', '.join(HINT_LAYOUTS)}")
     mask = np.asarray(mask, dtype=bool)
-    top, left, bottom, right = largest_rectangle(mask)
     image = load_image(reference, min_side=1)
+    if layout == "box":
+        top, left, bottom, right = bounding_box(mask)
+        crop_top, crop_left, crop_bottom, crop_right = content_box(image)
+        image = image.crop((crop_left, crop_top, crop_right, crop_bottom))
+    else:
+        top, left, bottom, right = largest_rectangle(mask)
     if keep_aspect:
         pasted = fit_image(image, (right - left, bottom - top), mode="pad", fill=background)
     else:

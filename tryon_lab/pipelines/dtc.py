@@ -1,8 +1,9 @@
 """DTCPipeline: Diffuse-to-Choose try-all, an item from one reference image into any masked region.
 
 Inputs: a photo, a mask and a reference (catalog) image of the item, no text. The reference
-becomes cross-attention tokens (``ReferenceEncoder``); the hint (the reference pasted into the
-mask's largest rectangle on an empty image) goes through the ``HintEncoder`` whose FiLM (or,
+becomes cross-attention tokens (``ReferenceEncoder``); the hint (the reference pasted on an empty
+image as the pipeline's ``hint_layout`` says: into the mask's largest rectangle, the paper's, or its
+content over the mask's bounding box; see ``masks.make_collage``) goes through the ``HintEncoder`` whose FiLM (or,
 for the ablation, additive) modulation is fused into the main U-Net's skips. The hint encoder
 never sees the noisy latent, so unless it was built timestep-conditioned its modulation is
 computed once per image and reused at every step. Without a hint encoder the same pipeline is
@@ -37,7 +38,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.schedulers import KarrasDiffusionSchedulers
 
 from tryon_lab.data.io import fit_image, load_image
-from tryon_lab.data.masks import make_collage
+from tryon_lab.data.masks import HINT_LAYOUTS, make_collage
 from tryon_lab.errors import TryOnInputError
 from tryon_lab.models.channels import split_inpaint_channels
 from tryon_lab.models.dtc import (
@@ -83,24 +84,28 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         scheduler: KarrasDiffusionSchedulers,
         hint_encoder: HintEncoder | None = None,
         inpaint_rule: str = "diffusers",
+        hint_layout: str = "rectangle",
     ):
         super().__init__()
         check_unet_supported(unet)
+        if hint_layout not in HINT_LAYOUTS:
+            raise TryOnInputError(f"unknown hint_layout {hint_layout!r}; choose one of {', '.join(HINT_LAYOUTS)}")
         self.register_modules(vae=vae, unet=unet, image_encoder=image_encoder, hint_encoder=hint_encoder,
                               scheduler=scheduler)
-        self.register_to_config(inpaint_rule=check_inpaint_rule(inpaint_rule))
+        self.register_to_config(inpaint_rule=check_inpaint_rule(inpaint_rule), hint_layout=hint_layout)
         self._interrupt = False
 
     @classmethod
     def from_base(cls, base, fusion: str | None = "film", *, image_encoder: ReferenceEncoder | None = None,
-                  timestep_conditioning: bool = False, film_mode: str = "spatial", scheduler=None) -> "DTCPipeline":
+                  timestep_conditioning: bool = False, film_mode: str = "spatial", hint_layout: str = "rectangle",
+                  scheduler=None) -> "DTCPipeline":
         """A DTC pipeline starting from a text inpainting pipeline ``base`` (TryOnInpaintPipeline).
 
         The main U-Net is a copy of ``base.unet`` (training DTC leaves ``base`` untouched), the VAE
         is shared, the hint encoder's secondary encoder copies the U-Net's down and mid blocks
         (``fusion`` "film" or "add"; None builds the no-hint baseline) and the reference encoder is
         fresh (``default_reference_encoder``) unless given. Scheduler and ``inpaint_rule``: ``base``'s
-        (the scheduler unless given).
+        (the scheduler unless given). ``hint_layout``: how ``make_hints`` lays out the reference.
         """
         unet = copy.deepcopy(base.unet)
         vae_factor = 2 ** (len(base.vae.config.block_out_channels) - 1)
@@ -112,7 +117,8 @@ class DTCPipeline(MaskedInpaintPipelineBase):
             hint = HintEncoder.from_unet(unet, fusion=fusion, film_mode=film_mode,
                                          timestep_conditioning=timestep_conditioning, vae_scale_factor=vae_factor)
         return cls(vae=base.vae, unet=unet, image_encoder=image_encoder, hint_encoder=hint,
-                   scheduler=scheduler if scheduler is not None else base.scheduler, inpaint_rule=base.inpaint_rule)
+                   scheduler=scheduler if scheduler is not None else base.scheduler, inpaint_rule=base.inpaint_rule,
+                   hint_layout=hint_layout)
 
     # -- modulation -------------------------------------------------------------------------
 
@@ -128,8 +134,9 @@ class DTCPipeline(MaskedInpaintPipelineBase):
         return self.image_encoder(self.reference_pixels(references).to(self.device, self.image_encoder.dtype))
 
     def make_hints(self, references: Sequence[Any], square_masks: Sequence[np.ndarray]) -> torch.Tensor:
-        """The DTC hints (B, 3, R, R) in [-1, 1]: each reference in its model-square mask's largest rectangle."""
-        return torch.stack([pil_to_tensor(make_collage(load_image(r, min_side=1), m))
+        """The DTC hints (B, 3, R, R) in [-1, 1]: each reference laid out on its model-square mask as the
+        pipeline's ``hint_layout`` says (``masks.make_collage``)."""
+        return torch.stack([pil_to_tensor(make_collage(load_image(r, min_side=1), m, layout=self.config.hint_layout))
                             for r, m in zip(references, square_masks)])
 
     @torch.no_grad()

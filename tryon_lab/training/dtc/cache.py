@@ -30,11 +30,11 @@ CACHE_FILE = "dtc.safetensors"
 
 class ShapeOrBoxDTCDataset(Dataset):
     """DTC pairs whose mask is the item's shape mask or its box mask, 50/50 (deterministic per
-    index), as in the paper; fields of ``DTCPairDataset`` (the hint fills the mask's largest rectangle)."""
+    index), as in the paper; fields of ``DTCPairDataset`` (the hint laid out with ``hint_layout``)."""
 
-    def __init__(self, world: World, split: str = "train", length: int = 10_000):
-        self.shape = DTCPairDataset(world, split, length, mask_mode="shape")
-        self.box = DTCPairDataset(world, split, length, mask_mode="box")
+    def __init__(self, world: World, split: str = "train", length: int = 10_000, hint_layout: str = "rectangle"):
+        self.shape = DTCPairDataset(world, split, length, mask_mode="shape", hint_layout=hint_layout)
+        self.box = DTCPairDataset(world, split, length, mask_mode="box", hint_layout=hint_layout)
         self.world, self.split, self.length = world, split, int(length)
 
     def __len__(self) -> int:
@@ -111,13 +111,14 @@ class DTCCache(Dataset):
 
 
 def ensure_dtc_cache(accelerator, vae: AutoencoderKL, world: World, cache_dir: str | Path, dataset_size: int,
-                     reference_size: int, inpaint_rule: InpaintRule) -> DTCCache:
-    """Load the latent cache of ``dataset_size`` training pairs from ``cache_dir``, building it first (main
-    process) when it is missing or was built from anything else (another size, world, VAE or rule: e.g.
-    by another profile), so a course run never stops on a stale cache."""
+                     reference_size: int, inpaint_rule: InpaintRule, hint_layout: str = "rectangle") -> DTCCache:
+    """Load the latent cache of ``dataset_size`` training pairs (hints laid out with ``hint_layout``) from
+    ``cache_dir``, building it first (main process) when it is missing or was built from anything else
+    (another size, world, VAE, rule or layout: e.g. by another profile), so a course run never stops on a
+    stale cache."""
     cache_dir = Path(cache_dir)
     wanted = {"pairs": str(dataset_size), "reference_size": str(reference_size), "world": repr(world),
-              "inpaint_rule": inpaint_rule, "vae": module_fingerprint(vae)}
+              "inpaint_rule": inpaint_rule, "vae": module_fingerprint(vae), "hint_layout": hint_layout}
     with accelerator.main_process_first():
         if accelerator.is_main_process:
             held = DTCCache(cache_dir).record if (cache_dir / CACHE_FILE).is_file() else None
@@ -125,7 +126,7 @@ def ensure_dtc_cache(accelerator, vae: AutoencoderKL, world: World, cache_dir: s
                 if held is not None:
                     changed = sorted(k for k in wanted if held.get(k) != wanted[k])
                     print(f"rebuilding {cache_dir}: it was built with another {', '.join(changed)}")
-                build_dtc_cache(vae.to(accelerator.device), ShapeOrBoxDTCDataset(world, "train", dataset_size), cache_dir,
+                build_dtc_cache(vae.to(accelerator.device), ShapeOrBoxDTCDataset(world, "train", dataset_size, hint_layout), cache_dir,
                                 reference_size, inpaint_rule=inpaint_rule, record=wanted,
                                 num_workers=data_workers(accelerator.device))
     return DTCCache(cache_dir)

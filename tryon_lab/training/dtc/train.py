@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from tryon_lab.data.masks import HINT_LAYOUTS
 from tryon_lab.errors import ConfigError
 from tryon_lab.models.dtc import FILM_MODES, PerceptualNet
 from tryon_lab.profiles import settings_from_mapping
@@ -34,7 +35,8 @@ class DTCSettings:
     ``unet``: "frozen", "lora" or "full" (which main-U-Net parameters train; ``unet_lora_rank`` and
     ``unet_lora_targets`` for "lora"). ``hint_timestep``: the hint encoder takes the timestep
     (``HintEncoder(timestep_conditioning=True)``, recomputed every sampling step); the ablation sets
-    it per variant (``+t``). ``detail_weight`` > 0: the diffusion loss weighs each inpainted latent cell
+    it per variant (``+t``). ``hint_layout``: how the hint collage lays out the reference
+    (``masks.HINT_LAYOUTS``; "rectangle" is the paper's), in training and in the pipeline it saves. ``detail_weight`` > 0: the diffusion loss weighs each inpainted latent cell
     by 1 + detail_weight x the target's detail there (``objective.detail_weights``); 0 is the paper's
     uniform MSE. ``max_minutes`` > 0: a run stops there even before ``steps`` (a safety
     net for a borrowed machine's fixed time; the run's record says how many steps it took)."""
@@ -51,6 +53,7 @@ class DTCSettings:
     ema_decay: float | None = None
     film_mode: str = "spatial"
     hint_timestep: bool = False
+    hint_layout: str = "rectangle"
     unet: str = "lora"
     unet_lora_rank: int = 16
     unet_lora_targets: str = "all"
@@ -61,6 +64,8 @@ class DTCSettings:
         check_unet_mode(self.unet, self.unet_lora_rank, self.unet_lora_targets)
         if self.film_mode not in FILM_MODES:
             raise ConfigError(f"[dtc.train] film_mode = {self.film_mode!r}; choose one of {', '.join(FILM_MODES)}")
+        if self.hint_layout not in HINT_LAYOUTS:
+            raise ConfigError(f"[dtc.train] hint_layout = {self.hint_layout!r}; choose one of {', '.join(HINT_LAYOUTS)}")
         if self.detail_weight < 0:
             raise ConfigError(f"[dtc.train] detail_weight = {self.detail_weight}: give 0 (uniform loss) or more")
         if self.steps < 1 or self.batch_size < 1 or self.dataset_size < 1:
@@ -78,15 +83,16 @@ class DTCSettings:
                             max_seconds=60 * self.max_minutes if self.max_minutes > 0 else None)
 
 
-def dtc_cache(accelerator, base, dataset_size: int, world_seed: int, cache_dir: str | Path) -> DTCCache:
-    """The latent cache of ``dataset_size`` training pairs of world ``world_seed`` for DTC runs on the
-    text inpainting pipeline ``base`` (built in ``cache_dir`` on first use, with ``base``'s VAE on
-    ``accelerator``'s device); every run of an ablation shares it."""
+def dtc_cache(accelerator, base, dataset_size: int, world_seed: int, cache_dir: str | Path,
+              hint_layout: str = "rectangle") -> DTCCache:
+    """The latent cache of ``dataset_size`` training pairs of world ``world_seed`` (hints laid out with
+    ``hint_layout``) for DTC runs on the text inpainting pipeline ``base`` (built in ``cache_dir`` on first
+    use, with ``base``'s VAE on ``accelerator``'s device); every run of an ablation shares it."""
     from tryon_lab.data.world import World
     from tryon_lab.pipelines.dtc import reference_size
 
     return ensure_dtc_cache(accelerator, base.vae.eval().requires_grad_(False), World(world_seed, base.resolution),
-                            cache_dir, dataset_size, reference_size(base.resolution), base.inpaint_rule)
+                            cache_dir, dataset_size, reference_size(base.resolution), base.inpaint_rule, hint_layout)
 
 
 def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str | None = "film",
@@ -117,12 +123,12 @@ def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str |
         perceptual = PerceptualNet.from_pretrained(perceptual)
     vae = base.vae.eval().requires_grad_(False)
     torch.manual_seed(seed)
-    pipe = DTCPipeline.from_base(base, fusion, film_mode=settings.film_mode,
+    pipe = DTCPipeline.from_base(base, fusion, film_mode=settings.film_mode, hint_layout=settings.hint_layout,
                                  timestep_conditioning=settings.hint_timestep,
                                  scheduler=DDIMScheduler.from_config(base.scheduler.config))
     prepare_unet(pipe.unet, settings.unet, settings.unet_lora_rank, settings.unet_lora_targets)
     cache = dtc_cache(accelerator, base, settings.dataset_size, seed if world_seed is None else world_seed,
-                      cache_dir or run_dir / "dtc-cache")
+                      cache_dir or run_dir / "dtc-cache", settings.hint_layout)
     objective = DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder,
                              DDPMScheduler.from_config(base.scheduler.config), vae=vae, perceptual=perceptual,
                              perceptual_weight=settings.perceptual_weight, perceptual_batch=settings.perceptual_batch,
