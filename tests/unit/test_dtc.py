@@ -256,52 +256,6 @@ def test_a_few_training_steps_lower_the_loss(base, tmp_path):
     assert loss_at_fixed_noise() < before
 
 
-def test_detail_weights_favour_the_cells_that_hold_a_print():
-    from tryon_lab.training.dtc.objective import detail_weights
-
-    target = torch.full((2, 3, 64, 64), 0.5)
-    target[0, :, 20:24, 36:40] = -1.0  # a small dark print, inside latent cell (2, 4) of an 8x8 grid
-    mask = torch.zeros(2, 1, 8, 8)
-    mask[:, :, 1:6, 1:7] = 1
-    weights = detail_weights(target, mask, 4.0)
-    assert weights.shape == (2, 1, 8, 8)
-    assert torch.equal(weights[1], torch.ones(1, 8, 8))  # plain cloth: the uniform loss
-    assert torch.all(weights[0][mask[0] == 0] == 1)  # outside the mask: untouched
-    assert weights[0, 0, 2, 4] == weights[0].max() > 1
-    assert torch.isclose(weights[0][mask[0] == 1].mean(), torch.tensor(5.0))  # 1 + strength on average
-    assert torch.equal(detail_weights(target, torch.zeros_like(mask), 4.0), torch.ones(2, 1, 8, 8))
-
-
-def test_detail_weighted_loss_is_the_uniform_loss_on_plain_targets(base):
-    from diffusers import DDPMScheduler
-
-    from tryon_lab.training.dtc import DTCObjective
-
-    pipe = DTCPipeline.from_base(base, "film")
-    batch = {"latents": torch.randn(2, 4, 8, 8), "masked_latents": torch.randn(2, 4, 8, 8),
-             "mask": torch.ones(2, 1, 8, 8), "target": torch.full((2, 3, 64, 64), 200, dtype=torch.uint8),
-             "hint": torch.zeros(2, 3, 64, 64, dtype=torch.uint8), "reference": torch.zeros(2, 3, 32, 32, dtype=torch.uint8)}
-
-    def loss(detail_weight: float, target=None) -> float:
-        objective = DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder,
-                                 DDPMScheduler.from_config(base.scheduler.config), detail_weight=detail_weight)
-        torch.manual_seed(0)
-        with torch.no_grad():
-            return float(objective(batch if target is None else {**batch, "target": target})[0])
-
-    assert loss(3.0) == pytest.approx(loss(0.0), rel=1e-6)
-    printed = batch["target"].clone()
-    printed[:, :, 8:16, 8:16] = 0
-    assert loss(3.0, printed) != pytest.approx(loss(0.0, printed), rel=1e-6)
-    from tryon_lab.training.dtc import DTCSettings
-
-    with pytest.raises(ConfigError, match=r"\[dtc.train\] detail_weight"):  # refused before any cache or training
-        DTCSettings(steps=1, detail_weight=-1.0)
-    with pytest.raises(ConfigError, match="detail_weight"):
-        DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder, DDPMScheduler.from_config(base.scheduler.config),
-                     detail_weight=-1.0)
-
-
 def test_ablation_runner_trains_scores_and_resumes(base, tiny_pipeline_dir, tmp_path):
     from tryon_lab.training.dtc import (
         AblationSettings,

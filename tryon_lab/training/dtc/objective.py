@@ -3,8 +3,7 @@
 Each step: noise the target latent at a random timestep; the reference becomes tokens (the null
 tokens with probability ``drop_rate``, together with an empty hint: guidance dropout); the hint
 encoder turns (masked latent + adapted hint, mask) into FiLM or addition modulation; the main
-U-Net predicts the noise. Loss = MSE on the noise (optionally weighted per latent cell by the target's
-detail, ``detail_weights``) + ``perceptual_weight`` x a perceptual distance
+U-Net predicts the noise. Loss = MSE on the noise + ``perceptual_weight`` x a perceptual distance
 between the VAE-decoded predicted x0 and the ground truth, weighted per sample by alpha_bar_t (x0
 predicted from nearly pure noise says little) and measured with ``PerceptualNet``, a separately
 trained network, never the world encoder.
@@ -28,25 +27,11 @@ from tryon_lab.models.dtc import (
 from tryon_lab.training.dtc.cache import to_float
 
 
-def detail_weights(target: torch.Tensor, mask: torch.Tensor, strength: float) -> torch.Tensor:
-    """Per-cell weights (B, 1, h, w) of the diffusion loss on a latent grid of ``mask``'s size (B, 1, h, w),
-    1 = the cell is inpainted): 1 + ``strength`` x the target's detail in each inpainted cell, where detail
-    is the mean absolute difference between the target pixels (B, 3, H, W) and their 3x3 box blur, scaled
-    to mean 1 over each sample's inpainted cells. Prints, logos and edges carry an item's identity and fill
-    a few cells; plain cloth fills the rest; uniform MSE gives the few almost none of the gradient. A sample
-    with no detail in its mask (or no mask) keeps weight 1 everywhere."""
-    blurred = F.avg_pool2d(F.pad(target, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    detail = F.adaptive_avg_pool2d((target - blurred).abs().mean(1, keepdim=True), mask.shape[-2:]) * mask
-    mean = detail.sum((1, 2, 3), keepdim=True) / mask.sum((1, 2, 3), keepdim=True).clamp(min=1)
-    return 1 + strength * torch.where(mean > 0, detail / mean.clamp(min=1e-12), torch.zeros_like(detail))
-
-
 class DTCObjective(torch.nn.Module):
     """Diffusion loss (+ perceptual loss on the decoded predicted x0) of a DTC model on a DTCCache batch.
 
     ``hint_encoder`` None trains the no-hint (Paint-by-Example-style) baseline; ``perceptual``
-    None turns the perceptual loss off; ``detail_weight`` > 0 weights the diffusion loss by
-    ``detail_weights`` (0: the paper's uniform MSE). ``vae`` and ``perceptual`` stay frozen (gradients flow
+    None turns the perceptual loss off. ``vae`` and ``perceptual`` stay frozen (gradients flow
     through them to the prediction only). ``perceptual_batch`` limits the perceptual loss to the
     first N samples of each batch (its VAE decode dominates a CPU step). Which U-Net parameters
     train is set beforehand (``unet_tuning.prepare_unet``); the objective leaves it as it is.
@@ -55,7 +40,7 @@ class DTCObjective(torch.nn.Module):
     def __init__(self, unet: UNet2DConditionModel, image_encoder: ReferenceEncoder, hint_encoder: HintEncoder | None,
                  noise_scheduler: DDPMScheduler, *, vae: AutoencoderKL | None = None,
                  perceptual: PerceptualNet | None = None, perceptual_weight: float = 0.1,
-                 perceptual_batch: int | None = None, drop_rate: float = 0.1, detail_weight: float = 0.0):
+                 perceptual_batch: int | None = None, drop_rate: float = 0.1):
         super().__init__()
         if perceptual is not None and vae is None:
             raise ConfigError("the perceptual loss decodes the predicted x0: give the VAE")
@@ -63,10 +48,7 @@ class DTCObjective(torch.nn.Module):
         self.vae = vae.eval().requires_grad_(False) if vae is not None else None
         self.perceptual = perceptual.eval().requires_grad_(False) if perceptual is not None else None
         self.noise_scheduler = noise_scheduler
-        if detail_weight < 0:
-            raise ConfigError(f"detail_weight = {detail_weight}: give 0 (uniform loss) or more")
         self.perceptual_weight, self.perceptual_batch, self.drop_rate = perceptual_weight, perceptual_batch, drop_rate
-        self.detail_weight = detail_weight
 
     def train(self, mode: bool = True):
         """Training mode for the trained parts; the frozen VAE and perceptual network stay in eval mode."""
@@ -93,12 +75,7 @@ class DTCObjective(torch.nn.Module):
             modulation = self.hint_encoder(masked, mask, hint, tokens, timestep=timestep)
         model_in = torch.cat([noisy, inpaint_channels(mask, masked)], dim=1)
         prediction = dtc_unet_forward(self.unet, model_in, steps, tokens, modulation)
-        if self.detail_weight > 0:
-            weight = detail_weights(to_float(batch["target"]), mask, self.detail_weight)
-            # normalised by the mean weight, so the loss stays on the uniform MSE's scale
-            diffusion = (weight * (prediction - noise) ** 2).mean() / weight.mean()
-        else:
-            diffusion = F.mse_loss(prediction, noise)
+        diffusion = F.mse_loss(prediction, noise)
         logs = {"diffusion": float(diffusion.detach())}
         if self.perceptual is None or self.perceptual_weight == 0:
             return diffusion, logs

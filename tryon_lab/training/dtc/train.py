@@ -36,9 +36,8 @@ class DTCSettings:
     ``unet_lora_targets`` for "lora"). ``hint_timestep``: the hint encoder takes the timestep
     (``HintEncoder(timestep_conditioning=True)``, recomputed every sampling step); the ablation sets
     it per variant (``+t``). ``hint_layout``: how the hint collage lays out the reference
-    (``masks.HINT_LAYOUTS``; "rectangle" is the paper's), in training and in the pipeline it saves. ``detail_weight`` > 0: the diffusion loss weighs each inpainted latent cell
-    by 1 + detail_weight x the target's detail there (``objective.detail_weights``); 0 is the paper's
-    uniform MSE. ``max_minutes`` > 0: a run stops there even before ``steps`` (a safety
+    (``masks.HINT_LAYOUTS``; "rectangle" is the paper's), in training and in the pipeline it saves.
+    ``max_minutes`` > 0: a run stops there even before ``steps`` (a safety
     net for a borrowed machine's fixed time; the run's record says how many steps it took)."""
 
     steps: int
@@ -46,7 +45,6 @@ class DTCSettings:
     learning_rate: float = 1e-4
     drop_rate: float = 0.1
     perceptual_weight: float = 0.1
-    detail_weight: float = 0.0
     perceptual_batch: int | None = 4
     dataset_size: int = 4000
     checkpoint_every: int = 250
@@ -66,8 +64,6 @@ class DTCSettings:
             raise ConfigError(f"[dtc.train] film_mode = {self.film_mode!r}; choose one of {', '.join(FILM_MODES)}")
         if self.hint_layout not in HINT_LAYOUTS:
             raise ConfigError(f"[dtc.train] hint_layout = {self.hint_layout!r}; choose one of {', '.join(HINT_LAYOUTS)}")
-        if self.detail_weight < 0:
-            raise ConfigError(f"[dtc.train] detail_weight = {self.detail_weight}: give 0 (uniform loss) or more")
         if self.steps < 1 or self.batch_size < 1 or self.dataset_size < 1:
             raise ConfigError("[dtc.train] steps, batch_size and dataset_size must be >= 1")
 
@@ -132,7 +128,7 @@ def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str |
     objective = DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder,
                              DDPMScheduler.from_config(base.scheduler.config), vae=vae, perceptual=perceptual,
                              perceptual_weight=settings.perceptual_weight, perceptual_batch=settings.perceptual_batch,
-                             drop_rate=settings.drop_rate, detail_weight=settings.detail_weight)
+                             drop_rate=settings.drop_rate)
     batches = endless(loader_factory(accelerator, cache, settings.batch_size))
     result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="dtc")
     if result.ema is not None:
