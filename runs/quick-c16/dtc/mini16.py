@@ -48,20 +48,27 @@ def train_and_score(folder: Path, settings: AblationSettings, steps: int, sample
 OVERFIT = RUNS / "dtc" / "overfit"
 
 
-def overfit_cache(n: int) -> Path:
-    """The latent cache of the first ``n`` train pairs, shared by every overfit run on them (OVERFIT/nN-*)."""
-    return OVERFIT / f"n{n}" / "dtc-cache"
+def overfit_cache(n: int, layout: str = "rectangle") -> Path:
+    """The latent cache of the first ``n`` train pairs with hints in ``layout``, shared by every overfit run
+    on them (OVERFIT/nN-*) with that layout."""
+    return OVERFIT / f"n{n}" / ("dtc-cache" if layout == "rectangle" else f"dtc-cache-{layout}")
 
 
-def own_cache(folder: Path) -> tuple[AblationSettings, dict]:
-    """``ablation_settings()`` and ``trained``'s extra arguments for the run in ``folder``: an overfit run
-    (OVERFIT/nN or OVERFIT/nN-NAME) trains on ``overfit_cache(N)`` with dataset_size N; any other on the
-    ablation's shared cache."""
+def own_cache(folder: Path, recipe: dict | None = None) -> tuple[AblationSettings, dict]:
+    """``ablation_settings()`` with the hint layout of ``recipe`` (default: the folder's recipe.json; the paper's
+    "rectangle" without one) and ``trained``'s extra arguments for the run in ``folder``: an overfit run
+    (OVERFIT/nN or OVERFIT/nN-NAME) trains on ``overfit_cache(N, layout)`` with dataset_size N; any other on the
+    ablation's shared cache, or on its own (``folder``/dtc-cache) when its layout is not the one that cache holds."""
     settings = ablation_settings()
+    recorded = folder / "recipe.json"
+    if recipe is None:
+        recipe = json.loads(recorded.read_text()) if recorded.is_file() else {}
+    layout = recipe.get("hint_layout", "rectangle")
+    train = replace(settings.train, hint_layout=layout)
     if folder.resolve().parent != OVERFIT.resolve():
-        return settings, {}
+        return replace(settings, train=train), ({} if layout == "rectangle" else {"cache_dir": folder / "dtc-cache"})
     n = int(folder.name.split("-")[0].removeprefix("n"))
-    return replace(settings, train=replace(settings.train, dataset_size=n)), {"cache_dir": overfit_cache(n)}
+    return replace(settings, train=replace(train, dataset_size=n)), {"cache_dir": overfit_cache(n, layout)}
 
 
 def with_recipe(settings: AblationSettings, folder: Path, recipe: dict, fields: dict | None = None) -> AblationSettings:
