@@ -1,7 +1,7 @@
 """Run from the repository root: PYTHONPATH=. python runs/quick-c16/dtc/show.py RUN_FOLDER STEP SPLIT [N=8]
 
 A picture of what a mini16 film+perceptual DTC run paints: for the first N pairs of SPLIT ("train" or
-"val"), one row each: the scene, the hint collage it was given, its try-on (sampled as the ablation
+"val"), one row each: the scene, the hint collage it was given (in the run's layout), its try-on (sampled as the ablation
 samples), the mini16 text base's try-on from the pair's caption (the model the DTC starts from, same
 sampler steps and noise seeds, its own guidance) and the ground truth. Written to
 RUN_FOLDER/show-SPLIT-STEP.png. An overfit run (overfit/nN-*) uses its N pairs' own latent cache.
@@ -33,7 +33,7 @@ worded = [image for start in range(0, n, batch) for image in
 size = pipe.resolution
 sheet = Image.new("RGB", (5 * size, n * size), "white")
 for row, (sample, output, words) in enumerate(zip(samples, outputs, worded)):
-    hint = make_collage(sample.reference, sample.shape_mask)
+    hint = make_collage(sample.reference, sample.shape_mask, layout=pipe.config.hint_layout)
     for col, image in enumerate((sample.scene, hint, output, words, sample.target)):
         sheet.paste(image.convert("RGB").resize((size, size)), (col * size, row * size))
 sheet.save(folder / f"show-{split}-{step}.png")
