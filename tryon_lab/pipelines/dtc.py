@@ -3,8 +3,8 @@
 Inputs: a photo, a mask and a reference (catalog) image of the item, no text. The reference
 becomes cross-attention tokens (``ReferenceEncoder``); the hint (the reference pasted on an empty
 image as the pipeline's ``hint_layout`` says: into the mask's largest rectangle, the paper's, or its
-content over the mask's bounding box; see ``masks.make_collage``) goes through the ``HintEncoder`` whose FiLM (or,
-for the ablation, additive) modulation is fused into the main U-Net's skips. The hint encoder
+content over the mask's bounding box; see ``masks.make_collage``) goes through the ``HintEncoder``,
+whose FiLM (or, for the ablation, additive) modulation is fused into the main U-Net's skips. The hint encoder
 never sees the noisy latent, so unless it was built timestep-conditioned its modulation is
 computed once per image and reused at every step. Without a hint encoder the same pipeline is
 the Paint-by-Example-style baseline. Loop, paste-back, previews, seeds and interrupt are those of
