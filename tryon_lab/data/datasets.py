@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from tryon_lab.data.attributes import ItemSpec, attribute_labels, caption_twins, global_item_index
-from tryon_lab.data.masks import HINT_LAYOUTS, bounding_box, make_collage, stroke_mask
+from tryon_lab.data.masks import bounding_box, check_hint_layout, make_collage, stroke_mask
 from tryon_lab.data.render.items import Motif, motif_labels, random_motif
 from tryon_lab.data.splits import SPLIT_CODES, check_split, item_split
 from tryon_lab.data.world import World, WorldSample, caption_for
@@ -147,9 +147,7 @@ class DTCPairDataset(_WorldDataset):
     def __init__(self, world: World, split: str = "train", length: int = 10_000, mask_mode: str = "mixed",
                  evaluation: bool = False, hint_layout: str = "rectangle") -> None:
         super().__init__(world, split, length, mask_mode, evaluation)
-        if hint_layout not in HINT_LAYOUTS:
-            raise ConfigError(f"unknown hint_layout {hint_layout!r}; choose one of {', '.join(HINT_LAYOUTS)}")
-        self.hint_layout = hint_layout
+        self.hint_layout = check_hint_layout(hint_layout)
 
     def __getitem__(self, index: int) -> dict:
         sample, mask = self._sample_and_mask(index)

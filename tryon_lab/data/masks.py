@@ -26,6 +26,13 @@ Points = Iterable[Sequence[float]]
 HINT_LAYOUTS = ("rectangle", "box")
 
 
+def check_hint_layout(layout: str) -> str:
+    """Return ``layout`` if it is one of ``HINT_LAYOUTS``; else raise ``TryOnInputError`` naming them."""
+    if layout not in HINT_LAYOUTS:
+        raise TryOnInputError(f"unknown hint_layout {layout!r}; choose one of {', '.join(HINT_LAYOUTS)}")
+    return layout
+
+
 def stroke_mask(points: Points, radius: float, size: tuple[int, int]) -> np.ndarray:
     """Rasterise a polyline of (x, y) points with a round brush of ``radius`` px.
 
@@ -160,8 +167,7 @@ def make_collage(
     "box", the reference's ``content_box`` over ``bounding_box(mask)``.
     Raises ``MaskError`` for an empty mask, ``TryOnInputError`` for an unknown layout.
     """
-    if layout not in HINT_LAYOUTS:
-        raise TryOnInputError(f"unknown hint layout {layout!r}; choose one of {', '.join(HINT_LAYOUTS)}")
+    check_hint_layout(layout)
     mask = np.asarray(mask, dtype=bool)
     image = load_image(reference, min_side=1)
     if layout == "box":

@@ -38,7 +38,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.schedulers import KarrasDiffusionSchedulers
 
 from tryon_lab.data.io import fit_image, load_image
-from tryon_lab.data.masks import HINT_LAYOUTS, make_collage
+from tryon_lab.data.masks import check_hint_layout, make_collage
 from tryon_lab.errors import TryOnInputError
 from tryon_lab.models.channels import split_inpaint_channels
 from tryon_lab.models.dtc import (
@@ -88,11 +88,9 @@ class DTCPipeline(MaskedInpaintPipelineBase):
     ):
         super().__init__()
         check_unet_supported(unet)
-        if hint_layout not in HINT_LAYOUTS:
-            raise TryOnInputError(f"unknown hint_layout {hint_layout!r}; choose one of {', '.join(HINT_LAYOUTS)}")
         self.register_modules(vae=vae, unet=unet, image_encoder=image_encoder, hint_encoder=hint_encoder,
                               scheduler=scheduler)
-        self.register_to_config(inpaint_rule=check_inpaint_rule(inpaint_rule), hint_layout=hint_layout)
+        self.register_to_config(inpaint_rule=check_inpaint_rule(inpaint_rule), hint_layout=check_hint_layout(hint_layout))
         self._interrupt = False
 
     @classmethod
