@@ -184,6 +184,26 @@ def test_unet_modes_train_the_same_set_whatever_the_fusion(base):
     assert len(counts) == 1 and 0 < counts.pop() < total
 
 
+def test_the_hint_learning_rate_scale_applies_to_the_hint_path_only(base):
+    from tryon_lab.training.dtc.objective import DTCObjective
+    from tryon_lab.training.loop import parameter_groups
+
+    settings = DTCSettings(steps=1, learning_rate=1e-4, hint_lr_scale=10.0)
+    for fusion in ("film", "add"):
+        pipe = DTCPipeline.from_base(base, fusion)
+        prepare_unet(pipe.unet, "lora", 4, "all")
+        objective = DTCObjective(pipe.unet, pipe.image_encoder, pipe.hint_encoder, base.scheduler)
+        plain, hint = parameter_groups(objective, settings.loop())
+        assert hint["lr"] == pytest.approx(1e-3) and plain["lr"] == pytest.approx(1e-4)
+        assert {id(p) for p in hint["params"]} == {id(p) for p in pipe.hint_encoder.parameters()}
+    baseline = DTCPipeline.from_base(base, None)
+    objective = DTCObjective(baseline.unet, baseline.image_encoder, None, base.scheduler)
+    assert len(parameter_groups(objective, settings.loop(hint=False))) == 1  # no hint path: nothing to scale
+    assert DTCSettings(steps=1).loop().lr_scales == ()
+    with pytest.raises(ConfigError, match=r"\[dtc.train\] hint_lr_scale"):
+        DTCSettings(steps=1, hint_lr_scale=0.0)
+
+
 def test_a_lora_trained_unet_is_fused_into_the_saved_pipeline(base, scene, tmp_path):
     settings = DTCSettings(steps=2, batch_size=2, dataset_size=4, learning_rate=1e-2, checkpoint_every=2,
                            perceptual_batch=1, warmup_steps=1, unet="lora", unet_lora_rank=4)

@@ -15,7 +15,7 @@ from tryon_lab.errors import ConfigError
 from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.profiles import load_profile
 from tryon_lab.training.checkpoints import STATE_FILE, checkpoint_dirs, resume_latest, save_checkpoint
-from tryon_lab.training.loop import LoopSettings, learning_rate_factor, run_loop
+from tryon_lab.training.loop import LoopSettings, learning_rate_factor, parameter_groups, run_loop
 from tryon_lab.training.losslog import read_losses
 
 
@@ -122,6 +122,33 @@ def test_a_resumed_run_ends_with_the_weights_ema_and_losses_of_an_uninterrupted_
     assert torch.equal(resumed.w, whole.w)
     assert all(torch.equal(a, b) for a, b in zip(resumed_result.ema.shadow_params, whole_result.ema.shadow_params))
     assert read_losses(tmp_path / "resumed" / "losses.csv") == read_losses(tmp_path / "whole" / "losses.csv")
+
+
+class _TwoParts(torch.nn.Module):
+    """Two parameter vectors, both pulled towards 3 by the same loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.head = torch.nn.Linear(4, 4, bias=False), torch.nn.Linear(4, 4, bias=False)
+        torch.nn.init.zeros_(self.body.weight)
+        torch.nn.init.zeros_(self.head.weight)
+
+    def forward(self, batch):
+        loss = ((self.body.weight - batch) ** 2).mean() + ((self.head.weight - batch) ** 2).mean()
+        return loss, {}
+
+
+def test_a_learning_rate_scale_trains_the_named_parts_faster_and_a_typo_is_refused(tmp_path):
+    settings = LoopSettings(steps=5, learning_rate=0.01, lr_scales=(("head.", 4.0),), log_every=1)
+    groups = parameter_groups(_TwoParts(), settings)
+    assert [g["lr"] for g in groups] == [0.01, 0.04] and [len(g["params"]) for g in groups] == [1, 1]
+    model = _TwoParts()
+    run_loop(Accelerator(cpu=True), tmp_path, model, _batches, settings)
+    # Adam moves each weight by about its rate per step while the gradient's sign holds
+    assert float(model.head.weight.mean()) == pytest.approx(4 * float(model.body.weight.mean()), rel=0.05)
+    assert len(parameter_groups(_TwoParts(), LoopSettings(steps=1, learning_rate=0.01))) == 1
+    with pytest.raises(ConfigError, match="'haed.'"):
+        parameter_groups(_TwoParts(), replace(settings, lr_scales=(("haed.", 4.0),)))
 
 
 def test_annealed_learning_rate_warms_up_then_decays_to_zero():

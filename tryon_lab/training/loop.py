@@ -21,6 +21,7 @@ from accelerate import Accelerator
 from accelerate.data_loader import skip_first_batches
 from tqdm.auto import tqdm
 
+from tryon_lab.errors import ConfigError
 from tryon_lab.training.checkpoints import resume_latest, save_checkpoint
 from tryon_lab.training.losslog import LossLog
 
@@ -45,6 +46,9 @@ class LoopSettings:
     # Stop (with a checkpoint) once this process has trained this long: a lease on a borrowed GPU
     # ends at a fixed time. The same command with more time continues the run.
     max_seconds: float | None = None
+    # (parameter-name prefix, multiplier) pairs: the objective's parameters whose names start with a
+    # prefix train at ``learning_rate`` times its multiplier (the first matching prefix counts).
+    lr_scales: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -89,8 +93,8 @@ def run_loop(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, settings), lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(settings, step))
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
     ema = None
@@ -147,6 +151,22 @@ def run_loop(
         last_losses=last,
         ema=ema,
     )
+
+
+def parameter_groups(model: torch.nn.Module, settings: LoopSettings) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups of ``model``'s trainable parameters: one at ``settings.learning_rate``,
+    then one per ``settings.lr_scales`` entry (empty groups left out). ``ConfigError`` when a prefix names no
+    trainable parameter (a typo would otherwise train everything at the base rate)."""
+    groups: list[list[torch.nn.Parameter]] = [[] for _ in range(len(settings.lr_scales) + 1)]
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            index = next((i + 1 for i, (prefix, _) in enumerate(settings.lr_scales) if name.startswith(prefix)), 0)
+            groups[index].append(parameter)
+    for (prefix, _), params in zip(settings.lr_scales, groups[1:]):
+        if not params:
+            raise ConfigError(f"learning-rate scale for {prefix!r}: no trainable parameter's name starts with it")
+    rates = [settings.learning_rate] + [settings.learning_rate * scale for _, scale in settings.lr_scales]
+    return [{"params": params, "lr": rate} for params, rate in zip(groups, rates) if params]
 
 
 def over_budget(accelerator: Accelerator, max_seconds: float | None, began: float) -> bool:

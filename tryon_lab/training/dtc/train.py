@@ -37,6 +37,8 @@ class DTCSettings:
     (``HintEncoder(timestep_conditioning=True)``, recomputed every sampling step); the ablation sets
     it per variant (``+t``). ``hint_layout``: how the hint collage lays out the reference
     (``masks.HINT_LAYOUTS``; "rectangle" is the paper's), in training and in the pipeline it saves.
+    ``hint_lr_scale``: the hint path (hint encoder and its zero-initialised fusion layers) trains at
+    ``learning_rate`` times this; the main U-Net and the reference encoder at ``learning_rate``.
     ``max_minutes`` > 0: a run stops there even before ``steps`` (a safety
     net for a borrowed machine's fixed time; the run's record says how many steps it took)."""
 
@@ -52,6 +54,7 @@ class DTCSettings:
     film_mode: str = "spatial"
     hint_timestep: bool = False
     hint_layout: str = "rectangle"
+    hint_lr_scale: float = 1.0
     unet: str = "lora"
     unet_lora_rank: int = 16
     unet_lora_targets: str = "all"
@@ -64,6 +67,8 @@ class DTCSettings:
             raise ConfigError(f"[dtc.train] film_mode = {self.film_mode!r}; choose one of {', '.join(FILM_MODES)}")
         if self.hint_layout not in HINT_LAYOUTS:
             raise ConfigError(f"[dtc.train] hint_layout = {self.hint_layout!r}; choose one of {', '.join(HINT_LAYOUTS)}")
+        if not self.hint_lr_scale > 0:
+            raise ConfigError(f"[dtc.train] hint_lr_scale = {self.hint_lr_scale!r}; it must be > 0")
         if self.steps < 1 or self.batch_size < 1 or self.dataset_size < 1:
             raise ConfigError("[dtc.train] steps, batch_size and dataset_size must be >= 1")
 
@@ -72,11 +77,12 @@ class DTCSettings:
         """Settings from a profile table; ``ConfigError`` naming an unknown or missing key."""
         return settings_from_mapping(cls, values, "dtc.train")
 
-    def loop(self) -> LoopSettings:
-        """The generic loop settings of this run."""
+    def loop(self, hint: bool = True) -> LoopSettings:
+        """The generic loop settings of this run; ``hint`` False for the no-hint baseline (no hint path to scale)."""
+        scales = (("hint_encoder.", self.hint_lr_scale),) if hint and self.hint_lr_scale != 1.0 else ()
         return LoopSettings(steps=self.steps, learning_rate=self.learning_rate, checkpoint_every=self.checkpoint_every,
                             ema_decay=self.ema_decay, warmup_steps=self.warmup_steps, weight_decay=1e-2,
-                            max_seconds=60 * self.max_minutes if self.max_minutes > 0 else None)
+                            max_seconds=60 * self.max_minutes if self.max_minutes > 0 else None, lr_scales=scales)
 
 
 def dtc_cache(accelerator, base, dataset_size: int, world_seed: int, cache_dir: str | Path,
@@ -130,7 +136,8 @@ def train_dtc(base, run_dir: str | Path, settings: DTCSettings, *, fusion: str |
                              perceptual_weight=settings.perceptual_weight, perceptual_batch=settings.perceptual_batch,
                              drop_rate=settings.drop_rate)
     batches = endless(loader_factory(accelerator, cache, settings.batch_size))
-    result = run_loop(accelerator, run_dir, objective, batches, settings.loop(), progress_desc="dtc")
+    result = run_loop(accelerator, run_dir, objective, batches, settings.loop(hint=fusion is not None),
+                      progress_desc="dtc")
     if result.ema is not None:
         result.ema.copy_to(objective.parameters())
     if lora_dir is not None and settings.unet == "lora":
