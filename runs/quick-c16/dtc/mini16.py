@@ -2,7 +2,7 @@
 its scores. Import from a script run as ``PYTHONPATH=. python runs/quick-c16/dtc/<script>.py``."""
 import json
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +15,11 @@ from tryon_lab.pipelines.loading import load_inpaint_pipeline
 from tryon_lab.profiles import load_profile
 from tryon_lab.training.dtc.ablation import CACHE_FOLDER, AblationSettings, score_run, train_variant
 from tryon_lab.training.dtc.curve import CURVE_METRICS
+from tryon_lab.training.dtc.train import DTCSettings
 from tryon_lab.training.dtc_recipe import recipe_plan
 
 RUNS, JUDGE, VARIANT = Path("runs/quick-c16"), "data/models/world-encoder", "film+perceptual"
+DTC_FIELDS = {field.name for field in fields(DTCSettings)}  # a recipe's other keys (e.g. "hint_adapter") are the scripts'
 
 
 def ablation_settings() -> AblationSettings:
@@ -55,8 +57,10 @@ def overfit_cache(n: int, layout: str = "rectangle") -> Path:
 
 
 def own_cache(folder: Path, recipe: dict | None = None) -> tuple[AblationSettings, dict]:
-    """``ablation_settings()`` with the hint layout of ``recipe`` (default: the folder's recipe.json; the paper's
-    "rectangle" without one) and ``trained``'s extra arguments for the run in ``folder``: an overfit run
+    """``ablation_settings()`` with the DTCSettings fields of ``recipe`` (default: the folder's recipe.json; none
+    without one; the hint layout "rectangle", the paper's, unless it says) over its [dtc.train], so a script that
+    loads a run builds the model and optimizer the run trained, and ``trained``'s extra arguments for the run in
+    ``folder``: an overfit run
     (OVERFIT/nN or OVERFIT/nN-NAME) trains on ``overfit_cache(N, layout)`` with dataset_size N; any other on the
     ablation's shared cache, or on its own (``folder``/dtc-cache) when its layout is not the one that cache holds."""
     settings = ablation_settings()
@@ -64,7 +68,7 @@ def own_cache(folder: Path, recipe: dict | None = None) -> tuple[AblationSetting
     if recipe is None:
         recipe = json.loads(recorded.read_text()) if recorded.is_file() else {}
     layout = recipe.get("hint_layout", "rectangle")
-    train = replace(settings.train, hint_layout=layout)
+    train = replace(settings.train, **{key: value for key, value in recipe.items() if key in DTC_FIELDS})
     if folder.resolve().parent != OVERFIT.resolve():
         return replace(settings, train=train), ({} if layout == "rectangle" else {"cache_dir": folder / "dtc-cache"})
     n = int(folder.name.split("-")[0].removeprefix("n"))
