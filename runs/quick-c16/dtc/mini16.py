@@ -75,16 +75,14 @@ def own_cache(folder: Path, recipe: dict | None = None) -> tuple[AblationSetting
     return replace(settings, train=replace(train, dataset_size=n)), {"cache_dir": overfit_cache(n, layout)}
 
 
-def with_recipe(settings: AblationSettings, folder: Path, recipe: dict, fields: dict | None = None) -> AblationSettings:
-    """``settings`` with ``fields`` (default: all of ``recipe``; DTCSettings fields) over its [dtc.train];
-    ``recipe`` is recorded in ``folder``/recipe.json, and a folder trained with another recipe is refused
-    (one recipe per folder, so a resumed run is the same run)."""
+def record_recipe(folder: Path, recipe: dict) -> None:
+    """Record ``recipe`` in ``folder``/recipe.json (``own_cache`` builds the settings from it); a folder trained
+    with another recipe is refused (one recipe per folder, so a resumed run is the same run)."""
     folder.mkdir(parents=True, exist_ok=True)
     recorded = folder / "recipe.json"
     if recorded.is_file() and json.loads(recorded.read_text()) != recipe:
         sys.exit(f"{folder} was trained with {recorded.read_text()}: give this recipe another NAME")
     recorded.write_text(json.dumps(recipe, sort_keys=True))
-    return replace(settings, train=replace(settings.train, **(recipe if fields is None else fields)))
 
 
 def summary(scores: dict[str, np.ndarray]) -> str:

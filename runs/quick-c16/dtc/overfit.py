@@ -11,7 +11,7 @@ recipe lacks signal or steps; chance even here = it cannot carry it at this scal
 import json
 import sys
 
-from mini16 import JUDGE, OVERFIT, own_cache, summary, train_and_score, with_recipe
+from mini16 import JUDGE, OVERFIT, own_cache, record_recipe, summary, train_and_score
 
 from tryon_lab.training.dtc.evaluation import judge_id, save_scores
 
@@ -19,8 +19,8 @@ steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 64
 name, recipe = (f"n{n}-{sys.argv[3]}", json.loads(sys.argv[4])) if len(sys.argv) > 4 else (f"n{n}", {})
 folder = OVERFIT / name
-plain, cache = own_cache(folder, recipe)
-settings = with_recipe(plain, folder, recipe)
+record_recipe(folder, recipe)
+settings, cache = own_cache(folder, recipe)
 scores = train_and_score(folder, settings, steps, lambda world: [world.sample(i, split="train") for i in range(n)], **cache)
 save_scores(folder / f"scores-train-{steps}.npz", scores,
             {**settings.scoring("train", judge_id(JUDGE)), "train_steps": steps, "pairs": n})

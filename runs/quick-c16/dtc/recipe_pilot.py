@@ -27,7 +27,7 @@ import sys
 import time
 
 import torch
-from mini16 import JUDGE, RUNS, own_cache, summary, train_and_score, with_recipe
+from mini16 import DTC_FIELDS, JUDGE, RUNS, own_cache, record_recipe, summary, train_and_score
 
 from tryon_lab.models.dtc import EMPTY_HINT
 from tryon_lab.pipelines.dtc import DTCPipeline
@@ -69,12 +69,13 @@ def use_vae_hint_adapter() -> None:
 
 name, recipe = sys.argv[1], json.loads(sys.argv[2])
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else 1400
-fields = dict(recipe)
-if fields.pop("hint_adapter", "cnn") == "vae":
+if unknown := set(recipe) - DTC_FIELDS - {"hint_adapter"}:
+    sys.exit(f"not DTCSettings fields (nor hint_adapter): {sorted(unknown)}")
+if recipe.get("hint_adapter", "cnn") == "vae":
     use_vae_hint_adapter()
 folder = RUNS / "dtc" / "pilot" / name
-plain, cache = own_cache(folder, recipe)
-settings = with_recipe(plain, folder, recipe, fields)
+record_recipe(folder, recipe)
+settings, cache = own_cache(folder, recipe)
 
 began = time.perf_counter()
 scores = train_and_score(folder, settings, steps, lambda world: split_samples(world, settings, "val"), **cache)
