@@ -298,6 +298,19 @@ def test_intervals_seeds_and_paired_verdicts():
     assert "film beats baseline" in comparisons_table(list(rows.values()))
 
 
+def test_scoring_try_ons_shows_a_progress_bar_only_when_titled(base, capsys):
+    from tryon_lab.training.dtc.evaluation import dtc_method
+
+    pipe = DTCPipeline.from_base(base, "film")
+    pipe.set_progress_bar_config(disable=True)
+    samples = [World(seed=0, resolution=64).sample(i, split="val") for i in range(3)]
+    assert len(dtc_method(pipe, steps=1, batch_size=2)(samples)) == 3
+    assert capsys.readouterr().err == ""
+    assert len(dtc_method(pipe, steps=1, batch_size=2, progress="scoring film on val")(samples)) == 3
+    err = capsys.readouterr().err
+    assert "scoring film on val" in err and "3/3" in err
+
+
 def test_the_judge_scores_identity_and_features_on_test_items():
     from tryon_lab.metrics.judge import WorldJudge
     from tryon_lab.models.world_encoder import WorldEncoder

@@ -219,7 +219,8 @@ def _train_and_score(context: _ScoringContext, run_dir: Path, settings: Ablation
         if kept == scoring:
             continue
         start = kept["samples"] if _grows(kept, scoring) else 0
-        values = score_run(pipe, settings, context.samples[split], context.judge, context.world, start)
+        values = score_run(pipe, settings, context.samples[split], context.judge, context.world, start,
+                           progress=f"scoring {name}/seed-{seed} on {split}")
         if start:
             old = load_scores(path)
             values = {key: np.concatenate([old[key], values[key]]) for key in values}
@@ -241,13 +242,14 @@ def split_samples(world, settings: AblationSettings, split: str) -> list:
     return [world.sample(i, split=split) for i in range(settings.val_samples if split == "val" else settings.eval_samples)]
 
 
-def score_run(pipe, settings: AblationSettings, samples: list, judge, world, start: int = 0) -> dict:
+def score_run(pipe, settings: AblationSettings, samples: list, judge, world, start: int = 0,
+              progress: str | None = None) -> dict:
     """Per-try-on scores (``score_tryons``) of ``pipe`` on ``samples[start:]``, sampled as the ablation
     samples every run: its steps, guidance, batch and noise seeds (a batch's seed is the world seed plus
-    its first index in ``samples``), so two runs' scores pair up."""
+    its first index in ``samples``), so two runs' scores pair up; ``progress`` titles a progress bar."""
     samples = samples[start:]
     outputs = dtc_method(pipe, settings.sample_steps, settings.guidance_scale, settings.world_seed + start,
-                         settings.eval_batch_size)(samples)
+                         settings.eval_batch_size, progress)(samples)
     return score_tryons(samples, outputs, judge, world)
 
 

@@ -48,16 +48,22 @@ SET_METRICS: dict[str, Callable] = {"kid_world": kid, "fid_world": fid}
 COMPARED = ("identity_acc", "attr_acc_all", "ref_similarity", "kid_world", "fid_world", "masked_psnr_db")
 
 
-def dtc_method(pipe, steps: int = 25, guidance_scale: float = DTC_GUIDANCE, seed: int = 0, batch_size: int = 8):
-    """A ``metrics.inpainting`` Method: each sample's shape mask on its scene, with its reference."""
+def dtc_method(pipe, steps: int = 25, guidance_scale: float = DTC_GUIDANCE, seed: int = 0, batch_size: int = 8,
+               progress: str | None = None):
+    """A ``metrics.inpainting`` Method: each sample's shape mask on its scene, with its reference; with
+    ``progress``, a progress bar of that title counts the try-ons made."""
+    from tqdm.auto import tqdm
 
     def run(samples: Sequence) -> list:
         outputs: list = []
+        bar = tqdm(total=len(samples), desc=progress, unit="try-on", disable=progress is None)
         for start in range(0, len(samples), batch_size):
             chunk = samples[start:start + batch_size]
             result = pipe([s.scene for s in chunk], [s.shape_mask for s in chunk], [s.reference for s in chunk],
                           num_inference_steps=steps, guidance_scale=guidance_scale, seed=seed + start)
             outputs.extend(result.images)
+            bar.update(len(chunk))
+        bar.close()
         return outputs
 
     return run
