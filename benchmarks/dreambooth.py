@@ -180,7 +180,7 @@ def run(profile_name: str = "quick", split: str = "test", overrides: dict | None
     rows: list[tuple[str, object, str]] = [
         ("base model", SHIPPED_INPAINT if base_dir == shipped_model(SHIPPED_INPAINT) else str(base_dir), f"{base.resolution}px; {STEPS} DDIM steps, guidance {GUIDANCE}"),
         ("garments", ", ".join(item.item_id for item in garments(world, split)),
-         f"{settings.n_people} train people x {'/'.join(settings.mask_kinds)} masks each, {settings.steps} steps, "
+         f"{settings.n_people} train people x {'/'.join(settings.mask_kinds)} masks each, {_steps(settings, lora_settings)}, "
          f"{settings.num_class_images} class images, prior weight {settings.prior_weight}; instance prompts "
          f"such as '{instances.instance_prompt}' (class words: {class_words})"),
     ]
@@ -240,6 +240,11 @@ def identity_ceilings(vae, judge, world, item, split: str) -> dict[str, float]:
     drawn, crops, items = [s.target for s in samples], [s.item_mask for s in samples], [s.item for s in samples]
     return {name: float(judge.identity_hits(images, crops, items, world).mean())
             for name, images in (("ground truth", drawn), ("round trip", vae_round_trip(vae, drawn)))}
+
+
+def _steps(full, lora) -> str:
+    """"N steps" of the full arm, with the LoRA arm's count when it trains another number of them."""
+    return f"{full.steps} steps" + ("" if lora.train_steps == full.steps else f" (LoRA {lora.train_steps})")
 
 
 def _ratio(value: float) -> str:

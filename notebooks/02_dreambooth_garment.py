@@ -186,7 +186,7 @@ print(f"full fine-tune: {full.trainable_parameters:,} trainable parameters, {ful
 # %%
 lora_settings = replace(settings, lora_rank=db["lora_rank_demo"])
 lora_dir = runs / run_name(instances, lora_settings)
-live = LiveLossPlot(lora_dir, lora_settings.steps, title=f"LoRA rank {lora_settings.lora_rank}")
+live = LiveLossPlot(lora_dir, lora_settings.train_steps, title=f"LoRA rank {lora_settings.lora_rank}")
 lora = train_dreambooth(base_dir, instances, lora_dir, lora_settings, on_step=live, class_dir=class_dir)
 live.finish()
 print(f"LoRA rank {lora_settings.lora_rank} on {lora_settings.lora_targets!r} layers: "

@@ -108,12 +108,22 @@ def test_unknown_lora_targets_are_a_config_error():
         replace(SETTINGS, lora_rank=4, lora_targets="mlp").check()
 
 
+def test_a_lora_run_takes_lora_steps_when_set_and_a_full_run_never_does():
+    assert replace(SETTINGS, lora_steps=30).train_steps == 8 and replace(SETTINGS, lora_steps=30).loop().steps == 8
+    lora = replace(SETTINGS, lora_rank=4)
+    assert lora.train_steps == 8 and replace(lora, lora_steps=30).loop().steps == 30
+    with pytest.raises(ConfigError, match="lora_steps must be >= 1"):
+        replace(lora, lora_steps=0).check()
+
+
 def test_run_names_change_with_the_recipe_but_not_with_the_step_count(instances):
     from tryon_lab.training.dreambooth.train import run_name
 
     name = run_name(instances, SETTINGS)
     assert name.startswith("garment-tee-red-stripes-0-sks-full-")
     assert run_name(instances, replace(SETTINGS, steps=80, checkpoint_every=40)) == name  # resumes and goes on
+    lora = replace(SETTINGS, lora_rank=4)
+    assert run_name(instances, replace(lora, lora_steps=30)) == run_name(instances, lora)
     assert run_name(instances, replace(SETTINGS, learning_rate=1e-3)) != name
     assert "-lora-" in run_name(instances, replace(SETTINGS, lora_rank=4))
 

@@ -43,7 +43,7 @@ def run_dreambooth(profile, out_dir: str | Path, *, garment: str | None = None, 
     base_dir = Path(base) if base is not None else shipped_model(SHIPPED_INPAINT)
     if not (base_dir / "model_index.json").is_file():
         raise ConfigError(f"--base {base_dir} is not a diffusers pipeline folder (no model_index.json)")
-    settings = DreamBoothSettings.from_profile(profile, lora_rank=lora_rank or None, steps=steps,
+    settings = DreamBoothSettings.from_profile(profile, lora_rank=lora_rank or None, steps=steps, lora_steps=steps,
                                                train_text_encoder=train_text_encoder or None)
     settings.check()
     resolution = _resolution(base_dir)

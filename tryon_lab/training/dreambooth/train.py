@@ -43,11 +43,14 @@ class DreamBoothSettings:
     "transformer" or "all", which adds the resnets' convolutions).
     Learning rates: ``learning_rate`` (full), ``lora_learning_rate`` (adapters) and
     ``token_learning_rate`` (the identifier's embedding, when the text encoder is frozen).
+    Steps: ``steps`` (full), ``lora_steps`` (adapters; None: ``steps``), as a LoRA's few parameters may
+    need more of them to learn a garment (``train_steps`` is the one this run takes).
     ``batch_size`` instance samples per step, plus as many class samples when prior
     preservation is on (``prior_weight`` > 0 and ``num_class_images`` > 0).
     """
 
     steps: int = 400
+    lora_steps: int | None = None
     batch_size: int = 2
     learning_rate: float = 5e-5
     lora_rank: int | None = None
@@ -82,10 +85,17 @@ class DreamBoothSettings:
         """Either "lora" or "full"."""
         return "lora" if self.lora_rank else "full"
 
+    @property
+    def train_steps(self) -> int:
+        """The steps this run trains: ``lora_steps`` for a LoRA run when set, else ``steps``."""
+        return self.lora_steps if self.lora_rank and self.lora_steps is not None else self.steps
+
     def check(self) -> None:
         """Raise ``ConfigError`` for impossible combinations."""
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError(f"steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
+        if self.lora_steps is not None and self.lora_steps < 1:
+            raise ConfigError(f"lora_steps must be >= 1 (or unset: steps), got {self.lora_steps}")
         if self.lora_rank is not None and self.lora_rank < 0:
             raise ConfigError(f"lora_rank must be >= 1 (or 0/None for full fine-tuning), got {self.lora_rank}")
         if self.lora_targets not in LORA_PRESETS:
@@ -97,7 +107,7 @@ class DreamBoothSettings:
     def loop(self) -> LoopSettings:
         """The generic loop settings: no EMA and no weight decay (short runs on a handful of images)."""
         rate = self.lora_learning_rate if self.lora_rank else self.learning_rate
-        return LoopSettings(steps=self.steps, learning_rate=rate, checkpoint_every=self.checkpoint_every,
+        return LoopSettings(steps=self.train_steps, learning_rate=rate, checkpoint_every=self.checkpoint_every,
                             log_every=self.log_every, weight_decay=0.0, ema_decay=None, grad_clip=self.grad_clip)
 
 
@@ -136,7 +146,7 @@ def adapter_name_for(instances: InstanceSet) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", f"{raw}-{instances.token}")
 
 
-_RESUMABLE_FIELDS = ("steps", "checkpoint_every", "log_every")  # a longer run may resume a shorter one
+_RESUMABLE_FIELDS = ("steps", "lora_steps", "checkpoint_every", "log_every")  # a longer run may resume a shorter one
 
 
 def run_name(instances: InstanceSet, settings: DreamBoothSettings) -> str:
