@@ -3,7 +3,7 @@
 ``export_pte`` captures a component with ``torch.export``, optionally quantizes it (int8 weights
 per output channel with activations quantized on the fly, XNNPACK's "dynamic" scheme for linear
 and conv layers, through the PT2E flow), lowers every supported part to XNNPACK and writes the
-program; an int8 program one operator per delegate call (see ``_partitioner``). ``PteRunner`` runs
+program; an int8 program lowers its quantized layers first, then the float rest (see ``_partitioners``). ``PteRunner`` runs
 it with the ExecuTorch runtime behind the ``predict`` API.
 """
 
@@ -38,20 +38,26 @@ def export_pte(component: Component, inputs: Mapping[str, np.ndarray], path: str
         exported = torch.export.export(module, examples)
         if quantization == "int8":
             exported = torch.export.export(_quantize_int8(exported, examples), examples)
-        program = to_edge_transform_and_lower(exported, partitioner=[_partitioner(quantization)]).to_executorch()
+        program = to_edge_transform_and_lower(exported, partitioner=_partitioners(quantization)).to_executorch()
     path = Path(path)
     path.write_bytes(program.buffer)
     return path
 
 
-def _partitioner(quantization: str):
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+def _partitioners(quantization: str) -> list:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+        XnnpackDynamicallyQuantizedPartitioner,
+        XnnpackPartitioner,
+    )
 
-    # ExecuTorch 1.5.1 cannot lower the int8 U-Net as whole subgraphs: its channels-last pass walks a
-    # dynamically quantized conv's input back through the group norms' (B, C, H*W) reshapes and fails
-    # ("required rank 4 tensor to use channels_last format"). One delegate call per operator lowers
-    # every quantized conv and linear; fp32 programs keep the larger (faster) partitions.
-    return XnnpackPartitioner(per_op_mode=quantization == "int8")
+    if quantization == "none":
+        return [XnnpackPartitioner()]
+    # The dynamically quantized convs and linears are lowered in partitions of their own first: in one
+    # partition with the float ops, ExecuTorch 1.5.1's channels-last pass walks a quantized conv's input
+    # back through the group norms' (B, C, H*W) reshapes and fails ("required rank 4 tensor to use
+    # channels_last format"). The float rest then lowers in large partitions, as in an fp32 program
+    # (one partition per operator also lowers, at about twice the export time and a larger program).
+    return [XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()]
 
 
 def _quantize_int8(exported, examples: tuple[torch.Tensor, ...]) -> torch.nn.Module:
