@@ -56,14 +56,13 @@ def dtc_method(pipe, steps: int = 25, guidance_scale: float = DTC_GUIDANCE, seed
 
     def run(samples: Sequence) -> list:
         outputs: list = []
-        bar = tqdm(total=len(samples), desc=progress, unit="try-on", disable=progress is None)
-        for start in range(0, len(samples), batch_size):
-            chunk = samples[start:start + batch_size]
-            result = pipe([s.scene for s in chunk], [s.shape_mask for s in chunk], [s.reference for s in chunk],
-                          num_inference_steps=steps, guidance_scale=guidance_scale, seed=seed + start)
-            outputs.extend(result.images)
-            bar.update(len(chunk))
-        bar.close()
+        with tqdm(total=len(samples), desc=progress, unit="try-on", disable=progress is None) as bar:
+            for start in range(0, len(samples), batch_size):
+                chunk = samples[start:start + batch_size]
+                result = pipe([s.scene for s in chunk], [s.shape_mask for s in chunk], [s.reference for s in chunk],
+                              num_inference_steps=steps, guidance_scale=guidance_scale, seed=seed + start)
+                outputs.extend(result.images)
+                bar.update(len(chunk))
         return outputs
 
     return run
